@@ -1,0 +1,34 @@
+//! currentOp: the commands in flight, with their comments.
+
+use super::{cluster, is_generic_argument, Command, Handler, Invocation};
+use crate::error::CommandResult;
+use bson::{doc, Document};
+
+pub const CURRENT_OP: Command = Command {
+    admin_only: true,
+    privileges: &[cluster("inprog")],
+    ..Command::new(
+        "currentOp",
+        "Returns information about operations currently in progress",
+        Handler::Sync(current_op),
+    )
+};
+
+fn current_op(inv: &Invocation, cmd: &Document) -> CommandResult {
+    // Fields other than the options and generic arguments filter by equality.
+    let filter: Vec<(&String, &bson::Bson)> = cmd
+        .iter()
+        .skip(1)
+        .filter(|(k, _)| {
+            !is_generic_argument(k) && !matches!(k.as_str(), "$all" | "$ownOps" | "$truncateOps")
+        })
+        .collect();
+    let inprog: Vec<Document> = inv
+        .server
+        .ops
+        .in_progress()
+        .into_iter()
+        .filter(|op| filter.iter().all(|(k, v)| op.get(k.as_str()) == Some(v)))
+        .collect();
+    Ok(doc! {"inprog": inprog})
+}

@@ -1,0 +1,353 @@
+//! The command table and the dispatcher that applies the checks every command shares.
+//!
+//! A command is one file here with a `pub const` [`Command`], plus one row in [`TABLE`].
+//! Handlers get the request document and an [`Invocation`]; they never see sockets.
+
+mod build_info;
+mod connection_status;
+mod current_op;
+mod get_cmd_line_opts;
+mod get_log;
+mod get_parameter;
+mod hello;
+mod host_info;
+mod kill_op;
+mod list_commands;
+mod list_databases;
+mod log_rotate;
+mod ping;
+mod server_status;
+mod sessions;
+mod set_parameter;
+mod shutdown;
+mod whatsmyuri;
+
+use crate::error::{type_mismatch, Code, CommandError, CommandResult};
+use crate::ops::OpInfo;
+use crate::state::{Client, ServerState, Stats};
+use bson::{Bson, Document};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// Everything a handler may use besides the request document.
+#[derive(Clone)]
+pub struct Invocation {
+    pub server: Arc<ServerState>,
+    pub client: Arc<Client>,
+    /// The `$db` of the request.
+    pub db: String,
+    /// The operation's registry entry (for its cancellation token and opid).
+    pub op: Arc<OpInfo>,
+    /// The request set `exhaustAllowed`.
+    pub exhaust_allowed: bool,
+}
+
+pub type BoxFuture = Pin<Box<dyn Future<Output = CommandResult> + Send>>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Sync(fn(&Invocation, &Document) -> CommandResult),
+    Async(fn(Invocation, Document) -> BoxFuture),
+}
+
+/// The resource a required privilege applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `{cluster: true}`
+    Cluster,
+    /// The database the command runs against.
+    Database,
+}
+
+/// A (resource, action) pair a command requires; the auth layer checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privilege {
+    pub resource: Resource,
+    pub action: &'static str,
+}
+
+pub const fn cluster(action: &'static str) -> Privilege {
+    Privilege {
+        resource: Resource::Cluster,
+        action,
+    }
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    /// Shown by listCommands; empty hides the command there.
+    pub help: &'static str,
+    /// Must run against the `admin` database.
+    pub admin_only: bool,
+    /// May run before the client has logged in.
+    pub allowed_before_auth: bool,
+    pub privileges: &'static [Privilege],
+    /// Checks the arguments before the privilege check (mongod's order); the handler
+    /// may assume they passed.
+    pub validate: Option<fn(&Document) -> CommandResult<()>>,
+    pub handler: Handler,
+    /// False for replies that carry credentials or the handshake, which mongod never
+    /// compresses.
+    pub compress_reply: bool,
+}
+
+impl Command {
+    /// A command with the common settings: any database, login required, no privileges.
+    pub const fn new(name: &'static str, help: &'static str, handler: Handler) -> Command {
+        Command {
+            name,
+            aliases: &[],
+            help,
+            admin_only: false,
+            allowed_before_auth: false,
+            privileges: &[],
+            validate: None,
+            handler,
+            compress_reply: true,
+        }
+    }
+}
+
+/// Every command ferrod serves.
+pub static TABLE: &[&Command] = &[
+    &build_info::BUILD_INFO,
+    &connection_status::CONNECTION_STATUS,
+    &current_op::CURRENT_OP,
+    &get_cmd_line_opts::GET_CMD_LINE_OPTS,
+    &get_log::GET_LOG,
+    &get_parameter::GET_PARAMETER,
+    &hello::HELLO,
+    &host_info::HOST_INFO,
+    &kill_op::KILL_OP,
+    &list_commands::LIST_COMMANDS,
+    &list_databases::LIST_DATABASES,
+    &log_rotate::LOG_ROTATE,
+    &ping::PING,
+    &server_status::SERVER_STATUS,
+    &sessions::END_SESSIONS,
+    &sessions::REFRESH_SESSIONS,
+    &sessions::KILL_SESSIONS,
+    &sessions::START_SESSION,
+    &set_parameter::SET_PARAMETER,
+    &shutdown::SHUTDOWN,
+    &whatsmyuri::WHATSMYURI,
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for cmd in TABLE {
+        map.insert(cmd.name, *cmd);
+        for alias in cmd.aliases {
+            map.insert(*alias, *cmd);
+        }
+    }
+    map
+});
+
+pub use set_parameter::apply as apply_parameters;
+
+pub fn lookup(name: &str) -> Option<&'static Command> {
+    BY_NAME.get(name).copied()
+}
+
+/// Arguments any command accepts besides its own (SPEC section 3, and what drivers add).
+pub const GENERIC_ARGUMENTS: &[&str] = &[
+    "$db",
+    "lsid",
+    "$clusterTime",
+    "$readPreference",
+    "$audit",
+    "$client",
+    "$configServerState",
+    "$topologyTime",
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "comment",
+    "maxTimeMS",
+    "readConcern",
+    "writeConcern",
+    "txnNumber",
+    "autocommit",
+    "startTransaction",
+    "stmtId",
+    "databaseVersion",
+    "shardVersion",
+    "mayBypassWriteBlocking",
+];
+
+pub fn is_generic_argument(name: &str) -> bool {
+    GENERIC_ARGUMENTS.contains(&name)
+}
+
+/// What the connection sends back: the reply body and whether it may be compressed.
+pub struct Reply {
+    pub body: Document,
+    pub compress: bool,
+}
+
+/// The database a request names in `$db`.
+fn request_db(body: &Document) -> CommandResult<String> {
+    match body.get("$db") {
+        None => Err(CommandError::new(
+            Code::Location40571,
+            "OP_MSG requests require a $db argument",
+        )),
+        Some(Bson::String(db)) if !db.is_empty() => Ok(db.clone()),
+        Some(Bson::String(_)) => Err(CommandError::new(
+            Code::InvalidNamespace,
+            "Invalid database name: ''",
+        )),
+        Some(other) => Err(type_mismatch("$db", other, "string")),
+    }
+}
+
+fn max_time(body: &Document) -> CommandResult<Option<Duration>> {
+    let ms = match body.get("maxTimeMS") {
+        None | Some(Bson::Null) => return Ok(None),
+        Some(Bson::Int32(n)) => *n as i64,
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Double(d)) if d.fract() == 0.0 => *d as i64,
+        Some(other) => return Err(type_mismatch("maxTimeMS", other, "int")),
+    };
+    if !(0..=i32::MAX as i64).contains(&ms) {
+        return Err(CommandError::new(
+            Code::BadValue,
+            format!("{ms} value for maxTimeMS is out of range [0, 2147483647]"),
+        ));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+}
+
+/// Runs one command request and builds its reply, errors included.
+pub async fn dispatch(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    body: Document,
+    exhaust_allowed: bool,
+) -> Reply {
+    let name = body.keys().next().cloned().unwrap_or_default();
+    let command = lookup(&name);
+    let compress = command.is_none_or(|c| c.compress_reply);
+    let result = run(server, client, &name, command, body, exhaust_allowed).await;
+    let mut body = match result {
+        Ok(mut reply) => {
+            if !reply.contains_key("ok") {
+                reply.insert("ok", 1.0);
+            }
+            reply
+        }
+        Err(err) => err.to_document(),
+    };
+    let now = server.clock.now();
+    body.insert("$clusterTime", server.clock.cluster_time_document(now));
+    body.insert("operationTime", now);
+    Reply { body, compress }
+}
+
+async fn run(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    name: &str,
+    command: Option<&'static Command>,
+    body: Document,
+    exhaust_allowed: bool,
+) -> CommandResult {
+    let db = request_db(&body)?;
+    let Some(command) = command else {
+        return Err(CommandError::new(
+            Code::CommandNotFound,
+            format!("no such command: '{name}'"),
+        ));
+    };
+    Stats::add(&server.stats.op_command, 1);
+    if command.admin_only && db != "admin" {
+        return Err(CommandError::new(
+            Code::Unauthorized,
+            format!(
+                "{} may only be run against the admin database.",
+                command.name
+            ),
+        ));
+    }
+    if let Some(validate) = command.validate {
+        validate(&body)?;
+    }
+    let time_limit = max_time(&body)?;
+
+    let guard = server.ops.register(
+        client.id,
+        client.remote.to_string(),
+        client.app_name(),
+        format!("{db}.$cmd"),
+        body.clone(),
+    );
+    let invocation = Invocation {
+        server: server.clone(),
+        client: client.clone(),
+        db,
+        op: guard.info.clone(),
+        exhaust_allowed,
+    };
+    let started = std::time::Instant::now();
+    let result = match command.handler {
+        Handler::Sync(f) => f(&invocation, &body),
+        Handler::Async(f) => {
+            let cancel = invocation.op.cancel.clone();
+            let fut = f(invocation.clone(), body.clone());
+            let limited = async {
+                match time_limit {
+                    Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+                        Err(CommandError::new(
+                            Code::MaxTimeMSExpired,
+                            "operation exceeded time limit",
+                        ))
+                    }),
+                    None => fut.await,
+                }
+            };
+            tokio::select! {
+                result = limited => result,
+                _ = cancel.cancelled() => Err(CommandError::new(Code::Interrupted, "operation was interrupted")),
+            }
+        }
+    };
+    log_if_slow(&invocation, command, &body, started.elapsed(), &result);
+    result
+}
+
+fn log_if_slow(
+    inv: &Invocation,
+    command: &Command,
+    body: &Document,
+    elapsed: Duration,
+    result: &CommandResult,
+) {
+    let millis = elapsed.as_millis() as u64;
+    if millis < inv.server.config.slowms {
+        return;
+    }
+    let comment = body
+        .get("comment")
+        .map(|c| c.clone().into_relaxed_extjson().to_string());
+    let command_json = Bson::Document(body.clone()).into_relaxed_extjson();
+    let ok = result.is_ok();
+    tracing::info!(
+        target: "COMMAND",
+        id = 51803,
+        ctx = format!("conn{}", inv.client.id),
+        r#type = "command",
+        ns = format!("{}.$cmd", inv.db),
+        appName = inv.client.app_name().unwrap_or_default(),
+        command = %command_json,
+        commandName = command.name,
+        comment = comment.unwrap_or_default(),
+        ok,
+        durationMillis = millis,
+        "Slow query"
+    );
+}

@@ -1,0 +1,143 @@
+//! The one error type commands return, and how it becomes a reply document.
+
+pub mod codes;
+
+pub use codes::Code;
+
+use bson::{doc, Document};
+use std::fmt;
+
+/// An error a command returns to its client: `{ok: 0.0, errmsg, code, codeName}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandError {
+    pub code: Code,
+    pub message: String,
+    /// Extra reply fields some errors carry (for example `errorLabels`).
+    pub extra: Option<Document>,
+}
+
+pub type CommandResult<T = Document> = Result<T, CommandError>;
+
+impl CommandError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        CommandError {
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    /// The reply body, without the cluster-time fields the dispatcher adds to every reply.
+    pub fn to_document(&self) -> Document {
+        let mut reply = doc! {
+            "ok": 0.0,
+            "errmsg": self.message.clone(),
+            "code": self.code.number(),
+            "codeName": self.code.name(),
+        };
+        if let Some(extra) = &self.extra {
+            reply.extend(extra.clone());
+        }
+        reply
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code.name(),
+            self.code.number(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// Shorthand constructors for the errors every command family uses.
+pub fn bad_value(msg: impl Into<String>) -> CommandError {
+    CommandError::new(Code::BadValue, msg)
+}
+
+pub fn type_mismatch(field: &str, got: &bson::Bson, expected: &str) -> CommandError {
+    CommandError::new(
+        Code::TypeMismatch,
+        format!(
+            "BSON field '{field}' is the wrong type '{}', expected type '{expected}'",
+            type_name(got)
+        ),
+    )
+}
+
+pub fn missing_field(field: &str) -> CommandError {
+    CommandError::new(
+        Code::IDLFailedToParse,
+        format!("BSON field '{field}' is missing but a required field"),
+    )
+}
+
+pub fn unknown_field(field: &str) -> CommandError {
+    CommandError::new(
+        Code::IDLUnknownField,
+        format!("BSON field '{field}' is an unknown field."),
+    )
+}
+
+pub fn unauthorized(msg: impl Into<String>) -> CommandError {
+    CommandError::new(Code::Unauthorized, msg)
+}
+
+/// MongoDB's name for a BSON type, as used in its error messages.
+pub fn type_name(value: &bson::Bson) -> &'static str {
+    use bson::Bson::*;
+    match value {
+        Double(_) => "double",
+        String(_) => "string",
+        Document(_) => "object",
+        Array(_) => "array",
+        Binary(_) => "binData",
+        Undefined => "undefined",
+        ObjectId(_) => "objectId",
+        Boolean(_) => "bool",
+        DateTime(_) => "date",
+        Null => "null",
+        RegularExpression(_) => "regex",
+        DbPointer(_) => "dbPointer",
+        JavaScriptCode(_) => "javascript",
+        Symbol(_) => "symbol",
+        JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Int32(_) => "int",
+        Timestamp(_) => "timestamp",
+        Int64(_) => "long",
+        Decimal128(_) => "decimal",
+        MinKey => "minKey",
+        MaxKey => "maxKey",
+    }
+}
+
+/// The error reply mongod sends for a message it could parse only partly.
+pub fn from_parse_error(err: &crate::wire::ParseError) -> CommandError {
+    use crate::wire::ParseError::*;
+    let code = match err {
+        InvalidBson(_) => Code::InvalidBSON,
+        BsonTooLarge(_) => Code::BSONObjectTooLarge,
+        MultipleBodies => Code::Location40430,
+        DuplicateSequence(_) => Code::Location40431,
+        UnknownSectionKind(_) => Code::Location40432,
+        SequenceShadowsBody(_) => Code::Location40433,
+        NoBody => Code::Location40587,
+        Truncated(_) | BadSequence(_) => Code::Overflow,
+        IllegalFlags(_) => Code::IllegalOpMsgFlag,
+        TooManySequences => Code::TooManyDocumentSequences,
+        ChecksumMismatch => Code::ChecksumMismatch,
+        BadLength(_)
+        | UnknownOpcode(_)
+        | ReplyCountMismatch(..)
+        | UnknownCompressor(_)
+        | Decompression(_)
+        | BadCompressedOpcode(_) => Code::ProtocolError,
+    };
+    CommandError::new(code, err.to_string())
+}

@@ -1,0 +1,104 @@
+//! MongoDB's error codes, as numbered and named in the server's `error_codes.yml`.
+//! Only the codes ferrod can return are listed; this is the one place numbers live.
+
+macro_rules! codes {
+    ($($name:ident = $num:expr),* $(,)?) => {
+        /// A MongoDB error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(non_camel_case_types)]
+        pub enum Code { $($name),* }
+
+        impl Code {
+            pub const fn number(self) -> i32 {
+                match self { $(Code::$name => $num),* }
+            }
+            pub const fn name(self) -> &'static str {
+                match self { $(Code::$name => stringify!($name)),* }
+            }
+            /// Looks a code up by number; unknown numbers have no name.
+            pub fn from_number(n: i32) -> Option<Code> {
+                match n { $($num => Some(Code::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    InternalError = 1,
+    BadValue = 2,
+    NoSuchKey = 4,
+    GraphContainsCycle = 5,
+    HostUnreachable = 6,
+    HostNotFound = 7,
+    UnknownError = 8,
+    FailedToParse = 9,
+    UserNotFound = 11,
+    Unauthorized = 13,
+    TypeMismatch = 14,
+    Overflow = 15,
+    InvalidLength = 16,
+    IllegalOperation = 20,
+    InvalidBSON = 22,
+    NamespaceNotFound = 26,
+    RoleNotFound = 31,
+    ConflictingOperationInProgress = 46,
+    MaxTimeMSExpired = 50,
+    CommandNotFound = 59,
+    WriteConcernFailed = 64,
+    InvalidOptions = 72,
+    InvalidNamespace = 73,
+    NodeNotFound = 74,
+    InvalidReplicaSetConfig = 93,
+    NotYetInitialized = 94,
+    OperationFailed = 96,
+    NoReplicationEnabled = 76,
+    ProtocolError = 17,
+    AuthenticationFailed = 18,
+    NewReplicaSetConfigurationIncompatible = 103,
+    ExceededTimeLimit = 262,
+    NetworkTimeout = 89,
+    ShutdownInProgress = 91,
+    NoProgressMade = 82,
+    UnsupportedFormat = 12,
+    ChecksumMismatch = 225,
+    IllegalOpMsgFlag = 223,
+    TooManyDocumentSequences = 224,
+    MechanismUnavailable = 334,
+    PooledConnectionsDropped = 145,
+    BSONObjectTooLarge = 10334,
+    NotWritablePrimary = 10107,
+    DuplicateKey = 11000,
+    InterruptedAtShutdown = 11600,
+    Interrupted = 11601,
+    InterruptedDueToReplStateChange = 11602,
+    NotPrimaryNoSecondaryOk = 13435,
+    NotPrimaryOrSecondary = 13436,
+    IDLFailedToParse = 40414,
+    IDLUnknownField = 40415,
+    AlreadyInitialized = 23,
+    KeyNotFound = 211,
+    Location40430 = 40430,
+    Location40431 = 40431,
+    Location40432 = 40432,
+    Location40433 = 40433,
+    Location40571 = 40571,
+    Location40587 = 40587,
+    Location51003 = 51003,
+    Location5739101 = 5739101,
+    NoSuchSession = 206,
+    ClientMetadataCannotBeMutated = 186,
+    ClientMetadataMissingField = 183,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers_agree_with_mongodb() {
+        assert_eq!(Code::CommandNotFound.number(), 59);
+        assert_eq!(Code::CommandNotFound.name(), "CommandNotFound");
+        assert_eq!(Code::PooledConnectionsDropped.number(), 145);
+        assert_eq!(Code::from_number(40414), Some(Code::IDLFailedToParse));
+    }
+}

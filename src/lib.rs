@@ -1,0 +1,50 @@
+//! ferrod: a standalone mongod-style server for the cluster-networking side of MongoDB.
+//!
+//! # Layout
+//! - [`wire`]: bytes to messages and back (no I/O).
+//! - [`server`]: listeners, connection tasks, shutdown.
+//! - [`commands`]: the command table, the dispatcher and one file per command.
+//! - [`error`]: MongoDB's error codes and the command error type.
+//! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
+
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod ops;
+pub mod params;
+pub mod server;
+pub mod state;
+pub mod wire;
+
+/// The MongoDB server version ferrod answers as (wire version 21).
+pub const MONGODB_VERSION: &str = "7.0.0";
+pub const FEATURE_COMPATIBILITY_VERSION: &str = "7.0";
+
+/// Applies startup settings that can fail (parameters), logging the startup banner.
+/// Errors name what is wrong; nothing is listening yet.
+pub fn startup(server: &state::ServerState) -> Result<(), String> {
+    let config = &server.config;
+    server
+        .params
+        .set_many(&config.set_parameters, true)
+        .map_err(|e| format!("Illegal --setParameter: {}", e.message))?;
+    if config.quiet {
+        let _ = server
+            .params
+            .set_many(&[(params::QUIET.into(), bson::Bson::Boolean(true))], true);
+    }
+    commands::apply_parameters(server);
+    tracing::info!(target: "CONTROL", id = 4615611, ctx = "initandlisten",
+        pid = std::process::id() as i64, port = config.port as i64,
+        dbPath = %config.dbpath.display(), host = %server.host_name,
+        "MongoDB starting");
+    tracing::info!(target: "CONTROL", id = 23403, ctx = "initandlisten",
+        version = MONGODB_VERSION, ferrodVersion = env!("CARGO_PKG_VERSION"), "Build Info");
+    if !config.auth {
+        tracing::warn!(target: "CONTROL", id = 22120, ctx = "initandlisten", tags = "startupWarnings",
+            "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted");
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+use clap::Parser;
+use ferrod::config::{Cli, Config};
+use ferrod::log::LogSink;
+use ferrod::state::ServerState;
+use std::process::ExitCode;
+
+/// Lets thousands of clients connect: the soft descriptor limit goes up to the hard one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+async fn wait_for_signal(server: std::sync::Arc<ServerState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = server.shutdown.cancelled() => return,
+    };
+    tracing::info!(target: "CONTROL", id = 23377, ctx = "SignalHandler", signal = name, "Received signal");
+    server.shutdown.cancel();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if cli.version {
+        println!(
+            "ferrod version v{} (MongoDB {} compatible)",
+            env!("CARGO_PKG_VERSION"),
+            ferrod::MONGODB_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(msg) => {
+            eprintln!("ferrod: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    config.argv = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Err(e) = std::fs::create_dir_all(&config.dbpath) {
+        eprintln!(
+            "ferrod: cannot create dbpath {}: {e}",
+            config.dbpath.display()
+        );
+        return ExitCode::from(100);
+    }
+    let log = match LogSink::new(
+        config.log_format,
+        config.logpath.clone(),
+        config.log_append,
+        config.quiet,
+    ) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("ferrod: cannot open log file: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log.set_verbosity(config.verbosity);
+    log.install();
+    let server = ServerState::new(config, log);
+    if let Err(e) = ferrod::startup(&server) {
+        eprintln!("ferrod: {e}");
+        return ExitCode::from(2);
+    }
+    raise_fd_limit();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let listeners = match ferrod::server::bind(&server).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(target: "CONTROL", id = 20568, ctx = "initandlisten", error = %e, "Error setting up listener");
+                eprintln!("ferrod: {e}");
+                return ExitCode::from(48);
+            }
+        };
+        tokio::spawn(wait_for_signal(server.clone()));
+        ferrod::server::run(server.clone(), listeners).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,112 @@
+//! The registry of in-flight commands behind `currentOp` and `killOp`.
+
+use bson::{doc, Document};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub struct OpInfo {
+    pub opid: u32,
+    pub conn_id: u64,
+    pub client: String,
+    pub app_name: Option<String>,
+    pub ns: String,
+    pub command: Document,
+    pub started: Instant,
+    pub started_wall: bson::DateTime,
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+pub struct OpRegistry {
+    next: AtomicU32,
+    ops: Mutex<BTreeMap<u32, Arc<OpInfo>>>,
+}
+
+/// Removes its operation from the registry when dropped.
+pub struct OpGuard<'a> {
+    registry: &'a OpRegistry,
+    pub info: Arc<OpInfo>,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        self.registry.ops.lock().remove(&self.info.opid);
+    }
+}
+
+impl OpRegistry {
+    pub fn register(
+        &self,
+        conn_id: u64,
+        client: String,
+        app_name: Option<String>,
+        ns: String,
+        command: Document,
+    ) -> OpGuard<'_> {
+        let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(OpInfo {
+            opid,
+            conn_id,
+            client,
+            app_name,
+            ns,
+            command,
+            started: Instant::now(),
+            started_wall: bson::DateTime::now(),
+            cancel: CancellationToken::new(),
+        });
+        self.ops.lock().insert(opid, info.clone());
+        OpGuard {
+            registry: self,
+            info,
+        }
+    }
+
+    /// Asks an operation to stop; true if it was running.
+    pub fn kill(&self, opid: u32) -> bool {
+        match self.ops.lock().get(&opid) {
+            Some(op) => {
+                op.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// currentOp's `inprog` entries, in opid order.
+    pub fn in_progress(&self) -> Vec<Document> {
+        let ops: Vec<Arc<OpInfo>> = self.ops.lock().values().cloned().collect();
+        ops.iter()
+            .map(|op| {
+                let elapsed = op.started.elapsed();
+                let mut entry = doc! {
+                    "type": "op",
+                    "active": true,
+                    "opid": op.opid as i32,
+                    "connectionId": op.conn_id as i64,
+                    "client": op.client.clone(),
+                    "desc": format!("conn{}", op.conn_id),
+                    "op": "command",
+                    "ns": op.ns.clone(),
+                    "command": op.command.clone(),
+                    "currentOpTime": bson::DateTime::now(),
+                    "secs_running": elapsed.as_secs() as i64,
+                    "microsecs_running": elapsed.as_micros() as i64,
+                    "killPending": op.cancel.is_cancelled(),
+                };
+                if let Some(app) = &op.app_name {
+                    entry.insert("appName", app.clone());
+                }
+                if let Some(comment) = op.command.get("comment") {
+                    entry.insert("comment", comment.clone());
+                }
+                entry
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,192 @@
+//! One client connection: read frames, run their commands one at a time, write replies.
+//!
+//! An idle connection holds no read buffer, so thousands of idle clients cost little.
+
+use crate::commands;
+use crate::error::{from_parse_error, Code, CommandError};
+use crate::state::{Client, ServerState, Stats};
+use crate::wire::codec::encode_message;
+use crate::wire::{
+    Body, CodecError, Incoming, Message, OpMsg, OpQuery, OpReply, WireCodec, OP_QUERY,
+};
+use bson::Document;
+use bytes::BytesMut;
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+/// First read size; the codec reserves more once a frame's length is known.
+const READ_CHUNK: usize = 4096;
+
+static NEXT_RESPONSE_ID: AtomicI32 = AtomicI32::new(1);
+
+fn ctx(client: &Client) -> String {
+    format!("conn{}", client.id)
+}
+
+pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Arc<Client>) {
+    let mut codec = WireCodec;
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    loop {
+        tokio::select! {
+            ready = stream.readable() => if ready.is_err() { return },
+            _ = server.shutdown.cancelled() => return,
+        }
+        if buf.capacity() - buf.len() == 0 {
+            buf.reserve(READ_CHUNK);
+        }
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => Stats::add(&server.stats.bytes_in, n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                tracing::debug!(target: "NETWORK", id = 22989, ctx = ctx(client), error = %e, "Error receiving request from client");
+                return;
+            }
+        }
+        loop {
+            let incoming = match codec.decode(&mut buf) {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => break,
+                Err(CodecError::Fatal(e)) => {
+                    tracing::info!(target: "NETWORK", id = 22988, ctx = ctx(client), error = %e, remote = %client.remote,
+                        "Error receiving request from client. Ending connection from remote");
+                    return;
+                }
+                Err(CodecError::Io(_)) => return,
+            };
+            Stats::add(&server.stats.num_requests, 1);
+            out.clear();
+            match handle(server, client, incoming).await {
+                Some(reply) => encode_message(&reply, &mut out),
+                None => continue,
+            }
+            if let Err(e) = stream.write_all(&out).await {
+                // A client may close before reading its reply (the Node driver does so
+                // after endSessions); that is an ordinary end of the connection.
+                tracing::debug!(target: "NETWORK", id = 22990, ctx = ctx(client), error = %e, "Client went away before its reply was sent");
+                return;
+            }
+            Stats::add(&server.stats.bytes_out, out.len() as u64);
+        }
+        // Give memory back while idle: the next read allocates again.
+        if buf.is_empty() {
+            buf = BytesMut::new();
+            if out.capacity() > READ_CHUNK {
+                out = Vec::new();
+            }
+        }
+    }
+}
+
+fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: Body) -> Message {
+    Message {
+        request_id: NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed),
+        response_to: request_id,
+        compressor,
+        body,
+    }
+}
+
+/// Runs one request; returns the reply to send, if any.
+async fn handle(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    incoming: Incoming,
+) -> Option<Message> {
+    let request_id = incoming.header.request_id;
+    let message = match incoming.message {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::debug!(target: "NETWORK", id = 22988, ctx = ctx(client), error = %e, "Invalid message");
+            let error = from_parse_error(&e).to_document();
+            let body = if incoming.header.op_code == OP_QUERY {
+                Body::Reply(OpReply::single(legacy_error(error)))
+            } else {
+                Body::Msg(OpMsg::from_body(with_cluster_time(server, error)))
+            };
+            return Some(reply_to(request_id, None, body));
+        }
+    };
+    match message.body {
+        Body::Msg(msg) => {
+            let more_to_come = msg.more_to_come();
+            let exhaust = msg.exhaust_allowed();
+            let reply = commands::dispatch(server, client, msg.into_command(), exhaust).await;
+            if more_to_come {
+                return None;
+            }
+            let compressor = message.compressor.filter(|_| reply.compress);
+            Some(reply_to(
+                request_id,
+                compressor,
+                Body::Msg(OpMsg::from_body(reply.body)),
+            ))
+        }
+        Body::Query(query) => {
+            Stats::add(&server.stats.op_query, 1);
+            let body = match handshake_command(&query) {
+                Ok(command) => {
+                    commands::dispatch(server, client, command, false)
+                        .await
+                        .body
+                }
+                Err(e) => legacy_error(e.to_document()),
+            };
+            Some(reply_to(
+                request_id,
+                None,
+                Body::Reply(OpReply::single(body)),
+            ))
+        }
+        // A client has no business sending a reply; mongod hangs up.
+        Body::Reply(_) => None,
+    }
+}
+
+fn with_cluster_time(server: &ServerState, mut body: Document) -> Document {
+    let now = server.clock.now();
+    body.insert("$clusterTime", server.clock.cluster_time_document(now));
+    body.insert("operationTime", now);
+    body
+}
+
+/// OP_REPLY errors carry `$err` as well as `errmsg`, as legacy clients expect.
+fn legacy_error(mut error: Document) -> Document {
+    if let Ok(msg) = error.get_str("errmsg") {
+        let msg = msg.to_owned();
+        error.insert("$err", msg);
+    }
+    error
+}
+
+/// OP_QUERY is accepted for the handshake only: `{hello|isMaster|ismaster: ...}` on `<db>.$cmd`.
+fn handshake_command(query: &OpQuery) -> Result<Document, CommandError> {
+    let refuse = |what: &str| {
+        CommandError::new(
+            Code::Location5739101,
+            format!("OP_QUERY is no longer supported. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal ({what})"),
+        )
+    };
+    let Some(db) = query.command_database() else {
+        return Err(refuse(&format!(
+            "collection '{}'",
+            query.full_collection_name
+        )));
+    };
+    // Drivers may wrap the command as {$query: {...}, $readPreference: ...}.
+    let mut command = match query.query.get_document("$query") {
+        Ok(inner) => inner.clone(),
+        Err(_) => query.query.clone(),
+    };
+    let name = command.keys().next().cloned().unwrap_or_default();
+    if !matches!(name.as_str(), "hello" | "isMaster" | "ismaster") {
+        return Err(refuse(&format!("command '{name}'")));
+    }
+    command.insert("$db", db);
+    Ok(command)
+}

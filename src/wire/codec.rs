@@ -1,0 +1,240 @@
+//! Whole messages to and from bytes, and the tokio-util codec built on that.
+
+use super::op_msg::append_checksum;
+use super::*;
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// One frame the decoder took off the stream: its header, and the message or the reason
+/// it could not be parsed (answered with an error reply rather than a hang-up).
+#[derive(Debug)]
+pub struct Incoming {
+    pub header: Header,
+    pub message: Result<Message, ParseError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A fault after which mongod closes the connection.
+    #[error("{0}")]
+    Fatal(ParseError),
+}
+
+/// Checks the length prefix of a frame: 16 .. 48,000,000 bytes.
+pub fn check_length(length: i32) -> Result<usize, ParseError> {
+    if (length as i64) < HEADER_LEN as i64 || length as usize > MAX_MESSAGE_SIZE {
+        return Err(ParseError::BadLength(length as i64));
+    }
+    Ok(length as usize)
+}
+
+/// Parses one whole message (header included) whose length has been checked.
+pub fn decode_message(frame: &[u8]) -> Result<Message, ParseError> {
+    if frame.len() < HEADER_LEN {
+        return Err(ParseError::BadLength(frame.len() as i64));
+    }
+    let header = Header::read(frame);
+    if header.message_length as usize != frame.len() {
+        return Err(ParseError::BadLength(header.message_length as i64));
+    }
+    let rest = &frame[HEADER_LEN..];
+    let (compressor, body) = match header.op_code {
+        OP_COMPRESSED => {
+            let (compressor, body) = decode_compressed(&header, rest)?;
+            (Some(compressor), body)
+        }
+        op => (None, decode_body(op, &frame[..HEADER_LEN], rest)?),
+    };
+    Ok(Message {
+        request_id: header.request_id,
+        response_to: header.response_to,
+        compressor,
+        body,
+    })
+}
+
+fn decode_body(op_code: i32, header: &[u8], bytes: &[u8]) -> Result<Body, ParseError> {
+    Ok(match op_code {
+        OP_MSG => Body::Msg(OpMsg::parse(header, bytes)?),
+        OP_QUERY => Body::Query(OpQuery::parse(bytes)?),
+        OP_REPLY => Body::Reply(OpReply::parse(bytes)?),
+        other => return Err(ParseError::UnknownOpcode(other)),
+    })
+}
+
+fn decode_compressed(header: &Header, bytes: &[u8]) -> Result<(Compressor, Body), ParseError> {
+    let mut r = Reader::new(bytes);
+    let original_op = r.i32("originalOpcode")?;
+    let size = r.i32("uncompressedSize")?;
+    let id = r.u8("compressorId")?;
+    if !matches!(original_op, OP_MSG | OP_QUERY | OP_REPLY) {
+        return Err(ParseError::BadCompressedOpcode(original_op));
+    }
+    // The uncompressed message must itself respect the message size limit.
+    let size = check_length(size.saturating_add(HEADER_LEN as i32)).map_err(|_| {
+        ParseError::Decompression(format!("uncompressedSize {size} is out of range"))
+    })? - HEADER_LEN;
+    let compressor = Compressor::from_id(id).ok_or(ParseError::UnknownCompressor(id))?;
+    let body = compressor.decompress(&bytes[r.pos..], size)?;
+    // The checksum of a compressed OP_MSG covers the original, uncompressed message.
+    let mut original = Vec::with_capacity(HEADER_LEN);
+    Header {
+        message_length: (HEADER_LEN + size) as i32,
+        op_code: original_op,
+        ..*header
+    }
+    .write(&mut original);
+    Ok((compressor, decode_body(original_op, &original, &body)?))
+}
+
+/// Writes a message. With a compressor it goes out as OP_COMPRESSED.
+pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut header = Header {
+        message_length: 0,
+        request_id: msg.request_id,
+        response_to: msg.response_to,
+        op_code: msg.body.op_code(),
+    };
+    header.write(out);
+    match &msg.body {
+        Body::Msg(m) => m.write(out),
+        Body::Query(q) => q.write(out),
+        Body::Reply(r) => r.write(out),
+    }
+    let len = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    if let Body::Msg(m) = &msg.body {
+        if m.checksum_present() {
+            let mut whole = out.split_off(start);
+            append_checksum(&mut whole);
+            out.extend_from_slice(&whole);
+        }
+    }
+    if let Some(compressor) = msg.compressor {
+        let body = out.split_off(start + HEADER_LEN);
+        out.truncate(start);
+        let compressed = compressor.compress(&body);
+        header.op_code = OP_COMPRESSED;
+        header.write(out);
+        out.extend_from_slice(&msg.body.op_code().to_le_bytes());
+        out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+        out.push(compressor.id());
+        out.extend_from_slice(&compressed);
+        let len = (out.len() - start) as i32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// The tokio-util codec: frames by length, checking it before reserving any memory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WireCodec;
+
+impl Decoder for WireCodec {
+    type Item = Incoming;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let length = check_length(le_i32(src, 0)).map_err(CodecError::Fatal)?;
+        if src.len() < length {
+            src.reserve(length - src.len());
+            return Ok(None);
+        }
+        let frame = src.split_to(length);
+        let header = Header::read(&frame);
+        let message = decode_message(&frame);
+        if let Err(e) = &message {
+            if e.closes_connection() {
+                return Err(CodecError::Fatal(e.clone()));
+            }
+        }
+        Ok(Some(Incoming { header, message }))
+    }
+}
+
+impl Encoder<&Message> for WireCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let mut out = Vec::with_capacity(256);
+        encode_message(msg, &mut out);
+        dst.extend_from_slice(&out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn roundtrip(msg: Message) {
+        let mut bytes = Vec::new();
+        encode_message(&msg, &mut bytes);
+        assert_eq!(decode_message(&bytes).unwrap(), msg);
+        if msg.compressor.is_none() {
+            let mut again = Vec::new();
+            encode_message(&decode_message(&bytes).unwrap(), &mut again);
+            assert_eq!(again, bytes);
+        }
+    }
+
+    #[test]
+    fn op_msg_with_checksum_and_sequence_round_trips() {
+        roundtrip(Message {
+            request_id: 7,
+            response_to: 0,
+            compressor: None,
+            body: Body::Msg(OpMsg {
+                flags: op_msg::CHECKSUM_PRESENT,
+                sections: vec![
+                    Section::Sequence {
+                        identifier: "documents".into(),
+                        documents: vec![doc! {"a": 1}, doc! {"b": 2}],
+                    },
+                    Section::Body(doc! {"insert": "c", "$db": "test"}),
+                ],
+            }),
+        });
+    }
+
+    #[test]
+    fn every_compressor_round_trips() {
+        for c in [
+            Compressor::Noop,
+            Compressor::Snappy,
+            Compressor::Zlib,
+            Compressor::Zstd,
+        ] {
+            roundtrip(Message {
+                request_id: 1,
+                response_to: 2,
+                compressor: Some(c),
+                body: Body::Msg(OpMsg::from_body(doc! {"ping": 1, "$db": "admin"})),
+            });
+        }
+    }
+
+    #[test]
+    fn corrupted_checksum_is_refused() {
+        let msg = Message {
+            request_id: 1,
+            response_to: 0,
+            compressor: None,
+            body: Body::Msg(OpMsg {
+                flags: op_msg::CHECKSUM_PRESENT,
+                sections: vec![Section::Body(doc! {"ping": 1})],
+            }),
+        };
+        let mut bytes = Vec::new();
+        encode_message(&msg, &mut bytes);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        assert_eq!(decode_message(&bytes), Err(ParseError::ChecksumMismatch));
+    }
+}

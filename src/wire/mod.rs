@@ -1,0 +1,235 @@
+//! MongoDB's wire protocol: message framing, OP_MSG, OP_QUERY, OP_REPLY and OP_COMPRESSED.
+//!
+//! Pure data in, data out: nothing here touches a socket or a runtime. The
+//! [`codec::WireCodec`] wraps these parsers as a tokio-util `Decoder`/`Encoder`.
+
+pub mod codec;
+pub mod compression;
+pub mod op_msg;
+pub mod op_query;
+pub mod op_reply;
+
+pub use codec::{CodecError, Incoming, WireCodec};
+pub use compression::Compressor;
+pub use op_msg::{OpMsg, Section};
+pub use op_query::OpQuery;
+pub use op_reply::OpReply;
+
+use bson::Document;
+
+pub const HEADER_LEN: usize = 16;
+/// The largest message a server accepts (`maxMessageSizeBytes`).
+pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
+/// The largest BSON document a server accepts (`maxBsonObjectSize`).
+pub const MAX_BSON_SIZE: usize = 16 * 1024 * 1024;
+
+pub const OP_REPLY: i32 = 1;
+pub const OP_QUERY: i32 = 2004;
+pub const OP_COMPRESSED: i32 = 2012;
+pub const OP_MSG: i32 = 2013;
+
+/// The four int32 that start every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub message_length: i32,
+    pub request_id: i32,
+    pub response_to: i32,
+    pub op_code: i32,
+}
+
+impl Header {
+    /// Reads a header from the first 16 bytes of `bytes` (the caller checks the length).
+    pub fn read(bytes: &[u8]) -> Header {
+        Header {
+            message_length: le_i32(bytes, 0),
+            request_id: le_i32(bytes, 4),
+            response_to: le_i32(bytes, 8),
+            op_code: le_i32(bytes, 12),
+        }
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.message_length.to_le_bytes());
+        out.extend_from_slice(&self.request_id.to_le_bytes());
+        out.extend_from_slice(&self.response_to.to_le_bytes());
+        out.extend_from_slice(&self.op_code.to_le_bytes());
+    }
+}
+
+/// The body of a message, by opcode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Msg(OpMsg),
+    Query(OpQuery),
+    Reply(OpReply),
+}
+
+impl Body {
+    pub fn op_code(&self) -> i32 {
+        match self {
+            Body::Msg(_) => OP_MSG,
+            Body::Query(_) => OP_QUERY,
+            Body::Reply(_) => OP_REPLY,
+        }
+    }
+}
+
+/// One whole message. `compressor` is set when it travelled (or is to travel) as OP_COMPRESSED.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub request_id: i32,
+    pub response_to: i32,
+    pub compressor: Option<Compressor>,
+    pub body: Body,
+}
+
+/// Why bytes could not be read as a message. `error::from_parse_error` gives each its
+/// MongoDB code; [`ParseError::closes_connection`] says whether mongod answers or hangs up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("message length {0} is outside 16..48000000")]
+    BadLength(i64),
+    #[error("unsupported opcode {0}")]
+    UnknownOpcode(i32),
+    #[error("message is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("Message contains illegal flags value: 0b{0:032b}")]
+    IllegalFlags(u32),
+    #[error("OP_MSG checksum does not match contents")]
+    ChecksumMismatch,
+    #[error("Multiple body sections in message")]
+    MultipleBodies,
+    #[error("OP_MSG messages must have a body")]
+    NoBody,
+    #[error("Unknown section kind {0}")]
+    UnknownSectionKind(u8),
+    #[error("Too many document sequences in OP_MSG")]
+    TooManySequences,
+    #[error("Duplicate document sequence: {0}")]
+    DuplicateSequence(String),
+    #[error("Duplicate field between body and document sequence {0}")]
+    SequenceShadowsBody(String),
+    #[error("invalid document sequence: {0}")]
+    BadSequence(&'static str),
+    #[error("invalid BSON: {0}")]
+    InvalidBson(String),
+    #[error("BSONObj size: {0} (0x{0:X}) is invalid. Size must be between 0 and 16793600(16MB)")]
+    BsonTooLarge(i64),
+    #[error("OP_REPLY numberReturned {0} does not match its {1} documents")]
+    ReplyCountMismatch(i32, usize),
+    #[error("unknown compressor id {0}")]
+    UnknownCompressor(u8),
+    #[error("compressed message is invalid: {0}")]
+    Decompression(String),
+    #[error("OP_COMPRESSED may not wrap opcode {0}")]
+    BadCompressedOpcode(i32),
+}
+
+impl ParseError {
+    /// mongod hangs up on framing, flag, checksum and compression faults (its
+    /// "ConnectionFatalMessageParseError" category and the faults before a request
+    /// exists); it answers the rest with an error reply.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ParseError::BadLength(_)
+                | ParseError::UnknownOpcode(_)
+                | ParseError::IllegalFlags(_)
+                | ParseError::ChecksumMismatch
+                | ParseError::TooManySequences
+                | ParseError::UnknownCompressor(_)
+                | ParseError::Decompression(_)
+                | ParseError::BadCompressedOpcode(_)
+                | ParseError::ReplyCountMismatch(..)
+        )
+    }
+}
+
+pub(crate) fn le_i32(bytes: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// A cursor over a message body with bounds-checked reads.
+pub(crate) struct Reader<'a> {
+    pub bytes: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
+        if self.remaining() < n {
+            return Err(ParseError::Truncated(what));
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, ParseError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    pub fn i32(&mut self, what: &'static str) -> Result<i32, ParseError> {
+        Ok(le_i32(self.take(4, what)?, 0))
+    }
+
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, ParseError> {
+        Ok(i64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    pub fn cstring(&mut self, what: &'static str) -> Result<String, ParseError> {
+        let rest = &self.bytes[self.pos..];
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(ParseError::Truncated(what))?;
+        let s = std::str::from_utf8(&rest[..nul])
+            .map_err(|_| ParseError::InvalidBson(format!("{what} is not valid UTF-8")))?
+            .to_owned();
+        self.pos += nul + 1;
+        Ok(s)
+    }
+
+    /// Reads one BSON document, checking its declared size before parsing it.
+    pub fn document(&mut self) -> Result<Document, ParseError> {
+        if self.remaining() < 5 {
+            return Err(ParseError::InvalidBson("document is truncated".into()));
+        }
+        let declared = le_i32(self.bytes, self.pos) as i64;
+        if declared > MAX_BSON_SIZE as i64 {
+            return Err(ParseError::BsonTooLarge(declared));
+        }
+        if declared < 5 || declared as usize > self.remaining() {
+            return Err(ParseError::InvalidBson(format!(
+                "document length {declared} does not fit the {} bytes left",
+                self.remaining()
+            )));
+        }
+        let raw = self.take(declared as usize, "document")?;
+        Document::from_reader(raw).map_err(|e| ParseError::InvalidBson(e.to_string()))
+    }
+}
+
+pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
+    doc.to_writer(out)
+        .expect("writing BSON to a Vec cannot fail");
+}
+
+pub(crate) fn write_cstring(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+}

@@ -1,0 +1,194 @@
+//! OP_MSG: flag bits, a body section (kind 0), document sequences (kind 1), optional CRC-32C.
+
+use super::{write_cstring, write_document, ParseError, Reader, HEADER_LEN};
+use bson::{Bson, Document};
+
+pub const CHECKSUM_PRESENT: u32 = 1 << 0;
+pub const MORE_TO_COME: u32 = 1 << 1;
+pub const EXHAUST_ALLOWED: u32 = 1 << 16;
+/// The low 16 bits are "required": a receiver must refuse a set bit it does not know.
+const REQUIRED_MASK: u32 = 0xffff;
+const KNOWN_FLAGS: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
+/// mongod accepts at most two document sequences in one message.
+const MAX_SEQUENCES: usize = 2;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Section {
+    Body(Document),
+    Sequence {
+        identifier: String,
+        documents: Vec<Document>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpMsg {
+    pub flags: u32,
+    /// Sections in wire order, so that decode-then-encode gives back the same bytes.
+    pub sections: Vec<Section>,
+}
+
+impl OpMsg {
+    /// A message with just a body, as every reply is.
+    pub fn from_body(body: Document) -> Self {
+        OpMsg {
+            flags: 0,
+            sections: vec![Section::Body(body)],
+        }
+    }
+
+    pub fn checksum_present(&self) -> bool {
+        self.flags & CHECKSUM_PRESENT != 0
+    }
+
+    pub fn more_to_come(&self) -> bool {
+        self.flags & MORE_TO_COME != 0
+    }
+
+    pub fn exhaust_allowed(&self) -> bool {
+        self.flags & EXHAUST_ALLOWED != 0
+    }
+
+    pub fn body(&self) -> Option<&Document> {
+        self.sections.iter().find_map(|s| match s {
+            Section::Body(doc) => Some(doc),
+            Section::Sequence { .. } => None,
+        })
+    }
+
+    /// The command as handlers see it: the body, with each document sequence folded in
+    /// as an array under its identifier.
+    pub fn into_command(self) -> Document {
+        let mut body = Document::new();
+        let mut sequences = Vec::new();
+        for section in self.sections {
+            match section {
+                Section::Body(doc) => body = doc,
+                Section::Sequence {
+                    identifier,
+                    documents,
+                } => sequences.push((identifier, documents)),
+            }
+        }
+        for (identifier, documents) in sequences {
+            body.insert(
+                identifier,
+                Bson::Array(documents.into_iter().map(Bson::Document).collect()),
+            );
+        }
+        body
+    }
+
+    /// Parses the bytes after the header. `header` is the 16 header bytes the checksum covers.
+    pub fn parse(header: &[u8], bytes: &[u8]) -> Result<OpMsg, ParseError> {
+        let mut reader = Reader::new(bytes);
+        let flags = reader.i32("OP_MSG flags")? as u32;
+        if flags & REQUIRED_MASK & !KNOWN_FLAGS != 0 {
+            return Err(ParseError::IllegalFlags(flags));
+        }
+        let sections_end = if flags & CHECKSUM_PRESENT != 0 {
+            if bytes.len() < 8 {
+                return Err(ParseError::Truncated("OP_MSG checksum"));
+            }
+            let end = bytes.len() - 4;
+            let expected = u32::from_le_bytes(bytes[end..].try_into().expect("4 bytes"));
+            let actual = crc32c::crc32c_append(crc32c::crc32c(header), &bytes[..end]);
+            if expected != actual {
+                return Err(ParseError::ChecksumMismatch);
+            }
+            end
+        } else {
+            bytes.len()
+        };
+        let mut reader = Reader::new(&bytes[..sections_end]);
+        reader.pos = 4;
+
+        let mut sections = Vec::new();
+        let mut have_body = false;
+        let mut sequence_names: Vec<String> = Vec::new();
+        while !reader.at_end() {
+            match reader.u8("section kind")? {
+                0 => {
+                    if have_body {
+                        return Err(ParseError::MultipleBodies);
+                    }
+                    have_body = true;
+                    sections.push(Section::Body(reader.document()?));
+                }
+                1 => {
+                    if sequence_names.len() >= MAX_SEQUENCES {
+                        return Err(ParseError::TooManySequences);
+                    }
+                    let size = reader.i32("document sequence size")?;
+                    if size < 5 || (size as usize - 4) > reader.remaining() {
+                        return Err(ParseError::BadSequence("size does not fit the message"));
+                    }
+                    let mut seq = Reader::new(reader.take(size as usize - 4, "sequence")?);
+                    let identifier = seq.cstring("document sequence identifier")?;
+                    if sequence_names.contains(&identifier) {
+                        return Err(ParseError::DuplicateSequence(identifier));
+                    }
+                    let mut documents = Vec::new();
+                    while !seq.at_end() {
+                        documents.push(seq.document()?);
+                    }
+                    sequence_names.push(identifier.clone());
+                    sections.push(Section::Sequence {
+                        identifier,
+                        documents,
+                    });
+                }
+                kind => return Err(ParseError::UnknownSectionKind(kind)),
+            }
+        }
+        if !have_body {
+            return Err(ParseError::NoBody);
+        }
+        let msg = OpMsg { flags, sections };
+        let body = msg.body().expect("checked above");
+        if let Some(name) = sequence_names
+            .iter()
+            .find(|n| body.contains_key(n.as_str()))
+        {
+            return Err(ParseError::SequenceShadowsBody(name.clone()));
+        }
+        Ok(msg)
+    }
+
+    /// Writes flags and sections; with `checksumPresent`, the caller appends the CRC via
+    /// [`append_checksum`] once the header is in place.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        for section in &self.sections {
+            match section {
+                Section::Body(doc) => {
+                    out.push(0);
+                    write_document(doc, out);
+                }
+                Section::Sequence {
+                    identifier,
+                    documents,
+                } => {
+                    out.push(1);
+                    let size_at = out.len();
+                    out.extend_from_slice(&[0; 4]);
+                    write_cstring(identifier, out);
+                    for doc in documents {
+                        write_document(doc, out);
+                    }
+                    let size = (out.len() - size_at) as i32;
+                    out[size_at..size_at + 4].copy_from_slice(&size.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// Appends the CRC-32C of `message` (header included) and fixes up the length field.
+pub fn append_checksum(message: &mut Vec<u8>) {
+    let new_len = (message.len() + 4) as i32;
+    message[..4].copy_from_slice(&new_len.to_le_bytes());
+    let crc = crc32c::crc32c(message);
+    message.extend_from_slice(&crc.to_le_bytes());
+    debug_assert!(message.len() > HEADER_LEN);
+}

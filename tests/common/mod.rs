@@ -1,0 +1,257 @@
+//! Test harness: start a real ferrod process on a free port and talk to it.
+#![allow(dead_code)]
+
+use bson::{doc, Document};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const FERROD: &str = env!("CARGO_BIN_EXE_ferrod");
+
+/// A running ferrod with its own data directory; killed when dropped.
+pub struct Ferrod {
+    child: Option<Child>,
+    pub port: u16,
+    pub dbpath: tempfile::TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Ferrod {
+    /// Starts ferrod on 127.0.0.1 and a free port, with JSON logs, plus `args`.
+    pub fn start(args: &[&str]) -> Ferrod {
+        let dbpath = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dbpath, args)
+    }
+
+    /// Starts ferrod on an existing data directory (for restart tests).
+    pub fn start_in(dbpath: tempfile::TempDir, args: &[&str]) -> Ferrod {
+        let mut cmd = Command::new(FERROD);
+        cmd.args(["--port", "0", "--logFormat", "json", "--dbpath"])
+            .arg(dbpath.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ferrod");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.contains("\"Waiting for connections\"") {
+                        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                        let _ = tx.send(v["attr"]["port"].as_u64().unwrap() as u16);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(format!("stderr: {line}"));
+                }
+            });
+        }
+        let port = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "ferrod did not start listening; its output:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Ferrod {
+            child: Some(child),
+            port,
+            dbpath,
+            log,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`, or panics after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line containing {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A raw connection with a read timeout.
+    pub fn raw(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// Runs a command over a fresh raw connection (OP_MSG) and returns the reply body.
+    pub fn command(&self, cmd: Document) -> Document {
+        let mut s = self.raw();
+        op_msg_roundtrip(&mut s, &cmd)
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        unsafe {
+            libc_kill(child.id() as i32, 15);
+        }
+        self.wait(Duration::from_secs(20))
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("ferrod did not exit in time");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// Stops the process and hands back its data directory.
+    pub fn into_dbpath(mut self) -> tempfile::TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dbpath, dir)
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for Ferrod {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---- raw wire helpers -------------------------------------------------------
+
+pub const OP_MSG: i32 = 2013;
+pub const OP_QUERY: i32 = 2004;
+pub const OP_REPLY: i32 = 1;
+pub const OP_COMPRESSED: i32 = 2012;
+
+/// Builds a frame from an opcode and a body (header filled in).
+pub fn frame(request_id: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&((16 + body.len()) as i32).to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&op_code.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn bson_bytes(doc: &Document) -> Vec<u8> {
+    let mut v = Vec::new();
+    doc.to_writer(&mut v).unwrap();
+    v
+}
+
+/// An OP_MSG with flags and one body section.
+pub fn op_msg(request_id: i32, flags: u32, doc: &Document) -> Vec<u8> {
+    let mut body = flags.to_le_bytes().to_vec();
+    body.push(0);
+    body.extend(bson_bytes(doc));
+    frame(request_id, OP_MSG, &body)
+}
+
+/// Reads one whole frame; returns (header fields, body after the header).
+pub fn read_frame(s: &mut TcpStream) -> std::io::Result<(i32, i32, i32, Vec<u8>)> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = i32::from_le_bytes(len) as usize;
+    assert!((16..=48_000_000).contains(&len), "bad reply length {len}");
+    let mut rest = vec![0u8; len - 4];
+    s.read_exact(&mut rest)?;
+    let request_id = i32::from_le_bytes(rest[0..4].try_into().unwrap());
+    let response_to = i32::from_le_bytes(rest[4..8].try_into().unwrap());
+    let op = i32::from_le_bytes(rest[8..12].try_into().unwrap());
+    Ok((request_id, response_to, op, rest[12..].to_vec()))
+}
+
+/// Parses an OP_MSG reply body, asserting SPEC section 1: flags 0, one kind-0 section only.
+pub fn parse_op_msg_reply(body: &[u8]) -> Document {
+    assert_eq!(&body[0..4], &[0, 0, 0, 0], "reply flags must be 0");
+    assert_eq!(body[4], 0, "reply must start with a kind-0 section");
+    let doc = Document::from_reader(&body[5..]).unwrap();
+    let doc_len = i32::from_le_bytes(body[5..9].try_into().unwrap()) as usize;
+    assert_eq!(
+        5 + doc_len,
+        body.len(),
+        "reply must hold exactly one section"
+    );
+    doc
+}
+
+/// Sends `cmd` as OP_MSG and returns the reply document.
+pub fn op_msg_roundtrip(s: &mut TcpStream, cmd: &Document) -> Document {
+    s.write_all(&op_msg(42, 0, cmd)).unwrap();
+    let (_, response_to, op, body) = read_frame(s).expect("reply");
+    assert_eq!(response_to, 42);
+    assert_eq!(op, OP_MSG);
+    parse_op_msg_reply(&body)
+}
+
+/// True if the peer closed the connection (read returns EOF or reset) within the timeout.
+pub fn is_closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(s.read(&mut buf), Ok(0))
+        || matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+pub fn ping_doc() -> Document {
+    doc! {"ping": 1, "$db": "admin"}
+}
