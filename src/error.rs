@@ -117,7 +117,9 @@ pub fn type_name(value: &bson::Bson) -> &'static str {
     }
 }
 
-/// The error reply mongod sends for a message it could parse only partly.
+/// The error reply mongod sends for a message it could parse only partly. The codes are
+/// the ones mongod's OP_MSG parser raises (op_msg.cpp, bson_validate, BufReader); those of
+/// faults after which the connection is closed only reach the log.
 pub fn from_parse_error(err: &crate::wire::ParseError) -> CommandError {
     use crate::wire::ParseError::*;
     let code = match err {
@@ -128,16 +130,17 @@ pub fn from_parse_error(err: &crate::wire::ParseError) -> CommandError {
         UnknownSectionKind(_) => Code::Location40432,
         SequenceShadowsBody(_) => Code::Location40433,
         NoBody => Code::Location40587,
+        // Section kind 2 is mongod's security token, refused without multitenancy.
+        SecurityToken => Code::Unauthorized,
+        NoRoomForChecksum => Code::Location51252,
+        // Reads past the end of a buffer fail with Overflow in mongod's BufReader.
         Truncated(_) | BadSequence(_) => Code::Overflow,
         IllegalFlags(_) => Code::IllegalOpMsgFlag,
         TooManySequences => Code::TooManyDocumentSequences,
         ChecksumMismatch => Code::ChecksumMismatch,
-        BadLength(_)
-        | UnknownOpcode(_)
-        | ReplyCountMismatch(..)
-        | UnknownCompressor(_)
-        | Decompression(_)
-        | BadCompressedOpcode(_) => Code::ProtocolError,
+        BadLength(_) | UnsupportedOpcode(_) | BadReply(_) => Code::ProtocolError,
+        UnknownCompressor(_) => Code::InternalError,
+        Decompression(_) => Code::BadValue,
     };
     CommandError::new(code, err.to_string())
 }

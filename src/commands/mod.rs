@@ -202,7 +202,15 @@ fn request_db(body: &Document) -> CommandResult<String> {
             Code::InvalidNamespace,
             "Invalid database name: ''",
         )),
-        Some(other) => Err(type_mismatch("$db", other, "string")),
+        // mongod reads `$db` with BSONElement::checkAndGetStringData, whose type check
+        // raises location code 13111.
+        Some(other) => Err(CommandError::new(
+            Code::Location13111,
+            format!(
+                "wrong type for field ($db) {} != string",
+                crate::error::type_name(other)
+            ),
+        )),
     }
 }
 

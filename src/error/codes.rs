@@ -60,9 +60,9 @@ codes! {
     ShutdownInProgress = 91,
     NoProgressMade = 82,
     UnsupportedFormat = 12,
-    ChecksumMismatch = 225,
+    ChecksumMismatch = 288,
     IllegalOpMsgFlag = 223,
-    TooManyDocumentSequences = 224,
+    TooManyDocumentSequences = 233,
     MechanismUnavailable = 334,
     PooledConnectionsDropped = 145,
     BSONObjectTooLarge = 10334,
@@ -85,6 +85,8 @@ codes! {
     Location40587 = 40587,
     Location51003 = 51003,
     Location5739101 = 5739101,
+    Location13111 = 13111,
+    Location51252 = 51252,
     NoSuchSession = 206,
     ClientMetadataCannotBeMutated = 186,
     ClientMetadataMissingField = 183,
@@ -100,5 +102,9 @@ mod tests {
         assert_eq!(Code::CommandNotFound.name(), "CommandNotFound");
         assert_eq!(Code::PooledConnectionsDropped.number(), 145);
         assert_eq!(Code::from_number(40414), Some(Code::IDLFailedToParse));
+        // The three codes of mongod's ConnectionFatalMessageParseError category.
+        assert_eq!(Code::IllegalOpMsgFlag.number(), 223);
+        assert_eq!(Code::TooManyDocumentSequences.number(), 233);
+        assert_eq!(Code::ChecksumMismatch.number(), 288);
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
 use crate::wire::codec::encode_message;
 use crate::wire::{
-    Body, CodecError, Incoming, Message, OpMsg, OpQuery, OpReply, WireCodec, OP_QUERY,
+    Body, CodecError, Disposition, Incoming, Message, OpMsg, OpQuery, OpReply, WireCodec, OP_QUERY,
 };
 use bson::Document;
 use bytes::BytesMut;
@@ -22,6 +22,9 @@ use tokio_util::codec::Decoder;
 const READ_CHUNK: usize = 4096;
 
 static NEXT_RESPONSE_ID: AtomicI32 = AtomicI32::new(1);
+
+/// OP_REPLY's responseFlags bit 1: the query failed and the document describes why.
+const QUERY_FAILURE: i32 = 1 << 1;
 
 fn ctx(client: &Client) -> String {
     format!("conn{}", client.id)
@@ -101,15 +104,22 @@ async fn handle(
     let request_id = incoming.header.request_id;
     let message = match incoming.message {
         Ok(message) => message,
+        Err(e) if e.disposition() == Disposition::Ignore => {
+            tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = incoming.header.op_code, error = %e, "Operation isn't supported");
+            return None;
+        }
         Err(e) => {
-            tracing::debug!(target: "NETWORK", id = 22988, ctx = ctx(client), error = %e, "Invalid message");
+            tracing::debug!(target: "NETWORK", id = 22632, ctx = ctx(client), error = %e, "invalid message");
+            if incoming.more_to_come {
+                return None;
+            }
             let error = from_parse_error(&e).to_document();
             let body = if incoming.header.op_code == OP_QUERY {
-                Body::Reply(OpReply::single(legacy_error(error)))
+                Body::Reply(legacy_error_reply(error))
             } else {
                 Body::Msg(OpMsg::from_body(with_cluster_time(server, error)))
             };
-            return Some(reply_to(request_id, None, body));
+            return Some(reply_to(request_id, incoming.compressor, body));
         }
     };
     match message.body {
@@ -135,7 +145,13 @@ async fn handle(
                         .await
                         .body
                 }
-                Err(e) => legacy_error(e.to_document()),
+                Err(e) => {
+                    return Some(reply_to(
+                        request_id,
+                        None,
+                        Body::Reply(legacy_error_reply(e.to_document())),
+                    ))
+                }
             };
             Some(reply_to(
                 request_id,
@@ -143,8 +159,11 @@ async fn handle(
                 Body::Reply(OpReply::single(body)),
             ))
         }
-        // A client has no business sending a reply; mongod hangs up.
-        Body::Reply(_) => None,
+        // A client has no business sending a reply; mongod logs it and answers nothing.
+        Body::Reply(_) => {
+            tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = crate::wire::OP_REPLY, "Operation isn't supported");
+            None
+        }
     }
 }
 
@@ -155,13 +174,17 @@ fn with_cluster_time(server: &ServerState, mut body: Document) -> Document {
     body
 }
 
-/// OP_REPLY errors carry `$err` as well as `errmsg`, as legacy clients expect.
-fn legacy_error(mut error: Document) -> Document {
+/// An OP_REPLY carrying an error: `$err` besides `errmsg`, as legacy clients expect, and
+/// the QueryFailure response flag, as mongod's legacy query error replies set it.
+fn legacy_error_reply(mut error: Document) -> OpReply {
     if let Ok(msg) = error.get_str("errmsg") {
         let msg = msg.to_owned();
         error.insert("$err", msg);
     }
-    error
+    OpReply {
+        response_flags: QUERY_FAILURE,
+        ..OpReply::single(error)
+    }
 }
 
 /// OP_QUERY is accepted for the handshake only: `{hello|isMaster|ismaster: ...}` on `<db>.$cmd`.

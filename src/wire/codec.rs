@@ -6,10 +6,16 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// One frame the decoder took off the stream: its header, and the message or the reason
-/// it could not be parsed (answered with an error reply rather than a hang-up).
+/// it could not be parsed (one whose disposition is not [`Disposition::Close`]).
 #[derive(Debug)]
 pub struct Incoming {
     pub header: Header,
+    /// The raw OP_MSG `moreToCome` bit, readable even when the rest does not parse: mongod
+    /// sends no reply to such a request, not even an error.
+    pub more_to_come: bool,
+    /// The compressor of an OP_COMPRESSED frame, so that an error reply to it can travel
+    /// compressed the same way, as mongod's does.
+    pub compressor: Option<Compressor>,
     pub message: Result<Message, ParseError>,
 }
 
@@ -60,23 +66,36 @@ fn decode_body(op_code: i32, header: &[u8], bytes: &[u8]) -> Result<Body, ParseE
         OP_MSG => Body::Msg(OpMsg::parse(header, bytes)?),
         OP_QUERY => Body::Query(OpQuery::parse(bytes)?),
         OP_REPLY => Body::Reply(OpReply::parse(bytes)?),
-        other => return Err(ParseError::UnknownOpcode(other)),
+        other => return Err(ParseError::UnsupportedOpcode(other)),
     })
 }
 
+/// OP_COMPRESSED, checked in the order of mongod's MessageCompressorManager: the 9-byte
+/// compression header, the compressor id, the claimed size (0 .. 48,000,000 with the
+/// header), then the data, which must expand to exactly that size. The wrapped opcode is
+/// not checked until the message is handled, as in mongod.
 fn decode_compressed(header: &Header, bytes: &[u8]) -> Result<(Compressor, Body), ParseError> {
+    if bytes.len() < 9 {
+        return Err(ParseError::Decompression(
+            "Invalid compressed message header".into(),
+        ));
+    }
     let mut r = Reader::new(bytes);
     let original_op = r.i32("originalOpcode")?;
     let size = r.i32("uncompressedSize")?;
     let id = r.u8("compressorId")?;
-    if !matches!(original_op, OP_MSG | OP_QUERY | OP_REPLY) {
-        return Err(ParseError::BadCompressedOpcode(original_op));
-    }
-    // The uncompressed message must itself respect the message size limit.
-    let size = check_length(size.saturating_add(HEADER_LEN as i32)).map_err(|_| {
-        ParseError::Decompression(format!("uncompressedSize {size} is out of range"))
-    })? - HEADER_LEN;
     let compressor = Compressor::from_id(id).ok_or(ParseError::UnknownCompressor(id))?;
+    if size < 0 {
+        return Err(ParseError::Decompression(format!(
+            "Decompressed message would be negative in size: {size}"
+        )));
+    }
+    let size = size as usize;
+    if size + HEADER_LEN > MAX_MESSAGE_SIZE {
+        return Err(ParseError::Decompression(format!(
+            "Decompressed message would be larger than maximum message size: {size}"
+        )));
+    }
     let body = compressor.decompress(&bytes[r.pos..], size)?;
     // The checksum of a compressed OP_MSG covers the original, uncompressed message.
     let mut original = Vec::with_capacity(HEADER_LEN);
@@ -87,6 +106,20 @@ fn decode_compressed(header: &Header, bytes: &[u8]) -> Result<(Compressor, Body)
     }
     .write(&mut original);
     Ok((compressor, decode_body(original_op, &original, &body)?))
+}
+
+/// The compressor id of an OP_COMPRESSED frame, read straight from its compression header.
+fn raw_compressor(frame: &[u8]) -> Option<Compressor> {
+    (frame.len() > HEADER_LEN + 8 && le_i32(frame, 12) == OP_COMPRESSED)
+        .then(|| Compressor::from_id(frame[HEADER_LEN + 8]))
+        .flatten()
+}
+
+/// The `moreToCome` bit of an uncompressed OP_MSG frame, read straight from its flags.
+fn raw_more_to_come(frame: &[u8]) -> bool {
+    frame.len() >= HEADER_LEN + 4
+        && le_i32(frame, 12) == OP_MSG
+        && (le_i32(frame, HEADER_LEN) as u32) & op_msg::MORE_TO_COME != 0
 }
 
 /// Writes a message. With a compressor it goes out as OP_COMPRESSED.
@@ -153,7 +186,12 @@ impl Decoder for WireCodec {
                 return Err(CodecError::Fatal(e.clone()));
             }
         }
-        Ok(Some(Incoming { header, message }))
+        Ok(Some(Incoming {
+            header,
+            more_to_come: raw_more_to_come(&frame),
+            compressor: raw_compressor(&frame),
+            message,
+        }))
     }
 }
 

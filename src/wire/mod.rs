@@ -84,17 +84,19 @@ pub struct Message {
 }
 
 /// Why bytes could not be read as a message. `error::from_parse_error` gives each its
-/// MongoDB code; [`ParseError::closes_connection`] says whether mongod answers or hangs up.
+/// MongoDB code; [`ParseError::disposition`] says what mongod does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("message length {0} is outside 16..48000000")]
     BadLength(i64),
-    #[error("unsupported opcode {0}")]
-    UnknownOpcode(i32),
+    #[error("Operation isn't supported: {0}")]
+    UnsupportedOpcode(i32),
     #[error("message is truncated: {0}")]
     Truncated(&'static str),
-    #[error("Message contains illegal flags value: 0b{0:032b}")]
+    #[error("Message contains illegal flags value: Ob{0:032b}")]
     IllegalFlags(u32),
+    #[error("Invalid message size for an OpMsg containing a checksum")]
+    NoRoomForChecksum,
     #[error("OP_MSG checksum does not match contents")]
     ChecksumMismatch,
     #[error("Multiple body sections in message")]
@@ -103,6 +105,8 @@ pub enum ParseError {
     NoBody,
     #[error("Unknown section kind {0}")]
     UnknownSectionKind(u8),
+    #[error("Unsupported Security Token provided")]
+    SecurityToken,
     #[error("Too many document sequences in OP_MSG")]
     TooManySequences,
     #[error("Duplicate document sequence: {0}")]
@@ -115,33 +119,58 @@ pub enum ParseError {
     InvalidBson(String),
     #[error("BSONObj size: {0} (0x{0:X}) is invalid. Size must be between 0 and 16793600(16MB)")]
     BsonTooLarge(i64),
-    #[error("OP_REPLY numberReturned {0} does not match its {1} documents")]
-    ReplyCountMismatch(i32, usize),
-    #[error("unknown compressor id {0}")]
+    #[error("invalid OP_REPLY: {0}")]
+    BadReply(String),
+    #[error("Compression algorithm specified in message is not available: {0}")]
     UnknownCompressor(u8),
     #[error("compressed message is invalid: {0}")]
     Decompression(String),
-    #[error("OP_COMPRESSED may not wrap opcode {0}")]
-    BadCompressedOpcode(i32),
+}
+
+/// What a server does with a request it could not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Answer with an error reply and keep serving the connection.
+    ErrorReply,
+    /// Hang up on the client.
+    Close,
+    /// Send nothing and keep serving the connection.
+    Ignore,
 }
 
 impl ParseError {
-    /// mongod hangs up on framing, flag, checksum and compression faults (its
-    /// "ConnectionFatalMessageParseError" category and the faults before a request
-    /// exists); it answers the rest with an error reply.
+    /// What mongod 7.0 does, from its source:
+    /// - the transport layer ends the session on a length outside 16..48000000;
+    /// - OP_COMPRESSED is decompressed before any parsing, and a failure there (unknown
+    ///   compressor, size out of range or not matching, corrupt data) ends the session;
+    /// - OP_MSG parse errors are answered, except the "ConnectionFatalMessageParseError"
+    ///   category of error_codes.yml: IllegalOpMsgFlag, TooManyDocumentSequences and
+    ///   ChecksumMismatch;
+    /// - an opcode other than OP_MSG and OP_QUERY (OP_REPLY from a client, OP_COMPRESSED
+    ///   inside OP_COMPRESSED, anything unknown) is logged as "Operation isn't supported"
+    ///   and gets no response; the connection stays open.
+    pub fn disposition(&self) -> Disposition {
+        use ParseError::*;
+        match self {
+            BadLength(_) | IllegalFlags(_) | ChecksumMismatch | TooManySequences
+            | UnknownCompressor(_) | Decompression(_) => Disposition::Close,
+            UnsupportedOpcode(_) | BadReply(_) => Disposition::Ignore,
+            Truncated(_)
+            | NoRoomForChecksum
+            | MultipleBodies
+            | NoBody
+            | UnknownSectionKind(_)
+            | SecurityToken
+            | DuplicateSequence(_)
+            | SequenceShadowsBody(_)
+            | BadSequence(_)
+            | InvalidBson(_)
+            | BsonTooLarge(_) => Disposition::ErrorReply,
+        }
+    }
+
     pub fn closes_connection(&self) -> bool {
-        matches!(
-            self,
-            ParseError::BadLength(_)
-                | ParseError::UnknownOpcode(_)
-                | ParseError::IllegalFlags(_)
-                | ParseError::ChecksumMismatch
-                | ParseError::TooManySequences
-                | ParseError::UnknownCompressor(_)
-                | ParseError::Decompression(_)
-                | ParseError::BadCompressedOpcode(_)
-                | ParseError::ReplyCountMismatch(..)
-        )
+        self.disposition() == Disposition::Close
     }
 }
 
@@ -191,36 +220,45 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    /// Reads a NUL-terminated string. Like mongod's default BSON validation, it does not
+    /// insist on UTF-8: invalid sequences become U+FFFD.
     pub fn cstring(&mut self, what: &'static str) -> Result<String, ParseError> {
         let rest = &self.bytes[self.pos..];
         let nul = rest
             .iter()
             .position(|&b| b == 0)
             .ok_or(ParseError::Truncated(what))?;
-        let s = std::str::from_utf8(&rest[..nul])
-            .map_err(|_| ParseError::InvalidBson(format!("{what} is not valid UTF-8")))?
-            .to_owned();
+        let s = String::from_utf8_lossy(&rest[..nul]).into_owned();
         self.pos += nul + 1;
         Ok(s)
     }
 
-    /// Reads one BSON document, checking its declared size before parsing it.
+    /// Reads one BSON document: its declared size must fit what is left (else InvalidBSON,
+    /// as mongod's validateBSON says) and stay within 16 MiB (else BSONObjectTooLarge).
+    /// mongod's default validation is structural only, so invalid UTF-8 is accepted
+    /// (decoded as U+FFFD) rather than refused.
     pub fn document(&mut self) -> Result<Document, ParseError> {
         if self.remaining() < 5 {
-            return Err(ParseError::InvalidBson("document is truncated".into()));
+            return Err(ParseError::InvalidBson(format!(
+                "a document needs at least 5 bytes, {} left",
+                self.remaining()
+            )));
         }
         let declared = le_i32(self.bytes, self.pos) as i64;
-        if declared > MAX_BSON_SIZE as i64 {
-            return Err(ParseError::BsonTooLarge(declared));
-        }
-        if declared < 5 || declared as usize > self.remaining() {
+        if declared < 5 || declared > self.remaining() as i64 {
             return Err(ParseError::InvalidBson(format!(
                 "document length {declared} does not fit the {} bytes left",
                 self.remaining()
             )));
         }
+        if declared > MAX_BSON_SIZE as i64 {
+            return Err(ParseError::BsonTooLarge(declared));
+        }
         let raw = self.take(declared as usize, "document")?;
-        Document::from_reader(raw).map_err(|e| ParseError::InvalidBson(e.to_string()))
+        // The suggested replacement decodes through serde, which reads `{$date: ...}` and
+        // friends as extended JSON and so would change documents on the way through.
+        #[allow(deprecated)]
+        Document::from_reader_utf8_lossy(raw).map_err(|e| ParseError::InvalidBson(e.to_string()))
     }
 }
 

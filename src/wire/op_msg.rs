@@ -11,6 +11,9 @@ const REQUIRED_MASK: u32 = 0xffff;
 const KNOWN_FLAGS: u32 = CHECKSUM_PRESENT | MORE_TO_COME;
 /// mongod accepts at most two document sequences in one message.
 const MAX_SEQUENCES: usize = 2;
+/// mongod's section kind for a multitenancy security token; refused when, as here,
+/// multitenancy is off.
+const SECURITY_TOKEN_KIND: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Section {
@@ -80,26 +83,22 @@ impl OpMsg {
     }
 
     /// Parses the bytes after the header. `header` is the 16 header bytes the checksum covers.
+    ///
+    /// The checks run in mongod's order (op_msg.cpp): flags, room for the checksum, the
+    /// sections, the body's presence, sequences shadowing body fields, and the checksum
+    /// last, so a message with both a bad section and a bad checksum gets the section's error.
     pub fn parse(header: &[u8], bytes: &[u8]) -> Result<OpMsg, ParseError> {
         let mut reader = Reader::new(bytes);
         let flags = reader.i32("OP_MSG flags")? as u32;
         if flags & REQUIRED_MASK & !KNOWN_FLAGS != 0 {
             return Err(ParseError::IllegalFlags(flags));
         }
-        let sections_end = if flags & CHECKSUM_PRESENT != 0 {
-            if bytes.len() < 8 {
-                return Err(ParseError::Truncated("OP_MSG checksum"));
-            }
-            let end = bytes.len() - 4;
-            let expected = u32::from_le_bytes(bytes[end..].try_into().expect("4 bytes"));
-            let actual = crc32c::crc32c_append(crc32c::crc32c(header), &bytes[..end]);
-            if expected != actual {
-                return Err(ParseError::ChecksumMismatch);
-            }
-            end
-        } else {
-            bytes.len()
-        };
+        let checksum_present = flags & CHECKSUM_PRESENT != 0;
+        // The flags and the checksum must leave room for at least one byte of sections.
+        if checksum_present && bytes.len() <= 8 {
+            return Err(ParseError::NoRoomForChecksum);
+        }
+        let sections_end = bytes.len() - if checksum_present { 4 } else { 0 };
         let mut reader = Reader::new(&bytes[..sections_end]);
         reader.pos = 4;
 
@@ -120,10 +119,13 @@ impl OpMsg {
                         return Err(ParseError::TooManySequences);
                     }
                     let size = reader.i32("document sequence size")?;
-                    if size < 5 || (size as usize - 4) > reader.remaining() {
-                        return Err(ParseError::BadSequence("size does not fit the message"));
-                    }
-                    let mut seq = Reader::new(reader.take(size as usize - 4, "sequence")?);
+                    // The size counts its own four bytes.
+                    let payload = usize::try_from(size)
+                        .ok()
+                        .and_then(|s| s.checked_sub(4))
+                        .filter(|&p| p <= reader.remaining())
+                        .ok_or(ParseError::BadSequence("size does not fit the message"))?;
+                    let mut seq = Reader::new(reader.take(payload, "sequence")?);
                     let identifier = seq.cstring("document sequence identifier")?;
                     if sequence_names.contains(&identifier) {
                         return Err(ParseError::DuplicateSequence(identifier));
@@ -138,6 +140,7 @@ impl OpMsg {
                         documents,
                     });
                 }
+                SECURITY_TOKEN_KIND => return Err(ParseError::SecurityToken),
                 kind => return Err(ParseError::UnknownSectionKind(kind)),
             }
         }
@@ -146,11 +149,15 @@ impl OpMsg {
         }
         let msg = OpMsg { flags, sections };
         let body = msg.body().expect("checked above");
-        if let Some(name) = sequence_names
-            .iter()
-            .find(|n| body.contains_key(n.as_str()))
-        {
+        if let Some(name) = sequence_names.iter().find(|n| path_exists(body, n)) {
             return Err(ParseError::SequenceShadowsBody(name.clone()));
+        }
+        if checksum_present {
+            let expected = u32::from_le_bytes(bytes[sections_end..].try_into().expect("4 bytes"));
+            let actual = crc32c::crc32c_append(crc32c::crc32c(header), &bytes[..sections_end]);
+            if expected != actual {
+                return Err(ParseError::ChecksumMismatch);
+            }
         }
         Ok(msg)
     }
@@ -182,6 +189,23 @@ impl OpMsg {
             }
         }
     }
+}
+
+/// Whether a dotted path names something in `doc`. Like mongod's duplicate check, an
+/// array met along the way counts as a match.
+fn path_exists(doc: &Document, path: &str) -> bool {
+    let mut current = doc;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        match current.get(part) {
+            None => return false,
+            Some(_) if parts.peek().is_none() => return true,
+            Some(Bson::Document(inner)) => current = inner,
+            Some(Bson::Array(_)) => return true,
+            Some(_) => return false,
+        }
+    }
+    false
 }
 
 /// Appends the CRC-32C of `message` (header included) and fixes up the length field.

@@ -22,7 +22,16 @@ impl OpReply {
         }
     }
 
+    /// Parses the bytes after the header. Every fault is [`ParseError::BadReply`]: a server
+    /// ignores an OP_REPLY whatever it holds, a client treats it as a broken reply.
     pub fn parse(bytes: &[u8]) -> Result<OpReply, ParseError> {
+        Self::parse_fields(bytes).map_err(|e| match e {
+            ParseError::BadReply(_) => e,
+            other => ParseError::BadReply(other.to_string()),
+        })
+    }
+
+    fn parse_fields(bytes: &[u8]) -> Result<OpReply, ParseError> {
         let mut r = Reader::new(bytes);
         let response_flags = r.i32("responseFlags")?;
         let cursor_id = r.i64("cursorID")?;
@@ -33,10 +42,10 @@ impl OpReply {
             documents.push(r.document()?);
         }
         if number_returned < 0 || number_returned as usize != documents.len() {
-            return Err(ParseError::ReplyCountMismatch(
-                number_returned,
-                documents.len(),
-            ));
+            return Err(ParseError::BadReply(format!(
+                "numberReturned {number_returned} does not match its {} documents",
+                documents.len()
+            )));
         }
         Ok(OpReply {
             response_flags,
