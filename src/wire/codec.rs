@@ -161,6 +161,28 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
     }
 }
 
+/// The decoder's contract, checked by the fuzz target and the seed-corpus test: any bytes
+/// either fail to decode (without panicking) or decode to a message whose encoding decodes
+/// again and encodes to the very same bytes. Returns whether `frame` decoded.
+///
+/// Byte equality with `frame` itself is not required: decoding accepts what mongod
+/// accepts (invalid UTF-8, repeated keys), which has no single encoding.
+pub fn check_roundtrip(frame: &[u8]) -> Result<bool, String> {
+    let Ok(message) = decode_message(frame) else {
+        return Ok(false);
+    };
+    let mut encoded = Vec::new();
+    encode_message(&message, &mut encoded);
+    let again = decode_message(&encoded)
+        .map_err(|e| format!("the encoding of a decoded message does not decode: {e}"))?;
+    let mut reencoded = Vec::new();
+    encode_message(&again, &mut reencoded);
+    if reencoded != encoded {
+        return Err("encoding is not stable across a decode".into());
+    }
+    Ok(true)
+}
+
 /// The tokio-util codec: frames by length, checking it before reserving any memory.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WireCodec;
