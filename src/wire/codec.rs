@@ -183,6 +183,9 @@ pub fn check_roundtrip(frame: &[u8]) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The most the decoder reserves ahead of bytes that have not arrived yet.
+const MAX_RESERVE_AHEAD: usize = 1 << 20;
+
 /// The tokio-util codec: frames by length, checking it before reserving any memory.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WireCodec;
@@ -197,7 +200,9 @@ impl Decoder for WireCodec {
         }
         let length = check_length(le_i32(src, 0)).map_err(CodecError::Fatal)?;
         if src.len() < length {
-            src.reserve(length - src.len());
+            // Grow with what arrives rather than with what the header claims, so a header
+            // alone cannot make the server hold 48 MB.
+            src.reserve((length - src.len()).min(MAX_RESERVE_AHEAD));
             return Ok(None);
         }
         let frame = src.split_to(length);
@@ -277,6 +282,31 @@ mod tests {
                 compressor: Some(c),
                 body: Body::Msg(OpMsg::from_body(doc! {"ping": 1, "$db": "admin"})),
             });
+        }
+    }
+
+    #[test]
+    fn a_header_alone_does_not_reserve_the_whole_frame() {
+        let mut buf = BytesMut::from(&47_000_000i32.to_le_bytes()[..]);
+        assert!(WireCodec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= 2 * MAX_RESERVE_AHEAD,
+            "{}",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn lengths_outside_the_limits_are_refused_from_four_bytes() {
+        for length in [-1, 0, 15, 48_000_001, i32::MAX] {
+            let mut buf = BytesMut::from(&length.to_le_bytes()[..]);
+            assert!(
+                matches!(
+                    WireCodec.decode(&mut buf),
+                    Err(CodecError::Fatal(ParseError::BadLength(_)))
+                ),
+                "{length}"
+            );
         }
     }
 
