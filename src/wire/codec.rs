@@ -11,6 +11,8 @@ use tokio_util::codec::{Decoder, Encoder};
 pub struct Incoming {
     pub header: Header,
     pub message: Result<Message, ParseError>,
+    /// Set when the frame was OP_COMPRESSED and decompressed cleanly.
+    pub compressed: Option<CompressedSizes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +91,9 @@ fn decode_compressed(header: &Header, bytes: &[u8]) -> Result<(Compressor, Body)
     Ok((compressor, decode_body(original_op, &original, &body)?))
 }
 
-/// Writes a message. With a compressor it goes out as OP_COMPRESSED.
-pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
+/// Writes a message. With a compressor it goes out as OP_COMPRESSED, and the sizes
+/// before and after compression are returned.
+pub fn encode_message(msg: &Message, out: &mut Vec<u8>) -> Option<CompressedSizes> {
     let start = out.len();
     let mut header = Header {
         message_length: 0,
@@ -113,19 +116,23 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&whole);
         }
     }
-    if let Some(compressor) = msg.compressor {
-        let body = out.split_off(start + HEADER_LEN);
-        out.truncate(start);
-        let compressed = compressor.compress(&body);
-        header.op_code = OP_COMPRESSED;
-        header.write(out);
-        out.extend_from_slice(&msg.body.op_code().to_le_bytes());
-        out.extend_from_slice(&(body.len() as i32).to_le_bytes());
-        out.push(compressor.id());
-        out.extend_from_slice(&compressed);
-        let len = (out.len() - start) as i32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    }
+    let compressor = msg.compressor?;
+    let body = out.split_off(start + HEADER_LEN);
+    out.truncate(start);
+    let compressed = compressor.compress(&body);
+    header.op_code = OP_COMPRESSED;
+    header.write(out);
+    out.extend_from_slice(&msg.body.op_code().to_le_bytes());
+    out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+    out.push(compressor.id());
+    out.extend_from_slice(&compressed);
+    let len = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Some(CompressedSizes {
+        compressor,
+        uncompressed: body.len(),
+        compressed: compressed.len(),
+    })
 }
 
 /// The tokio-util codec: frames by length, checking it before reserving any memory.
@@ -148,12 +155,25 @@ impl Decoder for WireCodec {
         let frame = src.split_to(length);
         let header = Header::read(&frame);
         let message = decode_message(&frame);
-        if let Err(e) = &message {
-            if e.closes_connection() {
-                return Err(CodecError::Fatal(e.clone()));
-            }
-        }
-        Ok(Some(Incoming { header, message }))
+        let compressed = match &message {
+            Err(e) if e.closes_connection() => return Err(CodecError::Fatal(e.clone())),
+            Ok(Message {
+                compressor: Some(compressor),
+                ..
+            }) => Some(CompressedSizes {
+                compressor: *compressor,
+                // decode_message checked both: the preamble is there and the size
+                // field matches what the body expanded to.
+                uncompressed: le_i32(&frame, HEADER_LEN + 4) as usize,
+                compressed: length - HEADER_LEN - COMPRESSED_PREAMBLE_LEN,
+            }),
+            _ => None,
+        };
+        Ok(Some(Incoming {
+            header,
+            message,
+            compressed,
+        }))
     }
 }
 
