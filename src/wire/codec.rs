@@ -241,6 +241,30 @@ mod tests {
     }
 
     #[test]
+    fn encoder_and_decoder_report_the_same_compressed_sizes() {
+        for compressor in [None, Some(Compressor::Snappy), Some(Compressor::Zstd)] {
+            let msg = Message {
+                request_id: 3,
+                response_to: 0,
+                compressor,
+                body: Body::Msg(OpMsg::from_body(doc! {"ping": 1, "$db": "admin"})),
+            };
+            let mut bytes = Vec::new();
+            let sent = encode_message(&msg, &mut bytes);
+            let mut buf = BytesMut::from(&bytes[..]);
+            let received = WireCodec.decode(&mut buf).unwrap().unwrap().compressed;
+            assert_eq!(sent, received, "{compressor:?}");
+            if let Some(sizes) = sent {
+                assert_eq!(sizes.compressor, compressor.unwrap());
+                assert_eq!(
+                    sizes.compressed,
+                    bytes.len() - HEADER_LEN - COMPRESSED_PREAMBLE_LEN
+                );
+            }
+        }
+    }
+
+    #[test]
     fn corrupted_checksum_is_refused() {
         let msg = Message {
             request_id: 1,
