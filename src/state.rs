@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
-use crate::wire::Compressor;
+use crate::wire::{CompressedSizes, Compressor};
 use bson::Document;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
@@ -27,9 +27,43 @@ pub struct Stats {
     pub num_requests: AtomicU64,
     pub op_command: AtomicU64,
     pub op_query: AtomicU64,
+    /// Indexed by compressor id (noop, snappy, zlib, zstd).
+    compression: [CompressorCounters; 4],
+}
+
+/// Bytes through one compressor, both directions, as mongod counts them for
+/// serverStatus.network.compression.
+#[derive(Debug, Default)]
+pub struct CompressorCounters {
+    /// Uncompressed bytes given to the compressor.
+    pub compressor_bytes_in: AtomicU64,
+    /// Compressed bytes it produced.
+    pub compressor_bytes_out: AtomicU64,
+    /// Compressed bytes given to the decompressor.
+    pub decompressor_bytes_in: AtomicU64,
+    /// Bytes it expanded them to.
+    pub decompressor_bytes_out: AtomicU64,
 }
 
 impl Stats {
+    pub fn compression(&self, compressor: Compressor) -> &CompressorCounters {
+        &self.compression[usize::from(compressor.id())]
+    }
+
+    /// Counts a reply (or outgoing request) that was compressed.
+    pub fn count_compressed(&self, sizes: CompressedSizes) {
+        let c = self.compression(sizes.compressor);
+        Self::add(&c.compressor_bytes_in, sizes.uncompressed as u64);
+        Self::add(&c.compressor_bytes_out, sizes.compressed as u64);
+    }
+
+    /// Counts a request (or incoming reply) that was decompressed.
+    pub fn count_decompressed(&self, sizes: CompressedSizes) {
+        let c = self.compression(sizes.compressor);
+        Self::add(&c.decompressor_bytes_in, sizes.compressed as u64);
+        Self::add(&c.decompressor_bytes_out, sizes.uncompressed as u64);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

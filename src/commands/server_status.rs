@@ -2,7 +2,7 @@
 
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
-use crate::state::Stats;
+use crate::state::{ServerState, Stats};
 use bson::{doc, Document};
 
 pub const SERVER_STATUS: Command = Command {
@@ -28,6 +28,38 @@ pub fn memory_kib() -> (i64, i64) {
     (field("VmRSS:"), field("VmSize:"))
 }
 
+/// `network`, with mongod's `compression` section: one entry per configured compressor,
+/// left out when compression is disabled.
+fn network(server: &ServerState) -> Document {
+    let stats = &server.stats;
+    let mut network = doc! {
+        "bytesIn": Stats::get(&stats.bytes_in) as i64,
+        "bytesOut": Stats::get(&stats.bytes_out) as i64,
+        "numRequests": Stats::get(&stats.num_requests) as i64,
+    };
+    if !server.config.compressors.is_empty() {
+        let mut compression = Document::new();
+        for &compressor in &server.config.compressors {
+            let c = stats.compression(compressor);
+            compression.insert(
+                compressor.name(),
+                doc! {
+                    "compressor": {
+                        "bytesIn": Stats::get(&c.compressor_bytes_in) as i64,
+                        "bytesOut": Stats::get(&c.compressor_bytes_out) as i64,
+                    },
+                    "decompressor": {
+                        "bytesIn": Stats::get(&c.decompressor_bytes_in) as i64,
+                        "bytesOut": Stats::get(&c.decompressor_bytes_out) as i64,
+                    },
+                },
+            );
+        }
+        network.insert("compression", compression);
+    }
+    network
+}
+
 fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     let server = &inv.server;
     let stats = &server.stats;
@@ -50,11 +82,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "rejected": Stats::get(&stats.connections_rejected) as i32,
             "active": Stats::get(&stats.connections_active) as i32,
         },
-        "network": {
-            "bytesIn": Stats::get(&stats.bytes_in) as i64,
-            "bytesOut": Stats::get(&stats.bytes_out) as i64,
-            "numRequests": Stats::get(&stats.num_requests) as i64,
-        },
+        "network": network(server),
         "opcounters": {
             "insert": 0_i64,
             "query": Stats::get(&stats.op_query) as i64,

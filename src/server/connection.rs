@@ -63,10 +63,15 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                 Err(CodecError::Io(_)) => return,
             };
             Stats::add(&server.stats.num_requests, 1);
+            if let Some(sizes) = incoming.compressed {
+                server.stats.count_decompressed(sizes);
+            }
             out.clear();
-            match handle(server, client, incoming).await {
-                Some(reply) => encode_message(&reply, &mut out),
-                None => continue,
+            let Some(reply) = handle(server, client, incoming).await else {
+                continue;
+            };
+            if let Some(sizes) = encode_message(&reply, &mut out) {
+                server.stats.count_compressed(sizes);
             }
             if let Err(e) = stream.write_all(&out).await {
                 // A client may close before reading its reply (the Node driver does so

@@ -17,6 +17,8 @@ pub struct Incoming {
     /// compressed the same way, as mongod's does.
     pub compressor: Option<Compressor>,
     pub message: Result<Message, ParseError>,
+    /// Set when the frame was OP_COMPRESSED and decompressed cleanly.
+    pub compressed: Option<CompressedSizes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +124,9 @@ fn raw_more_to_come(frame: &[u8]) -> bool {
         && (le_i32(frame, HEADER_LEN) as u32) & op_msg::MORE_TO_COME != 0
 }
 
-/// Writes a message. With a compressor it goes out as OP_COMPRESSED.
-pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
+/// Writes a message. With a compressor it goes out as OP_COMPRESSED, and the sizes
+/// before and after compression are returned.
+pub fn encode_message(msg: &Message, out: &mut Vec<u8>) -> Option<CompressedSizes> {
     let start = out.len();
     let mut header = Header {
         message_length: 0,
@@ -146,19 +149,23 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&whole);
         }
     }
-    if let Some(compressor) = msg.compressor {
-        let body = out.split_off(start + HEADER_LEN);
-        out.truncate(start);
-        let compressed = compressor.compress(&body);
-        header.op_code = OP_COMPRESSED;
-        header.write(out);
-        out.extend_from_slice(&msg.body.op_code().to_le_bytes());
-        out.extend_from_slice(&(body.len() as i32).to_le_bytes());
-        out.push(compressor.id());
-        out.extend_from_slice(&compressed);
-        let len = (out.len() - start) as i32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    }
+    let compressor = msg.compressor?;
+    let body = out.split_off(start + HEADER_LEN);
+    out.truncate(start);
+    let compressed = compressor.compress(&body);
+    header.op_code = OP_COMPRESSED;
+    header.write(out);
+    out.extend_from_slice(&msg.body.op_code().to_le_bytes());
+    out.extend_from_slice(&(body.len() as i32).to_le_bytes());
+    out.push(compressor.id());
+    out.extend_from_slice(&compressed);
+    let len = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Some(CompressedSizes {
+        compressor,
+        uncompressed: body.len(),
+        compressed: compressed.len(),
+    })
 }
 
 /// The decoder's contract, checked by the fuzz target and the seed-corpus test: any bytes
@@ -208,16 +215,26 @@ impl Decoder for WireCodec {
         let frame = src.split_to(length);
         let header = Header::read(&frame);
         let message = decode_message(&frame);
-        if let Err(e) = &message {
-            if e.closes_connection() {
-                return Err(CodecError::Fatal(e.clone()));
-            }
-        }
+        let compressed = match &message {
+            Err(e) if e.closes_connection() => return Err(CodecError::Fatal(e.clone())),
+            Ok(Message {
+                compressor: Some(compressor),
+                ..
+            }) => Some(CompressedSizes {
+                compressor: *compressor,
+                // decode_message checked both: the preamble is there and the size
+                // field matches what the body expanded to.
+                uncompressed: le_i32(&frame, HEADER_LEN + 4) as usize,
+                compressed: length - HEADER_LEN - COMPRESSED_PREAMBLE_LEN,
+            }),
+            _ => None,
+        };
         Ok(Some(Incoming {
             header,
             more_to_come: raw_more_to_come(&frame),
             compressor: raw_compressor(&frame),
             message,
+            compressed,
         }))
     }
 }
@@ -307,6 +324,30 @@ mod tests {
                 ),
                 "{length}"
             );
+        }
+    }
+
+    #[test]
+    fn encoder_and_decoder_report_the_same_compressed_sizes() {
+        for compressor in [None, Some(Compressor::Snappy), Some(Compressor::Zstd)] {
+            let msg = Message {
+                request_id: 3,
+                response_to: 0,
+                compressor,
+                body: Body::Msg(OpMsg::from_body(doc! {"ping": 1, "$db": "admin"})),
+            };
+            let mut bytes = Vec::new();
+            let sent = encode_message(&msg, &mut bytes);
+            let mut buf = BytesMut::from(&bytes[..]);
+            let received = WireCodec.decode(&mut buf).unwrap().unwrap().compressed;
+            assert_eq!(sent, received, "{compressor:?}");
+            if let Some(sizes) = sent {
+                assert_eq!(sizes.compressor, compressor.unwrap());
+                assert_eq!(
+                    sizes.compressed,
+                    bytes.len() - HEADER_LEN - COMPRESSED_PREAMBLE_LEN
+                );
+            }
         }
     }
 

@@ -11,6 +11,17 @@ pub enum Compressor {
     Zstd,
 }
 
+/// One OP_COMPRESSED frame's body size before and after compression, for the
+/// per-compressor byte counters in serverStatus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressedSizes {
+    pub compressor: Compressor,
+    /// The original message without its header.
+    pub uncompressed: usize,
+    /// The compressed bytes after OP_COMPRESSED's own 9-byte preamble.
+    pub compressed: usize,
+}
+
 /// mongod's default zlib level (`zlibCompressionLevel`).
 const ZLIB_LEVEL: u32 = 6;
 /// zstd's own default level, which mongod uses.

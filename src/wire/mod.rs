@@ -10,7 +10,7 @@ pub mod op_query;
 pub mod op_reply;
 
 pub use codec::{CodecError, Incoming, WireCodec};
-pub use compression::Compressor;
+pub use compression::{CompressedSizes, Compressor};
 pub use op_msg::{OpMsg, Section};
 pub use op_query::OpQuery;
 pub use op_reply::OpReply;
@@ -18,6 +18,8 @@ pub use op_reply::OpReply;
 use bson::Document;
 
 pub const HEADER_LEN: usize = 16;
+/// OP_COMPRESSED's fields before the compressed bytes: originalOpcode, uncompressedSize, compressorId.
+pub const COMPRESSED_PREAMBLE_LEN: usize = 9;
 /// The largest message a server accepts (`maxMessageSizeBytes`).
 pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
 /// The largest BSON document a server accepts (`maxBsonObjectSize`).
