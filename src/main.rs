@@ -24,13 +24,16 @@ async fn wait_for_signal(server: std::sync::Arc<ServerState>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let (number, name) = tokio::select! {
+        _ = term.recv() => (libc::SIGTERM, "Terminated"),
+        _ = int.recv() => (libc::SIGINT, "Interrupt"),
         _ = server.shutdown.cancelled() => return,
     };
-    tracing::info!(target: "CONTROL", id = 23377, ctx = "SignalHandler", signal = name, "Received signal");
-    server.shutdown.cancel();
+    tracing::info!(target: "CONTROL", id = 23377, ctx = "SignalHandler", signal = number, error = name, "Received signal");
+    let grace_ms = server
+        .params
+        .get_i64(ferrod::params::SIGNALED_SHUTDOWN_TIMEOUT_MS);
+    server.begin_shutdown(std::time::Duration::from_millis(grace_ms.max(0) as u64));
 }
 
 fn main() -> ExitCode {
@@ -40,11 +43,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     if cli.version {
-        println!(
-            "ferrod version v{} (MongoDB {} compatible)",
-            env!("CARGO_PKG_VERSION"),
-            ferrod::MONGODB_VERSION
-        );
+        // mongod's first line, which tools parse, then ferrod's own version.
+        println!("db version v{}", ferrod::MONGODB_VERSION);
+        println!("ferrod version v{}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     let mut config = match Config::from_cli(cli) {

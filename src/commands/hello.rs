@@ -30,7 +30,8 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
         let Bson::Document(meta) = meta else {
             return Err(crate::error::type_mismatch("client", meta, "object"));
         };
-        if client.metadata.set(meta.clone()).is_err() {
+        // mongod finalizes the metadata with the first hello, whether or not it had any.
+        if !first || client.metadata.set(meta.clone()).is_err() {
             return Err(CommandError::new(
                 Code::ClientMetadataCannotBeMutated,
                 "The client metadata document may only be sent in the first hello",

@@ -61,7 +61,10 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             };
             Stats::add(&server.stats.num_requests, 1);
             out.clear();
-            match handle(server, client, incoming).await {
+            let active = ActiveGuard::enter(&server.stats);
+            let reply = handle(server, client, incoming).await;
+            drop(active);
+            match reply {
                 Some(reply) => encode_message(&reply, &mut out),
                 None => continue,
             }
@@ -80,6 +83,22 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                 out = Vec::new();
             }
         }
+    }
+}
+
+/// Counts the connection in serverStatus `connections.active` while it runs a command.
+struct ActiveGuard<'a>(&'a Stats);
+
+impl<'a> ActiveGuard<'a> {
+    fn enter(stats: &'a Stats) -> Self {
+        Stats::add(&stats.connections_active, 1);
+        ActiveGuard(stats)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
