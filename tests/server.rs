@@ -82,7 +82,11 @@ fn bind_ip_all_answers_on_every_loopback() {
     assert_ok(&admin(&mut v6, doc! {"ping": 1}));
     let opts = admin(&mut server.raw(), doc! {"getCmdLineOpts": 1});
     assert_eq!(
-        opts.get_document("parsed").unwrap().get_document("net").unwrap().get_bool("bindIpAll"),
+        opts.get_document("parsed")
+            .unwrap()
+            .get_document("net")
+            .unwrap()
+            .get_bool("bindIpAll"),
         Ok(true)
     );
 }
@@ -101,7 +105,10 @@ fn port_flag_sets_the_listening_port() {
     let mut s = connect_port(port);
     let status = admin(&mut s, doc! {"serverStatus": 1});
     assert!(
-        status.get_str("host").unwrap().ends_with(&format!(":{port}")),
+        status
+            .get_str("host")
+            .unwrap()
+            .ends_with(&format!(":{port}")),
         "{status}"
     );
 }
@@ -120,7 +127,10 @@ fn max_conns_closes_the_extra_connection_at_once_and_serves_the_others() {
     let mut third = server.raw();
     // The server may close before or after our write lands; either way no reply comes.
     let _ = third.write_all(&op_msg(1, 0, &doc! {"ping": 1, "$db": "admin"}));
-    assert!(closed_by_server(&mut third), "the third connection was not closed");
+    assert!(
+        closed_by_server(&mut third),
+        "the third connection was not closed"
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     let refused = server.wait_for_log("\"id\":22942", Duration::from_secs(5));
     let refused: serde_json::Value = serde_json::from_str(&refused).unwrap();
@@ -142,7 +152,8 @@ fn max_conns_closes_the_extra_connection_at_once_and_serves_the_others() {
     drop(first);
     let mut newcomer = eventually(Duration::from_secs(5), "a free connection slot", || {
         let mut s = server.raw();
-        s.write_all(&op_msg(9, 0, &doc! {"ping": 1, "$db": "admin"})).ok()?;
+        s.write_all(&op_msg(9, 0, &doc! {"ping": 1, "$db": "admin"}))
+            .ok()?;
         read_frame(&mut s).ok()?;
         Some(s)
     });
@@ -188,7 +199,11 @@ fn server_status_counts_current_total_and_active_connections() {
     assert_eq!(before.get_i32("active"), Ok(1), "{before}");
 
     let mut sleeper = server.raw();
-    send(&mut sleeper, 5, doc! {"sleep": 1, "millis": 1500, "lock": "none"});
+    send(
+        &mut sleeper,
+        5,
+        doc! {"sleep": 1, "millis": 1500, "lock": "none"},
+    );
     let during = eventually(Duration::from_secs(5), "active == 2", || {
         let c = connections(&mut observer);
         (c.get_i32("active") == Ok(2)).then_some(c)
@@ -215,10 +230,17 @@ fn more_to_come_requests_run_but_get_no_reply() {
         &doc! {"setParameter": 1, "logLevel": 1, "$db": "admin"},
     ))
     .unwrap();
-    s.write_all(&op_msg(8, 0, &doc! {"getParameter": 1, "logLevel": 1, "$db": "admin"}))
-        .unwrap();
+    s.write_all(&op_msg(
+        8,
+        0,
+        &doc! {"getParameter": 1, "logLevel": 1, "$db": "admin"},
+    ))
+    .unwrap();
     let (response_to, reply) = receive(&mut s);
-    assert_eq!(response_to, 8, "the moreToCome request must not be answered");
+    assert_eq!(
+        response_to, 8,
+        "the moreToCome request must not be answered"
+    );
     assert_eq!(reply.get_i32("logLevel"), Ok(1), "{reply}");
 }
 
@@ -228,7 +250,11 @@ fn a_client_that_leaves_before_its_reply_is_not_an_error() {
     let mut observer = server.raw();
     let mut leaver = server.raw();
     let leaver_id = hello_connection_id(&mut leaver);
-    send(&mut leaver, 3, doc! {"sleep": 1, "millis": 200, "lock": "none"});
+    send(
+        &mut leaver,
+        3,
+        doc! {"sleep": 1, "millis": 200, "lock": "none"},
+    );
     wait_for_sleep_op(&mut observer);
     // An abortive close (RST), as a client that gives up does: the reply write fails.
     socket2::SockRef::from(&leaver)
@@ -250,7 +276,11 @@ fn a_client_that_leaves_before_its_reply_is_not_an_error() {
 // ---- shutdown --------------------------------------------------------------------
 
 fn assert_clean_shutdown_log(lines: &[String]) {
-    assert_eq!(with_id(lines, 20562).len(), 1, "no 'going to close listening sockets'");
+    assert_eq!(
+        with_id(lines, 20562).len(),
+        1,
+        "no 'going to close listening sockets'"
+    );
     assert_eq!(with_id(lines, 20565).len(), 1, "no 'Now exiting'");
     let last = with_id(lines, 23138);
     assert_eq!(last.len(), 1, "no 'Shutting down' line");
@@ -262,7 +292,11 @@ fn sigterm_stops_accepting_lets_the_inflight_command_finish_and_exits_0() {
     let mut server = Ferrod::start(TEST_COMMANDS);
     let mut busy = server.raw();
     let mut observer = server.raw();
-    send(&mut busy, 11, doc! {"sleep": 1, "millis": 800, "lock": "none"});
+    send(
+        &mut busy,
+        11,
+        doc! {"sleep": 1, "millis": 800, "lock": "none"},
+    );
     wait_for_sleep_op(&mut observer);
     let sent = Instant::now();
     unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
@@ -327,7 +361,11 @@ fn shutdown_is_bounded_and_interrupts_what_is_still_running_with_11600() {
     wait_for_sleep_op(&mut observer);
     let started = Instant::now();
     observer
-        .write_all(&op_msg(2, 0, &doc! {"shutdown": 1, "timeoutSecs": 1, "$db": "admin"}))
+        .write_all(&op_msg(
+            2,
+            0,
+            &doc! {"shutdown": 1, "timeoutSecs": 1, "$db": "admin"},
+        ))
         .unwrap();
     let (response_to, reply) = receive(&mut busy);
     assert_eq!(response_to, 21);
@@ -388,28 +426,68 @@ fn bad_flags_and_values_exit_non_zero_before_listening() {
     let p = port.to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().to_str().unwrap();
-    refused(&["--port", &p, "--dbpath", db, "--noSuchFlag"], port, "--noSuchFlag");
+    refused(
+        &["--port", &p, "--dbpath", db, "--noSuchFlag"],
+        port,
+        "--noSuchFlag",
+    );
     refused(&["--port", "seventy", "--dbpath", db], port, "--port");
     refused(&["--port", "70000", "--dbpath", db], port, "--port");
-    refused(&["--port", &p, "--dbpath", db, "--maxConns", "0"], port, "maxConns");
-    refused(&["--port", &p, "--dbpath", db, "--logFormat", "xml"], port, "--logFormat");
     refused(
-        &["--port", &p, "--dbpath", db, "--networkMessageCompressors", "lz4"],
+        &["--port", &p, "--dbpath", db, "--maxConns", "0"],
+        port,
+        "maxConns",
+    );
+    refused(
+        &["--port", &p, "--dbpath", db, "--logFormat", "xml"],
+        port,
+        "--logFormat",
+    );
+    refused(
+        &[
+            "--port",
+            &p,
+            "--dbpath",
+            db,
+            "--networkMessageCompressors",
+            "lz4",
+        ],
         port,
         "lz4",
     );
     refused(
-        &["--port", &p, "--dbpath", db, "--setParameter", "noSuchParameter=1"],
+        &[
+            "--port",
+            &p,
+            "--dbpath",
+            db,
+            "--setParameter",
+            "noSuchParameter=1",
+        ],
         port,
         "noSuchParameter",
     );
     refused(
-        &["--port", &p, "--dbpath", db, "--setParameter", "logLevel=loud"],
+        &[
+            "--port",
+            &p,
+            "--dbpath",
+            db,
+            "--setParameter",
+            "logLevel=loud",
+        ],
         port,
         "logLevel",
     );
     refused(
-        &["--port", &p, "--dbpath", db, "--setParameter", "featureCompatibilityVersion=6.0"],
+        &[
+            "--port",
+            &p,
+            "--dbpath",
+            db,
+            "--setParameter",
+            "featureCompatibilityVersion=6.0",
+        ],
         port,
         "featureCompatibilityVersion",
     );
@@ -426,7 +504,10 @@ fn bad_config_files_exit_non_zero_naming_the_key_or_value() {
         ("net:\n  prot: 1\n", "prot"),
         ("nett:\n  port: 1\n", "nett"),
         ("net:\n  port: abc\n", "net.port"),
-        ("net:\n  maxIncomingConnections: -3\n", "maxIncomingConnections"),
+        (
+            "net:\n  maxIncomingConnections: -3\n",
+            "maxIncomingConnections",
+        ),
         ("systemLog:\n  destination: syslog\n", "syslog"),
         ("systemLog:\n  destination: file\n", "systemLog.path"),
         ("net:\n  compression:\n    compressors: brotli\n", "brotli"),
@@ -466,7 +547,12 @@ fn dbpath_is_created_when_missing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a/b/c");
     let port = free_port();
-    let mut proc = Proc::spawn(&["--port", &port.to_string(), "--dbpath", db.to_str().unwrap()]);
+    let mut proc = Proc::spawn(&[
+        "--port",
+        &port.to_string(),
+        "--dbpath",
+        db.to_str().unwrap(),
+    ]);
     proc.wait_listening(port);
     assert!(db.is_dir());
 }
@@ -493,49 +579,85 @@ fn config_file_in_mongods_layout_sets_every_option() {
     let file = write_config(dir.path(), port);
     let mut proc = Proc::spawn(&["-f", file.to_str().unwrap()]);
     proc.wait_listening(port);
-    assert!(dir.path().join("data/db").is_dir(), "storage.dbPath not created");
+    assert!(
+        dir.path().join("data/db").is_dir(),
+        "storage.dbPath not created"
+    );
 
     let mut s = connect_port(port);
-    let hello = admin(&mut s, doc! {"hello": 1, "compression": ["snappy", "zlib", "zstd"]});
-    assert_eq!(hello.get_array("compression").unwrap(), &vec![bson::Bson::from("zlib")]);
-    let params = admin(&mut s, doc! {"getParameter": 1, "logLevel": 1, "enableTestCommands": 1});
+    let hello = admin(
+        &mut s,
+        doc! {"hello": 1, "compression": ["snappy", "zlib", "zstd"]},
+    );
+    assert_eq!(
+        hello.get_array("compression").unwrap(),
+        &vec![bson::Bson::from("zlib")]
+    );
+    let params = admin(
+        &mut s,
+        doc! {"getParameter": 1, "logLevel": 1, "enableTestCommands": 1},
+    );
     assert_eq!(params.get_i32("logLevel"), Ok(1), "{params}");
     assert_eq!(params.get_bool("enableTestCommands"), Ok(true), "{params}");
 
     // net.maxIncomingConnections: 2 (the probe in wait_listening has gone by now).
     let mut second = eventually(Duration::from_secs(5), "a second slot", || {
         let mut c = connect_port(port);
-        c.write_all(&op_msg(1, 0, &doc! {"ping": 1, "$db": "admin"})).ok()?;
+        c.write_all(&op_msg(1, 0, &doc! {"ping": 1, "$db": "admin"}))
+            .ok()?;
         read_frame(&mut c).ok()?;
         Some(c)
     });
     assert_ok(&admin(&mut second, doc! {"ping": 1}));
     let mut third = connect_port(port);
-    assert!(closed_by_server(&mut third), "maxIncomingConnections not enforced");
+    assert!(
+        closed_by_server(&mut third),
+        "maxIncomingConnections not enforced"
+    );
 
     // systemLog: to the file, quiet (no connection lines), slowOpThresholdMs 0.
     admin(&mut s, doc! {"ping": 1, "comment": "from the config test"});
     let log = std::fs::read_to_string(dir.path().join("ferrod.log")).unwrap();
     assert!(log.contains("Waiting for connections"), "{log}");
-    assert!(log.contains("from the config test"), "slow query not logged:\n{log}");
-    assert!(!log.contains("Connection accepted"), "quiet not applied:\n{log}");
-    assert!(proc.stdout().is_empty(), "systemLog.destination file, yet stdout got lines");
+    assert!(
+        log.contains("from the config test"),
+        "slow query not logged:\n{log}"
+    );
+    assert!(
+        !log.contains("Connection accepted"),
+        "quiet not applied:\n{log}"
+    );
+    assert!(
+        proc.stdout().is_empty(),
+        "systemLog.destination file, yet stdout got lines"
+    );
 
     let opts = admin(&mut s, doc! {"getCmdLineOpts": 1});
     let parsed = opts.get_document("parsed").unwrap();
-    assert_eq!(parsed.get_str("config"), Ok(file.to_str().unwrap()), "{parsed}");
+    assert_eq!(
+        parsed.get_str("config"),
+        Ok(file.to_str().unwrap()),
+        "{parsed}"
+    );
     let net = parsed.get_document("net").unwrap();
     assert_eq!(bson_i64(net.get("port").unwrap()), port as i64);
     assert_eq!(net.get_str("bindIp"), Ok("127.0.0.1"));
     assert_eq!(bson_i64(net.get("maxIncomingConnections").unwrap()), 2);
     assert_eq!(
-        net.get_document("compression").unwrap().get_str("compressors"),
+        net.get_document("compression")
+            .unwrap()
+            .get_str("compressors"),
         Ok("zlib")
     );
     let log_section = parsed.get_document("systemLog").unwrap();
     assert_eq!(log_section.get_str("destination"), Ok("file"));
     assert_eq!(log_section.get_bool("quiet"), Ok(true));
-    assert!(parsed.get_document("storage").unwrap().get_str("dbPath").unwrap().ends_with("data/db"));
+    assert!(parsed
+        .get_document("storage")
+        .unwrap()
+        .get_str("dbPath")
+        .unwrap()
+        .ends_with("data/db"));
     assert_eq!(
         opts.get_array("argv").unwrap(),
         &vec![
@@ -568,7 +690,10 @@ fn command_line_beats_the_config_file() {
     let params = admin(&mut s, doc! {"getParameter": 1, "logLevel": 1});
     assert_eq!(params.get_i32("logLevel"), Ok(2), "{params}");
     let hello = admin(&mut s, doc! {"hello": 1, "compression": ["zlib", "snappy"]});
-    assert_eq!(hello.get_array("compression").unwrap(), &vec![bson::Bson::from("snappy")]);
+    assert_eq!(
+        hello.get_array("compression").unwrap(),
+        &vec![bson::Bson::from("snappy")]
+    );
 }
 
 // ---- logging -----------------------------------------------------------------------
@@ -579,15 +704,18 @@ fn json_log_lines_have_mongods_structure_and_ids() {
     let mut s = server.raw();
     let id = hello_connection_id(&mut s);
     drop(s);
-    server.wait_for_log(&format!("\"id\":22944,\"ctx\":\"conn{id}\""), Duration::from_secs(5));
+    server.wait_for_log(
+        &format!("\"id\":22944,\"ctx\":\"conn{id}\""),
+        Duration::from_secs(5),
+    );
     let lines: Vec<String> = server
         .log_lines()
         .into_iter()
         .filter(|l| !l.starts_with("stderr: "))
         .collect();
     for line in &lines {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(&keys[..6], ["t", "s", "c", "id", "ctx", "msg"], "{line}");
         let date = v["t"]["$date"].as_str().unwrap();
@@ -595,7 +723,10 @@ fn json_log_lines_have_mongods_structure_and_ids() {
             chrono::DateTime::parse_from_str(date, "%Y-%m-%dT%H:%M:%S%.3f%:z").is_ok(),
             "{date}"
         );
-        assert!(["I", "W", "E", "F", "D1", "D2"].contains(&v["s"].as_str().unwrap()), "{line}");
+        assert!(
+            ["I", "W", "E", "F", "D1", "D2"].contains(&v["s"].as_str().unwrap()),
+            "{line}"
+        );
         assert!(v["id"].as_i64().unwrap() > 0, "{line}");
         if let Some(attr) = v.get("attr") {
             assert!(attr.is_object(), "{line}");
@@ -621,7 +752,10 @@ fn json_log_lines_have_mongods_structure_and_ids() {
 fn quiet_suppresses_connection_lines() {
     let server = Ferrod::start(&["--quiet", "--slowms", "0"]);
     let mut s = server.raw();
-    admin(&mut s, doc! {"hello": 1, "client": {"application": {"name": "quiet-test"}}});
+    admin(
+        &mut s,
+        doc! {"hello": 1, "client": {"application": {"name": "quiet-test"}}},
+    );
     drop(s);
     let mut marker = server.raw();
     admin(&mut marker, doc! {"ping": 1, "comment": "quiet marker"});
@@ -629,7 +763,10 @@ fn quiet_suppresses_connection_lines() {
     std::thread::sleep(Duration::from_millis(100));
     let lines = server.log_lines();
     for id in [22943, 22944, 51800] {
-        assert!(with_id(&lines, id).is_empty(), "--quiet still logged id {id}");
+        assert!(
+            with_id(&lines, id).is_empty(),
+            "--quiet still logged id {id}"
+        );
     }
 }
 
@@ -655,7 +792,10 @@ fn text_log_format_is_human_readable() {
         .iter()
         .find(|l| l.contains("Waiting for connections"))
         .unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(line).is_err(), "{line}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(line).is_err(),
+        "{line}"
+    );
     // "<date> I  NETWORK  [listener] Waiting for connections {...}"
     let date = line.split(' ').next().unwrap();
     assert!(

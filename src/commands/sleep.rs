@@ -57,9 +57,8 @@ fn duration(cmd: &Document) -> CommandResult<Duration> {
             .ok_or_else(|| CommandError::new(Code::Location34344, "'secs' must be a number."))?;
         ms = ms.saturating_add(n.saturating_mul(1000));
     } else if let Some(v) = seconds {
-        let n = number(v).ok_or_else(|| {
-            CommandError::new(Code::Location51154, "'seconds' must be a number.")
-        })?;
+        let n = number(v)
+            .ok_or_else(|| CommandError::new(Code::Location51154, "'seconds' must be a number."))?;
         ms = ms.saturating_add(n.saturating_mul(1000));
     }
     if let Some(v) = millis {

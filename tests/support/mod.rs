@@ -165,7 +165,9 @@ pub fn receive(s: &mut TcpStream) -> (i32, Document) {
 }
 
 pub fn ok(reply: &Document) -> f64 {
-    reply.get_f64("ok").unwrap_or_else(|_| panic!("no double ok in {reply}"))
+    reply
+        .get_f64("ok")
+        .unwrap_or_else(|_| panic!("no double ok in {reply}"))
 }
 
 /// Asserts an error reply with this code and code name; returns its errmsg.
@@ -224,9 +226,10 @@ pub fn in_progress(s: &mut TcpStream) -> Vec<Document> {
 /// The in-flight `sleep` operation, once currentOp shows it.
 pub fn wait_for_sleep_op(observer: &mut TcpStream) -> Document {
     eventually(Duration::from_secs(10), "the sleep op in currentOp", || {
-        in_progress(observer)
-            .into_iter()
-            .find(|op| op.get_document("command").is_ok_and(|c| c.contains_key("sleep")))
+        in_progress(observer).into_iter().find(|op| {
+            op.get_document("command")
+                .is_ok_and(|c| c.contains_key("sleep"))
+        })
     })
 }
 
