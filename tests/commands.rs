@@ -273,6 +273,14 @@ fn inflight_op_shows_its_comment_in_current_op_and_kill_op_interrupts_it() {
         assert_eq!(bson_i64(op.get("connectionId").unwrap()), busy_id);
         assert_eq!(op.get_str("desc"), Ok(format!("conn{busy_id}").as_str()));
         assert!(op.contains_key("secs_running") && op.contains_key("microsecs_running"));
+        assert_eq!(op.get_str("type"), Ok("op"));
+        assert!(op
+            .get_str("host")
+            .unwrap()
+            .ends_with(&format!(":{}", server.port)));
+        assert!(op.get_str("client").unwrap().starts_with("127.0.0.1:"));
+        assert!(op.get_datetime("currentOpTime").is_ok());
+        assert_eq!(op.get_bool("waitingForLock"), Ok(false));
 
         let started = Instant::now();
         let killed = admin(

@@ -342,6 +342,8 @@ fn shutdown_command_exits_0_and_is_logged() {
     assert_eq!(msg, "shutdown may only be run against the admin database.");
     s.write_all(&op_msg(1, 0, &doc! {"shutdown": 1, "$db": "admin"}))
         .unwrap();
+    // As with mongod, the socket closes instead of answering.
+    assert!(closed_by_server(&mut s), "shutdown sent a reply");
     let status = server.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status}");
     let lines = server.log_lines();
@@ -349,6 +351,7 @@ fn shutdown_command_exits_0_and_is_logged() {
     assert_eq!(line.len(), 1);
     assert_eq!(line[0]["msg"], "Terminating via shutdown command");
     assert_eq!(line[0]["attr"]["force"], false);
+    assert_eq!(line[0]["attr"]["timeoutMillis"], 15_000);
     assert_clean_shutdown_log(&lines);
 }
 

@@ -96,6 +96,8 @@ pub struct Command {
     pub compress_reply: bool,
     /// A test command: it exists only with `--setParameter enableTestCommands=1`.
     pub test_only: bool,
+    /// On success the connection is closed without a reply (mongod's `shutdown`).
+    pub hangs_up: bool,
 }
 
 impl Command {
@@ -112,6 +114,7 @@ impl Command {
             handler,
             compress_reply: true,
             test_only: false,
+            hangs_up: false,
         }
     }
 }
@@ -198,6 +201,8 @@ pub fn is_generic_argument(name: &str) -> bool {
 pub struct Reply {
     pub body: Document,
     pub compress: bool,
+    /// Close the connection instead of sending `body`.
+    pub hang_up: bool,
 }
 
 /// The database a request names in `$db`.
@@ -244,6 +249,7 @@ pub async fn dispatch(
     let command = lookup(&name).filter(|c| is_available(server, c));
     let compress = command.is_none_or(|c| c.compress_reply);
     let result = run(server, client, &name, command, body, exhaust_allowed).await;
+    let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
     let mut body = match result {
         Ok(mut reply) => {
             if !reply.contains_key("ok") {
@@ -256,7 +262,11 @@ pub async fn dispatch(
     let now = server.clock.now();
     body.insert("$clusterTime", server.clock.cluster_time_document(now));
     body.insert("operationTime", now);
-    Reply { body, compress }
+    Reply {
+        body,
+        compress,
+        hang_up,
+    }
 }
 
 async fn run(

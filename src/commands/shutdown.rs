@@ -1,4 +1,5 @@
-//! shutdown: the same graceful shutdown as SIGTERM. `timeoutSecs` bounds how long
+//! shutdown: the same graceful shutdown as SIGTERM; the caller's connection closes
+//! without a reply, as with mongod. `timeoutSecs` bounds how long
 //! in-flight commands may still run (default: shutdownTimeoutMillisForSignaledShutdown).
 
 use super::{cluster, Command, Handler, Invocation};
@@ -9,6 +10,8 @@ use std::time::Duration;
 
 pub const SHUTDOWN: Command = Command {
     admin_only: true,
+    // mongod never answers: the client expects the socket to close as the server exits.
+    hangs_up: true,
     privileges: &[cluster("shutdown")],
     ..Command::new(
         "shutdown",
@@ -32,7 +35,7 @@ fn shutdown(inv: &Invocation, cmd: &Document) -> CommandResult {
     }
     .max(0);
     tracing::info!(target: "COMMAND", id = 4695400, ctx = format!("conn{}", inv.client.id),
-        force, timeoutSecs = grace_ms / 1000, "Terminating via shutdown command");
+        force, timeoutMillis = grace_ms, "Terminating via shutdown command");
     inv.server
         .begin_shutdown(Duration::from_millis(grace_ms as u64));
     Ok(Document::new())

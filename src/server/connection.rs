@@ -62,11 +62,12 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             Stats::add(&server.stats.num_requests, 1);
             out.clear();
             let active = ActiveGuard::enter(&server.stats);
-            let reply = handle(server, client, incoming).await;
+            let answer = handle(server, client, incoming).await;
             drop(active);
-            match reply {
-                Some(reply) => encode_message(&reply, &mut out),
-                None => continue,
+            match answer {
+                Answer::Reply(reply) => encode_message(&reply, &mut out),
+                Answer::Nothing => continue,
+                Answer::HangUp => return,
             }
             if let Err(e) = stream.write_all(&out).await {
                 // A client may close before reading its reply (the Node driver does so
@@ -111,12 +112,17 @@ fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: 
     }
 }
 
-/// Runs one request; returns the reply to send, if any.
-async fn handle(
-    server: &Arc<ServerState>,
-    client: &Arc<Client>,
-    incoming: Incoming,
-) -> Option<Message> {
+/// What a request leaves the connection to do.
+enum Answer {
+    Reply(Message),
+    /// `moreToCome`: the client wants no reply.
+    Nothing,
+    /// Close the connection without replying (mongod's `shutdown` does).
+    HangUp,
+}
+
+/// Runs one request.
+async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incoming) -> Answer {
     let request_id = incoming.header.request_id;
     let message = match incoming.message {
         Ok(message) => message,
@@ -128,7 +134,7 @@ async fn handle(
             } else {
                 Body::Msg(OpMsg::from_body(with_cluster_time(server, error)))
             };
-            return Some(reply_to(request_id, None, body));
+            return Answer::Reply(reply_to(request_id, None, body));
         }
     };
     match message.body {
@@ -136,11 +142,14 @@ async fn handle(
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
             let reply = commands::dispatch(server, client, msg.into_command(), exhaust).await;
+            if reply.hang_up {
+                return Answer::HangUp;
+            }
             if more_to_come {
-                return None;
+                return Answer::Nothing;
             }
             let compressor = message.compressor.filter(|_| reply.compress);
-            Some(reply_to(
+            Answer::Reply(reply_to(
                 request_id,
                 compressor,
                 Body::Msg(OpMsg::from_body(reply.body)),
@@ -156,14 +165,14 @@ async fn handle(
                 }
                 Err(e) => legacy_error(e.to_document()),
             };
-            Some(reply_to(
+            Answer::Reply(reply_to(
                 request_id,
                 None,
                 Body::Reply(OpReply::single(body)),
             ))
         }
-        // A client has no business sending a reply; mongod hangs up.
-        Body::Reply(_) => None,
+        // A client has no business sending a reply; it gets none.
+        Body::Reply(_) => Answer::Nothing,
     }
 }
 
