@@ -113,6 +113,8 @@ fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: 
 }
 
 /// What a request leaves the connection to do.
+// Lives for one request on the stack; boxing the reply would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Reply(Message),
     /// `moreToCome`: the client wants no reply.
