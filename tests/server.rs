@@ -430,6 +430,19 @@ fn bad_flags_and_values_exit_non_zero_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().to_str().unwrap();
     refused(
+        &[
+            "--port",
+            &p,
+            "--dbpath",
+            db,
+            "--bind_ip",
+            "127.0.0.1",
+            "--bind_ip_all",
+        ],
+        port,
+        "--bind_ip_all",
+    );
+    refused(
         &["--port", &p, "--dbpath", db, "--noSuchFlag"],
         port,
         "--noSuchFlag",
@@ -512,6 +525,10 @@ fn bad_config_files_exit_non_zero_naming_the_key_or_value() {
             "maxIncomingConnections",
         ),
         ("systemLog:\n  destination: syslog\n", "syslog"),
+        (
+            "net:\n  bindIp: 127.0.0.1\n  bindIpAll: true\n",
+            "net.bindIpAll",
+        ),
         ("systemLog:\n  destination: file\n", "systemLog.path"),
         ("net:\n  compression:\n    compressors: brotli\n", "brotli"),
         ("setParameter:\n  noSuchParameter: 1\n", "noSuchParameter"),
