@@ -916,6 +916,12 @@ fn session_commands_are_accepted() {
         assert_ok(&reply);
         let keys: Vec<&str> = reply.keys().map(String::as_str).collect();
         assert_eq!(keys, ["ok", "$clusterTime", "operationTime"], "{name}");
+        let reply = on_db(&mut s, "test", doc! {name: 1});
+        let msg = assert_error(&reply, 14, "TypeMismatch");
+        assert_eq!(
+            msg,
+            format!("BSON field '{name}.{name}' is the wrong type 'int', expected type 'array'")
+        );
     }
 }
 
