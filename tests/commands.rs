@@ -476,17 +476,24 @@ fn hello_and_is_master_reply_with_standalone_fields() {
     ));
 }
 
+fn metadata() -> Document {
+    doc! {
+        "application": {"name": "meta-test"},
+        "driver": {"name": "raw-tests", "version": "1.0"},
+        "os": {"type": "Linux", "name": "test"},
+    }
+}
+
 #[test]
 fn client_metadata_is_only_accepted_on_the_first_hello() {
     let server = Ferrod::start(&[]);
-    let metadata =
-        doc! {"application": {"name": "meta-test"}, "driver": {"name": "raw", "version": "1"}};
     let mut s = server.raw();
-    assert_ok(&admin(
+    let first = admin(
         &mut s,
-        doc! {"hello": 1, "client": metadata.clone()},
-    ));
-    let reply = admin(&mut s, doc! {"isMaster": 1, "client": metadata.clone()});
+        doc! {"hello": 1, "client": metadata(), "compression": ["zlib"]},
+    );
+    assert_ok(&first);
+    let reply = admin(&mut s, doc! {"isMaster": 1, "client": metadata()});
     let msg = assert_error(&reply, 186, "ClientMetadataCannotBeMutated");
     assert_eq!(
         msg,
@@ -495,11 +502,58 @@ fn client_metadata_is_only_accepted_on_the_first_hello() {
     // A first hello without metadata also closes the door.
     let mut t = server.raw();
     assert_ok(&admin(&mut t, doc! {"hello": 1}));
-    let reply = admin(&mut t, doc! {"hello": 1, "client": metadata.clone()});
+    let reply = admin(&mut t, doc! {"hello": 1, "client": metadata()});
     assert_error(&reply, 186, "ClientMetadataCannotBeMutated");
-    // The accepted metadata is logged (51800) and names the app in currentOp-like places.
+    // The accepted metadata is logged once (51800), with the negotiated compressors.
     let line = server.wait_for_log("\"id\":51800", Duration::from_secs(5));
-    assert!(line.contains("meta-test"), "{line}");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["msg"], "client metadata");
+    assert_eq!(line["attr"]["doc"]["application"]["name"], "meta-test");
+    assert_eq!(
+        line["attr"]["negotiatedCompressors"],
+        serde_json::json!(["zlib"])
+    );
+    let id = bson_i64(first.get("connectionId").unwrap());
+    assert_eq!(line["attr"]["client"], format!("conn{id}"));
+    assert_eq!(with_id(&server.log_lines(), 51800).len(), 1);
+    // appName shows in currentOp.
+    let ops = in_progress(&mut s);
+    assert_eq!(ops[0].get_str("appName"), Ok("meta-test"), "{:?}", ops);
+}
+
+#[test]
+fn invalid_client_metadata_is_refused_with_mongods_codes() {
+    let server = Ferrod::start(&[]);
+    let mut without = metadata();
+    without.remove("driver");
+    let mut no_os = metadata();
+    no_os.remove("os");
+    let mut no_version = metadata();
+    no_version.insert("driver", doc! {"name": "x"});
+    let mut os_type = metadata();
+    os_type.insert("os", doc! {"type": 5});
+    let mut app = metadata();
+    app.insert("application", "not a document");
+    let mut long_name = metadata();
+    long_name.insert("application", doc! {"name": "n".repeat(129)});
+    let mut huge = metadata();
+    huge.insert("padding", "p".repeat(600));
+    let cases = [
+        (without, 183, "ClientMetadataMissingField", "Missing required sub-document 'driver' in the client metadata document"),
+        (no_os, 183, "ClientMetadataMissingField", "Missing required sub-document 'os' in the client metadata document"),
+        (no_version, 183, "ClientMetadataMissingField", "Missing required field 'driver.version' in the client metadata document"),
+        (os_type, 14, "TypeMismatch", "The 'os.type' field must be a string in the client metadata document"),
+        (app, 14, "TypeMismatch", "The 'application' field is required to be a BSON document in the client metadata document"),
+        (long_name, 184, "ClientMetadataAppNameTooLarge", "The 'application.name' field must be less then or equal to 128 bytes in the client metadata document"),
+        (huge, 185, "ClientMetadataDocumentTooLarge", "The client metadata document must be less then or equal to 512 bytes"),
+    ];
+    for (meta, code, name, message) in cases {
+        let mut s = server.raw();
+        let reply = admin(&mut s, doc! {"hello": 1, "client": meta});
+        assert_eq!(assert_error(&reply, code, name), message);
+        // A refused first hello finalizes nothing: valid metadata is still welcome.
+        assert_ok(&admin(&mut s, doc! {"hello": 1, "client": metadata()}));
+    }
 }
 
 #[test]

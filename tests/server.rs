@@ -774,7 +774,11 @@ fn quiet_suppresses_connection_lines() {
     let mut s = server.raw();
     admin(
         &mut s,
-        doc! {"hello": 1, "client": {"application": {"name": "quiet-test"}}},
+        doc! {"hello": 1, "client": {
+            "application": {"name": "quiet-test"},
+            "driver": {"name": "raw-tests", "version": "1.0"},
+            "os": {"type": "Linux"},
+        }},
     );
     drop(s);
     let mut marker = server.raw();

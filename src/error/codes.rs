@@ -94,6 +94,8 @@ codes! {
     NoSuchSession = 206,
     ClientMetadataCannotBeMutated = 186,
     ClientMetadataMissingField = 183,
+    ClientMetadataAppNameTooLarge = 184,
+    ClientMetadataDocumentTooLarge = 185,
 }
 
 #[cfg(test)]
