@@ -410,7 +410,12 @@ fn signaled_shutdown_grace_comes_from_its_parameter() {
 fn refused(args: &[&str], port: u16, needle: &str) {
     let mut proc = Proc::spawn(args);
     let status = proc.wait_exit(Duration::from_secs(10));
-    assert!(!status.success(), "ferrod accepted {args:?}");
+    // mongod's EXIT_BADOPTIONS.
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "ferrod accepted {args:?} or failed otherwise"
+    );
     let stderr = proc.stderr();
     assert!(
         stderr.contains(needle),
@@ -548,6 +553,32 @@ fn bad_config_files_exit_non_zero_naming_the_key_or_value() {
         port,
         "missing.yaml",
     );
+}
+
+#[test]
+fn a_port_in_use_exits_48_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Proc::spawn(&[
+        "--port",
+        &port.to_string(),
+        "--dbpath",
+        dir.path().to_str().unwrap(),
+        "--logFormat",
+        "json",
+    ]);
+    let status = proc.wait_exit(Duration::from_secs(10));
+    // mongod's EXIT_NET_ERROR.
+    assert_eq!(status.code(), Some(48), "{status}");
+    assert!(
+        proc.stderr().contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        proc.stderr()
+    );
+    let error = with_id(&proc.stdout(), 20568);
+    assert_eq!(error.len(), 1, "no 'Error setting up listener' line");
+    assert_eq!(error[0]["s"], "E");
 }
 
 #[test]
