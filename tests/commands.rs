@@ -994,3 +994,41 @@ fn current_op_and_kill_op_edge_cases() {
     let reply = admin(&mut s, doc! {"killOp": 1});
     assert_error(&reply, 4, "NoSuchKey");
 }
+
+// ---- through the official driver ---------------------------------------------------
+
+#[tokio::test]
+async fn rust_driver_sees_mongods_codes_and_ends_its_sessions_quietly() {
+    let server = Ferrod::start(&["--setParameter", "enableTestCommands=1", "--slowms", "0"]);
+    let client = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+    let db = client.database("admin");
+    let err = db
+        .run_command(doc! {"sleep": 1, "secs": 30, "lock": "none", "maxTimeMS": 50})
+        .await
+        .unwrap_err();
+    match *err.kind {
+        mongodb::error::ErrorKind::Command(ref e) => {
+            assert_eq!((e.code, e.code_name.as_str()), (50, "MaxTimeMSExpired"))
+        }
+        ref other => panic!("expected a command error, got {other:?}"),
+    }
+    let mut session = client.start_session().await.unwrap();
+    db.run_command(doc! {"ping": 1, "comment": "in a session"})
+        .session(&mut session)
+        .await
+        .unwrap();
+    drop(session);
+    client.shutdown().await;
+    // The driver ends its pooled session on the way out; nothing of it is an error.
+    server.wait_for_log("\"endSessions\"", Duration::from_secs(5));
+    let line = server.wait_for_log("in a session", Duration::from_secs(5));
+    assert!(
+        line.contains("\"lsid\""),
+        "the session id is in the logged command: {line}"
+    );
+    let problems: Vec<serde_json::Value> = json_lines(&server.log_lines())
+        .into_iter()
+        .filter(|l| l["s"] == "E" || (l["s"] == "W" && l.get("tags").is_none()))
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+}
