@@ -227,6 +227,13 @@ fn comment_of_any_type_appears_in_the_slow_query_line() {
         assert_eq!(line["attr"]["ns"], "admin.$cmd");
         assert!(line["ctx"].as_str().unwrap().starts_with("conn"));
         assert!(line["attr"]["durationMillis"].is_u64());
+        assert_eq!(line["attr"]["numYields"], 0);
+        assert!(line["attr"]["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"));
+        // No application name was given, so there is no appName.
+        assert!(line["attr"].get("appName").is_none(), "{line}");
     }
 }
 

@@ -365,7 +365,8 @@ fn log_if_slow(
     let command_json = Bson::Document(body.clone()).into_relaxed_extjson();
     let ctx = format!("conn{}", inv.client.id);
     let ns = format!("{}.$cmd", inv.db);
-    let app_name = inv.client.app_name().unwrap_or_default();
+    // Left out when the client gave no application name, as mongod does.
+    let app_name = inv.client.app_name();
     let remote = inv.client.remote.to_string();
     match result {
         Ok(_) => tracing::info!(
@@ -374,7 +375,7 @@ fn log_if_slow(
             ctx,
             r#type = "command",
             ns,
-            appName = app_name,
+            appName = app_name.as_deref(),
             command = %command_json,
             commandName = command.name,
             numYields = 0,
@@ -388,7 +389,7 @@ fn log_if_slow(
             ctx,
             r#type = "command",
             ns,
-            appName = app_name,
+            appName = app_name.as_deref(),
             command = %command_json,
             commandName = command.name,
             numYields = 0,
