@@ -217,6 +217,15 @@ fn server_status_counts_current_total_and_active_connections() {
     assert_ok(&reply);
     let after = connections(&mut observer);
     assert_eq!(after.get_i32("active"), Ok(1), "{after}");
+
+    // A closed connection leaves `current` and gives its slot back to `available`.
+    drop(sleeper);
+    let closed = eventually(Duration::from_secs(5), "current == 1", || {
+        let c = connections(&mut observer);
+        (c.get_i32("current") == Ok(1)).then_some(c)
+    });
+    assert_eq!(closed.get_i32("available"), Ok(1_000_000 - 1), "{closed}");
+    assert_eq!(closed.get_i32("totalCreated"), Ok(2), "{closed}");
 }
 
 #[test]
