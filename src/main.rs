@@ -20,10 +20,23 @@ fn raise_fd_limit() {
     }
 }
 
-async fn wait_for_signal(server: std::sync::Arc<ServerState>) {
+/// Installs the SIGTERM/SIGINT handlers (before anything listens, so that a signal sent as
+/// soon as the port opens already shuts down gracefully) and returns the task body that
+/// turns the first signal into a graceful shutdown.
+fn signal_handler(
+    server: std::sync::Arc<ServerState>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    wait_for_signal(server, term, int)
+}
+
+async fn wait_for_signal(
+    server: std::sync::Arc<ServerState>,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     let (number, name) = tokio::select! {
         _ = term.recv() => (libc::SIGTERM, "Terminated"),
         _ = int.recv() => (libc::SIGINT, "Interrupt"),
@@ -92,6 +105,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
+        let on_signal = signal_handler(server.clone());
         let listeners = match ferrod::server::bind(&server).await {
             Ok(l) => l,
             Err(e) => {
@@ -100,7 +114,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(48);
             }
         };
-        tokio::spawn(wait_for_signal(server.clone()));
+        tokio::spawn(on_signal);
         ferrod::server::run(server.clone(), listeners).await;
         ExitCode::SUCCESS
     })
