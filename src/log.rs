@@ -60,6 +60,11 @@ impl LogSink {
         let output = match path {
             None => Output::Stdout,
             Some(path) => {
+                // Without --logappend mongod keeps the previous run's log under a
+                // rotated name instead of overwriting it.
+                if !append && path.exists() {
+                    move_aside(&path)?;
+                }
                 let file = open_log(&path, append)?;
                 Output::File { path, file }
             }
@@ -119,19 +124,7 @@ impl LogSink {
             return Ok(false);
         };
         file.flush()?;
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%S");
-        let mut rotated = path.clone().into_os_string();
-        rotated.push(format!(".{stamp}"));
-        // Two rotations within a second must not overwrite the first rotated file.
-        let mut candidate = PathBuf::from(&rotated);
-        let mut n = 1;
-        while candidate.exists() {
-            let mut numbered = rotated.clone();
-            numbered.push(format!(".{n}"));
-            candidate = PathBuf::from(numbered);
-            n += 1;
-        }
-        std::fs::rename(&*path, &candidate)?;
+        move_aside(path)?;
         *file = open_log(path, false)?;
         Ok(true)
     }
@@ -162,6 +155,23 @@ impl LogSink {
             Output::File { file, .. } => writeln!(file, "{text}"),
         };
     }
+}
+
+/// Renames the log file to `<path>.<UTC timestamp>` (mongod's rotated name), adding
+/// `.1`, `.2`, ... when that name is taken (two rotations within a second).
+fn move_aside(path: &PathBuf) -> io::Result<()> {
+    let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%S");
+    let mut rotated = path.clone().into_os_string();
+    rotated.push(format!(".{stamp}"));
+    let mut candidate = PathBuf::from(&rotated);
+    let mut n = 1;
+    while candidate.exists() {
+        let mut numbered = rotated.clone();
+        numbered.push(format!(".{n}"));
+        candidate = PathBuf::from(numbered);
+        n += 1;
+    }
+    std::fs::rename(path, &candidate)
 }
 
 fn open_log(path: &PathBuf, append: bool) -> io::Result<File> {

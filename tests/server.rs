@@ -927,3 +927,44 @@ fn log_rotate_moves_the_file_aside_and_writes_new_lines_to_a_fresh_one() {
         .count();
     assert_eq!(count, 3);
 }
+
+#[test]
+fn a_restart_keeps_the_previous_log_unless_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let logpath = dir.path().join("run.log");
+    let db = dir.path().join("db");
+    let run = |extra: &[&str]| {
+        let port = free_port();
+        let p = port.to_string();
+        let mut args = vec![
+            "--port",
+            &p,
+            "--dbpath",
+            db.to_str().unwrap(),
+            "--logpath",
+            logpath.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn(&args);
+        proc.wait_listening(port);
+        proc.signal(libc::SIGTERM);
+        assert_eq!(proc.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    };
+    let rotated = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str().unwrap().starts_with("run.log.")
+            })
+            .count()
+    };
+    let starts = |text: &str| text.matches("MongoDB starting").count();
+    run(&[]);
+    run(&[]);
+    assert_eq!(rotated(), 1, "the first run's log was overwritten");
+    assert_eq!(starts(&std::fs::read_to_string(&logpath).unwrap()), 1);
+    run(&["--logappend"]);
+    assert_eq!(rotated(), 1);
+    assert_eq!(starts(&std::fs::read_to_string(&logpath).unwrap()), 2);
+}
