@@ -645,6 +645,30 @@ fn get_parameter_one_several_all_and_unknown() {
         &doc! {"version": "7.0"}
     );
 
+    let details = admin(
+        &mut s,
+        doc! {"getParameter": {"showDetails": true}, "logLevel": 1, "authenticationMechanisms": 1},
+    );
+    assert_eq!(
+        details.get_document("logLevel").unwrap(),
+        &doc! {"value": 0, "settableAtRuntime": true, "settableAtStartup": true}
+    );
+    let mechanisms = details.get_document("authenticationMechanisms").unwrap();
+    assert_eq!(mechanisms.get_bool("settableAtRuntime"), Ok(false));
+    assert_eq!(mechanisms.get_bool("settableAtStartup"), Ok(true));
+    let everything = admin(
+        &mut s,
+        doc! {"getParameter": {"showDetails": true, "allParameters": true}},
+    );
+    assert_eq!(
+        everything
+            .get_document("featureCompatibilityVersion")
+            .unwrap()
+            .get_document("value")
+            .unwrap(),
+        &doc! {"version": "7.0"}
+    );
+
     let unknown = admin(&mut s, doc! {"getParameter": 1, "noSuchParameter": 1});
     let msg = assert_error(&unknown, 72, "InvalidOptions");
     assert_eq!(msg, "no option found to get");
