@@ -290,7 +290,20 @@ impl Config {
             c.port = port;
             put_path(&mut parsed, "net.port", Bson::Int32(port.into()));
         }
-        if let Some(ips) = cli.bind_ip.clone().or(net.bind_ip) {
+        // bindIp and bindIpAll exclude each other (mongod refuses both); across the two
+        // sources the command line wins.
+        if cli.bind_ip.is_some() && cli.bind_ip_all {
+            return Err("--bind_ip and --bind_ip_all are mutually exclusive".into());
+        }
+        if net.bind_ip.is_some() && net.bind_ip_all == Some(true) {
+            return Err("net.bindIp and net.bindIpAll are mutually exclusive".into());
+        }
+        let (bind_ip, bind_ip_all) = if cli.bind_ip.is_some() || cli.bind_ip_all {
+            (cli.bind_ip.clone(), cli.bind_ip_all)
+        } else {
+            (net.bind_ip, net.bind_ip_all.unwrap_or(false))
+        };
+        if let Some(ips) = bind_ip {
             c.bind_ip = ips
                 .split(',')
                 .map(|s| s.trim().to_owned())
@@ -299,9 +312,13 @@ impl Config {
             if c.bind_ip.is_empty() {
                 return Err("bind_ip: no address given".into());
             }
+            // mongod 4.2+: "*" means every IPv4 and IPv6 address.
+            if c.bind_ip.iter().any(|ip| ip == "*") {
+                c.bind_ip_all = true;
+            }
             put_path(&mut parsed, "net.bindIp", Bson::String(ips));
         }
-        if cli.bind_ip_all || net.bind_ip_all.unwrap_or(false) {
+        if bind_ip_all {
             c.bind_ip_all = true;
             put_path(&mut parsed, "net.bindIpAll", Bson::Boolean(true));
         }
@@ -501,6 +518,13 @@ mod tests {
         std::fs::write(&file, "net:\n  prot: 1234\n").unwrap();
         let err = parse(&["-f", file.to_str().unwrap()]).unwrap_err();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn bind_ip_and_bind_ip_all_exclude_each_other() {
+        let err = parse(&["--bind_ip", "127.0.0.1", "--bind_ip_all"]).unwrap_err();
+        assert!(err.contains("mutually exclusive"), "{err}");
+        assert!(parse(&["--bind_ip", "*"]).unwrap().bind_ip_all);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -42,6 +42,8 @@ pub struct LogSink {
     format: LogFormat,
     output: Mutex<Output>,
     global: Mutex<VecDeque<String>>,
+    /// Every line ever written, including those the ring has dropped (getLog's total).
+    global_total: AtomicU64,
     startup_warnings: Mutex<Vec<String>>,
     quiet: AtomicBool,
     /// mongod's `logLevel`: 0 prints info and above, 1..5 add debug levels.
@@ -58,6 +60,11 @@ impl LogSink {
         let output = match path {
             None => Output::Stdout,
             Some(path) => {
+                // Without --logappend mongod keeps the previous run's log under a
+                // rotated name instead of overwriting it.
+                if !append && path.exists() {
+                    move_aside(&path)?;
+                }
                 let file = open_log(&path, append)?;
                 Output::File { path, file }
             }
@@ -66,6 +73,7 @@ impl LogSink {
             format,
             output: Mutex::new(output),
             global: Mutex::new(VecDeque::with_capacity(64)),
+            global_total: AtomicU64::new(0),
             startup_warnings: Mutex::new(Vec::new()),
             quiet: AtomicBool::new(quiet),
             verbosity: AtomicI32::new(0),
@@ -99,6 +107,11 @@ impl LogSink {
         self.global.lock().iter().cloned().collect()
     }
 
+    /// How many lines `global` has seen since startup (mongod's `totalLinesWritten`).
+    pub fn global_total(&self) -> u64 {
+        self.global_total.load(Ordering::Relaxed)
+    }
+
     pub fn startup_warnings(&self) -> Vec<String> {
         self.startup_warnings.lock().clone()
     }
@@ -111,10 +124,7 @@ impl LogSink {
             return Ok(false);
         };
         file.flush()?;
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%S");
-        let mut rotated = path.clone().into_os_string();
-        rotated.push(format!(".{stamp}"));
-        std::fs::rename(&*path, &rotated)?;
+        move_aside(path)?;
         *file = open_log(path, false)?;
         Ok(true)
     }
@@ -134,6 +144,7 @@ impl LogSink {
                 global.pop_front();
             }
             global.push_back(json_line);
+            self.global_total.fetch_add(1, Ordering::Relaxed);
         }
         let mut output = self.output.lock();
         let _ = match &mut *output {
@@ -144,6 +155,23 @@ impl LogSink {
             Output::File { file, .. } => writeln!(file, "{text}"),
         };
     }
+}
+
+/// Renames the log file to `<path>.<UTC timestamp>` (mongod's rotated name), adding
+/// `.1`, `.2`, ... when that name is taken (two rotations within a second).
+fn move_aside(path: &PathBuf) -> io::Result<()> {
+    let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%S");
+    let mut rotated = path.clone().into_os_string();
+    rotated.push(format!(".{stamp}"));
+    let mut candidate = PathBuf::from(&rotated);
+    let mut n = 1;
+    while candidate.exists() {
+        let mut numbered = rotated.clone();
+        numbered.push(format!(".{n}"));
+        candidate = PathBuf::from(numbered);
+        n += 1;
+    }
+    std::fs::rename(path, &candidate)
 }
 
 fn open_log(path: &PathBuf, append: bool) -> io::Result<File> {

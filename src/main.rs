@@ -20,17 +20,33 @@ fn raise_fd_limit() {
     }
 }
 
-async fn wait_for_signal(server: std::sync::Arc<ServerState>) {
+/// Installs the SIGTERM/SIGINT handlers (before anything listens, so that a signal sent as
+/// soon as the port opens already shuts down gracefully) and returns the task body that
+/// turns the first signal into a graceful shutdown.
+fn signal_handler(
+    server: std::sync::Arc<ServerState>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    wait_for_signal(server, term, int)
+}
+
+async fn wait_for_signal(
+    server: std::sync::Arc<ServerState>,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    let (number, name) = tokio::select! {
+        _ = term.recv() => (libc::SIGTERM, "Terminated"),
+        _ = int.recv() => (libc::SIGINT, "Interrupt"),
         _ = server.shutdown.cancelled() => return,
     };
-    tracing::info!(target: "CONTROL", id = 23377, ctx = "SignalHandler", signal = name, "Received signal");
-    server.shutdown.cancel();
+    tracing::info!(target: "CONTROL", id = 23377, ctx = "SignalHandler", signal = number, error = name, "Received signal");
+    let grace_ms = server
+        .params
+        .get_i64(ferrod::params::SIGNALED_SHUTDOWN_TIMEOUT_MS);
+    server.begin_shutdown(std::time::Duration::from_millis(grace_ms.max(0) as u64));
 }
 
 fn main() -> ExitCode {
@@ -40,11 +56,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     if cli.version {
-        println!(
-            "ferrod version v{} (MongoDB {} compatible)",
-            env!("CARGO_PKG_VERSION"),
-            ferrod::MONGODB_VERSION
-        );
+        // mongod's first line, which tools parse, then ferrod's own version.
+        println!("db version v{}", ferrod::MONGODB_VERSION);
+        println!("ferrod version v{}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     let mut config = match Config::from_cli(cli) {
@@ -91,6 +105,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
+        let on_signal = signal_handler(server.clone());
         let listeners = match ferrod::server::bind(&server).await {
             Ok(l) => l,
             Err(e) => {
@@ -99,7 +114,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(48);
             }
         };
-        tokio::spawn(wait_for_signal(server.clone()));
+        tokio::spawn(on_signal);
         ferrod::server::run(server.clone(), listeners).await;
         ExitCode::SUCCESS
     })

@@ -78,6 +78,15 @@ impl OpRegistry {
         }
     }
 
+    /// Interrupts every operation (shutdown after its grace period); returns how many.
+    pub fn kill_all(&self) -> usize {
+        let ops = self.ops.lock();
+        for op in ops.values() {
+            op.cancel.cancel();
+        }
+        ops.len()
+    }
+
     /// currentOp's `inprog` entries, in opid order.
     pub fn in_progress(&self) -> Vec<Document> {
         let ops: Vec<Arc<OpInfo>> = self.ops.lock().values().cloned().collect();
@@ -102,9 +111,7 @@ impl OpRegistry {
                 if let Some(app) = &op.app_name {
                     entry.insert("appName", app.clone());
                 }
-                if let Some(comment) = op.command.get("comment") {
-                    entry.insert("comment", comment.clone());
-                }
+                // As in mongod, the comment shows inside `command`, not beside it.
                 entry
             })
             .collect()

@@ -48,6 +48,10 @@ pub const LOG_LEVEL: &str = "logLevel";
 pub const QUIET: &str = "quiet";
 pub const SCRAM_SHA1_ITERATIONS: &str = "scramIterationCount";
 pub const SCRAM_SHA256_ITERATIONS: &str = "scramSHA256IterationCount";
+/// Startup-only: registers test commands such as `sleep`, as mongod's flag of the same name.
+pub const ENABLE_TEST_COMMANDS: &str = "enableTestCommands";
+/// How long a SIGTERM/SIGINT shutdown lets in-flight commands run (mongod's name, default 15 s).
+pub const SIGNALED_SHUTDOWN_TIMEOUT_MS: &str = "shutdownTimeoutMillisForSignaledShutdown";
 pub const POOL_MIN_SIZE: &str = "ShardingTaskExecutorPoolMinSize";
 pub const POOL_MAX_SIZE: &str = "ShardingTaskExecutorPoolMaxSize";
 pub const POOL_MAX_CONNECTING: &str = "ShardingTaskExecutorPoolMaxConnecting";
@@ -83,6 +87,14 @@ pub static PARAMETERS: &[ParamSpec] = &[
         at_startup: false,
         at_runtime: false,
     },
+    ParamSpec {
+        name: ENABLE_TEST_COMMANDS,
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+        at_startup: true,
+        at_runtime: false,
+    },
+    int_param!(SIGNALED_SHUTDOWN_TIMEOUT_MS, 15_000, 0, I32_MAX, runtime: true),
     int_param!(POOL_MIN_SIZE, 1, 0, I32_MAX, runtime: true),
     int_param!(POOL_MAX_SIZE, 32_767, 1, I32_MAX, runtime: true),
     int_param!(POOL_MAX_CONNECTING, 2, 1, I32_MAX, runtime: true),
@@ -212,6 +224,10 @@ impl Parameters {
         as_i64(&self.values.read(), name)
     }
 
+    pub fn get_bool(&self, name: &str) -> bool {
+        matches!(self.values.read().get(name), Some(Bson::Boolean(true)))
+    }
+
     pub fn all(&self) -> Document {
         self.values
             .read()
@@ -241,14 +257,16 @@ impl Parameters {
                 spec.at_runtime
             };
             if !allowed {
-                return Err(bad_value(format!(
-                    "not allowed to change [{name}] {}",
-                    if at_startup {
-                        "at startup"
-                    } else {
-                        "at runtime"
-                    }
-                )));
+                return Err(if at_startup {
+                    bad_value(format!(
+                        "Cannot use --setParameter to set \"{name}\" at startup"
+                    ))
+                } else {
+                    CommandError::new(
+                        Code::IllegalOperation,
+                        format!("not allowed to change [{name}] at runtime"),
+                    )
+                });
             }
             let value = coerce(spec, value)?;
             previous.push(next.insert(spec.name, value).unwrap_or(Bson::Null));

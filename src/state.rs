@@ -81,8 +81,10 @@ pub struct ServerState {
     pub params: Parameters,
     pub stats: Stats,
     pub ops: OpRegistry,
-    /// Cancelled when the server starts shutting down.
+    /// Cancelled when the server starts shutting down; use [`ServerState::begin_shutdown`].
     pub shutdown: CancellationToken,
+    /// How long in-flight commands may still run once shutdown has begun.
+    shutdown_grace_ms: AtomicU64,
     pub started: Instant,
     pub started_wall: bson::DateTime,
     pub host_name: String,
@@ -101,12 +103,27 @@ impl ServerState {
             stats: Stats::default(),
             ops: OpRegistry::default(),
             shutdown: CancellationToken::new(),
+            shutdown_grace_ms: AtomicU64::new(0),
             started: Instant::now(),
             started_wall: bson::DateTime::now(),
             host_name: host_name(),
             port: OnceLock::new(),
             next_connection_id: AtomicU64::new(0),
         })
+    }
+
+    /// Starts a graceful shutdown: stop accepting, let in-flight commands run for up to
+    /// `grace`, then interrupt what is left. The first caller's grace wins.
+    pub fn begin_shutdown(&self, grace: std::time::Duration) {
+        if !self.shutdown.is_cancelled() {
+            self.shutdown_grace_ms
+                .store(grace.as_millis() as u64, Ordering::Relaxed);
+            self.shutdown.cancel();
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_grace_ms.load(Ordering::Relaxed))
     }
 
     pub fn next_connection_id(&self) -> u64 {

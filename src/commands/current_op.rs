@@ -23,12 +23,33 @@ fn current_op(inv: &Invocation, cmd: &Document) -> CommandResult {
             !is_generic_argument(k) && !matches!(k.as_str(), "$all" | "$ownOps" | "$truncateOps")
         })
         .collect();
+    let host = inv.server.host_and_port();
     let inprog: Vec<Document> = inv
         .server
         .ops
         .in_progress()
         .into_iter()
+        .map(|op| with_mongod_fields(op, &host))
         .filter(|op| filter.iter().all(|(k, v)| op.get(k.as_str()) == Some(v)))
         .collect();
     Ok(doc! {"inprog": inprog})
+}
+
+/// The fields mongod 7.0 reports for every op that ferrod has no real use for: it takes
+/// no locks and never yields.
+fn with_mongod_fields(mut op: Document, host: &str) -> Document {
+    op.insert("host", host);
+    op.insert("threaded", true);
+    if let Some(lsid) = op
+        .get_document("command")
+        .ok()
+        .and_then(|c| c.get("lsid"))
+        .cloned()
+    {
+        op.insert("lsid", lsid);
+    }
+    op.insert("numYields", 0);
+    op.insert("locks", Document::new());
+    op.insert("waitingForLock", false);
+    op
 }

@@ -2,7 +2,8 @@
 
 use super::{cluster, is_generic_argument, Command, Handler, Invocation};
 use crate::error::{Code, CommandError, CommandResult};
-use bson::{Bson, Document};
+use crate::params::PARAMETERS;
+use bson::{doc, Bson, Document};
 
 pub const GET_PARAMETER: Command = Command {
     admin_only: true,
@@ -14,24 +15,54 @@ pub const GET_PARAMETER: Command = Command {
     )
 };
 
+/// How the `getParameter` argument asks to be answered.
+struct Options {
+    all: bool,
+    show_details: bool,
+}
+
+fn options(arg: Option<&Bson>) -> Options {
+    match arg {
+        Some(Bson::String(s)) => Options {
+            all: s == "*",
+            show_details: false,
+        },
+        Some(Bson::Document(opts)) => Options {
+            all: opts.get_bool("allParameters").unwrap_or(false),
+            show_details: opts.get_bool("showDetails").unwrap_or(false),
+        },
+        _ => Options {
+            all: false,
+            show_details: false,
+        },
+    }
+}
+
+/// `{value, settableAtRuntime, settableAtStartup}`, as mongod's `showDetails` gives.
+fn detailed(name: &str, value: Bson) -> Bson {
+    let spec = PARAMETERS.iter().find(|p| p.name == name);
+    Bson::Document(doc! {
+        "value": value,
+        "settableAtRuntime": spec.is_some_and(|p| p.at_runtime),
+        "settableAtStartup": spec.is_some_and(|p| p.at_startup),
+    })
+}
+
 fn get_parameter(inv: &Invocation, cmd: &Document) -> CommandResult {
     let all = inv.server.params.all();
-    let everything = match cmd.get("getParameter") {
-        Some(Bson::String(s)) => s == "*",
-        Some(Bson::Document(opts)) => opts.get_bool("allParameters").unwrap_or(false),
-        _ => false,
+    let opts = options(cmd.get("getParameter"));
+    let wanted = |name: &str| {
+        opts.all || (cmd.contains_key(name) && name != "getParameter" && !is_generic_argument(name))
     };
     let mut reply = Document::new();
-    if everything {
-        reply = all;
-    } else {
-        for (name, _) in cmd.iter().skip(1) {
-            if is_generic_argument(name) {
-                continue;
-            }
-            if let Some(value) = all.get(name) {
-                reply.insert(name.clone(), value.clone());
-            }
+    for (name, value) in all {
+        if wanted(&name) {
+            let value = if opts.show_details {
+                detailed(&name, value)
+            } else {
+                value
+            };
+            reply.insert(name, value);
         }
     }
     if reply.is_empty() {

@@ -25,27 +25,25 @@ pub const MAX_WIRE_VERSION: i32 = 21;
 
 fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
     let client = &inv.client;
-    let first = !client.hello_done.swap(true, Ordering::AcqRel);
-    if let Some(meta) = cmd.get("client") {
-        let Bson::Document(meta) = meta else {
-            return Err(crate::error::type_mismatch("client", meta, "object"));
-        };
-        if client.metadata.set(meta.clone()).is_err() {
+    let metadata = match cmd.get("client") {
+        None => None,
+        Some(Bson::Document(meta)) => Some(meta),
+        Some(other) => return Err(crate::error::type_mismatch("client", other, "object")),
+    };
+    // mongod finalizes the metadata with the first successful hello, with or without
+    // metadata; a hello whose metadata is invalid finalizes nothing.
+    if let Some(meta) = metadata {
+        if client.hello_done.load(Ordering::Acquire) {
             return Err(CommandError::new(
                 Code::ClientMetadataCannotBeMutated,
                 "The client metadata document may only be sent in the first hello",
             ));
         }
-        let attr = Bson::Document(meta.clone()).into_relaxed_extjson();
-        tracing::info!(
-            target: "NETWORK",
-            id = 51800,
-            ctx = format!("conn{}", client.id),
-            remote = %client.remote,
-            client = format!("conn{}", client.id),
-            doc = %attr,
-            "client metadata"
-        );
+        validate_metadata(meta)?;
+    }
+    let first = !client.hello_done.swap(true, Ordering::AcqRel);
+    if let Some(meta) = metadata {
+        let _ = client.metadata.set(meta.clone());
     }
 
     // The legacy names answer with `ismaster`; hello with `isWritablePrimary`.
@@ -98,5 +96,107 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
             .collect();
         reply.insert("compression", agreed);
     }
+    if let (true, Some(meta)) = (first, metadata) {
+        log_metadata(inv, meta);
+    }
     Ok(reply)
+}
+
+/// mongod's "client metadata" line (51800), once per connection.
+fn log_metadata(inv: &Invocation, meta: &Document) {
+    let client = &inv.client;
+    let compressors: Vec<&str> = client.compressors.lock().iter().map(|c| c.name()).collect();
+    let compressors = serde_json::to_string(&compressors).unwrap_or_default();
+    let doc = Bson::Document(meta.clone()).into_relaxed_extjson();
+    tracing::info!(
+        target: "NETWORK",
+        id = 51800,
+        ctx = format!("conn{}", client.id),
+        remote = %client.remote,
+        client = format!("conn{}", client.id),
+        negotiatedCompressors = %compressors,
+        doc = %doc,
+        "client metadata"
+    );
+}
+
+/// mongod's limit on the metadata a driver sends to a mongod.
+const MAX_METADATA_BYTES: usize = 512;
+const MAX_APP_NAME_BYTES: usize = 128;
+
+/// The checks mongod applies to hello's `client` document, with its codes and messages:
+/// `driver {name, version}` and `os {type}` are required, `application.name` is optional.
+fn validate_metadata(meta: &Document) -> CommandResult<()> {
+    let size = bson::to_vec(meta).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(CommandError::new(
+            Code::ClientMetadataDocumentTooLarge,
+            format!("The client metadata document must be less then or equal to {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
+    let sub_document = |name: &str, value: &Bson| {
+        match value {
+        Bson::Document(d) => Ok(d.clone()),
+        _ => Err(CommandError::new(
+            Code::TypeMismatch,
+            format!("The '{name}' field is required to be a BSON document in the client metadata document"),
+        )),
+    }
+    };
+    let string_field = |doc: &Document, section: &str, field: &str, required: bool| match doc
+        .get(field)
+    {
+        Some(Bson::String(s)) => Ok(Some(s.len())),
+        Some(_) => Err(CommandError::new(
+            Code::TypeMismatch,
+            format!(
+                "The '{section}.{field}' field must be a string in the client metadata document"
+            ),
+        )),
+        None if required => Err(CommandError::new(
+            Code::ClientMetadataMissingField,
+            format!("Missing required field '{section}.{field}' in the client metadata document"),
+        )),
+        None => Ok(None),
+    };
+    let (mut driver, mut os) = (false, false);
+    for (name, value) in meta {
+        match name.as_str() {
+            "application" => {
+                let app = sub_document(name, value)?;
+                if string_field(&app, "application", "name", false)?
+                    .is_some_and(|len| len > MAX_APP_NAME_BYTES)
+                {
+                    return Err(CommandError::new(
+                        Code::ClientMetadataAppNameTooLarge,
+                        format!("The 'application.name' field must be less then or equal to {MAX_APP_NAME_BYTES} bytes in the client metadata document"),
+                    ));
+                }
+            }
+            "driver" => {
+                let d = sub_document(name, value)?;
+                string_field(&d, "driver", "name", true)?;
+                string_field(&d, "driver", "version", true)?;
+                driver = true;
+            }
+            "os" => {
+                let o = sub_document(name, value)?;
+                string_field(&o, "os", "type", true)?;
+                os = true;
+            }
+            // Other fields are allowed and ignored.
+            _ => {}
+        }
+    }
+    for (found, section) in [(driver, "driver"), (os, "os")] {
+        if !found {
+            return Err(CommandError::new(
+                Code::ClientMetadataMissingField,
+                format!(
+                    "Missing required sub-document '{section}' in the client metadata document"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

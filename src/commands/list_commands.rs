@@ -1,6 +1,6 @@
 //! listCommands: the command table, as mongod describes it.
 
-use super::{Command, Handler, TABLE};
+use super::{is_available, Command, Handler, TABLE};
 use bson::{doc, Document};
 
 pub const LIST_COMMANDS: Command = Command {
@@ -8,10 +8,10 @@ pub const LIST_COMMANDS: Command = Command {
     ..Command::new(
         "listCommands",
         "get a list of all db commands",
-        Handler::Sync(|_, _| {
+        Handler::Sync(|inv, _| {
             let mut names: Vec<(&str, &Command)> = TABLE
                 .iter()
-                .filter(|c| !c.help.is_empty())
+                .filter(|c| !c.help.is_empty() && is_available(&inv.server, c))
                 .flat_map(|c| {
                     std::iter::once(c.name)
                         .chain(c.aliases.iter().copied())

@@ -20,6 +20,7 @@ mod server_status;
 mod sessions;
 mod set_parameter;
 mod shutdown;
+mod sleep;
 mod whatsmyuri;
 
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
@@ -93,6 +94,10 @@ pub struct Command {
     /// False for replies that carry credentials or the handshake, which mongod never
     /// compresses.
     pub compress_reply: bool,
+    /// A test command: it exists only with `--setParameter enableTestCommands=1`.
+    pub test_only: bool,
+    /// On success the connection is closed without a reply (mongod's `shutdown`).
+    pub hangs_up: bool,
 }
 
 impl Command {
@@ -108,6 +113,8 @@ impl Command {
             validate: None,
             handler,
             compress_reply: true,
+            test_only: false,
+            hangs_up: false,
         }
     }
 }
@@ -134,6 +141,7 @@ pub static TABLE: &[&Command] = &[
     &sessions::START_SESSION,
     &set_parameter::SET_PARAMETER,
     &shutdown::SHUTDOWN,
+    &sleep::SLEEP,
     &whatsmyuri::WHATSMYURI,
 ];
 
@@ -152,6 +160,11 @@ pub use set_parameter::apply as apply_parameters;
 
 pub fn lookup(name: &str) -> Option<&'static Command> {
     BY_NAME.get(name).copied()
+}
+
+/// Whether this server serves `command`: test commands only when enabled at startup.
+pub fn is_available(server: &ServerState, command: &Command) -> bool {
+    !command.test_only || server.params.get_bool(crate::params::ENABLE_TEST_COMMANDS)
 }
 
 /// Arguments any command accepts besides its own (SPEC section 3, and what drivers add).
@@ -188,6 +201,8 @@ pub fn is_generic_argument(name: &str) -> bool {
 pub struct Reply {
     pub body: Document,
     pub compress: bool,
+    /// Close the connection instead of sending `body`.
+    pub hang_up: bool,
 }
 
 /// The database a request names in `$db`.
@@ -239,9 +254,10 @@ pub async fn dispatch(
     exhaust_allowed: bool,
 ) -> Reply {
     let name = body.keys().next().cloned().unwrap_or_default();
-    let command = lookup(&name);
+    let command = lookup(&name).filter(|c| is_available(server, c));
     let compress = command.is_none_or(|c| c.compress_reply);
     let result = run(server, client, &name, command, body, exhaust_allowed).await;
+    let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
     let mut body = match result {
         Ok(mut reply) => {
             if !reply.contains_key("ok") {
@@ -254,7 +270,11 @@ pub async fn dispatch(
     let now = server.clock.now();
     body.insert("$clusterTime", server.clock.cluster_time_document(now));
     body.insert("operationTime", now);
-    Reply { body, compress }
+    Reply {
+        body,
+        compress,
+        hang_up,
+    }
 }
 
 async fn run(
@@ -320,7 +340,7 @@ async fn run(
             };
             tokio::select! {
                 result = limited => result,
-                _ = cancel.cancelled() => Err(CommandError::new(Code::Interrupted, "operation was interrupted")),
+                _ = cancel.cancelled() => Err(interruption(server)),
             }
         }
     };
@@ -328,6 +348,17 @@ async fn run(
     result
 }
 
+/// The error an operation killed by killOp, or by shutdown, ends with.
+fn interruption(server: &ServerState) -> CommandError {
+    if server.shutdown.is_cancelled() {
+        CommandError::new(Code::InterruptedAtShutdown, "interrupted at shutdown")
+    } else {
+        CommandError::new(Code::Interrupted, "operation was interrupted")
+    }
+}
+
+/// mongod's "Slow query" line (id 51803). The command, `comment` included, is logged as
+/// structured attributes, as mongod does.
 fn log_if_slow(
     inv: &Invocation,
     command: &Command,
@@ -339,23 +370,44 @@ fn log_if_slow(
     if millis < inv.server.config.slowms {
         return;
     }
-    let comment = body
-        .get("comment")
-        .map(|c| c.clone().into_relaxed_extjson().to_string());
     let command_json = Bson::Document(body.clone()).into_relaxed_extjson();
-    let ok = result.is_ok();
-    tracing::info!(
-        target: "COMMAND",
-        id = 51803,
-        ctx = format!("conn{}", inv.client.id),
-        r#type = "command",
-        ns = format!("{}.$cmd", inv.db),
-        appName = inv.client.app_name().unwrap_or_default(),
-        command = %command_json,
-        commandName = command.name,
-        comment = comment.unwrap_or_default(),
-        ok,
-        durationMillis = millis,
-        "Slow query"
-    );
+    let ctx = format!("conn{}", inv.client.id);
+    let ns = format!("{}.$cmd", inv.db);
+    // Left out when the client gave no application name, as mongod does.
+    let app_name = inv.client.app_name();
+    let remote = inv.client.remote.to_string();
+    match result {
+        Ok(_) => tracing::info!(
+            target: "COMMAND",
+            id = 51803,
+            ctx,
+            r#type = "command",
+            ns,
+            appName = app_name.as_deref(),
+            command = %command_json,
+            commandName = command.name,
+            numYields = 0,
+            remote,
+            durationMillis = millis,
+            "Slow query"
+        ),
+        Err(e) => tracing::info!(
+            target: "COMMAND",
+            id = 51803,
+            ctx,
+            r#type = "command",
+            ns,
+            appName = app_name.as_deref(),
+            command = %command_json,
+            commandName = command.name,
+            numYields = 0,
+            ok = 0,
+            errMsg = e.message.as_str(),
+            errName = e.code.name(),
+            errCode = e.code.number(),
+            remote,
+            durationMillis = millis,
+            "Slow query"
+        ),
+    }
 }

@@ -84,12 +84,20 @@ codes! {
     Location40571 = 40571,
     Location40587 = 40587,
     Location51003 = 51003,
+    Location34344 = 34344,
+    Location34345 = 34345,
+    Location34346 = 34346,
+    Location34347 = 34347,
+    Location51153 = 51153,
+    Location51154 = 51154,
     Location5739101 = 5739101,
     Location13111 = 13111,
     Location51252 = 51252,
     NoSuchSession = 206,
     ClientMetadataCannotBeMutated = 186,
     ClientMetadataMissingField = 183,
+    ClientMetadataAppNameTooLarge = 184,
+    ClientMetadataDocumentTooLarge = 185,
 }
 
 #[cfg(test)]

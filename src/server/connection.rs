@@ -67,8 +67,13 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                 server.stats.count_decompressed(sizes);
             }
             out.clear();
-            let Some(reply) = handle(server, client, incoming).await else {
-                continue;
+            let active = ActiveGuard::enter(&server.stats);
+            let answer = handle(server, client, incoming).await;
+            drop(active);
+            let reply = match answer {
+                Answer::Reply(reply) => reply,
+                Answer::Nothing => continue,
+                Answer::HangUp => return,
             };
             if let Some(sizes) = encode_message(&reply, &mut out) {
                 server.stats.count_compressed(sizes);
@@ -91,6 +96,22 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
     }
 }
 
+/// Counts the connection in serverStatus `connections.active` while it runs a command.
+struct ActiveGuard<'a>(&'a Stats);
+
+impl<'a> ActiveGuard<'a> {
+    fn enter(stats: &'a Stats) -> Self {
+        Stats::add(&stats.connections_active, 1);
+        ActiveGuard(stats)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: Body) -> Message {
     Message {
         request_id: NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed),
@@ -100,23 +121,30 @@ fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: 
     }
 }
 
-/// Runs one request; returns the reply to send, if any.
-async fn handle(
-    server: &Arc<ServerState>,
-    client: &Arc<Client>,
-    incoming: Incoming,
-) -> Option<Message> {
+/// What a request leaves the connection to do.
+// Lives for one request on the stack; boxing the reply would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Reply(Message),
+    /// `moreToCome`: the client wants no reply.
+    Nothing,
+    /// Close the connection without replying (mongod's `shutdown` does).
+    HangUp,
+}
+
+/// Runs one request.
+async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incoming) -> Answer {
     let request_id = incoming.header.request_id;
     let message = match incoming.message {
         Ok(message) => message,
         Err(e) if e.disposition() == Disposition::Ignore => {
             tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = incoming.header.op_code, error = %e, "Operation isn't supported");
-            return None;
+            return Answer::Nothing;
         }
         Err(e) => {
             tracing::debug!(target: "NETWORK", id = 22632, ctx = ctx(client), error = %e, "invalid message");
             if incoming.more_to_come {
-                return None;
+                return Answer::Nothing;
             }
             let error = from_parse_error(&e).to_document();
             let body = if incoming.header.op_code == OP_QUERY {
@@ -124,7 +152,7 @@ async fn handle(
             } else {
                 Body::Msg(OpMsg::from_body(with_cluster_time(server, error)))
             };
-            return Some(reply_to(request_id, incoming.compressor, body));
+            return Answer::Reply(reply_to(request_id, incoming.compressor, body));
         }
     };
     match message.body {
@@ -132,11 +160,14 @@ async fn handle(
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
             let reply = commands::dispatch(server, client, msg.into_command(), exhaust).await;
+            if reply.hang_up {
+                return Answer::HangUp;
+            }
             if more_to_come {
-                return None;
+                return Answer::Nothing;
             }
             let compressor = message.compressor.filter(|_| reply.compress);
-            Some(reply_to(
+            Answer::Reply(reply_to(
                 request_id,
                 compressor,
                 Body::Msg(OpMsg::from_body(reply.body)),
@@ -151,14 +182,14 @@ async fn handle(
                         .body
                 }
                 Err(e) => {
-                    return Some(reply_to(
+                    return Answer::Reply(reply_to(
                         request_id,
                         None,
                         Body::Reply(legacy_error_reply(e.to_document())),
                     ))
                 }
             };
-            Some(reply_to(
+            Answer::Reply(reply_to(
                 request_id,
                 None,
                 Body::Reply(OpReply::single(body)),
@@ -167,7 +198,7 @@ async fn handle(
         // A client has no business sending a reply; mongod logs it and answers nothing.
         Body::Reply(_) => {
             tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = crate::wire::OP_REPLY, "Operation isn't supported");
-            None
+            Answer::Nothing
         }
     }
 }

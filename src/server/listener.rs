@@ -103,15 +103,22 @@ pub async fn run(server: Arc<ServerState>, listeners: Listeners) {
     tracing::info!(target: "NETWORK", id = 23016, ctx = "listener", port = listeners.port, ssl = "off", "Waiting for connections");
 
     server.shutdown.cancelled().await;
-    tracing::info!(target: "CONTROL", id = 23138, ctx = "SignalHandler", "Shutting down");
+    // The accept loops see the same cancellation and drop their sockets.
+    tracing::info!(target: "NETWORK", id = 20562, ctx = "SignalHandler", "Shutdown: going to close listening sockets");
     tracker.close();
-    if tokio::time::timeout(super::SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(target: "CONTROL", id = 4784901, ctx = "SignalHandler", "Connections still open after the shutdown grace period; closing them");
+    let grace = server.shutdown_grace();
+    tracing::info!(target: "COMMAND", id = 4784923, ctx = "SignalHandler",
+        gracePeriodMillis = grace.as_millis() as u64, "Shutting down the ServiceEntryPoint");
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        let interrupted = server.ops.kill_all();
+        tracing::warn!(target: "COMMAND", id = 4784923, ctx = "SignalHandler", interrupted,
+            "Interrupting operations still running after the shutdown grace period");
+        // Interrupted commands answer at once; a connection that still does not finish
+        // is closed when the process exits.
+        let _ = tokio::time::timeout(super::INTERRUPTED_REPLY_WAIT, tracker.wait()).await;
     }
-    tracing::info!(target: "CONTROL", id = 23138, ctx = "SignalHandler", exitCode = 0, "Shutting down with code 0");
+    tracing::info!(target: "CONTROL", id = 20565, ctx = "SignalHandler", "Now exiting");
+    tracing::info!(target: "CONTROL", id = 23138, ctx = "SignalHandler", exitCode = 0, "Shutting down");
 }
 
 async fn accept_loop(

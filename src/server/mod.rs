@@ -6,5 +6,5 @@ mod listener;
 
 pub use listener::{bind, run, Listeners};
 
-/// How long shutdown waits for in-flight commands before closing anyway.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// After the grace period, how long interrupted commands get to send their error replies.
+pub const INTERRUPTED_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
