@@ -4,9 +4,13 @@
 //! - [`wire`]: bytes to messages and back (no I/O).
 //! - [`server`]: listeners, connection tasks, shutdown.
 //! - [`commands`]: the command table, the dispatcher and one file per command.
+//! - [`auth`]: SCRAM, users, roles, privileges and the per-connection login state.
+//! - [`catalog`]: the embedded store under `--dbpath` (users, roles, later keys and config).
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
+pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -26,6 +30,11 @@ pub const FEATURE_COMPATIBILITY_VERSION: &str = "7.0";
 /// Errors name what is wrong; nothing is listening yet.
 pub fn startup(server: &state::ServerState) -> Result<(), String> {
     let config = &server.config;
+    // Before anything listens: a second server on the same dbpath stops here.
+    let catalog = catalog::RedbCatalog::open(&config.dbpath)?;
+    if server.catalog.set(std::sync::Arc::new(catalog)).is_err() {
+        return Err("the catalog was already opened".into());
+    }
     server
         .params
         .set_many(&config.set_parameters, true)

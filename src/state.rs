@@ -1,6 +1,8 @@
 //! What the server shares between connections and commands: configuration, clock,
 //! parameters, counters, the operation registry and the per-connection [`Client`].
 
+use crate::auth::ClientAuth;
+use crate::catalog::{Catalog, RedbCatalog};
 use crate::clock::LogicalClock;
 use crate::config::Config;
 use crate::log::LogSink;
@@ -54,6 +56,8 @@ pub struct ServerState {
     pub host_name: String,
     /// The port actually listened on (differs from the config with `--port 0`).
     pub port: OnceLock<u16>,
+    /// The store under `--dbpath`, opened by [`crate::startup`].
+    pub catalog: OnceLock<Arc<dyn Catalog>>,
     next_connection_id: AtomicU64,
 }
 
@@ -71,12 +75,20 @@ impl ServerState {
             started_wall: bson::DateTime::now(),
             host_name: host_name(),
             port: OnceLock::new(),
+            catalog: OnceLock::new(),
             next_connection_id: AtomicU64::new(0),
         })
     }
 
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The catalog. A state that never went through startup (library use, unit tests)
+    /// gets an in-memory one.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        self.catalog
+            .get_or_init(|| Arc::new(RedbCatalog::in_memory()))
     }
 
     pub fn port(&self) -> u16 {
@@ -114,6 +126,8 @@ pub struct Client {
     pub hello_done: AtomicBool,
     /// Compressors negotiated through hello.
     pub compressors: Mutex<Vec<Compressor>>,
+    /// Who the connection is logged in as, and any SASL conversation under way.
+    pub auth: Mutex<ClientAuth>,
 }
 
 impl Client {
@@ -125,6 +139,7 @@ impl Client {
             metadata: OnceLock::new(),
             hello_done: AtomicBool::new(false),
             compressors: Mutex::new(Vec::new()),
+            auth: Mutex::new(ClientAuth::default()),
         }
     }
 
