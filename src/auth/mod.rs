@@ -47,6 +47,8 @@ pub enum SaslStep {
         conversation: ServerConversation,
         db: String,
         skip_empty_exchange: bool,
+        /// Started inside hello's `speculativeAuthenticate`.
+        speculative: bool,
     },
     /// The proof was good; the client still sends one empty message (no skipEmptyExchange).
     AwaitingEmpty { user: Name, mechanism: Mechanism },

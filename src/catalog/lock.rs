@@ -46,7 +46,6 @@ impl DbPathLock {
         // Like mongod, the file names the process that holds it.
         file.set_len(0)
             .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .and_then(|_| file.sync_all())
             .map_err(|e| format!("Unable to write the lock file: {} ({e})", path.display()))?;
         Ok(DbPathLock { _file: file, path })
     }

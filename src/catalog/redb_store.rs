@@ -9,13 +9,6 @@ use std::path::Path;
 
 pub const CATALOG_FILE: &str = "catalog.redb";
 
-const ALL: [Collection; 4] = [
-    Collection::Users,
-    Collection::Roles,
-    Collection::Keys,
-    Collection::ReplSetConfig,
-];
-
 fn table(collection: Collection) -> TableDefinition<'static, &'static str, &'static [u8]> {
     TableDefinition::new(collection.table_name())
 }
@@ -37,12 +30,10 @@ impl RedbCatalog {
         let file = dbpath.join(CATALOG_FILE);
         let db = Database::create(&file)
             .map_err(|e| format!("cannot open the catalog {}: {e}", file.display()))?;
-        let catalog = RedbCatalog {
+        Ok(RedbCatalog {
             db,
             _lock: Some(lock),
-        };
-        catalog.create_tables().map_err(|e| e.to_string())?;
-        Ok(catalog)
+        })
     }
 
     /// A catalog that lives in memory only (library use and unit tests).
@@ -50,18 +41,23 @@ impl RedbCatalog {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("in-memory redb");
-        let catalog = RedbCatalog { db, _lock: None };
-        catalog.create_tables().expect("in-memory tables");
-        catalog
+        RedbCatalog { db, _lock: None }
     }
 
-    /// Tables exist from the start, so readers never meet a missing one.
-    fn create_tables(&self) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        for collection in ALL {
-            txn.open_table(table(collection)).map_err(storage)?;
+    /// Runs `read` on a collection's table; a table never written to reads as empty
+    /// (tables are created by their first write, so opening costs no commit).
+    fn read<T>(
+        &self,
+        collection: Collection,
+        empty: T,
+        read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        match txn.open_table(table(collection)) {
+            Ok(t) => read(&t),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(empty),
+            Err(e) => Err(storage(e)),
         }
-        txn.commit().map_err(storage)
     }
 }
 
@@ -77,29 +73,25 @@ fn encode(doc: &Document) -> Result<Vec<u8>, CatalogError> {
 
 impl Catalog for RedbCatalog {
     fn get(&self, collection: Collection, id: &str) -> Result<Option<Document>, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let t = txn.open_table(table(collection)).map_err(storage)?;
-        match t.get(id).map_err(storage)? {
+        self.read(collection, None, |t| match t.get(id).map_err(storage)? {
             Some(value) => decode(value.value()).map(Some),
             None => Ok(None),
-        }
+        })
     }
 
     fn list(&self, collection: Collection) -> Result<Vec<Document>, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let t = txn.open_table(table(collection)).map_err(storage)?;
-        let mut docs = Vec::new();
-        for entry in t.iter().map_err(storage)? {
-            let (_, value) = entry.map_err(storage)?;
-            docs.push(decode(value.value())?);
-        }
-        Ok(docs)
+        self.read(collection, Vec::new(), |t| {
+            let mut docs = Vec::new();
+            for entry in t.iter().map_err(storage)? {
+                let (_, value) = entry.map_err(storage)?;
+                docs.push(decode(value.value())?);
+            }
+            Ok(docs)
+        })
     }
 
     fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let t = txn.open_table(table(collection)).map_err(storage)?;
-        t.is_empty().map_err(storage)
+        self.read(collection, true, |t| t.is_empty().map_err(storage))
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError> {

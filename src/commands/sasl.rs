@@ -20,7 +20,7 @@ pub const SASL_START: Command = Command {
     ..Command::new(
         "saslStart",
         "First step in a SASL authentication conversation.",
-        Handler::Sync(|inv, cmd| sasl_start(&inv.server, &inv.client, &inv.db, cmd, "saslStart")),
+        Handler::Sync(|inv, cmd| sasl_start(&inv.server, &inv.client, &inv.db, cmd, false)),
     )
 };
 
@@ -83,14 +83,15 @@ fn log_failure(client: &Client, mechanism: &str, user: &str, db: &str, error: &s
         remote = %client.remote, error, "Authentication failed");
 }
 
-/// Runs saslStart (also for hello's speculativeAuthenticate, whose `command` differs).
+/// Runs saslStart, also for hello's speculativeAuthenticate.
 pub fn sasl_start(
     server: &ServerState,
     client: &Client,
     db: &str,
     cmd: &Document,
-    command: &str,
+    speculative: bool,
 ) -> CommandResult {
+    let command = "saslStart";
     // A new saslStart abandons whatever conversation was under way.
     client.auth.lock().sasl = None;
     let mechanism_name = match cmd.get("mechanism") {
@@ -149,6 +150,7 @@ pub fn sasl_start(
         conversation,
         db: db.to_owned(),
         skip_empty_exchange,
+        speculative,
     });
     Ok(reply(false, server_first.as_bytes(), payload.as_string))
 }
@@ -182,6 +184,7 @@ fn sasl_continue(inv: &Invocation, cmd: &Document) -> CommandResult {
             conversation,
             db,
             skip_empty_exchange,
+            speculative,
         } => {
             let user = Name::new(conversation.user.clone(), db);
             let server_final = conversation.finish(&payload.bytes).map_err(|e| {
@@ -195,7 +198,7 @@ fn sasl_continue(inv: &Invocation, cmd: &Document) -> CommandResult {
                 authentication_failed()
             })?;
             if skip_empty_exchange {
-                log_in(client, user, conversation.mechanism);
+                log_in(client, user, conversation.mechanism, speculative);
                 Ok(reply(true, server_final.as_bytes(), payload.as_string))
             } else {
                 client.auth.lock().sasl = Some(SaslStep::AwaitingEmpty {
@@ -209,15 +212,15 @@ fn sasl_continue(inv: &Invocation, cmd: &Document) -> CommandResult {
             if !payload.bytes.is_empty() {
                 return Err(authentication_failed());
             }
-            log_in(client, user, mechanism);
+            log_in(client, user, mechanism, false);
             Ok(reply(true, b"", payload.as_string))
         }
     }
 }
 
-fn log_in(client: &Client, user: Name, mechanism: Mechanism) {
+fn log_in(client: &Client, user: Name, mechanism: Mechanism, speculative: bool) {
     tracing::info!(target: "ACCESS", id = 20250, ctx = format!("conn{}", client.id),
-        mechanism = mechanism.name(), principalName = %user.name,
+        mechanism = mechanism.name(), speculative, principalName = %user.name,
         authenticationDatabase = %user.db, remote = %client.remote, "Authentication succeeded");
     client.auth.lock().user = Some(user);
 }
@@ -229,7 +232,7 @@ pub fn speculative(server: &ServerState, client: &Client, request: &Document) ->
         return None;
     }
     let db = request.get_str("db").ok()?;
-    sasl_start(server, client, db, request, "saslStart").ok()
+    sasl_start(server, client, db, request, true).ok()
 }
 
 /// hello's `saslSupportedMechs: "db.user"`: the user's mechanisms, or None if no such user.
