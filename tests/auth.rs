@@ -426,7 +426,7 @@ fn custom_role_with_drop_connections_then_user_grant_and_info() {
         .as_document()
         .unwrap()
         .clone();
-    assert_eq!(role.get_bool("isBuiltin").unwrap(), false);
+    assert!(!role.get_bool("isBuiltin").unwrap());
     assert_eq!(
         role.get_array("privileges").unwrap()[0]
             .as_document()

@@ -44,7 +44,7 @@ impl fmt::Display for Name {
 pub enum SaslStep {
     /// The server has sent its first message and waits for the client's proof.
     AwaitingProof {
-        conversation: ServerConversation,
+        conversation: Box<ServerConversation>,
         db: String,
         skip_empty_exchange: bool,
         /// Started inside hello's `speculativeAuthenticate`.

@@ -209,7 +209,7 @@ fn encode_sasl_name(s: &str) -> String {
 }
 
 /// The value of attribute `key` (`k=value`) in a comma-separated SCRAM message part.
-fn attribute<'a>(part: Option<&'a str>, key: char) -> Result<&'a str, ScramError> {
+fn attribute(part: Option<&str>, key: char) -> Result<&str, ScramError> {
     let part = part.ok_or_else(|| err(format!("missing attribute '{key}'")))?;
     let mut chars = part.chars();
     if chars.next() != Some(key) || chars.next() != Some('=') {

@@ -41,7 +41,7 @@ fn drop_user(inv: &Invocation, cmd: &Document) -> CommandResult {
             collection: Collection::Users,
             id: user.id(),
         }],
-        || unreachable_duplicate(),
+        unreachable_duplicate,
     )?;
     Ok(Document::new())
 }

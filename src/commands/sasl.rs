@@ -147,7 +147,7 @@ pub fn sasl_start(
     };
     let (conversation, server_first) = ServerConversation::start(mechanism, first, credentials);
     client.auth.lock().sasl = Some(SaslStep::AwaitingProof {
-        conversation,
+        conversation: Box::new(conversation),
         db: db.to_owned(),
         skip_empty_exchange,
         speculative,
