@@ -45,6 +45,15 @@ pub fn startup(server: &state::ServerState) -> Result<(), String> {
             .set_many(&[(params::QUIET.into(), bson::Bson::Boolean(true))], true);
     }
     commands::apply_parameters(server);
+    if let Some(path) = &config.key_file {
+        let iterations = |name| server.params.get_i64(name) as u32;
+        let key = auth::key_file::ClusterKey::load(
+            path,
+            iterations(params::SCRAM_SHA1_ITERATIONS),
+            iterations(params::SCRAM_SHA256_ITERATIONS),
+        )?;
+        let _ = server.cluster_key.set(key);
+    }
     tracing::info!(target: "CONTROL", id = 4615611, ctx = "initandlisten",
         pid = std::process::id() as i64, port = config.port as i64,
         dbPath = %config.dbpath.display(), host = %server.host_name,

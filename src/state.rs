@@ -58,6 +58,8 @@ pub struct ServerState {
     pub port: OnceLock<u16>,
     /// The store under `--dbpath`, opened by [`crate::startup`].
     pub catalog: OnceLock<Arc<dyn Catalog>>,
+    /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
+    pub cluster_key: OnceLock<crate::auth::key_file::ClusterKey>,
     next_connection_id: AtomicU64,
 }
 
@@ -76,6 +78,7 @@ impl ServerState {
             host_name: host_name(),
             port: OnceLock::new(),
             catalog: OnceLock::new(),
+            cluster_key: OnceLock::new(),
             next_connection_id: AtomicU64::new(0),
         })
     }

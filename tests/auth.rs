@@ -886,3 +886,45 @@ fn kill_9_loop_keeps_every_acknowledged_user_and_the_store_always_opens() {
         expected.len()
     );
 }
+
+#[test]
+fn key_file_secret_logs_in_as_system_at_local_with_both_mechanisms() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("keyfile");
+    std::fs::write(&key_path, "c2VjcmV0a2V5Zm9y\n dGVzdHM=\n").unwrap();
+    let key_arg = key_path.to_str().unwrap().to_owned();
+    let mut args = vec!["--keyFile", key_arg.as_str()];
+    args.extend_from_slice(FAST_SCRAM);
+    let server = Ferrod::start(&args);
+    let mut s = server.raw();
+    // --keyFile implies authorization.
+    assert_eq!(
+        code(&run(&mut s, doc! {"serverStatus": 1, "$db": "admin"})),
+        13
+    );
+    let secret = "c2VjcmV0a2V5Zm9ydGVzdHM=";
+    let err = login(
+        &mut s,
+        Mechanism::ScramSha256,
+        "__system",
+        "wrongsecret",
+        "local",
+    )
+    .unwrap_err();
+    assert_eq!(code(&err), 18);
+    for mech in [Mechanism::ScramSha1, Mechanism::ScramSha256] {
+        login(&mut s, mech, "__system", secret, "local").unwrap();
+    }
+    assert_ok(run(&mut s, doc! {"serverStatus": 1, "$db": "admin"}));
+    let status = assert_ok(run(&mut s, doc! {"connectionStatus": 1, "$db": "admin"}));
+    assert!(format!("{status}").contains("__system"));
+
+    std::fs::write(&key_path, "abc").unwrap();
+    let output = std::process::Command::new(common::FERROD)
+        .args(["--port", "0", "--keyFile", key_arg.as_str(), "--dbpath"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 6 characters"));
+}

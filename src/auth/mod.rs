@@ -1,6 +1,7 @@
 //! Authentication and authorization: SCRAM, users and roles kept in the catalog,
 //! built-in roles, and the per-connection login state the dispatcher checks.
 
+pub mod key_file;
 pub mod privilege;
 pub mod roles;
 pub mod scram;
@@ -98,6 +99,9 @@ pub fn current_privileges(server: &ServerState, client: &Client) -> Vec<Privileg
     let Some(user) = client.auth.lock().user.clone() else {
         return Vec::new();
     };
+    if key_file::ClusterKey::is_internal_user(&user) && server.cluster_key.get().is_some() {
+        return roles::builtin_privileges("__system", "admin").unwrap_or_default();
+    }
     match users::resolve_user(server.catalog().as_ref(), &user) {
         Ok(Some(resolved)) => resolved.privileges,
         _ => Vec::new(),

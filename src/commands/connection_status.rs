@@ -2,6 +2,7 @@
 //! `showPrivileges`) its privileges.
 
 use super::{Command, Handler, Invocation};
+use crate::auth::key_file::ClusterKey;
 use crate::auth::users::{self, roles_to_bson};
 use crate::auth::Name;
 use crate::error::CommandResult;
@@ -23,7 +24,10 @@ fn connection_status(inv: &Invocation, cmd: &Document) -> CommandResult {
     let mut roles: Vec<Name> = Vec::new();
     let mut privileges = Vec::new();
     if let Some(user) = user {
-        if let Some(resolved) = users::resolve_user(inv.server.catalog().as_ref(), &user)? {
+        if ClusterKey::is_internal_user(&user) {
+            roles = vec![Name::new("__system", "admin")];
+            privileges = crate::auth::current_privileges(&inv.server, &inv.client);
+        } else if let Some(resolved) = users::resolve_user(inv.server.catalog().as_ref(), &user)? {
             roles = resolved.resolved.inherited_roles.iter().cloned().collect();
             privileges = resolved.privileges;
         }

@@ -5,6 +5,7 @@
 //! is logged), and any error ends the conversation.
 
 use super::{Command, Handler, Invocation};
+use crate::auth::key_file::ClusterKey;
 use crate::auth::scram::{ClientFirst, Mechanism, ServerConversation};
 use crate::auth::{users, Name, SaslStep};
 use crate::error::{missing_field, type_mismatch, Code, CommandError, CommandResult};
@@ -130,8 +131,11 @@ pub fn sasl_start(
         authentication_failed()
     })?;
     let user = Name::new(first.user.clone(), db);
-    let credentials = users::get_user(server.catalog().as_ref(), &user)?
-        .and_then(|doc| users::credentials(&doc, mechanism));
+    let credentials = match server.cluster_key.get() {
+        Some(key) if ClusterKey::is_internal_user(&user) => Some(key.credentials(mechanism)),
+        _ => users::get_user(server.catalog().as_ref(), &user)?
+            .and_then(|doc| users::credentials(&doc, mechanism)),
+    };
     let Some(credentials) = credentials else {
         log_failure(
             client,
