@@ -446,6 +446,11 @@ fn shell_format(value: &Bson) -> String {
             let bytes: [u8; 16] = b.bytes.as_slice().try_into().unwrap_or([0; 16]);
             format!("UUID(\"{}\")", bson::Uuid::from_bytes(bytes))
         }
+        Bson::Binary(b) => format!(
+            "BinData({}, {})",
+            u8::from(b.subtype),
+            hex::encode_upper(&b.bytes)
+        ),
         other => other.to_string(),
     }
 }
