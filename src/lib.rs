@@ -4,9 +4,13 @@
 //! - [`wire`]: bytes to messages and back (no I/O).
 //! - [`server`]: listeners, connection tasks, shutdown.
 //! - [`commands`]: the command table, the dispatcher and one file per command.
+//! - [`auth`]: SCRAM, users, roles, privileges and the per-connection login state.
+//! - [`catalog`]: the embedded store under `--dbpath` (users, roles, later keys and config).
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
+pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -26,6 +30,11 @@ pub const FEATURE_COMPATIBILITY_VERSION: &str = "7.0";
 /// Errors name what is wrong; nothing is listening yet.
 pub fn startup(server: &state::ServerState) -> Result<(), String> {
     let config = &server.config;
+    // Before anything listens: a second server on the same dbpath stops here.
+    let catalog = catalog::RedbCatalog::open(&config.dbpath)?;
+    if server.catalog.set(std::sync::Arc::new(catalog)).is_err() {
+        return Err("the catalog was already opened".into());
+    }
     server
         .params
         .set_many(&config.set_parameters, true)
@@ -36,6 +45,15 @@ pub fn startup(server: &state::ServerState) -> Result<(), String> {
             .set_many(&[(params::QUIET.into(), bson::Bson::Boolean(true))], true);
     }
     commands::apply_parameters(server);
+    if let Some(path) = &config.key_file {
+        let iterations = |name| server.params.get_i64(name) as u32;
+        let key = auth::key_file::ClusterKey::load(
+            path,
+            iterations(params::SCRAM_SHA1_ITERATIONS),
+            iterations(params::SCRAM_SHA256_ITERATIONS),
+        )?;
+        let _ = server.cluster_key.set(key);
+    }
     tracing::info!(target: "CONTROL", id = 4615611, ctx = "initandlisten",
         pid = std::process::id() as i64, port = config.port as i64,
         dbPath = %config.dbpath.display(), host = %server.host_name,

@@ -1,6 +1,8 @@
 //! What the server shares between connections and commands: configuration, clock,
 //! parameters, counters, the operation registry and the per-connection [`Client`].
 
+use crate::auth::ClientAuth;
+use crate::catalog::{Catalog, RedbCatalog};
 use crate::clock::LogicalClock;
 use crate::config::Config;
 use crate::log::LogSink;
@@ -90,6 +92,10 @@ pub struct ServerState {
     pub host_name: String,
     /// The port actually listened on (differs from the config with `--port 0`).
     pub port: OnceLock<u16>,
+    /// The store under `--dbpath`, opened by [`crate::startup`].
+    pub catalog: OnceLock<Arc<dyn Catalog>>,
+    /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
+    pub cluster_key: OnceLock<crate::auth::key_file::ClusterKey>,
     next_connection_id: AtomicU64,
 }
 
@@ -108,6 +114,8 @@ impl ServerState {
             started_wall: bson::DateTime::now(),
             host_name: host_name(),
             port: OnceLock::new(),
+            catalog: OnceLock::new(),
+            cluster_key: OnceLock::new(),
             next_connection_id: AtomicU64::new(0),
         })
     }
@@ -128,6 +136,13 @@ impl ServerState {
 
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The catalog. A state that never went through startup (library use, unit tests)
+    /// gets an in-memory one.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        self.catalog
+            .get_or_init(|| Arc::new(RedbCatalog::in_memory()))
     }
 
     pub fn port(&self) -> u16 {
@@ -165,6 +180,8 @@ pub struct Client {
     pub hello_done: AtomicBool,
     /// Compressors negotiated through hello.
     pub compressors: Mutex<Vec<Compressor>>,
+    /// Who the connection is logged in as, and any SASL conversation under way.
+    pub auth: Mutex<ClientAuth>,
 }
 
 impl Client {
@@ -176,6 +193,7 @@ impl Client {
             metadata: OnceLock::new(),
             hello_done: AtomicBool::new(false),
             compressors: Mutex::new(Vec::new()),
+            auth: Mutex::new(ClientAuth::default()),
         }
     }
 

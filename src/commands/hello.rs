@@ -96,6 +96,23 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
             .collect();
         reply.insert("compression", agreed);
     }
+    if let Some(requested) = cmd.get("saslSupportedMechs") {
+        let Bson::String(db_user) = requested else {
+            return Err(crate::error::type_mismatch(
+                "saslSupportedMechs",
+                requested,
+                "string",
+            ));
+        };
+        if let Some(mechs) = super::sasl::supported_mechanisms(&inv.server, db_user) {
+            reply.insert("saslSupportedMechs", mechs);
+        }
+    }
+    if let Some(Bson::Document(request)) = cmd.get("speculativeAuthenticate") {
+        if let Some(answer) = super::sasl::speculative(&inv.server, client, request) {
+            reply.insert("speculativeAuthenticate", answer);
+        }
+    }
     if let (true, Some(meta)) = (first, metadata) {
         log_metadata(inv, meta);
     }

@@ -5,7 +5,11 @@
 
 mod build_info;
 mod connection_status;
+mod create_role;
+mod create_user;
 mod current_op;
+mod drop_role;
+mod drop_user;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_parameter;
@@ -15,14 +19,23 @@ mod kill_op;
 mod list_commands;
 mod list_databases;
 mod log_rotate;
+mod logout;
 mod ping;
+mod role_grants;
+mod roles_info;
+mod sasl;
 mod server_status;
 mod sessions;
 mod set_parameter;
 mod shutdown;
 mod sleep;
+mod update_user;
+mod user_admin;
+mod user_roles;
+mod users_info;
 mod whatsmyuri;
 
+use crate::auth;
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
@@ -77,6 +90,14 @@ pub const fn cluster(action: &'static str) -> Privilege {
     }
 }
 
+/// An action on the database the command runs against.
+pub const fn database(action: &'static str) -> Privilege {
+    Privilege {
+        resource: Resource::Database,
+        action,
+    }
+}
+
 pub struct Command {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
@@ -86,6 +107,8 @@ pub struct Command {
     pub admin_only: bool,
     /// May run before the client has logged in.
     pub allowed_before_auth: bool,
+    /// May run under the localhost exception (auth on, no user yet, loopback client).
+    pub allowed_by_localhost_exception: bool,
     pub privileges: &'static [Privilege],
     /// Checks the arguments before the privilege check (mongod's order); the handler
     /// may assume they passed.
@@ -109,6 +132,7 @@ impl Command {
             help,
             admin_only: false,
             allowed_before_auth: false,
+            allowed_by_localhost_exception: false,
             privileges: &[],
             validate: None,
             handler,
@@ -123,7 +147,14 @@ impl Command {
 pub static TABLE: &[&Command] = &[
     &build_info::BUILD_INFO,
     &connection_status::CONNECTION_STATUS,
+    &create_role::CREATE_ROLE,
+    &create_role::UPDATE_ROLE,
+    &create_user::CREATE_USER,
     &current_op::CURRENT_OP,
+    &drop_role::DROP_ROLE,
+    &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
+    &drop_user::DROP_USER,
+    &drop_user::DROP_ALL_USERS_FROM_DATABASE,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
@@ -133,7 +164,15 @@ pub static TABLE: &[&Command] = &[
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
     &log_rotate::LOG_ROTATE,
+    &logout::LOGOUT,
     &ping::PING,
+    &role_grants::GRANT_PRIVILEGES_TO_ROLE,
+    &role_grants::REVOKE_PRIVILEGES_FROM_ROLE,
+    &role_grants::GRANT_ROLES_TO_ROLE,
+    &role_grants::REVOKE_ROLES_FROM_ROLE,
+    &roles_info::ROLES_INFO,
+    &sasl::SASL_START,
+    &sasl::SASL_CONTINUE,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,
@@ -142,6 +181,10 @@ pub static TABLE: &[&Command] = &[
     &set_parameter::SET_PARAMETER,
     &shutdown::SHUTDOWN,
     &sleep::SLEEP,
+    &update_user::UPDATE_USER,
+    &user_roles::GRANT_ROLES_TO_USER,
+    &user_roles::REVOKE_ROLES_FROM_USER,
+    &users_info::USERS_INFO,
     &whatsmyuri::WHATSMYURI,
 ];
 
@@ -302,8 +345,12 @@ async fn run(
             ),
         ));
     }
+    let access = check_authentication(server, client, command)?;
     if let Some(validate) = command.validate {
         validate(&body)?;
+    }
+    if access == Access::NeedsPrivileges {
+        check_privileges(server, client, command, &db, &body)?;
     }
     let time_limit = max_time(&body)?;
 
@@ -354,6 +401,94 @@ fn interruption(server: &ServerState) -> CommandError {
         CommandError::new(Code::InterruptedAtShutdown, "interrupted at shutdown")
     } else {
         CommandError::new(Code::Interrupted, "operation was interrupted")
+    }
+}
+
+/// What the privilege check still has to do after the authentication check.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// No check: authorization is off, or the localhost exception lets this through.
+    Granted,
+    NeedsPrivileges,
+}
+
+/// mongod's "requires authentication" step (after the admin-only check).
+fn check_authentication(
+    server: &ServerState,
+    client: &Client,
+    command: &Command,
+) -> CommandResult<Access> {
+    if !auth::enforced(server) {
+        return Ok(Access::Granted);
+    }
+    if client.auth.lock().user.is_some() {
+        return Ok(Access::NeedsPrivileges);
+    }
+    if command.allowed_before_auth {
+        return Ok(Access::NeedsPrivileges);
+    }
+    if command.allowed_by_localhost_exception && auth::localhost_exception(server, client) {
+        return Ok(Access::Granted);
+    }
+    Err(CommandError::new(
+        Code::Unauthorized,
+        format!("command {} requires authentication", command.name),
+    ))
+}
+
+/// The privilege check: every (resource, action) the command declares.
+fn check_privileges(
+    server: &ServerState,
+    client: &Client,
+    command: &Command,
+    db: &str,
+    body: &Document,
+) -> CommandResult<()> {
+    let required: Vec<_> = command
+        .privileges
+        .iter()
+        .map(|p| (auth::required_resource(p.resource, db), p.action))
+        .collect();
+    if auth::is_authorized(server, client, &required) {
+        return Ok(());
+    }
+    Err(CommandError::new(
+        Code::Unauthorized,
+        format!(
+            "not authorized on {db} to execute command {}",
+            shell_format(&Bson::Document(body.clone()))
+        ),
+    ))
+}
+
+/// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
+fn shell_format(value: &Bson) -> String {
+    match value {
+        Bson::Document(d) if d.is_empty() => "{}".into(),
+        Bson::Document(d) => {
+            let fields: Vec<String> = d
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", shell_format(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        Bson::Array(a) if a.is_empty() => "[]".into(),
+        Bson::Array(a) => {
+            let items: Vec<String> = a.iter().map(shell_format).collect();
+            format!("[ {} ]", items.join(", "))
+        }
+        Bson::String(s) => format!("{s:?}"),
+        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => format!("{d:.1}"),
+        Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::Uuid && b.bytes.len() == 16 => {
+            let bytes: [u8; 16] = b.bytes.as_slice().try_into().unwrap_or([0; 16]);
+            format!("UUID(\"{}\")", bson::Uuid::from_bytes(bytes))
+        }
+        Bson::Binary(b) => format!(
+            "BinData({}, {})",
+            u8::from(b.subtype),
+            hex::encode_upper(&b.bytes)
+        ),
+        other => other.to_string(),
     }
 }
 

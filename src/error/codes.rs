@@ -83,6 +83,7 @@ codes! {
     Location40433 = 40433,
     Location40571 = 40571,
     Location40587 = 40587,
+    Location51002 = 51002,
     Location51003 = 51003,
     Location34344 = 34344,
     Location34345 = 34345,

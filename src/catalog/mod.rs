@@ -1,0 +1,94 @@
+//! The catalog: users, roles and (later) cluster keys and the replica-set config, kept
+//! in an embedded ACID store under `--dbpath`.
+//!
+//! Everything goes through the [`Catalog`] trait. Writes are whole batches
+//! ([`Write`]s applied atomically), so a replicated catalog can later ship the same
+//! batch to the other members instead of writing it straight to disk.
+
+mod lock;
+mod redb_store;
+
+pub use lock::DbPathLock;
+pub use redb_store::RedbCatalog;
+
+use bson::Document;
+use std::fmt;
+
+/// The kinds of documents the catalog holds, each in its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// `admin.system.users`: one document per user, keyed by `<db>.<user>`.
+    Users,
+    /// `admin.system.roles`: one document per user-defined role, keyed by `<db>.<role>`.
+    Roles,
+    /// Cluster keys that sign `$clusterTime`.
+    Keys,
+    /// The replica-set configuration.
+    ReplSetConfig,
+}
+
+impl Collection {
+    pub const fn table_name(self) -> &'static str {
+        match self {
+            Collection::Users => "system.users",
+            Collection::Roles => "system.roles",
+            Collection::Keys => "system.keys",
+            Collection::ReplSetConfig => "system.replset",
+        }
+    }
+}
+
+/// One change in a batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Adds a document; the whole batch fails with [`CatalogError::Duplicate`] if the id exists.
+    Insert {
+        collection: Collection,
+        id: String,
+        doc: Document,
+    },
+    /// Replaces a document that must exist; else [`CatalogError::NotFound`].
+    Replace {
+        collection: Collection,
+        id: String,
+        doc: Document,
+    },
+    /// Adds or replaces a document.
+    Upsert {
+        collection: Collection,
+        id: String,
+        doc: Document,
+    },
+    /// Removes a document if present.
+    Delete { collection: Collection, id: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogError {
+    Duplicate(String),
+    NotFound(String),
+    /// The store itself failed (I/O, corruption).
+    Storage(String),
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogError::Duplicate(id) => write!(f, "duplicate id {id}"),
+            CatalogError::NotFound(id) => write!(f, "no document with id {id}"),
+            CatalogError::Storage(msg) => write!(f, "catalog storage error: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+/// The store behind users, roles, keys and config.
+pub trait Catalog: Send + Sync {
+    fn get(&self, collection: Collection, id: &str) -> Result<Option<Document>, CatalogError>;
+    /// Every document of a collection, in id order.
+    fn list(&self, collection: Collection) -> Result<Vec<Document>, CatalogError>;
+    fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError>;
+    /// Applies the batch atomically and durably: when this returns Ok, it survives a crash.
+    fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError>;
+}

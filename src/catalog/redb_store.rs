@@ -1,0 +1,173 @@
+//! The catalog on disk: one redb file, `catalog.redb`, with one table per collection.
+//! Values are BSON documents; every batch is one redb write transaction, committed with
+//! redb's default (immediate, fsync'd) durability.
+
+use super::{Catalog, CatalogError, Collection, DbPathLock, Write};
+use bson::Document;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+pub const CATALOG_FILE: &str = "catalog.redb";
+
+fn table(collection: Collection) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(collection.table_name())
+}
+
+fn storage(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+pub struct RedbCatalog {
+    db: Database,
+    /// Held for the life of the catalog; `None` for the in-memory store.
+    _lock: Option<DbPathLock>,
+}
+
+impl RedbCatalog {
+    /// Locks `dbpath` and opens (or creates) the catalog file in it.
+    pub fn open(dbpath: &Path) -> Result<RedbCatalog, String> {
+        let lock = DbPathLock::acquire(dbpath)?;
+        let file = dbpath.join(CATALOG_FILE);
+        let db = Database::create(&file)
+            .map_err(|e| format!("cannot open the catalog {}: {e}", file.display()))?;
+        Ok(RedbCatalog {
+            db,
+            _lock: Some(lock),
+        })
+    }
+
+    /// A catalog that lives in memory only (library use and unit tests).
+    pub fn in_memory() -> RedbCatalog {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("in-memory redb");
+        RedbCatalog { db, _lock: None }
+    }
+
+    /// Runs `read` on a collection's table; a table never written to reads as empty
+    /// (tables are created by their first write, so opening costs no commit).
+    fn read<T>(
+        &self,
+        collection: Collection,
+        empty: T,
+        read: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        match txn.open_table(table(collection)) {
+            Ok(t) => read(&t),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(empty),
+            Err(e) => Err(storage(e)),
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Document, CatalogError> {
+    Document::from_reader(bytes).map_err(storage)
+}
+
+fn encode(doc: &Document) -> Result<Vec<u8>, CatalogError> {
+    let mut out = Vec::new();
+    doc.to_writer(&mut out).map_err(storage)?;
+    Ok(out)
+}
+
+impl Catalog for RedbCatalog {
+    fn get(&self, collection: Collection, id: &str) -> Result<Option<Document>, CatalogError> {
+        self.read(collection, None, |t| match t.get(id).map_err(storage)? {
+            Some(value) => decode(value.value()).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    fn list(&self, collection: Collection) -> Result<Vec<Document>, CatalogError> {
+        self.read(collection, Vec::new(), |t| {
+            let mut docs = Vec::new();
+            for entry in t.iter().map_err(storage)? {
+                let (_, value) = entry.map_err(storage)?;
+                docs.push(decode(value.value())?);
+            }
+            Ok(docs)
+        })
+    }
+
+    fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError> {
+        self.read(collection, true, |t| t.is_empty().map_err(storage))
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        for write in writes {
+            match write {
+                Write::Insert {
+                    collection,
+                    id,
+                    doc,
+                } => {
+                    let mut t = txn.open_table(table(collection)).map_err(storage)?;
+                    if t.get(id.as_str()).map_err(storage)?.is_some() {
+                        return Err(CatalogError::Duplicate(id));
+                    }
+                    t.insert(id.as_str(), encode(&doc)?.as_slice())
+                        .map_err(storage)?;
+                }
+                Write::Replace {
+                    collection,
+                    id,
+                    doc,
+                } => {
+                    let mut t = txn.open_table(table(collection)).map_err(storage)?;
+                    if t.get(id.as_str()).map_err(storage)?.is_none() {
+                        return Err(CatalogError::NotFound(id));
+                    }
+                    t.insert(id.as_str(), encode(&doc)?.as_slice())
+                        .map_err(storage)?;
+                }
+                Write::Upsert {
+                    collection,
+                    id,
+                    doc,
+                } => {
+                    let mut t = txn.open_table(table(collection)).map_err(storage)?;
+                    t.insert(id.as_str(), encode(&doc)?.as_slice())
+                        .map_err(storage)?;
+                }
+                Write::Delete { collection, id } => {
+                    let mut t = txn.open_table(table(collection)).map_err(storage)?;
+                    t.remove(id.as_str()).map_err(storage)?;
+                }
+            }
+        }
+        // Dropping an uncommitted transaction (the early returns above) aborts it.
+        txn.commit().map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn batches_are_all_or_nothing_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = RedbCatalog::open(dir.path()).unwrap();
+            let insert = |id: &str| Write::Insert {
+                collection: Collection::Users,
+                id: id.into(),
+                doc: doc! {"_id": id},
+            };
+            c.apply(vec![insert("admin.a")]).unwrap();
+            let err = c.apply(vec![insert("admin.b"), insert("admin.a")]);
+            assert_eq!(err, Err(CatalogError::Duplicate("admin.a".into())));
+            assert!(c.get(Collection::Users, "admin.b").unwrap().is_none());
+            assert!(
+                RedbCatalog::open(dir.path()).is_err(),
+                "second open must be refused"
+            );
+        }
+        let c = RedbCatalog::open(dir.path()).unwrap();
+        assert_eq!(c.list(Collection::Users).unwrap().len(), 1);
+        assert!(c.is_empty(Collection::Roles).unwrap());
+    }
+}

@@ -1,0 +1,160 @@
+//! createRole and updateRole: user-defined roles with privileges and inherited roles.
+
+use super::user_admin::{apply, check_fields, name_arg, request_db};
+use super::{database, Command, Handler, Invocation};
+use crate::auth::privilege::{parse_privileges, Privilege};
+use crate::auth::users::{
+    self, check_no_cycle, check_roles_exist, parse_role_names, role_not_found, roles_to_bson,
+};
+use crate::auth::{roles, Name};
+use crate::catalog::{Collection, Write};
+use crate::error::{bad_value, missing_field, Code, CommandError, CommandResult};
+use bson::{doc, Bson, Document};
+
+pub const CREATE_ROLE: Command = Command {
+    privileges: &[database("createRole")],
+    validate: Some(|cmd| parse(cmd, "createRole").map(|_| ())),
+    ..Command::new(
+        "createRole",
+        "Adds a role to the system",
+        Handler::Sync(create_role),
+    )
+};
+
+pub const UPDATE_ROLE: Command = Command {
+    privileges: &[database("grantRole"), database("revokeRole")],
+    validate: Some(|cmd| parse(cmd, "updateRole").map(|_| ())),
+    ..Command::new(
+        "updateRole",
+        "Used to update a role",
+        Handler::Sync(update_role),
+    )
+};
+
+struct Request {
+    role: Name,
+    privileges: Option<Vec<Privilege>>,
+    roles: Option<Vec<Name>>,
+}
+
+fn parse(cmd: &Document, command: &str) -> CommandResult<Request> {
+    let name = name_arg(cmd, command)?;
+    check_fields(
+        cmd,
+        command,
+        &["privileges", "roles", "authenticationRestrictions"],
+    )?;
+    if name.is_empty() {
+        return Err(bad_value("Role name must be non-empty"));
+    }
+    let db = request_db(cmd);
+    let privileges = cmd
+        .get("privileges")
+        .map(|p| parse_privileges(p, &format!("{command}.privileges")))
+        .transpose()?;
+    let roles = cmd
+        .get("roles")
+        .map(|r| parse_role_names(r, db, &format!("{command}.roles")))
+        .transpose()?;
+    if command == "createRole" {
+        if privileges.is_none() {
+            return Err(missing_field("createRole.privileges"));
+        }
+        if roles.is_none() {
+            return Err(missing_field("createRole.roles"));
+        }
+    } else if privileges.is_none() && roles.is_none() {
+        return Err(bad_value(
+            "Must specify at least one field to update in updateRole",
+        ));
+    }
+    Ok(Request {
+        role: Name::new(name, db),
+        privileges,
+        roles,
+    })
+}
+
+pub fn role_document(role: &Name, privileges: &[Privilege], subroles: &[Name]) -> Document {
+    doc! {
+        "_id": role.id(),
+        "role": &role.name,
+        "db": &role.db,
+        "privileges": privileges.iter().map(|p| Bson::Document(p.to_document())).collect::<Vec<_>>(),
+        "roles": roles_to_bson(subroles),
+    }
+}
+
+fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+    let request = parse(cmd, "createRole")?;
+    if roles::is_builtin(&request.role.name, &request.role.db) {
+        return Err(bad_value(
+            "Cannot create roles with the same name as a built-in role",
+        ));
+    }
+    let catalog = inv.server.catalog();
+    let subroles = request.roles.unwrap_or_default();
+    check_roles_exist(catalog.as_ref(), &subroles)?;
+    check_no_cycle(catalog.as_ref(), &request.role, &subroles)?;
+    let doc = role_document(
+        &request.role,
+        &request.privileges.unwrap_or_default(),
+        &subroles,
+    );
+    apply(
+        inv,
+        vec![Write::Insert {
+            collection: Collection::Roles,
+            id: request.role.id(),
+            doc,
+        }],
+        || {
+            CommandError::new(
+                Code::Location51002,
+                format!("Role \"{}\" already exists", request.role),
+            )
+        },
+    )?;
+    Ok(Document::new())
+}
+
+fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+    let request = parse(cmd, "updateRole")?;
+    if roles::is_builtin(&request.role.name, &request.role.db) {
+        return Err(bad_value("Cannot update built-in roles"));
+    }
+    let catalog = inv.server.catalog();
+    let stored = users::get_role(catalog.as_ref(), &request.role)?
+        .ok_or_else(|| role_not_found(&request.role))?;
+    let privileges = request
+        .privileges
+        .unwrap_or_else(|| users::stored_privileges(&stored));
+    let subroles = match request.roles {
+        Some(roles) => {
+            check_roles_exist(catalog.as_ref(), &roles)?;
+            check_no_cycle(catalog.as_ref(), &request.role, &roles)?;
+            roles
+        }
+        None => users::stored_roles(&stored),
+    };
+    save_role(inv, &request.role, &privileges, &subroles)?;
+    Ok(Document::new())
+}
+
+/// Replaces a stored role document.
+pub fn save_role(
+    inv: &Invocation,
+    role: &Name,
+    privileges: &[Privilege],
+    subroles: &[Name],
+) -> CommandResult<()> {
+    apply(
+        inv,
+        vec![Write::Replace {
+            collection: Collection::Roles,
+            id: role.id(),
+            doc: role_document(role, privileges, subroles),
+        }],
+        || role_not_found(role),
+    )
+}

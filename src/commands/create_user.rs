@@ -1,0 +1,105 @@
+//! createUser: a new user with SCRAM credentials (never the password) and roles.
+
+use super::user_admin::{
+    apply, bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
+    new_uuid, password_arg, request_db,
+};
+use super::{database, Command, Handler, Invocation};
+use crate::auth::scram::Mechanism;
+use crate::auth::users::{check_roles_exist, parse_role_names, roles_to_bson};
+use crate::auth::Name;
+use crate::catalog::{Collection, Write};
+use crate::error::{bad_value, missing_field, Code, CommandError, CommandResult};
+use bson::{doc, Document};
+
+pub const CREATE_USER: Command = Command {
+    privileges: &[database("createUser")],
+    allowed_by_localhost_exception: true,
+    validate: Some(|cmd| parse(cmd).map(|_| ())),
+    compress_reply: false,
+    ..Command::new(
+        "createUser",
+        "Adds a user to the system",
+        Handler::Sync(create_user),
+    )
+};
+
+const FIELDS: &[&str] = &[
+    "pwd",
+    "customData",
+    "roles",
+    "digestPassword",
+    "mechanisms",
+    "authenticationRestrictions",
+];
+
+struct Request {
+    user: Name,
+    password: String,
+    roles: Vec<Name>,
+    custom_data: Option<Document>,
+    mechanisms: Vec<Mechanism>,
+    digest_password: bool,
+}
+
+fn parse(cmd: &Document) -> CommandResult<Request> {
+    let name = name_arg(cmd, "createUser")?;
+    check_fields(cmd, "createUser", FIELDS)?;
+    if name.is_empty() {
+        return Err(bad_value(
+            "User document needs 'user' field to be non-empty",
+        ));
+    }
+    let db = request_db(cmd);
+    let roles = match cmd.get("roles") {
+        Some(value) => parse_role_names(value, db, "createUser.roles")?,
+        None => return Err(missing_field("createUser.roles")),
+    };
+    let password = password_arg(cmd, "createUser")?.ok_or_else(|| {
+        bad_value("Must provide a 'pwd' field for all user documents, except those with '$external' as the user's source db")
+    })?;
+    Ok(Request {
+        user: Name::new(name, db),
+        password,
+        roles,
+        custom_data: custom_data(cmd, "createUser")?,
+        mechanisms: mechanisms_arg(cmd, "createUser")?.unwrap_or(Mechanism::ALL.to_vec()),
+        digest_password: bool_arg(cmd, "digestPassword", "createUser")?.unwrap_or(true),
+    })
+}
+
+fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult {
+    let request = parse(cmd)?;
+    let catalog = inv.server.catalog();
+    check_roles_exist(catalog.as_ref(), &request.roles)?;
+    let credentials = derive_credentials(
+        inv,
+        &request.user.name,
+        &request.password,
+        &request.mechanisms,
+        request.digest_password,
+    )?;
+    let mut user = doc! {
+        "_id": request.user.id(),
+        "userId": new_uuid(),
+        "user": &request.user.name,
+        "db": &request.user.db,
+        "credentials": credentials,
+        "roles": roles_to_bson(&request.roles),
+    };
+    if let Some(data) = request.custom_data {
+        user.insert("customData", data);
+    }
+    let write = Write::Insert {
+        collection: Collection::Users,
+        id: request.user.id(),
+        doc: user,
+    };
+    apply(inv, vec![write], || {
+        CommandError::new(
+            Code::Location51003,
+            format!("User \"{}\" already exists", request.user),
+        )
+    })?;
+    Ok(Document::new())
+}

@@ -1,0 +1,93 @@
+//! dropRole and dropAllRolesFromDatabase. As in mongod, a dropped role is also removed
+//! from every user and role that had it, in the same batch.
+
+use super::user_admin::{apply, check_fields, name_arg};
+use super::{database, Command, Handler, Invocation};
+use crate::auth::users::{self, role_not_found, roles_to_bson, storage_error};
+use crate::auth::{roles, Name};
+use crate::catalog::{Collection, Write};
+use crate::error::{bad_value, CommandResult};
+use bson::{doc, Document};
+
+pub const DROP_ROLE: Command = Command {
+    privileges: &[database("dropRole")],
+    validate: Some(|cmd| {
+        name_arg(cmd, "dropRole")?;
+        check_fields(cmd, "dropRole", &[])
+    }),
+    ..Command::new("dropRole", "Drops a single role.", Handler::Sync(drop_role))
+};
+
+pub const DROP_ALL_ROLES_FROM_DATABASE: Command = Command {
+    privileges: &[database("dropRole")],
+    validate: Some(|cmd| check_fields(cmd, "dropAllRolesFromDatabase", &[])),
+    ..Command::new(
+        "dropAllRolesFromDatabase",
+        "Drops all roles from the given database.",
+        Handler::Sync(drop_all_roles),
+    )
+};
+
+fn drop_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+    let role = Name::new(name_arg(cmd, "dropRole")?, &inv.db);
+    if roles::is_builtin(&role.name, &role.db) {
+        return Err(bad_value(format!(
+            "{role} is a built-in role and cannot be modified"
+        )));
+    }
+    if users::get_role(inv.server.catalog().as_ref(), &role)?.is_none() {
+        return Err(role_not_found(&role));
+    }
+    drop_roles(inv, &[role])?;
+    Ok(Document::new())
+}
+
+fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult {
+    let all = inv
+        .server
+        .catalog()
+        .list(Collection::Roles)
+        .map_err(storage_error)?;
+    let dropped: Vec<Name> = all
+        .iter()
+        .filter(|r| r.get_str("db") == Ok(inv.db.as_str()))
+        .filter_map(|r| Some(Name::new(r.get_str("role").ok()?, r.get_str("db").ok()?)))
+        .collect();
+    drop_roles(inv, &dropped)?;
+    Ok(doc! {"n": dropped.len() as i32})
+}
+
+/// Deletes the roles and strips them from every user and remaining role, atomically.
+fn drop_roles(inv: &Invocation, dropped: &[Name]) -> CommandResult<()> {
+    let catalog = inv.server.catalog();
+    let mut writes: Vec<Write> = dropped
+        .iter()
+        .map(|r| Write::Delete {
+            collection: Collection::Roles,
+            id: r.id(),
+        })
+        .collect();
+    for collection in [Collection::Users, Collection::Roles] {
+        for mut doc in catalog.list(collection).map_err(storage_error)? {
+            let id = doc.get_str("_id").unwrap_or_default().to_owned();
+            if collection == Collection::Roles && dropped.iter().any(|r| r.id() == id) {
+                continue;
+            }
+            let before = users::stored_roles(&doc);
+            let after: Vec<Name> = before
+                .iter()
+                .filter(|r| !dropped.contains(r))
+                .cloned()
+                .collect();
+            if after.len() != before.len() {
+                doc.insert("roles", roles_to_bson(&after));
+                writes.push(Write::Upsert {
+                    collection,
+                    id,
+                    doc,
+                });
+            }
+        }
+    }
+    apply(inv, writes, || bad_value("unexpected duplicate"))
+}

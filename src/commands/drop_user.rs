@@ -1,0 +1,71 @@
+//! dropUser and dropAllUsersFromDatabase.
+
+use super::user_admin::{apply, check_fields, name_arg};
+use super::{database, Command, Handler, Invocation};
+use crate::auth::users::{self, storage_error};
+use crate::auth::Name;
+use crate::catalog::{Collection, Write};
+use crate::error::{Code, CommandError, CommandResult};
+use bson::{doc, Document};
+
+pub const DROP_USER: Command = Command {
+    privileges: &[database("dropUser")],
+    validate: Some(|cmd| {
+        name_arg(cmd, "dropUser")?;
+        check_fields(cmd, "dropUser", &[])
+    }),
+    ..Command::new("dropUser", "Drops a single user.", Handler::Sync(drop_user))
+};
+
+pub const DROP_ALL_USERS_FROM_DATABASE: Command = Command {
+    privileges: &[database("dropUser")],
+    validate: Some(|cmd| check_fields(cmd, "dropAllUsersFromDatabase", &[])),
+    ..Command::new(
+        "dropAllUsersFromDatabase",
+        "Drops all users for a single database.",
+        Handler::Sync(drop_all_users),
+    )
+};
+
+fn drop_user(inv: &Invocation, cmd: &Document) -> CommandResult {
+    let user = Name::new(name_arg(cmd, "dropUser")?, &inv.db);
+    if users::get_user(inv.server.catalog().as_ref(), &user)?.is_none() {
+        return Err(CommandError::new(
+            Code::UserNotFound,
+            format!("User '{user}' not found"),
+        ));
+    }
+    apply(
+        inv,
+        vec![Write::Delete {
+            collection: Collection::Users,
+            id: user.id(),
+        }],
+        unreachable_duplicate,
+    )?;
+    Ok(Document::new())
+}
+
+fn unreachable_duplicate() -> CommandError {
+    CommandError::new(Code::InternalError, "unexpected duplicate on delete")
+}
+
+fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult {
+    let all = inv
+        .server
+        .catalog()
+        .list(Collection::Users)
+        .map_err(storage_error)?;
+    let writes: Vec<Write> = all
+        .iter()
+        .filter(|u| u.get_str("db") == Ok(inv.db.as_str()))
+        .filter_map(|u| u.get_str("_id").ok())
+        .map(|id| Write::Delete {
+            collection: Collection::Users,
+            id: id.to_owned(),
+        })
+        .collect();
+    let n = writes.len() as i32;
+    apply(inv, writes, unreachable_duplicate)?;
+    Ok(doc! {"n": n})
+}

@@ -1,0 +1,98 @@
+"""PyMongo against a running ferrod started with --auth and no users yet: the localhost
+exception, createRole/createUser/grantRolesToUser/usersInfo/rolesInfo, logins with
+SCRAM-SHA-256 and SCRAM-SHA-1 (including a password that SASLprep changes), and the
+errors for a wrong password (18), no login (13) and a missing privilege (13).
+
+Usage: python3 auth_pymongo.py PORT   (or FERROD_PORT=PORT python3 auth_pymongo.py)
+The server must be fresh: `ferrod --auth --port PORT --dbpath <empty dir>`.
+Exits non-zero with a message on the first failed check.
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".deps", "python"))
+
+try:
+    import pymongo
+    from pymongo.errors import OperationFailure
+except ImportError as e:
+    sys.exit(f"auth_pymongo: cannot import PyMongo ({e}): run tests/interop/install.sh")
+
+
+def fail(message):
+    sys.exit(f"auth_pymongo: FAILED: {message}")
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+    print(f"ok: {message}")
+
+
+def expect_code(code, fn, message):
+    try:
+        fn()
+    except OperationFailure as e:
+        check(e.code == code, f"{message} (code {e.code}, want {code}: {e.details})")
+        return e
+    fail(f"{message}: no error raised, want code {code}")
+
+
+port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FERROD_PORT") or fail("no port"))
+base = f"mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=5000"
+
+
+def connect(**kwargs):
+    return pymongo.MongoClient(base, **kwargs)
+
+
+# Localhost exception: only the first user may be created before anyone logs in.
+anonymous = connect()
+expect_code(13, lambda: anonymous.admin.command("serverStatus"), "serverStatus before login")
+anonymous.admin.command("createUser", "root", pwd="rootpw", roles=["root"])
+check(True, "first user created through the localhost exception")
+expect_code(13, lambda: anonymous.admin.command("createUser", "second", pwd="x", roles=[]),
+            "the localhost exception closes after the first user")
+
+root = connect(username="root", password="rootpw", authSource="admin")
+admin = root.admin
+admin.command("createRole", "dropConnectionsRole",
+              privileges=[{"resource": {"cluster": True}, "actions": ["dropConnections"]}], roles=[])
+admin.command("createUser", "ops", pwd="opspw", roles=["dropConnectionsRole"])
+admin.command("grantRolesToUser", "ops", roles=[{"role": "clusterMonitor", "db": "admin"}])
+users = admin.command("usersInfo", "ops")["users"]
+check(len(users) == 1 and {"role": "clusterMonitor", "db": "admin"} in users[0]["roles"],
+      "usersInfo shows the granted role")
+roles = admin.command("rolesInfo", "dropConnectionsRole", showPrivileges=True)["roles"]
+check(roles[0]["privileges"] == [{"resource": {"cluster": True}, "actions": ["dropConnections"]}],
+      "rolesInfo shows the dropConnections privilege")
+expect_code(51003, lambda: admin.command("createUser", "ops", pwd="x", roles=[]), "duplicate user")
+expect_code(31, lambda: admin.command("createUser", "x", pwd="x", roles=["nope"]), "unknown role")
+expect_code(2, lambda: admin.command("createRole", "bad", roles=[],
+                                     privileges=[{"resource": {"cluster": True}, "actions": ["fly"]}]),
+            "unknown action")
+
+for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"]:
+    c = connect(username="ops", password="opspw", authSource="admin", authMechanism=mechanism)
+    status = c.admin.command("connectionStatus", showPrivileges=True)["authInfo"]
+    check(status["authenticatedUsers"] == [{"user": "ops", "db": "admin"}], f"{mechanism} login")
+    c.admin.command("serverStatus")
+    check(True, f"{mechanism}: clusterMonitor allows serverStatus")
+    expect_code(13, lambda: c.admin.command("shutdown"), f"{mechanism}: no shutdown privilege")
+    bad = connect(username="ops", password="wrong", authSource="admin", authMechanism=mechanism)
+    try:
+        bad.admin.command("ping")
+        fail(f"{mechanism}: a wrong password logged in")
+    except OperationFailure as e:
+        check(e.code == 18, f"{mechanism}: wrong password is 18 AuthenticationFailed")
+
+# SASLprep: U+00AD maps to nothing and U+2168 to "IX", so all three log in with SHA-256.
+admin.command("createUser", "prep", pwd="I\u00adX", roles=[], mechanisms=["SCRAM-SHA-256"])
+for pwd in ["IX", "I\u00adX", "\u2168"]:
+    c = connect(username="prep", password=pwd, authSource="admin", authMechanism="SCRAM-SHA-256")
+    c.admin.command("ping")
+    check(True, f"SASLprep: password {pwd!r} logs in")
+
+print("auth_pymongo: all checks passed")
