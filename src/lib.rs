@@ -5,6 +5,7 @@
 //! - [`server`]: listeners, connection tasks, shutdown.
 //! - [`commands`]: the command table, the dispatcher and one file per command.
 //! - [`error`]: MongoDB's error codes and the command error type.
+//! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod log;
 pub mod ops;
 pub mod params;
+pub mod pool;
 pub mod server;
 pub mod state;
 pub mod wire;

@@ -48,6 +48,8 @@ pub const LOG_LEVEL: &str = "logLevel";
 pub const QUIET: &str = "quiet";
 pub const SCRAM_SHA1_ITERATIONS: &str = "scramIterationCount";
 pub const SCRAM_SHA256_ITERATIONS: &str = "scramSHA256IterationCount";
+/// mongod's switch for test-only commands; startup only.
+pub const ENABLE_TEST_COMMANDS: &str = "enableTestCommands";
 pub const POOL_MIN_SIZE: &str = "ShardingTaskExecutorPoolMinSize";
 pub const POOL_MAX_SIZE: &str = "ShardingTaskExecutorPoolMaxSize";
 pub const POOL_MAX_CONNECTING: &str = "ShardingTaskExecutorPoolMaxConnecting";
@@ -81,6 +83,13 @@ pub static PARAMETERS: &[ParamSpec] = &[
         kind: Kind::ReadOnly,
         default: || Bson::Document(bson::doc! {"version": crate::FEATURE_COMPATIBILITY_VERSION}),
         at_startup: false,
+        at_runtime: false,
+    },
+    ParamSpec {
+        name: ENABLE_TEST_COMMANDS,
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+        at_startup: true,
         at_runtime: false,
     },
     int_param!(POOL_MIN_SIZE, 1, 0, I32_MAX, runtime: true),

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
+use crate::pool::PoolManager;
 use crate::wire::Compressor;
 use bson::Document;
 use parking_lot::Mutex;
@@ -47,6 +48,8 @@ pub struct ServerState {
     pub params: Parameters,
     pub stats: Stats,
     pub ops: OpRegistry,
+    /// Outgoing connection pools to other servers.
+    pub pools: PoolManager,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     pub started: Instant,
@@ -59,11 +62,14 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
+        let params = Parameters::default();
+        let pools = PoolManager::new(&params);
         Arc::new(ServerState {
             config,
             log,
             clock: LogicalClock::new(),
-            params: Parameters::default(),
+            params,
+            pools,
             stats: Stats::default(),
             ops: OpRegistry::default(),
             shutdown: CancellationToken::new(),
@@ -81,6 +87,14 @@ impl ServerState {
 
     pub fn port(&self) -> u16 {
         self.port.get().copied().unwrap_or(self.config.port)
+    }
+
+    /// Whether `--setParameter enableTestCommands=1` was given.
+    pub fn test_commands_enabled(&self) -> bool {
+        matches!(
+            self.params.get(crate::params::ENABLE_TEST_COMMANDS),
+            Some(bson::Bson::Boolean(true))
+        )
     }
 
     /// `host:port` as mongod reports itself in serverStatus and hostInfo.

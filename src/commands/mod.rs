@@ -4,8 +4,10 @@
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
 mod build_info;
+mod conn_pool_stats;
 mod connection_status;
 mod current_op;
+mod drop_connections;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_parameter;
@@ -16,6 +18,7 @@ mod list_commands;
 mod list_databases;
 mod log_rotate;
 mod ping;
+mod pool_test_commands;
 mod server_status;
 mod sessions;
 mod set_parameter;
@@ -93,6 +96,8 @@ pub struct Command {
     /// False for replies that carry credentials or the handshake, which mongod never
     /// compresses.
     pub compress_reply: bool,
+    /// Exists only with `--setParameter enableTestCommands=1`, as mongod's test commands.
+    pub test_only: bool,
 }
 
 impl Command {
@@ -108,6 +113,7 @@ impl Command {
             validate: None,
             handler,
             compress_reply: true,
+            test_only: false,
         }
     }
 }
@@ -115,8 +121,10 @@ impl Command {
 /// Every command ferrod serves.
 pub static TABLE: &[&Command] = &[
     &build_info::BUILD_INFO,
+    &conn_pool_stats::CONN_POOL_STATS,
     &connection_status::CONNECTION_STATUS,
     &current_op::CURRENT_OP,
+    &drop_connections::DROP_CONNECTIONS,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
@@ -127,6 +135,8 @@ pub static TABLE: &[&Command] = &[
     &list_databases::LIST_DATABASES,
     &log_rotate::LOG_ROTATE,
     &ping::PING,
+    &pool_test_commands::POOL_CHECKOUT,
+    &pool_test_commands::RUNTIME_STATS,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,
@@ -231,7 +241,7 @@ pub async fn dispatch(
     exhaust_allowed: bool,
 ) -> Reply {
     let name = body.keys().next().cloned().unwrap_or_default();
-    let command = lookup(&name);
+    let command = lookup(&name).filter(|c| !c.test_only || server.test_commands_enabled());
     let compress = command.is_none_or(|c| c.compress_reply);
     let result = run(server, client, &name, command, body, exhaust_allowed).await;
     let mut body = match result {
