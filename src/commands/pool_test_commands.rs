@@ -4,8 +4,8 @@
 //!
 //! - `{_ferrodPoolCheckout: "<host:port>", pool?: <name>, count?: <n>, holdMs?: <ms>,
 //!   timeoutMS?: <ms>, command?: <document>}`: checks out `count` connections at once,
-//!   runs `command` (with `$db: "admin"`) on each if given, holds them `holdMs`, returns
-//!   them. Replies `{checkedOut, generations, replies}`, or the first error.
+//!   holds them `holdMs`, then runs `command` (with `$db: "admin"`) on each if given, and
+//!   returns them. Replies `{checkedOut, generations, replies}`, or the first error.
 //! - `{_ferrodRuntimeStats: 1}`: `{aliveTasks, hostPools}`: live tokio tasks and host pool
 //!   tasks, for leak checks.
 
@@ -63,8 +63,11 @@ fn checkout(inv: Invocation, cmd: Document) -> BoxFuture {
                 }
             }
         }
+        if first_error.is_none() && !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
         let mut replies = Vec::new();
-        if let Some(command) = &command {
+        if let (None, Some(command)) = (&first_error, &command) {
             let mut command = command.clone();
             command.insert("$db", "admin");
             let runs = conns
@@ -78,9 +81,6 @@ fn checkout(inv: Invocation, cmd: Document) -> BoxFuture {
                     }
                 }
             }
-        }
-        if first_error.is_none() && !hold.is_zero() {
-            tokio::time::sleep(hold).await;
         }
         let generations: Vec<Bson> = conns
             .iter()
