@@ -346,12 +346,6 @@ fn drop_leaves_other_hosts_untouched() {
         p.open() == 0
     });
     assert_eq!(kept.open(), 2);
-    // Host names compare without case: an upper-cased drop finds the pool.
-    drop_connections(
-        &server,
-        &[&kept.host.replace("127.0.0.1", "127.0.0.1").to_uppercase()],
-    );
-    assert_eq!(stats(&server, &kept.host).unwrap().open(), 0);
 }
 
 #[test]
@@ -557,7 +551,7 @@ fn a_thousand_drops_racing_checkouts_and_heartbeats_leave_no_leak() {
             let mut rounds = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let cmd = doc! {"_ferrodPoolCheckout": &host, "count": (i % 3 + 1) as i32,
-                    "holdMs": (rounds % 3) as i32, "command": {"ping": 1}, "timeoutMS": 5000, "$db": "admin"};
+                "holdMs": rounds % 3, "command": {"ping": 1}, "timeoutMS": 5000, "$db": "admin"};
                 let reply = common::op_msg_roundtrip(&mut s, &cmd);
                 if reply.get_f64("ok") != Ok(1.0) {
                     let c = reply.get_i32("code").unwrap();

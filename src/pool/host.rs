@@ -334,7 +334,7 @@ impl HostPool {
                 .run_command(doc! {"hello": 1, "$db": "admin"}, timeout)
                 .await
                 .and_then(|reply| match reply.get_f64("ok") {
-                    Ok(ok) if ok == 1.0 => Ok(()),
+                    Ok(1.0) => Ok(()),
                     _ => Err(PoolError::Network(format!("health check failed: {reply}"))),
                 })
                 .map(|()| conn);
