@@ -72,7 +72,8 @@ fn run(inv: Invocation, cmd: Document) -> BoxFuture {
     Box::pin(async move {
         let hosts = parse(&cmd)?;
         if !hosts.is_empty() {
-            inv.server.pools.drop_connections(&hosts).await;
+            let context = format!("conn{}", inv.client.id);
+            inv.server.pools.drop_connections(&hosts, &context).await;
         }
         Ok(Document::new())
     })

@@ -59,6 +59,8 @@ pub(crate) struct HostHandle {
 struct HostPool {
     id: u64,
     host: HostAndPort,
+    /// The named pool this host pool belongs to, for log lines.
+    pool_name: Arc<str>,
     named: Weak<NamedPool>,
     shared: Arc<Shared>,
     counters: Arc<HostCounters>,
@@ -90,6 +92,7 @@ pub(crate) fn spawn(
     let pool = HostPool {
         id,
         host,
+        pool_name: named.name.clone(),
         named: Arc::downgrade(named),
         shared,
         counters: counters.clone(),
@@ -164,7 +167,7 @@ impl HostPool {
                     Outcome::NetworkError => {
                         drop(conn);
                         let counts = self.drop_all();
-                        tracing::info!(target: "CONNPOOL", id = 22572, ctx = "ReplNetwork",
+                        tracing::info!(target: "CONNPOOL", id = 22572, ctx = &*self.pool_name,
                             hostAndPort = %self.host, reason = "network error on a returned connection",
                             closedNow = counts.closed_now as i64,
                             closeOnReturn = counts.close_on_return as i64,
@@ -175,7 +178,7 @@ impl HostPool {
             }
             Event::Drop { reply, reason } => {
                 let counts = self.drop_all();
-                tracing::debug!(target: "CONNPOOL", ctx = "ReplNetwork", hostAndPort = %self.host,
+                tracing::debug!(target: "CONNPOOL", ctx = &*self.pool_name, hostAndPort = %self.host,
                     reason = %reason, "Dropped host pool");
                 if let Some(reply) = reply {
                     let _ = reply.send(counts);
@@ -216,7 +219,7 @@ impl HostPool {
                     Err(PoolError::Timeout(_)) => {}
                     Err(e) => {
                         let counts = self.drop_all();
-                        tracing::info!(target: "CONNPOOL", id = 22572, ctx = "ReplNetwork",
+                        tracing::info!(target: "CONNPOOL", id = 22572, ctx = &*self.pool_name,
                             hostAndPort = %self.host, reason = %e,
                             closedNow = counts.closed_now as i64,
                             closeOnReturn = counts.close_on_return as i64,
@@ -232,6 +235,7 @@ impl HostPool {
     /// checked-out ones closed on return, waiters failed, connects in flight discarded.
     fn drop_all(&mut self) -> DropCounts {
         self.generation += 1;
+        self.waiters.retain(|w| !w.reply.is_closed());
         let counts = DropCounts {
             closed_now: self.available.len(),
             close_on_return: self.in_use,
@@ -253,6 +257,8 @@ impl HostPool {
 
     /// Hands idle connections to waiters and starts the connects that are needed.
     fn serve_waiters(&mut self) {
+        // Checkouts that gave up (timed out) need neither a connection nor a connect.
+        self.waiters.retain(|w| !w.reply.is_closed());
         while let Some(waiter) = self.waiters.pop_front() {
             if waiter.reply.is_closed() {
                 continue; // gave up (checkout timeout)
@@ -373,7 +379,7 @@ impl HostPool {
         while let Ok(request) = checkout_rx.try_recv() {
             let _ = request.reply.send(Err(PoolError::Gone));
         }
-        tracing::info!(target: "CONNPOOL", id = 22576, ctx = "ReplNetwork", hostAndPort = %self.host,
+        tracing::info!(target: "CONNPOOL", id = 22576, ctx = &*self.pool_name, hostAndPort = %self.host,
             closing = self.available.len() as i64,
             "Ending idle connection pool because the pool meets constraints");
         self.available.clear();

@@ -294,9 +294,25 @@ impl PoolManager {
         )))
     }
 
+    /// Checks out a connection, runs one command on it and returns it: the call
+    /// heartbeats and other one-off requests need. `command` must carry `$db`.
+    pub async fn run_command(
+        &self,
+        pool: &str,
+        host: &HostAndPort,
+        command: Document,
+        timeout: Duration,
+    ) -> Result<Document, PoolError> {
+        let started = tokio::time::Instant::now();
+        let mut conn = self.checkout(pool, host, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        conn.run_command(command, left).await
+    }
+
     /// Drops this server's pooled connections to `hosts` in every named pool, as
-    /// dropConnections does, and logs one line saying what was dropped.
-    pub async fn drop_connections(&self, hosts: &[HostAndPort]) -> DropCounts {
+    /// dropConnections does, and logs one line saying what was dropped. `context` is
+    /// the log context of the caller (e.g. `conn12`).
+    pub async fn drop_connections(&self, hosts: &[HostAndPort], context: &str) -> DropCounts {
         let mut replies = Vec::new();
         let pools: Vec<Arc<NamedPool>> = self.pools.read().values().cloned().collect();
         let mut affected_pools = Vec::new();
@@ -327,7 +343,7 @@ impl PoolManager {
         }
         let host_list: Vec<String> = hosts.iter().map(ToString::to_string).collect();
         let pool_list: Vec<&str> = affected_pools.iter().map(|p| &**p).collect();
-        tracing::info!(target: "CONNPOOL", id = 22572, ctx = "conn",
+        tracing::info!(target: "CONNPOOL", id = 22572, ctx = context,
             hostAndPort = ?host_list, pools = ?pool_list,
             closedNow = total.closed_now as i64,
             closeOnReturn = total.close_on_return as i64,
