@@ -5,7 +5,8 @@
 //! - `{_ferrodPoolCheckout: "<host:port>", pool?: <name>, count?: <n>, holdMs?: <ms>,
 //!   timeoutMS?: <ms>, command?: <document>}`: checks out `count` connections at once,
 //!   holds them `holdMs`, then runs `command` (with `$db: "admin"`) on each if given, and
-//!   returns them. Replies `{checkedOut, generations, replies}`, or the first error.
+//!   returns them, replying once the pool has taken them back:
+//!   `{checkedOut, generations, replies}`, or the first error.
 //! - `{_ferrodRuntimeStats: 1}`: `{aliveTasks, hostPools}`: live tokio tasks and host pool
 //!   tasks, for leak checks.
 
@@ -88,6 +89,9 @@ fn checkout(inv: Invocation, cmd: Document) -> BoxFuture {
             .collect();
         let checked_out = conns.len() as i32;
         drop(conns);
+        // Reply once the pool has taken them back, so the caller's next connPoolStats
+        // sees them returned.
+        pools.sync(&pool, &host).await;
         if let Some(e) = first_error {
             return Err(e.into());
         }

@@ -41,6 +41,8 @@ pub(crate) enum Event {
         generation: u64,
         result: Result<Connection, PoolError>,
     },
+    /// Answered once every event sent before it has been handled and published.
+    Sync(oneshot::Sender<()>),
 }
 
 pub(crate) struct CheckoutRequest {
@@ -176,8 +178,15 @@ impl HostPool {
                     }
                 }
             }
+            Event::Sync(reply) => {
+                self.serve_waiters();
+                self.publish();
+                let _ = reply.send(());
+            }
             Event::Drop { reply, reason } => {
                 let counts = self.drop_all();
+                // Published before answering, so the caller's next stats see the drop.
+                self.publish();
                 tracing::debug!(target: "CONNPOOL", ctx = &*self.pool_name, hostAndPort = %self.host,
                     reason = %reason, "Dropped host pool");
                 if let Some(reply) = reply {

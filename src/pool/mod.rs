@@ -353,6 +353,22 @@ impl PoolManager {
         total
     }
 
+    /// Waits until the host pool has handled everything sent to it so far (check-ins of
+    /// connections dropped before this call included) and published its counters.
+    pub async fn sync(&self, pool: &str, host: &HostAndPort) {
+        let events = self
+            .pools
+            .read()
+            .get(pool)
+            .and_then(|named| named.hosts.lock().get(host).map(|h| h.events.clone()));
+        if let Some(events) = events {
+            let (reply, receive) = oneshot::channel();
+            if events.send(Event::Sync(reply)).is_ok() {
+                let _ = receive.await;
+            }
+        }
+    }
+
     /// Counters of every host pool that has created a connection.
     pub fn stats(&self) -> StatsReport {
         let mut report = StatsReport::default();
