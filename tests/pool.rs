@@ -504,6 +504,12 @@ fn runtime_changes_to_pool_parameters_take_effect() {
     assert_eq!(code(&bad), 2);
 }
 
+fn thread_count_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -535,6 +541,7 @@ fn a_thousand_drops_racing_checkouts_and_heartbeats_leave_no_leak() {
     let mut heartbeat = connect();
     std::thread::sleep(Duration::from_millis(200));
     let baseline_fds = open_fds(server.pid());
+    let baseline_threads = thread_count_of(server.pid());
     let baseline_tasks = int(
         &common::op_msg_roundtrip(
             &mut monitor,
@@ -610,12 +617,18 @@ fn a_thousand_drops_racing_checkouts_and_heartbeats_leave_no_leak() {
             &doc! {"_ferrodRuntimeStats": 1, "$db": "admin"},
         );
         let (fds, tasks) = (open_fds(server.pid()), int(&runtime, "aliveTasks"));
-        if fds == baseline_fds && tasks == baseline_tasks && int(&runtime, "hostPools") == 0 {
+        let thread_count = thread_count_of(server.pid());
+        if fds == baseline_fds
+            && tasks == baseline_tasks
+            && thread_count <= baseline_threads
+            && int(&runtime, "hostPools") == 0
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "leak: fds {fds} (was {baseline_fds}), tasks {tasks} (was {baseline_tasks}), {runtime}"
+            "leak: fds {fds} (was {baseline_fds}), tasks {tasks} (was {baseline_tasks}), \
+             threads {thread_count} (was {baseline_threads}), {runtime}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
