@@ -27,15 +27,20 @@ pub const RUNTIME_STATS: Command = Command {
     ..Command::new("_ferrodRuntimeStats", "", Handler::Sync(runtime_stats))
 };
 
-fn millis(cmd: &Document, field: &str, default: u64) -> CommandResult<Duration> {
-    let ms = match cmd.get(field) {
+/// A non-negative whole number argument, `default` when absent.
+fn count_arg(cmd: &Document, field: &str, default: u64) -> CommandResult<u64> {
+    let n = match cmd.get(field) {
         None => default as i64,
         Some(Bson::Int32(n)) => *n as i64,
         Some(Bson::Int64(n)) => *n,
         Some(Bson::Double(d)) => *d as i64,
         Some(other) => return Err(bad_value(format!("{field} must be a number, not {other}"))),
     };
-    Ok(Duration::from_millis(ms.max(0) as u64))
+    Ok(n.max(0) as u64)
+}
+
+fn millis(cmd: &Document, field: &str, default: u64) -> CommandResult<Duration> {
+    count_arg(cmd, field, default).map(Duration::from_millis)
 }
 
 fn checkout(inv: Invocation, cmd: Document) -> BoxFuture {
@@ -46,7 +51,7 @@ fn checkout(inv: Invocation, cmd: Document) -> BoxFuture {
             .parse()
             .map_err(bad_value)?;
         let pool = cmd.get_str("pool").unwrap_or(REPL_POOL).to_owned();
-        let count = millis(&cmd, "count", 1)?.as_millis() as usize;
+        let count = count_arg(&cmd, "count", 1)?.min(10_000) as usize;
         let hold = millis(&cmd, "holdMs", 0)?;
         let timeout = millis(&cmd, "timeoutMS", 20_000)?;
         let command = cmd.get_document("command").ok().cloned();
