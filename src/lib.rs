@@ -7,6 +7,7 @@
 //! - [`auth`]: SCRAM, users, roles, privileges and the per-connection login state.
 //! - [`catalog`]: the embedded store under `--dbpath` (users, roles, later keys and config).
 //! - [`error`]: MongoDB's error codes and the command error type.
+//! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod log;
 pub mod ops;
 pub mod params;
+pub mod pool;
 pub mod server;
 pub mod state;
 pub mod wire;

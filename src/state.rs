@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
+use crate::pool::PoolManager;
 use crate::wire::{CompressedSizes, Compressor};
 use bson::Document;
 use parking_lot::Mutex;
@@ -83,6 +84,8 @@ pub struct ServerState {
     pub params: Parameters,
     pub stats: Stats,
     pub ops: OpRegistry,
+    /// Outgoing connection pools to other servers.
+    pub pools: PoolManager,
     /// Cancelled when the server starts shutting down; use [`ServerState::begin_shutdown`].
     pub shutdown: CancellationToken,
     /// How long in-flight commands may still run once shutdown has begun.
@@ -101,11 +104,14 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
+        let params = Parameters::default();
+        let pools = PoolManager::new(&params);
         Arc::new(ServerState {
             config,
             log,
             clock: LogicalClock::new(),
-            params: Parameters::default(),
+            params,
+            pools,
             stats: Stats::default(),
             ops: OpRegistry::default(),
             shutdown: CancellationToken::new(),

@@ -4,10 +4,12 @@
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
 mod build_info;
+mod conn_pool_stats;
 mod connection_status;
 mod create_role;
 mod create_user;
 mod current_op;
+mod drop_connections;
 mod drop_role;
 mod drop_user;
 mod get_cmd_line_opts;
@@ -21,6 +23,7 @@ mod list_databases;
 mod log_rotate;
 mod logout;
 mod ping;
+mod pool_test_commands;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -146,6 +149,7 @@ impl Command {
 /// Every command ferrod serves.
 pub static TABLE: &[&Command] = &[
     &build_info::BUILD_INFO,
+    &conn_pool_stats::CONN_POOL_STATS,
     &connection_status::CONNECTION_STATUS,
     &create_role::CREATE_ROLE,
     &create_role::UPDATE_ROLE,
@@ -155,6 +159,7 @@ pub static TABLE: &[&Command] = &[
     &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
     &drop_user::DROP_USER,
     &drop_user::DROP_ALL_USERS_FROM_DATABASE,
+    &drop_connections::DROP_CONNECTIONS,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
@@ -173,6 +178,8 @@ pub static TABLE: &[&Command] = &[
     &roles_info::ROLES_INFO,
     &sasl::SASL_START,
     &sasl::SASL_CONTINUE,
+    &pool_test_commands::POOL_CHECKOUT,
+    &pool_test_commands::RUNTIME_STATS,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,

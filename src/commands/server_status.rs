@@ -91,6 +91,8 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "getmore": 0_i64,
             "command": Stats::get(&stats.op_command) as i64,
         },
+        // Outgoing pool totals, under the name mongod's diagnostic data gives them.
+        "connPoolStats": super::conn_pool_stats::totals(&server.pools.stats()),
         "mem": {
             "bits": 64,
             "resident": (resident_kib / 1024) as i32,

@@ -33,7 +33,7 @@ fn set_parameter(inv: &Invocation, cmd: &Document) -> CommandResult {
     Ok(doc! {"was": previous.into_iter().next().unwrap_or(Bson::Null)})
 }
 
-/// Pushes parameters that steer other components (the log) to them.
+/// Pushes parameters that steer other components (the log, the pools) to them.
 pub fn apply(server: &crate::state::ServerState) {
     server
         .log
@@ -41,4 +41,5 @@ pub fn apply(server: &crate::state::ServerState) {
     if let Some(Bson::Boolean(quiet)) = server.params.get(params::QUIET) {
         server.log.set_quiet(quiet);
     }
+    server.pools.apply_settings(&server.params);
 }

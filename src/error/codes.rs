@@ -65,6 +65,7 @@ codes! {
     TooManyDocumentSequences = 233,
     MechanismUnavailable = 334,
     PooledConnectionsDropped = 145,
+    NetworkInterfaceExceededTimeLimit = 202,
     BSONObjectTooLarge = 10334,
     NotWritablePrimary = 10107,
     DuplicateKey = 11000,

@@ -85,6 +85,7 @@ pub async fn bind(server: &ServerState) -> io::Result<Listeners> {
 /// Accepts connections until shutdown, then waits (bounded) for their commands to finish.
 pub async fn run(server: Arc<ServerState>, listeners: Listeners) {
     let _ = server.port.set(listeners.port);
+    server.pools.set_my_host(server.host_and_port());
     let limit = Arc::new(Semaphore::new(
         server.config.max_conns.min(Semaphore::MAX_PERMITS),
     ));

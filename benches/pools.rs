@@ -1,0 +1,412 @@
+//! Pool benchmarks (figures, not timed tests). Reproduce with:
+//!
+//!     cargo bench --bench pools
+//!
+//! 1. Checkout + return through `PoolManager` in process, against one local peer,
+//!    next to the round trip of one command on an already checked-out connection.
+//! 2. A real ferrod process holding pools to 10 and then 1,000 local peer ports with 8
+//!    connections each: dropConnections latency (p50/p99) for one host, for dropped
+//!    hosts holding 1, 8 and 64 connections, and connPoolStats latency; each next to
+//!    `ping` measured in the same run.
+
+use bson::{doc, Document};
+use ferrod::pool::{HostAndPort, PoolManager, REPL_POOL};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONNS_PER_HOST: usize = 8;
+
+/// 8,000 pooled connections need both ends' descriptors: soft limit up to the hard one.
+fn raise_fd_limit() -> libc::rlim_t {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur
+}
+
+// ---- the peer: an OP_MSG responder on many ports ------------------------------------
+
+fn reply_frame(request_id: i32, hello: bool) -> Vec<u8> {
+    let body = if hello {
+        doc! {"isWritablePrimary": true, "maxWireVersion": 21, "minWireVersion": 0, "ok": 1.0}
+    } else {
+        doc! {"ok": 1.0}
+    };
+    let mut doc_bytes = Vec::new();
+    body.to_writer(&mut doc_bytes).unwrap();
+    let mut out = Vec::with_capacity(21 + doc_bytes.len());
+    out.extend_from_slice(&((21 + doc_bytes.len()) as i32).to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(&2013i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&doc_bytes);
+    out
+}
+
+async fn peer_connection(mut stream: tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let len = i32::from_le_bytes(len) as usize;
+        if !(21..=48_000_000).contains(&len) {
+            return;
+        }
+        buf.resize(len - 4, 0);
+        if stream.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        let request_id = i32::from_le_bytes(buf[0..4].try_into().unwrap());
+        // Command name: the first key of the kind-0 document after the 4 flag bytes.
+        let name_at = 12 + 4 + 1 + 4 + 1;
+        let hello = buf.get(name_at..name_at + 5) == Some(b"hello");
+        if stream
+            .write_all(&reply_frame(request_id, hello))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Starts `n` listening peers on 127.0.0.1; returns their `host:port`.
+async fn start_peers(n: usize) -> Vec<String> {
+    let mut hosts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        hosts.push(format!(
+            "127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        ));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(peer_connection(stream));
+            }
+        });
+    }
+    hosts
+}
+
+// ---- a ferrod process and a raw client ---------------------------------------------
+
+struct Ferrod {
+    child: Child,
+    port: u16,
+    _dbpath: tempfile::TempDir,
+}
+
+impl Ferrod {
+    fn start() -> Ferrod {
+        let dbpath = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrod"))
+            .args(["--port", "0", "--logFormat", "json", "--dbpath"])
+            .arg(dbpath.path())
+            .args(["--setParameter", "enableTestCommands=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferrod");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps draining the log so ferrod never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"Waiting for connections\"") {
+                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let _ = tx.send(v["attr"]["port"].as_u64().unwrap() as u16);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("ferrod started");
+        Ferrod {
+            child,
+            port,
+            _dbpath: dbpath,
+        }
+    }
+
+    fn client(&self) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        Client { stream, next: 1 }
+    }
+}
+
+impl Drop for Ferrod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    next: i32,
+}
+
+impl Client {
+    fn run(&mut self, mut cmd: Document) -> Document {
+        cmd.insert("$db", "admin");
+        let mut body = Vec::new();
+        cmd.to_writer(&mut body).unwrap();
+        let mut frame = Vec::with_capacity(21 + body.len());
+        frame.extend_from_slice(&((21 + body.len()) as i32).to_le_bytes());
+        frame.extend_from_slice(&self.next.to_le_bytes());
+        frame.extend_from_slice(&0i32.to_le_bytes());
+        frame.extend_from_slice(&2013i32.to_le_bytes());
+        frame.extend_from_slice(&0u32.to_le_bytes());
+        frame.push(0);
+        frame.extend_from_slice(&body);
+        self.next += 1;
+        self.stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).unwrap();
+        let mut rest = vec![0u8; i32::from_le_bytes(len) as usize - 4];
+        self.stream.read_exact(&mut rest).unwrap();
+        let reply = Document::from_reader(&rest[12 + 5..]).unwrap();
+        assert_eq!(reply.get_f64("ok"), Ok(1.0), "{reply}");
+        reply
+    }
+
+    fn timed(&mut self, cmd: Document) -> Duration {
+        let start = Instant::now();
+        self.run(cmd);
+        start.elapsed()
+    }
+}
+
+/// Fills each host's pool to `per_host` connections, from several clients at once.
+fn fill(server: &Ferrod, hosts: &[String], per_host: usize) {
+    std::thread::scope(|scope| {
+        for chunk in hosts.chunks(hosts.len().div_ceil(4).max(1)) {
+            let mut client = server.client();
+            scope.spawn(move || {
+                for host in chunk {
+                    client.run(doc! {"_ferrodPoolCheckout": host, "count": per_host as i32});
+                }
+            });
+        }
+    });
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> Figures {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Figures {
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ping_figures(client: &mut Client, n: usize) -> Figures {
+    percentiles((0..n).map(|_| client.timed(doc! {"ping": 1})).collect())
+}
+
+/// dropConnections for one host at a time, refilling it (untimed) after each drop.
+fn drop_figures(
+    server: &Ferrod,
+    client: &mut Client,
+    hosts: &[String],
+    per_host: usize,
+    rounds: usize,
+) -> Figures {
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let host = &hosts[i % hosts.len()];
+        samples.push(client.timed(doc! {"dropConnections": 1, "hostAndPort": [host]}));
+        if i == 0 {
+            // The drop really happened: nothing left open for that host.
+            let stats = client.run(doc! {"connPoolStats": 1});
+            let h = stats
+                .get_document("hosts")
+                .unwrap()
+                .get_document(host)
+                .unwrap();
+            assert_eq!(
+                h.get_i32("available").unwrap() + h.get_i32("inUse").unwrap(),
+                0
+            );
+        }
+        fill(server, std::slice::from_ref(host), per_host);
+    }
+    percentiles(samples)
+}
+
+fn stats_figures(client: &mut Client, rounds: usize) -> Figures {
+    percentiles(
+        (0..rounds)
+            .map(|_| client.timed(doc! {"connPoolStats": 1}))
+            .collect(),
+    )
+}
+
+fn in_process_checkout(rt: &tokio::runtime::Runtime) {
+    let ops = 200_000;
+    let (per_checkout, per_command) = rt.block_on(async {
+        let host: HostAndPort = start_peers(1).await[0].parse().unwrap();
+        let pools = PoolManager::new(&ferrod::params::Parameters::default());
+        let timeout = Duration::from_secs(5);
+        drop(pools.checkout(REPL_POOL, &host, timeout).await.unwrap());
+        let start = Instant::now();
+        for _ in 0..ops {
+            drop(pools.checkout(REPL_POOL, &host, timeout).await.unwrap());
+        }
+        let per_checkout = start.elapsed() / ops;
+        let mut conn = pools.checkout(REPL_POOL, &host, timeout).await.unwrap();
+        let commands = 20_000;
+        let start = Instant::now();
+        for _ in 0..commands {
+            conn.run_command(doc! {"ping": 1, "$db": "admin"}, timeout)
+                .await
+                .unwrap();
+        }
+        (per_checkout, start.elapsed() / commands)
+    });
+    println!(
+        "checkout + return (in process, {ops} ops): {} per op",
+        us(per_checkout)
+    );
+    println!(
+        "  baseline: one ping round trip on a checked-out connection: {}",
+        us(per_command)
+    );
+    println!(
+        "  ratio checkout+return / command round trip: {:.3}",
+        per_checkout.as_secs_f64() / per_command.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let limit = raise_fd_limit();
+    println!("reproduce: cargo bench --bench pools   (RLIMIT_NOFILE soft = {limit})");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    in_process_checkout(&rt);
+
+    let hosts = rt.block_on(start_peers(1_000 + 2));
+    let (big_host, small_host) = (hosts[1_000].clone(), hosts[1_001].clone());
+    let hosts = &hosts[..1_000];
+    let _guard = rt.enter();
+    let server = Ferrod::start();
+    let mut client = server.client();
+    let rounds = 300;
+
+    fill(&server, &hosts[..10], CONNS_PER_HOST);
+    let ping10 = ping_figures(&mut client, 2_000);
+    let drop10 = drop_figures(&server, &mut client, &hosts[..10], CONNS_PER_HOST, rounds);
+    let stats10 = stats_figures(&mut client, rounds);
+
+    let started = Instant::now();
+    fill(&server, &hosts[10..], CONNS_PER_HOST);
+    let totals = client.run(doc! {"connPoolStats": 1});
+    println!(
+        "pools to 1,000 hosts x {CONNS_PER_HOST} filled in {:.1}s; totalAvailable {}",
+        started.elapsed().as_secs_f64(),
+        totals.get_i32("totalAvailable").unwrap()
+    );
+    let ping1000 = ping_figures(&mut client, 2_000);
+    let drop1000 = drop_figures(&server, &mut client, hosts, CONNS_PER_HOST, rounds);
+    let stats1000 = stats_figures(&mut client, rounds);
+    fill(&server, std::slice::from_ref(&small_host), 1);
+    let drop_one_conn = drop_figures(
+        &server,
+        &mut client,
+        std::slice::from_ref(&small_host),
+        1,
+        100,
+    );
+    fill(&server, std::slice::from_ref(&big_host), 64);
+    let drop_64_conns = drop_figures(
+        &server,
+        &mut client,
+        std::slice::from_ref(&big_host),
+        64,
+        100,
+    );
+
+    let row = |name: &str, f: &Figures, base: &Figures| {
+        println!(
+            "{name:<58} p50 {:>9}  p99 {:>9}  p50/ping {:>5.2}",
+            us(f.p50),
+            us(f.p99),
+            f.p50.as_secs_f64() / base.p50.as_secs_f64()
+        );
+    };
+    println!();
+    row("ping (baseline), 10 hosts pooled", &ping10, &ping10);
+    row("ping (baseline), 1,000 hosts pooled", &ping1000, &ping1000);
+    row(
+        "dropConnections 1 host (8 conns), 10 hosts x 8",
+        &drop10,
+        &ping10,
+    );
+    row(
+        "dropConnections 1 host (8 conns), 1,000 hosts x 8",
+        &drop1000,
+        &ping1000,
+    );
+    row(
+        "dropConnections 1 host (1 conn), 1,000 hosts x 8",
+        &drop_one_conn,
+        &ping1000,
+    );
+    row(
+        "dropConnections 1 host (64 conns), 1,000 hosts x 8",
+        &drop_64_conns,
+        &ping1000,
+    );
+    row("connPoolStats, 10 hosts", &stats10, &ping10);
+    row("connPoolStats, 1,000 hosts", &stats1000, &ping1000);
+    println!();
+    println!(
+        "drop p50 ratio 1,000 hosts / 10 hosts (same 8 conns dropped): {:.2}",
+        drop1000.p50.as_secs_f64() / drop10.p50.as_secs_f64()
+    );
+    println!(
+        "drop p50 ratio 64 conns / 1 conn dropped (1,000 hosts held): {:.2}",
+        drop_64_conns.p50.as_secs_f64() / drop_one_conn.p50.as_secs_f64()
+    );
+    println!(
+        "goal p99 < 1 ms for dropConnections with 1,000 hosts: {}",
+        if drop1000.p99 < Duration::from_millis(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}

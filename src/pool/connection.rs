@@ -1,0 +1,167 @@
+//! One outgoing connection to another server: TCP connect, the hello handshake, an
+//! optional authentication step, and OP_MSG command round trips.
+
+use super::{HostAndPort, PoolError};
+use crate::wire::{Body, Message, OpMsg, WireCodec};
+use bson::{doc, Document};
+use futures::{SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+pub type SetupFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PoolError>> + Send + 'a>>;
+
+/// A step run on every new connection after its hello handshake, before the pool hands it
+/// out: keyFile authentication (SCRAM-SHA-256 as `__system`) plugs in here.
+pub trait ConnectionSetup: Send + Sync + 'static {
+    /// Fields added to the handshake hello (e.g. `saslSupportedMechs`,
+    /// `speculativeAuthenticate`).
+    fn hello_fields(&self) -> Document {
+        Document::new()
+    }
+
+    /// Runs after hello succeeded; an error discards the connection.
+    fn after_hello<'a>(
+        &'a self,
+        conn: &'a mut Connection,
+        hello_reply: &'a Document,
+    ) -> SetupFuture<'a>;
+}
+
+/// An established connection. The pool owns it; users reach it through
+/// [`super::PooledConnection`].
+pub struct Connection {
+    framed: Framed<TcpStream, WireCodec>,
+    host: HostAndPort,
+    next_request_id: i32,
+    /// The pool generation it was created in; older ones are closed when seen.
+    pub(crate) generation: u64,
+    /// When it was last used or checked, for the refresh rule.
+    pub(crate) idle_since: Instant,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("host", &self.host)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects, says hello (and runs `setup`), all within `timeout`.
+    pub async fn connect(
+        host: &HostAndPort,
+        my_host: &str,
+        timeout: Duration,
+        setup: Option<Arc<dyn ConnectionSetup>>,
+    ) -> Result<Connection, PoolError> {
+        let attempt = async {
+            let stream = TcpStream::connect(host.connect_target())
+                .await
+                .map_err(|e| {
+                    PoolError::HostUnreachable(format!("Error connecting to {host}: {e}"))
+                })?;
+            let _ = stream.set_nodelay(true);
+            let mut conn = Connection {
+                framed: Framed::new(stream, WireCodec),
+                host: host.clone(),
+                next_request_id: 1,
+                generation: 0,
+                idle_since: Instant::now(),
+            };
+            let mut hello = doc! {
+                "hello": 1,
+                "hostInfo": my_host,
+                "internalClient": {"minWireVersion": 21, "maxWireVersion": 21},
+            };
+            if let Some(setup) = &setup {
+                hello.extend(setup.hello_fields());
+            }
+            hello.insert("$db", "admin");
+            let reply = conn.round_trip(hello).await?;
+            if reply.get_f64("ok").ok() != Some(1.0) {
+                return Err(PoolError::HostUnreachable(format!(
+                    "hello to {host} failed: {reply}"
+                )));
+            }
+            if let Some(setup) = &setup {
+                setup.after_hello(&mut conn, &reply).await?;
+            }
+            Ok(conn)
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PoolError::Timeout(format!(
+                    "Timed out connecting to {host} after {}ms",
+                    timeout.as_millis()
+                )))
+            })
+    }
+
+    pub fn host(&self) -> &HostAndPort {
+        &self.host
+    }
+
+    /// Sends `command` (which must carry `$db`) and returns the reply body, `ok: 0`
+    /// replies included. A timeout leaves the connection unusable.
+    pub async fn run_command(
+        &mut self,
+        command: Document,
+        timeout: Duration,
+    ) -> Result<Document, PoolError> {
+        let host = self.host.clone();
+        tokio::time::timeout(timeout, self.round_trip(command))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PoolError::Timeout(format!(
+                    "Request to {host} timed out after {}ms",
+                    timeout.as_millis()
+                )))
+            })
+    }
+
+    async fn round_trip(&mut self, command: Document) -> Result<Document, PoolError> {
+        let request_id = self.next_request_id;
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        let message = Message {
+            request_id,
+            response_to: 0,
+            compressor: None,
+            body: Body::Msg(OpMsg::from_body(command)),
+        };
+        let network = |what: &str, e: &dyn std::fmt::Display| {
+            PoolError::Network(format!("{what} {}: {e}", self.host))
+        };
+        self.framed
+            .send(&message)
+            .await
+            .map_err(|e| network("error sending to", &e))?;
+        let incoming = match self.framed.next().await {
+            Some(Ok(incoming)) => incoming,
+            Some(Err(e)) => return Err(network("error reading from", &e)),
+            None => return Err(network("connection closed by", &"end of stream")),
+        };
+        let reply = incoming
+            .message
+            .map_err(|e| network("bad reply from", &e))?;
+        if reply.response_to != request_id {
+            return Err(network(
+                "reply out of order from",
+                &format!("responseTo {} for request {request_id}", reply.response_to),
+            ));
+        }
+        match reply.body {
+            Body::Msg(msg) => Ok(msg.into_command()),
+            _ => Err(network(
+                "reply with an unexpected opcode from",
+                &"not OP_MSG",
+            )),
+        }
+    }
+}
