@@ -34,7 +34,7 @@ fn ci_test_command() -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .last()
+        .next_back()
         .expect(".ci/run has a command")
         .trim_start_matches("exec ")
         .to_owned()
