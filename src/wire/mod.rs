@@ -263,8 +263,13 @@ impl<'a> Reader<'a> {
 /// exception is a document holding JavaScript code with scope: bson 2.15's lossy decoder
 /// panics on one whose code is not UTF-8 (it cuts the scope at the length of the repaired,
 /// longer string; found by the fuzz target), so such a document is refused as InvalidBSON.
+///
+/// The strict path goes through `RawDocument`, which keeps every subdocument a document:
+/// `Document::from_reader` goes through serde and turns `{$oid: ...}`, `{$date: ...}` and
+/// the like into ObjectId, DateTime..., which mongod never does. The lossy path has that
+/// flaw still (bson 2.15 has no other), so it is kept for documents that need it.
 fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
-    let strict = match Document::from_reader(raw) {
+    let strict = match bson::RawDocument::from_bytes(raw).and_then(Document::try_from) {
         Ok(doc) => return Ok(doc),
         Err(e) => ParseError::InvalidBson(e.to_string()),
     };
