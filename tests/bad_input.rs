@@ -146,6 +146,20 @@ fn string_element(name: &str, declared_len: i32, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A JavaScript-code-with-scope element with the given code bytes and an empty scope.
+fn code_with_scope_element(name: &str, code: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x0f];
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    let total = 4 + 4 + code.len() + 1 + 5;
+    out.extend_from_slice(&(total as i32).to_le_bytes());
+    out.extend_from_slice(&((code.len() + 1) as i32).to_le_bytes());
+    out.extend_from_slice(code);
+    out.push(0);
+    out.extend(bson_bytes(&doc! {}));
+    out
+}
+
 /// A binary element `name: BinData(0, <len zero bytes>)`.
 fn binary_element(name: &str, len: usize) -> Vec<u8> {
     let mut out = vec![0x05];
@@ -418,6 +432,17 @@ fn cases() -> Vec<Case> {
             "BSON document over 16 MiB",
             msg(0, &body_raw(&big_doc)),
             Error(10334),
+        ),
+        // bson 2.15 cannot decode this one lossily (the fuzz target's first find).
+        case(
+            "invalid UTF-8 in JavaScript code with scope",
+            msg(
+                0,
+                &body_raw(&raw_doc(&ping_elements(&code_with_scope_element(
+                    "c", &[0xff; 8],
+                )))),
+            ),
+            Error(22),
         ),
         // mongod's default BSON validation is structural only: invalid UTF-8 passes.
         case(

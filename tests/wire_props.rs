@@ -34,11 +34,21 @@ fn scalar() -> impl Strategy<Value = Bson> {
     ]
 }
 
+/// Keys of nested documents, including the `$` names of extended JSON, which a decoder
+/// must not mistake for typed values.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z]{1,6}",
+        1 => prop_oneof![Just("$oid"), Just("$date"), Just("$numberLong"), Just("$binary")]
+            .prop_map(String::from),
+    ]
+}
+
 fn value() -> impl Strategy<Value = Bson> {
     scalar().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..4).prop_map(Bson::Array),
-            vec(("[a-z]{1,6}", inner), 0..4)
+            vec((key(), inner), 0..4)
                 .prop_map(|fields| Bson::Document(fields.into_iter().collect())),
         ]
     })

@@ -352,6 +352,20 @@ mod tests {
     }
 
     #[test]
+    fn dollar_keyed_subdocuments_stay_documents() {
+        let body = doc! {"ping": 1, "$db": "admin",
+        "a": {"$oid": "000000000000000000000000"},
+        "b": {"$numberLong": "5"},
+        "c": {"$date": 5i64}};
+        roundtrip(Message {
+            request_id: 1,
+            response_to: 0,
+            compressor: None,
+            body: Body::Msg(OpMsg::from_body(body)),
+        });
+    }
+
+    #[test]
     fn corrupted_checksum_is_refused() {
         let msg = Message {
             request_id: 1,

@@ -256,12 +256,56 @@ impl<'a> Reader<'a> {
         if declared > MAX_BSON_SIZE as i64 {
             return Err(ParseError::BsonTooLarge(declared));
         }
-        let raw = self.take(declared as usize, "document")?;
-        // The suggested replacement decodes through serde, which reads `{$date: ...}` and
-        // friends as extended JSON and so would change documents on the way through.
-        #[allow(deprecated)]
-        Document::from_reader_utf8_lossy(raw).map_err(|e| ParseError::InvalidBson(e.to_string()))
+        decode_document(self.take(declared as usize, "document")?)
     }
+}
+
+/// Decodes one BSON document. mongod's default validation is structural only, so a
+/// document with invalid UTF-8 is decoded lossily (U+FFFD) rather than refused. The one
+/// exception is a document holding JavaScript code with scope: bson 2.15's lossy decoder
+/// panics on one whose code is not UTF-8 (it cuts the scope at the length of the repaired,
+/// longer string; found by the fuzz target), so such a document is refused as InvalidBSON.
+///
+/// The strict path goes through `RawDocument`, which keeps every subdocument a document:
+/// `Document::from_reader` goes through serde and turns `{$oid: ...}`, `{$date: ...}` and
+/// the like into ObjectId, DateTime..., which mongod never does. The lossy path has that
+/// flaw still (bson 2.15 has no other), so it is kept for documents that need it.
+fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
+    let strict = match bson::RawDocument::from_bytes(raw).and_then(Document::try_from) {
+        Ok(doc) => return Ok(doc),
+        Err(e) => ParseError::InvalidBson(e.to_string()),
+    };
+    if may_hold_code_with_scope(raw) {
+        return Err(strict);
+    }
+    // The suggested replacement, serde_helpers::Utf8LossyDeserialization, is the same
+    // decoder behind a wrapper type.
+    #[allow(deprecated)]
+    Document::from_reader_utf8_lossy(raw).map_err(|_| strict)
+}
+
+/// Whether a JavaScript-code-with-scope element is anywhere in `raw`; true when the
+/// structure cannot be walked (say, a key that is not UTF-8), to stay on the safe side.
+fn may_hold_code_with_scope(raw: &[u8]) -> bool {
+    use bson::raw::{RawBsonRef, RawDocument};
+    use bson::spec::ElementType;
+    let Ok(doc) = RawDocument::from_bytes(raw) else {
+        return true;
+    };
+    doc.iter_elements().any(|element| {
+        let Ok(element) = element else {
+            return true;
+        };
+        match element.element_type() {
+            ElementType::JavaScriptCodeWithScope => true,
+            ElementType::EmbeddedDocument | ElementType::Array => match element.value() {
+                Ok(RawBsonRef::Document(inner)) => may_hold_code_with_scope(inner.as_bytes()),
+                Ok(RawBsonRef::Array(inner)) => may_hold_code_with_scope(inner.as_bytes()),
+                _ => true,
+            },
+            _ => false,
+        }
+    })
 }
 
 pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
