@@ -4,6 +4,7 @@
 //! - [`wire`]: bytes to messages and back (no I/O).
 //! - [`server`]: listeners, connection tasks, shutdown.
 //! - [`commands`]: the command table, the dispatcher and one file per command.
+//! - [`repl`]: replica-set membership: config, Raft-backed election, heartbeats.
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod log;
 pub mod ops;
 pub mod params;
+pub mod repl;
 pub mod server;
 pub mod state;
 pub mod wire;

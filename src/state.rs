@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
+use crate::repl::ReplCoordinator;
 use crate::wire::Compressor;
 use bson::Document;
 use parking_lot::Mutex;
@@ -54,11 +55,14 @@ pub struct ServerState {
     pub host_name: String,
     /// The port actually listened on (differs from the config with `--port 0`).
     pub port: OnceLock<u16>,
+    /// Replica-set membership, when started with `--replSet`.
+    pub repl: Option<Arc<ReplCoordinator>>,
     next_connection_id: AtomicU64,
 }
 
 impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
+        let repl = config.repl_set.clone().map(ReplCoordinator::new);
         Arc::new(ServerState {
             config,
             log,
@@ -71,6 +75,7 @@ impl ServerState {
             started_wall: bson::DateTime::now(),
             host_name: host_name(),
             port: OnceLock::new(),
+            repl,
             next_connection_id: AtomicU64::new(0),
         })
     }

@@ -85,6 +85,9 @@ pub async fn bind(server: &ServerState) -> io::Result<Listeners> {
 /// Accepts connections until shutdown, then waits (bounded) for their commands to finish.
 pub async fn run(server: Arc<ServerState>, listeners: Listeners) {
     let _ = server.port.set(listeners.port);
+    if let Some(repl) = &server.repl {
+        repl.start(&server);
+    }
     let limit = Arc::new(Semaphore::new(
         server.config.max_conns.min(Semaphore::MAX_PERMITS),
     ));
