@@ -331,3 +331,361 @@ fn three_members_elect_one_primary_and_agree_on_status() {
     );
     assert_eq!(reconfig.get_i32("code"), Ok(103), "{reconfig}");
 }
+
+fn command_count(node: &Ferrod) -> i64 {
+    let s = admin(node, doc! {"serverStatus": 1});
+    let ops = s.get_document("opcounters").unwrap();
+    match ops.get("command") {
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Int32(n)) => *n as i64,
+        other => panic!("opcounters.command is {other:?}"),
+    }
+}
+
+fn config_version(node: &Ferrod) -> i32 {
+    let c = admin(node, doc! {"replSetGetConfig": 1});
+    c.get_document("config")
+        .unwrap()
+        .get_i32("version")
+        .unwrap()
+}
+
+#[test]
+fn reconfig_removes_a_member_which_stops_being_heartbeated_then_re_adds_it() {
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let gone = (p + 1) % 3;
+    let stay = (p + 2) % 3;
+    let version = config_version(&nodes[p]);
+    let two: Vec<&Ferrod> = vec![&nodes[p], &nodes[stay]];
+    let mut members = member_docs(&two);
+    // Keep the member ids stable: give each the id it had.
+    for (m, n) in members.iter_mut().zip([p, stay]) {
+        m.as_document_mut().unwrap().insert("_id", n as i32);
+    }
+    let reply = admin(
+        &nodes[p],
+        doc! {"replSetReconfig": fast_config(version + 1, members.clone())},
+    );
+    assert!(ok(&reply), "reconfig failed: {reply}");
+    let s = status(&nodes[p]);
+    assert!(
+        member(&s, &nodes[gone].addr()).is_none(),
+        "removed member still listed: {s}"
+    );
+    assert_eq!(s.get_array("members").unwrap().len(), 2);
+    // The removed member learns it was removed.
+    eventually(
+        Duration::from_secs(5),
+        "the removed member to report REMOVED",
+        || {
+            let s = admin(&nodes[gone], doc! {"replSetGetStatus": 1});
+            (s.get_i32("code") == Ok(93)).then_some(())
+        },
+    );
+    // Nobody heartbeats it any more: over a second, only our own commands reach it.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = command_count(&nodes[gone]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = command_count(&nodes[gone]);
+    assert!(
+        after - before <= 2,
+        "{} commands reached the removed member in 1 s",
+        after - before
+    );
+    // While the remaining member is still heartbeated (its lastHeartbeat moves).
+    let hb = |s: &Document| {
+        member(s, &nodes[stay].addr())
+            .unwrap()
+            .get_datetime("lastHeartbeat")
+            .unwrap()
+            .timestamp_millis()
+    };
+    let first = hb(&status(&nodes[p]));
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        hb(&status(&nodes[p])) > first,
+        "the remaining member stopped being heartbeated"
+    );
+
+    // Re-add it.
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    let reply = admin(
+        &nodes[p],
+        doc! {"replSetReconfig": fast_config(version + 2, member_docs(&refs))},
+    );
+    assert!(ok(&reply), "re-add failed: {reply}");
+    eventually(
+        Duration::from_secs(10),
+        "the re-added member to be a healthy secondary",
+        || {
+            let s = status(&nodes[p]);
+            let m = member(&s, &nodes[gone].addr())?;
+            (m.get_str("stateStr") == Ok("SECONDARY")
+                && m.get_i32("configVersion") == Ok(version + 2))
+            .then_some(())
+        },
+    );
+    let before = command_count(&nodes[gone]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        command_count(&nodes[gone]) - before >= 4,
+        "the re-added member is not heartbeated"
+    );
+}
+
+#[test]
+fn reconfig_that_loses_the_majority_is_refused() {
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    let version = config_version(&nodes[p]);
+    // Two new voters at once: more than one voting member changes.
+    let mut members = member_docs(&refs);
+    members.push(Bson::Document(doc! {"_id": 3, "host": "127.0.0.1:1"}));
+    members.push(Bson::Document(doc! {"_id": 4, "host": "127.0.0.1:2"}));
+    let reply = admin(
+        &nodes[p],
+        doc! {"replSetReconfig": fast_config(version + 1, members)},
+    );
+    assert_eq!(reply.get_i32("code"), Ok(103), "{reply}");
+    // Kill both secondaries: a reconfig can no longer reach a majority.
+    let mut nodes = nodes;
+    let primary = nodes.remove(p);
+    drop(nodes);
+    let reply = admin(
+        &primary,
+        doc! {"replSetReconfig": fast_config(version + 1, member_docs(&refs_of(&primary)))},
+    );
+    assert!(
+        !ok(&reply),
+        "reconfig without a majority succeeded: {reply}"
+    );
+}
+
+fn refs_of(node: &Ferrod) -> Vec<&Ferrod> {
+    vec![node]
+}
+
+#[test]
+fn stepdown_elects_another_primary_and_the_old_one_waits() {
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    let term_before = status(&nodes[p]).get_i64("term").unwrap();
+    let s = admin(&nodes[(p + 1) % 3], doc! {"replSetStepDown": 60});
+    assert_eq!(s.get_i32("code"), Ok(10107), "{s}");
+    let bad = admin(
+        &nodes[p],
+        doc! {"replSetStepDown": 5, "secondaryCatchUpPeriodSecs": 10},
+    );
+    assert_eq!(bad.get_i32("code"), Ok(2), "{bad}");
+    let reply = admin(
+        &nodes[p],
+        doc! {"replSetStepDown": 5, "secondaryCatchUpPeriodSecs": 2},
+    );
+    assert!(ok(&reply), "stepdown failed: {reply}");
+    let hello = admin(&nodes[p], doc! {"hello": 1});
+    assert_eq!(hello.get_bool("isWritablePrimary"), Ok(false), "{hello}");
+    let new_p = eventually(Duration::from_secs(10), "a new primary", || {
+        agreed_primary(&refs)
+    });
+    assert_ne!(
+        new_p, p,
+        "the stepped-down member was re-elected within stepDownSecs"
+    );
+    assert!(status(&nodes[new_p]).get_i64("term").unwrap() > term_before);
+    // Frozen members may not run; a primary cannot be frozen.
+    let f = admin(&nodes[new_p], doc! {"replSetFreeze": 10});
+    assert_eq!(f.get_i32("code"), Ok(95), "{f}");
+    let f = admin(&nodes[p], doc! {"replSetFreeze": 0});
+    assert!(ok(&f), "{f}");
+    assert_eq!(f.get_str("info"), Ok("unfreezing"));
+}
+
+#[test]
+fn killing_the_primary_elects_a_new_one() {
+    let mut nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let old = nodes.remove(p);
+    let old_addr = old.addr();
+    drop(old); // SIGKILL
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    let new_p = eventually(
+        Duration::from_secs(10),
+        "a new primary after kill -9",
+        || agreed_primary(&refs),
+    );
+    let s = status(&nodes[new_p]);
+    let dead = member(&s, &old_addr).unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the killed member to be reported down",
+        || {
+            let s = status(&nodes[new_p]);
+            let dead = member(&s, &old_addr).unwrap().clone();
+            (dead.get_f64("health") == Ok(0.0)).then_some(())
+        },
+    );
+    assert!(dead.contains_key("lastHeartbeat"));
+}
+
+#[test]
+fn priority_zero_and_hidden_members_never_become_primary() {
+    let nodes = start_set(3);
+    let members = vec![
+        Bson::Document(doc! {"_id": 0, "host": nodes[0].addr()}),
+        Bson::Document(doc! {"_id": 1, "host": nodes[1].addr(), "priority": 0}),
+        Bson::Document(doc! {"_id": 2, "host": nodes[2].addr(), "priority": 0, "hidden": true}),
+    ];
+    let reply = admin(&nodes[0], doc! {"replSetInitiate": fast_config(1, members)});
+    assert!(ok(&reply), "{reply}");
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    assert_eq!(
+        eventually(Duration::from_secs(10), "a primary", || agreed_primary(
+            &refs
+        )),
+        0
+    );
+    let hello = admin(&nodes[0], doc! {"hello": 1});
+    let hosts: Vec<&str> = hello
+        .get_array("hosts")
+        .unwrap()
+        .iter()
+        .filter_map(Bson::as_str)
+        .collect();
+    assert_eq!(hosts, vec![nodes[0].addr().as_str()]);
+    let passives: Vec<&str> = hello
+        .get_array("passives")
+        .unwrap()
+        .iter()
+        .filter_map(Bson::as_str)
+        .collect();
+    assert_eq!(passives, vec![nodes[1].addr().as_str()]);
+    assert_eq!(
+        admin(&nodes[2], doc! {"hello": 1}).get_bool("hidden"),
+        Ok(true)
+    );
+    // With the only electable member stepped down, nobody else takes over.
+    let reply = admin(
+        &nodes[0],
+        doc! {"replSetStepDown": 3, "secondaryCatchUpPeriodSecs": 1, "force": true},
+    );
+    assert!(ok(&reply), "{reply}");
+    std::thread::sleep(Duration::from_millis(2000));
+    for n in &nodes[1..] {
+        assert_eq!(
+            admin(n, doc! {"hello": 1}).get_bool("isWritablePrimary"),
+            Ok(false)
+        );
+    }
+    // After stepDownSecs the electable member runs again.
+    eventually(
+        Duration::from_secs(10),
+        "member 0 to be primary again",
+        || (agreed_primary(&refs) == Some(0)).then_some(()),
+    );
+}
+
+#[test]
+fn awaitable_hello_waits_for_a_topology_change() {
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let hello = admin(&nodes[p], doc! {"hello": 1});
+    let tv = hello.get_document("topologyVersion").unwrap().clone();
+    assert!(matches!(tv.get("counter"), Some(Bson::Int64(_))), "{tv}");
+    // Nothing changes: the reply comes after maxAwaitTimeMS.
+    let started = Instant::now();
+    let same = admin(
+        &nodes[p],
+        doc! {"hello": 1, "topologyVersion": tv.clone(), "maxAwaitTimeMS": 500},
+    );
+    let waited = started.elapsed();
+    let transitions: Vec<String> = nodes[p]
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("state transition"))
+        .collect();
+    assert!(
+        waited >= Duration::from_millis(450),
+        "returned after {waited:?}: {tv} -> {same}\n{}",
+        transitions.join("\n")
+    );
+    assert_eq!(same.get_document("topologyVersion").unwrap(), &tv);
+    // A stepdown during the wait answers at once with a higher counter.
+    let addr = nodes[p].addr();
+    let waiter = std::thread::spawn({
+        let tv = tv.clone();
+        move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let started = Instant::now();
+            let reply = common::op_msg_roundtrip(
+                &mut s,
+                &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
+            );
+            (reply, started.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ok(&admin(
+        &nodes[p],
+        doc! {"replSetStepDown": 10, "secondaryCatchUpPeriodSecs": 2}
+    )));
+    let (reply, waited) = waiter.join().unwrap();
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    let counter = reply
+        .get_document("topologyVersion")
+        .unwrap()
+        .get_i64("counter")
+        .unwrap();
+    assert!(counter > tv.get_i64("counter").unwrap());
+    assert_eq!(reply.get_bool("isWritablePrimary"), Ok(false));
+    // maxAwaitTimeMS without topologyVersion is refused as mongod does.
+    let bad = admin(&nodes[p], doc! {"hello": 1, "maxAwaitTimeMS": 10});
+    assert_eq!(bad.get_i32("code"), Ok(31368), "{bad}");
+}
+
+#[test]
+fn rust_driver_finds_the_primary_and_follows_a_stepdown() {
+    use mongodb::options::{ReadPreference, SelectionCriteria};
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let uri = format!(
+        "mongodb://{}/?replicaSet={SET}&serverSelectionTimeoutMS=15000&heartbeatFrequencyMS=500",
+        nodes.iter().map(|n| n.addr()).collect::<Vec<_>>().join(",")
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let db = client.database("admin");
+        let primary = || async {
+            db.run_command(doc! {"hello": 1})
+                .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                .await
+                .unwrap()
+        };
+        db.run_command(doc! {"ping": 1}).await.unwrap();
+        let first = primary().await;
+        assert_eq!(first.get_str("me"), Ok(nodes[p].addr().as_str()), "{first}");
+        assert_eq!(first.get_bool("isWritablePrimary"), Ok(true));
+        db.run_command(doc! {"replSetStepDown": 30, "secondaryCatchUpPeriodSecs": 2})
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let reply = primary().await;
+            let me = reply.get_str("me").unwrap().to_owned();
+            if me != nodes[p].addr() && reply.get_bool("isWritablePrimary") == Ok(true) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the driver never followed the stepdown"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        db.run_command(doc! {"ping": 1}).await.unwrap();
+    });
+}

@@ -373,14 +373,18 @@ impl ReplCoordinator {
     fn update_election_switch(&self, server: &ServerState) {
         let Some(raft) = self.raft() else { return };
         let metrics = raft.metrics().borrow().clone();
-        if self.stepping_down.load(Ordering::Acquire) && metrics.state != RaftRole::Leader {
-            self.stepping_down.store(false, Ordering::Release);
-            raft.runtime_config().heartbeat(true);
-        }
         let frozen = self
             .no_elect_until
             .lock()
             .is_some_and(|t| Instant::now() < t);
+        // A stepdown ends when another member has taken over, or when stepDownSecs pass
+        // with nobody else electable (then this node simply carries on as primary).
+        if self.stepping_down.load(Ordering::Acquire)
+            && (metrics.state != RaftRole::Leader || !frozen)
+        {
+            self.stepping_down.store(false, Ordering::Release);
+            raft.runtime_config().heartbeat(true);
+        }
         let electable = match self.config() {
             // Before the first config is applied only the initiating node has a log.
             None => true,
@@ -503,7 +507,7 @@ impl ReplCoordinator {
             ));
         }
         config.settings.replica_set_id = ObjectId::new().to_hex();
-        tracing::info!(target: "REPL", id = 21356, ctx = format!("conn"), config = %Bson::Document(config.to_document()).into_relaxed_extjson(), "replSetInitiate admin command received from client");
+        tracing::info!(target: "REPL", id = 21356, ctx = "ReplCoord", config = %Bson::Document(config.to_document()).into_relaxed_extjson(), "replSetInitiate admin command received from client");
         let raft = self.raft_for(me.id, self.settings_of(&config)).await?;
         let voters: BTreeMap<u64, BasicNode> = config
             .members
