@@ -25,7 +25,7 @@ fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
         if let Some(repl) = inv.server.repl.clone() {
             if let Some(wait) = awaitable(&cmd)? {
                 let (process_id, counter) = wait;
-                if process_id == repl.process_id && counter == repl.topology_counter() {
+                if process_id == repl.process_id && counter == repl.refresh_topology(&inv.server) {
                     let max = Duration::from_millis(max_await_ms(&cmd)?);
                     repl.wait_topology_change(counter, max).await;
                 }

@@ -103,6 +103,7 @@ pub struct ReplCoordinator {
     /// Serializes initiate and reconfig.
     config_change: tokio::sync::Mutex<()>,
     elect_enabled: Mutex<Option<bool>>,
+    last_summary: Mutex<Option<TopologySummary>>,
 }
 
 /// Topology facts whose change bumps `topologyVersion.counter`.
@@ -148,6 +149,7 @@ impl ReplCoordinator {
             stepping_down: AtomicBool::new(false),
             config_change: tokio::sync::Mutex::new(()),
             elect_enabled: Mutex::new(None),
+            last_summary: Mutex::new(None),
         })
     }
 
@@ -350,7 +352,6 @@ impl ReplCoordinator {
     /// Bumps the topology counter on every change of state, primary, config or term, and
     /// keeps elections on or off on this node as config, freeze and stepdown say.
     async fn watch_topology(self: Arc<Self>, server: Arc<ServerState>) {
-        let mut last = self.summary(&server);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         loop {
             tokio::select! {
@@ -358,16 +359,24 @@ impl ReplCoordinator {
                 _ = server.shutdown.cancelled() => return,
             }
             self.update_election_switch(&server);
-            let now = self.summary(&server);
-            if now != last {
-                tracing::info!(target: "REPL", id = 21358, ctx = "ReplCoord",
-                    newState = now.state.name(), primary = now.primary.clone().unwrap_or_default(),
-                    configVersion = now.config_version, term = now.term as i64,
-                    "Replica set state transition");
-                last = now;
-                self.topology_counter.send_modify(|c| *c += 1);
-            }
+            self.refresh_topology(&server);
         }
+    }
+
+    /// Bumps the counter if the topology differs from the last one seen, and returns the
+    /// counter. hello calls it too, so the counter it reports always matches its state.
+    pub fn refresh_topology(&self, server: &ServerState) -> i64 {
+        let now = self.summary(server);
+        let mut last = self.last_summary.lock();
+        if last.as_ref() != Some(&now) {
+            tracing::info!(target: "REPL", id = 21358, ctx = "ReplCoord",
+                newState = now.state.name(), primary = now.primary.clone().unwrap_or_default(),
+                configVersion = now.config_version, term = now.term as i64,
+                "Replica set state transition");
+            *last = Some(now);
+            self.topology_counter.send_modify(|c| *c += 1);
+        }
+        self.topology_counter()
     }
 
     fn update_election_switch(&self, server: &ServerState) {
@@ -852,6 +861,7 @@ impl ReplCoordinator {
 
     /// The replica-set fields of a hello reply (SPEC section 2).
     pub fn hello_fields(&self, server: &ServerState, legacy: bool) -> Document {
+        let counter = self.refresh_topology(server);
         let mut reply = Document::new();
         let state = self.my_state(server);
         let primary = state == MemberState::Primary;
@@ -862,7 +872,7 @@ impl ReplCoordinator {
         }
         reply.insert(
             "topologyVersion",
-            doc! {"processId": self.process_id, "counter": self.topology_counter()},
+            doc! {"processId": self.process_id, "counter": counter},
         );
         let config = match self.config() {
             Some(c) if state != MemberState::Removed => c,
