@@ -62,7 +62,13 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
-        let repl = config.repl_set.clone().map(ReplCoordinator::new);
+        let repl = config.repl_set.clone().map(|name| {
+            ReplCoordinator::new(name, Some(&config.dbpath)).unwrap_or_else(|e| {
+                // Starting without the saved Raft state could break the set's safety.
+                eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
+                std::process::exit(100)
+            })
+        });
         Arc::new(ServerState {
             config,
             log,

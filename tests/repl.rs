@@ -689,3 +689,99 @@ fn rust_driver_finds_the_primary_and_follows_a_stepdown() {
         db.run_command(doc! {"ping": 1}).await.unwrap();
     });
 }
+
+/// A ferrod restarted on a fixed port and an existing data directory.
+struct Restarted {
+    child: std::process::Child,
+    port: u16,
+    _dbpath: tempfile::TempDir,
+}
+
+impl Restarted {
+    fn start(dbpath: tempfile::TempDir, port: u16) -> Restarted {
+        let child = std::process::Command::new(common::FERROD)
+            .args(["--port", &port.to_string(), "--replSet", SET, "--dbpath"])
+            .arg(dbpath.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ferrod");
+        let node = Restarted {
+            child,
+            port,
+            _dbpath: dbpath,
+        };
+        eventually(
+            Duration::from_secs(10),
+            "the restarted ferrod to listen",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        node
+    }
+
+    fn command(&self, mut cmd: Document) -> Document {
+        cmd.insert("$db", "admin");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        common::op_msg_roundtrip(&mut s, &cmd)
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_whole_set_survives_kill_9_and_restart() {
+    let nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let version = config_version(&nodes[p]);
+    let term = status(&nodes[p]).get_i64("term").unwrap();
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    // kill -9 all three, then start them again on the same ports and data.
+    let dirs: Vec<tempfile::TempDir> = nodes.into_iter().map(Ferrod::into_dbpath).collect();
+    let restarted: Vec<Restarted> = dirs
+        .into_iter()
+        .zip(&ports)
+        .map(|(dir, port)| Restarted::start(dir, *port))
+        .collect();
+    let primary = eventually(
+        Duration::from_secs(15),
+        "a primary after the restart",
+        || {
+            let hellos: Vec<Document> = restarted
+                .iter()
+                .map(|n| n.command(doc! {"hello": 1}))
+                .collect();
+            let primaries: Vec<&Document> = hellos
+                .iter()
+                .filter(|h| h.get_bool("isWritablePrimary") == Ok(true))
+                .collect();
+            (primaries.len() == 1 && hellos.iter().all(|h| h.get_str("primary").is_ok()))
+                .then(|| primaries[0].get_str("me").unwrap().to_owned())
+        },
+    );
+    let primary = restarted
+        .iter()
+        .find(|n| primary.ends_with(&format!(":{}", n.port)))
+        .unwrap();
+    let config = primary.command(doc! {"replSetGetConfig": 1});
+    assert_eq!(
+        config.get_document("config").unwrap().get_i32("version"),
+        Ok(version),
+        "{config}"
+    );
+    let s = primary.command(doc! {"replSetGetStatus": 1});
+    // Raft may let the old leader carry on in its term (it still holds the votes).
+    assert!(
+        s.get_i64("term").unwrap() >= term,
+        "the term went back: {s}"
+    );
+    // Initiating again is refused: the set is already initialized.
+    let again = primary.command(doc! {"replSetInitiate": {}});
+    assert_eq!(again.get_i32("code"), Ok(23), "{again}");
+}

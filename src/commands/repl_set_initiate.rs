@@ -18,25 +18,15 @@ pub const REPL_SET_INITIATE: Command = Command {
 fn run(inv: Invocation, cmd: Document) -> BoxFuture {
     Box::pin(async move {
         let repl = inv.server.repl.clone().ok_or_else(no_replication)?;
+        // `rs.initiate()` sends an empty object (older shells a number): both mean
+        // "this node alone".
         let config = match cmd.get("replSetInitiate") {
-            Some(Bson::Document(d)) => Some(d.clone()),
-            // `rs.initiate()` sends `{replSetInitiate: {}}` or a non-object placeholder.
-            Some(Bson::Null) | None => None,
-            Some(other)
-                if !matches!(other, Bson::Document(_)) && cmd.get("replSetInitiate").is_some() =>
-            {
-                if matches!(
-                    other,
-                    Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_)
-                ) {
-                    None
-                } else {
-                    return Err(type_mismatch("replSetInitiate", other, "object"));
-                }
-            }
-            Some(_) => None,
+            Some(Bson::Document(d)) if !d.is_empty() => Some(d.clone()),
+            Some(Bson::Document(_) | Bson::Null | Bson::Boolean(_))
+            | Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
+            | None => None,
+            Some(other) => return Err(type_mismatch("replSetInitiate", other, "object")),
         };
-        let config = config.filter(|d| !d.is_empty());
         repl.initiate(&inv.server, config.as_ref()).await
     })
 }

@@ -22,9 +22,10 @@ use bson::{doc, Bson, Document};
 use config::{MemberConfig, ReplSetConfig};
 use openraft::{BasicNode, ServerState as RaftRole};
 use parking_lot::Mutex;
-use raft::{Applied, MemStore, Raft, RaftSettings, ReplEntry};
+use raft::{Applied, Raft, RaftSettings, ReplEntry, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,16 @@ use tokio::sync::{watch, OnceCell};
 use transport::{DirectTransport, Transport};
 
 pub use heartbeat::HeartbeatReply;
+
+const RAFT_FILE: &str = "ferrod-repl-raft.json";
+const NODE_FILE: &str = "ferrod-repl-node.json";
+
+/// This node's Raft identity, saved when its Raft starts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedNode {
+    node_id: u64,
+    settings: RaftSettings,
+}
 
 /// mongod's member states (`myState`, `state`) and their names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +100,9 @@ pub struct MemberHealth {
 pub struct ReplCoordinator {
     pub set_name: String,
     pub transport: Arc<dyn Transport>,
-    store: Arc<MemStore>,
+    store: Arc<Store>,
+    /// Where this node's Raft id and settings are kept across restarts.
+    node_file: Option<PathBuf>,
     applied: watch::Receiver<Applied>,
     raft: OnceCell<Raft>,
     /// `topologyVersion.processId`.
@@ -128,17 +141,24 @@ pub fn election_id(term: u64) -> ObjectId {
 }
 
 impl ReplCoordinator {
-    pub fn new(set_name: String) -> Arc<ReplCoordinator> {
-        Self::with_transport(set_name, Arc::new(DirectTransport::default()))
+    /// The coordinator for `--replSet set_name`, keeping its Raft state under `dbpath`
+    /// (None: in memory only).
+    pub fn new(set_name: String, dbpath: Option<&Path>) -> std::io::Result<Arc<ReplCoordinator>> {
+        Self::with_transport(set_name, dbpath, Arc::new(DirectTransport::default()))
     }
 
-    pub fn with_transport(set_name: String, transport: Arc<dyn Transport>) -> Arc<ReplCoordinator> {
-        let (store, applied) = MemStore::new();
+    pub fn with_transport(
+        set_name: String,
+        dbpath: Option<&Path>,
+        transport: Arc<dyn Transport>,
+    ) -> std::io::Result<Arc<ReplCoordinator>> {
+        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)))?;
         let (topology_counter, _) = watch::channel(0);
-        Arc::new(ReplCoordinator {
+        Ok(Arc::new(ReplCoordinator {
             set_name,
             transport,
             store,
+            node_file: dbpath.map(|d| d.join(NODE_FILE)),
             applied,
             raft: OnceCell::new(),
             process_id: ObjectId::new(),
@@ -150,11 +170,20 @@ impl ReplCoordinator {
             config_change: tokio::sync::Mutex::new(()),
             elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
-        })
+        }))
     }
 
     /// Starts the background tasks: heartbeats and the topology watcher.
     pub fn start(self: &Arc<Self>, server: &Arc<ServerState>) {
+        // A member that was part of a set rejoins it with its saved Raft state.
+        if let Some(saved) = self.saved_node() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.raft_for(saved.node_id, saved.settings).await {
+                    tracing::error!(target: "REPL", id = 21405, ctx = "ReplCoord", error = %e, "Cannot restore replica set state");
+                }
+            });
+        }
         heartbeat::spawn(self.clone(), server.clone());
         let me = self.clone();
         let server = server.clone();
@@ -217,6 +246,14 @@ impl ReplCoordinator {
             .cloned()
     }
 
+    fn saved_node(&self) -> Option<SavedNode> {
+        if !self.store.has_state() {
+            return None;
+        }
+        let bytes = std::fs::read(self.node_file.as_ref()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     fn raft(&self) -> Option<&Raft> {
         self.raft.get()
     }
@@ -240,6 +277,19 @@ impl ReplCoordinator {
                             .map(|m| m.host.clone())
                     }),
                 };
+                if let Some(path) = &self.node_file {
+                    let saved = SavedNode {
+                        node_id,
+                        settings: settings.clone(),
+                    };
+                    let bytes = serde_json::to_vec(&saved).expect("serializable");
+                    raft::write_atomically(path, &bytes).map_err(|e| {
+                        CommandError::new(
+                            Code::InternalError,
+                            format!("cannot save replica set state: {e}"),
+                        )
+                    })?;
+                }
                 let (log_store, state_machine) =
                     openraft::storage::Adaptor::new(self.store.clone());
                 Raft::new(

@@ -4,8 +4,10 @@
 //! The state machine holds the replica-set config; [`ReplEntry`] is open for more kinds
 //! (the users/roles catalog can add its own variant).
 //!
-//! Storage is in memory: a restarted member comes back uninitialized and must be
-//! re-added by a reconfig. Persisting the log and vote under `--dbpath` is future work.
+//! The log, vote and committed id are kept in memory and, with a file, written through
+//! to it atomically (temp file, fsync, rename) before openraft is told they are saved.
+//! The state machine is rebuilt on restart by re-applying the committed log, so logs are
+//! never purged (the log only holds config changes and election markers).
 
 use super::config::ReplSetConfig;
 use super::transport::Transport;
@@ -27,8 +29,9 @@ use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -71,40 +74,84 @@ pub struct Applied {
     pub wall_millis: i64,
 }
 
-/// The in-memory Raft log, vote and state machine.
-pub struct MemStore {
+/// The Raft log, vote and state machine.
+pub struct Store {
     inner: Mutex<StoreInner>,
     applied: watch::Sender<Applied>,
+    /// Where the durable part is written; None keeps everything in memory.
+    file: Option<PathBuf>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct StoreInner {
     vote: Option<Vote<u64>>,
     committed: Option<LogId<u64>>,
     log: BTreeMap<u64, Entry<TypeConfig>>,
     last_purged: Option<LogId<u64>>,
+    #[serde(skip)]
     snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
+    #[serde(skip)]
     snapshot_seq: u64,
 }
 
-impl MemStore {
-    pub fn new() -> (Arc<MemStore>, watch::Receiver<Applied>) {
+impl Store {
+    /// Opens the store, loading what `file` holds if it exists.
+    pub fn open(file: Option<PathBuf>) -> std::io::Result<(Arc<Store>, watch::Receiver<Applied>)> {
+        let inner = match &file {
+            Some(path) if path.exists() => {
+                let bytes = std::fs::read(path)?;
+                serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
+            }
+            _ => StoreInner::default(),
+        };
         let (tx, rx) = watch::channel(Applied::default());
-        (
-            Arc::new(MemStore {
-                inner: Mutex::new(StoreInner::default()),
-                applied: tx,
-            }),
-            rx,
-        )
+        let store = Store {
+            inner: Mutex::new(inner),
+            applied: tx,
+            file,
+        };
+        Ok((Arc::new(store), rx))
     }
+
+    /// Whether a vote or log survived from an earlier run.
+    pub fn has_state(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.vote.is_some() || !inner.log.is_empty()
+    }
+
+    /// Writes the durable part through to the file, atomically.
+    fn persist(&self, inner: &StoreInner) -> Result<(), StorageError<u64>> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let write = || -> std::io::Result<()> {
+            let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
+            write_atomically(path, &bytes)
+        };
+        write().map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new file whole.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 fn io_error(e: impl std::error::Error + 'static) -> StorageError<u64> {
     StorageIOError::read_state_machine(&e).into()
 }
 
-impl RaftLogReader<TypeConfig> for Arc<MemStore> {
+impl RaftLogReader<TypeConfig> for Arc<Store> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
@@ -114,7 +161,7 @@ impl RaftLogReader<TypeConfig> for Arc<MemStore> {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for Arc<MemStore> {
+impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let applied = self.applied.borrow().clone();
         let data = serde_json::to_vec(&applied).map_err(io_error)?;
@@ -137,13 +184,14 @@ impl RaftSnapshotBuilder<TypeConfig> for Arc<MemStore> {
     }
 }
 
-impl RaftStorage<TypeConfig> for Arc<MemStore> {
+impl RaftStorage<TypeConfig> for Arc<Store> {
     type LogReader = Self;
     type SnapshotBuilder = Self;
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
-        self.inner.lock().vote = Some(*vote);
-        Ok(())
+        let mut inner = self.inner.lock();
+        inner.vote = Some(*vote);
+        self.persist(&inner)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -154,8 +202,9 @@ impl RaftStorage<TypeConfig> for Arc<MemStore> {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        self.inner.lock().committed = committed;
-        Ok(())
+        let mut inner = self.inner.lock();
+        inner.committed = committed;
+        self.persist(&inner)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -188,15 +237,16 @@ impl RaftStorage<TypeConfig> for Arc<MemStore> {
         for entry in entries {
             inner.log.insert(entry.log_id.index, entry);
         }
-        Ok(())
+        self.persist(&inner)
     }
 
     async fn delete_conflict_logs_since(
         &mut self,
         log_id: LogId<u64>,
     ) -> Result<(), StorageError<u64>> {
-        self.inner.lock().log.split_off(&log_id.index);
-        Ok(())
+        let mut inner = self.inner.lock();
+        inner.log.split_off(&log_id.index);
+        self.persist(&inner)
     }
 
     async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -204,7 +254,7 @@ impl RaftStorage<TypeConfig> for Arc<MemStore> {
         inner.last_purged = Some(log_id);
         let keep = inner.log.split_off(&(log_id.index + 1));
         inner.log = keep;
-        Ok(())
+        self.persist(&inner)
     }
 
     async fn last_applied_state(
@@ -414,6 +464,8 @@ pub fn raft_config(settings: &RaftSettings, electable: bool) -> Arc<openraft::Co
         election_timeout_max: et + (et * 15 / 100).max(1),
         enable_elect: electable,
         install_snapshot_timeout: et.max(1000),
+        // The state machine is rebuilt from the log on restart, so the log is kept whole.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         ..Default::default()
     };
     Arc::new(

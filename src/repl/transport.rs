@@ -67,7 +67,7 @@ impl DirectTransport {
                 .await
                 .map_err(|e| network_error(host, e))?;
             let _ = stream.set_nodelay(true);
-            *slot = Some(Framed::new(stream, WireCodec::default()));
+            *slot = Some(Framed::new(stream, WireCodec));
         }
         let conn = slot.as_mut().expect("connected above");
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed) + 1;
