@@ -785,3 +785,36 @@ fn the_whole_set_survives_kill_9_and_restart() {
     let again = primary.command(doc! {"replSetInitiate": {}});
     assert_eq!(again.get_i32("code"), Ok(23), "{again}");
 }
+
+#[test]
+fn reconfig_adds_a_fresh_member_to_a_single_member_set() {
+    let nodes = start_set(2);
+    let reply = admin(
+        &nodes[0],
+        doc! {"replSetInitiate": fast_config(1, member_docs(&[&nodes[0]]))},
+    );
+    assert!(ok(&reply), "{reply}");
+    eventually(
+        Duration::from_secs(5),
+        "the single member to be primary",
+        || (agreed_primary(&[&nodes[0]]) == Some(0)).then_some(()),
+    );
+    let refs: Vec<&Ferrod> = nodes.iter().collect();
+    let reply = admin(
+        &nodes[0],
+        doc! {"replSetReconfig": fast_config(2, member_docs(&refs))},
+    );
+    assert!(ok(&reply), "{reply}");
+    eventually(
+        Duration::from_secs(10),
+        "the new member to be a secondary",
+        || {
+            let hello = admin(&nodes[1], doc! {"hello": 1});
+            (hello.get_bool("secondary") == Ok(true) && hello.get_i32("setVersion") == Ok(2))
+                .then_some(())
+        },
+    );
+    let s = status(&nodes[1]);
+    assert_eq!(s.get_i32("myState"), Ok(2), "{s}");
+    assert_eq!(agreed_primary(&refs), Some(0));
+}

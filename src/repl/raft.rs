@@ -120,16 +120,17 @@ impl Store {
     }
 
     /// Writes the durable part through to the file, atomically.
-    fn persist(&self, inner: &StoreInner) -> Result<(), StorageError<u64>> {
+    fn persist(&self, inner: &StoreInner) -> std::io::Result<()> {
         let Some(path) = &self.file else {
             return Ok(());
         };
-        let write = || -> std::io::Result<()> {
-            let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
-            write_atomically(path, &bytes)
-        };
-        write().map_err(|e| StorageIOError::write_logs(&e).into())
+        let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
+        write_atomically(path, &bytes)
     }
+}
+
+fn write_error(e: std::io::Error) -> StorageError<u64> {
+    StorageIOError::write_logs(&e).into()
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new file whole.
@@ -191,7 +192,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let mut inner = self.inner.lock();
         inner.vote = Some(*vote);
-        self.persist(&inner)
+        self.persist(&inner).map_err(write_error)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -204,7 +205,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     ) -> Result<(), StorageError<u64>> {
         let mut inner = self.inner.lock();
         inner.committed = committed;
-        self.persist(&inner)
+        self.persist(&inner).map_err(write_error)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -237,7 +238,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         for entry in entries {
             inner.log.insert(entry.log_id.index, entry);
         }
-        self.persist(&inner)
+        self.persist(&inner).map_err(write_error)
     }
 
     async fn delete_conflict_logs_since(
@@ -246,7 +247,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     ) -> Result<(), StorageError<u64>> {
         let mut inner = self.inner.lock();
         inner.log.split_off(&log_id.index);
-        self.persist(&inner)
+        self.persist(&inner).map_err(write_error)
     }
 
     async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -254,7 +255,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         inner.last_purged = Some(log_id);
         let keep = inner.log.split_off(&(log_id.index + 1));
         inner.log = keep;
-        self.persist(&inner)
+        self.persist(&inner).map_err(write_error)
     }
 
     async fn last_applied_state(
