@@ -3,7 +3,6 @@
 use crate::error::{bad_value, type_mismatch, Code, CommandError, CommandResult};
 use bson::{doc, Bson, Document};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 pub const MAX_MEMBERS: usize = 50;
 pub const MAX_VOTING_MEMBERS: usize = 7;
@@ -521,15 +520,6 @@ impl ReplSetConfig {
             "settings": settings,
         }
     }
-}
-
-/// The hosts of a config, for duplicate checks that ignore case.
-pub fn host_set(config: &ReplSetConfig) -> HashSet<String> {
-    config
-        .members
-        .iter()
-        .map(|m| m.host.to_ascii_lowercase())
-        .collect()
 }
 
 #[cfg(test)]
