@@ -6,6 +6,7 @@
 //! - [`commands`]: the command table, the dispatcher and one file per command.
 //! - [`auth`]: SCRAM, users, roles, privileges and the per-connection login state.
 //! - [`catalog`]: the embedded store under `--dbpath` (users, roles, later keys and config).
+//! - [`repl`]: replica-set membership: config, Raft-backed election, heartbeats.
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
@@ -20,6 +21,7 @@ pub mod log;
 pub mod ops;
 pub mod params;
 pub mod pool;
+pub mod repl;
 pub mod server;
 pub mod state;
 pub mod wire;

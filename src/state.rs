@@ -9,6 +9,7 @@ use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
 use crate::pool::PoolManager;
+use crate::repl::ReplCoordinator;
 use crate::wire::{CompressedSizes, Compressor};
 use bson::Document;
 use parking_lot::Mutex;
@@ -99,6 +100,8 @@ pub struct ServerState {
     pub catalog: OnceLock<Arc<dyn Catalog>>,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
     pub cluster_key: OnceLock<crate::auth::key_file::ClusterKey>,
+    /// Replica-set membership, when started with `--replSet`.
+    pub repl: Option<Arc<ReplCoordinator>>,
     next_connection_id: AtomicU64,
 }
 
@@ -106,6 +109,13 @@ impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
         let params = Parameters::default();
         let pools = PoolManager::new(&params);
+        let repl = config.repl_set.clone().map(|name| {
+            ReplCoordinator::new(name, Some(&config.dbpath)).unwrap_or_else(|e| {
+                // Starting without the saved Raft state could break the set's safety.
+                eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
+                std::process::exit(100)
+            })
+        });
         Arc::new(ServerState {
             config,
             log,
@@ -122,6 +132,7 @@ impl ServerState {
             port: OnceLock::new(),
             catalog: OnceLock::new(),
             cluster_key: OnceLock::new(),
+            repl,
             next_connection_id: AtomicU64::new(0),
         })
     }

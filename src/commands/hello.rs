@@ -5,6 +5,7 @@ use crate::error::{Code, CommandError, CommandResult};
 use crate::wire::{Compressor, MAX_BSON_SIZE, MAX_MESSAGE_SIZE};
 use bson::{Bson, Document};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 pub const HELLO: Command = Command {
     aliases: &["isMaster", "ismaster"],
@@ -13,9 +14,81 @@ pub const HELLO: Command = Command {
     ..Command::new(
         "hello",
         "Check if this server is primary for a replica set\n{ hello : 1 }",
-        Handler::Sync(hello),
+        Handler::Async(hello_async),
     )
 };
+
+/// With `topologyVersion` + `maxAwaitTimeMS` on a replica-set member, the reply waits
+/// until the topology changes (the counter moves) or the time passes.
+fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
+    Box::pin(async move {
+        if let Some(repl) = inv.server.repl.clone() {
+            if let Some(wait) = awaitable(&cmd)? {
+                let (process_id, counter) = wait;
+                if process_id == repl.process_id && counter == repl.refresh_topology(&inv.server) {
+                    let max = Duration::from_millis(max_await_ms(&cmd)?);
+                    repl.wait_topology_change(counter, max).await;
+                }
+            }
+        }
+        hello(&inv, &cmd)
+    })
+}
+
+/// The client's `topologyVersion` when it asked to wait (mongod: both fields or neither).
+fn awaitable(cmd: &Document) -> CommandResult<Option<(bson::oid::ObjectId, i64)>> {
+    let tv = match cmd.get("topologyVersion") {
+        None | Some(Bson::Null) => {
+            if cmd.contains_key("maxAwaitTimeMS") {
+                return Err(CommandError::new(
+                    Code::Location31368,
+                    "A request with a 'maxAwaitTimeMS' must also contain a 'topologyVersion'",
+                ));
+            }
+            return Ok(None);
+        }
+        Some(Bson::Document(d)) => d,
+        Some(other) => {
+            return Err(crate::error::type_mismatch(
+                "topologyVersion",
+                other,
+                "object",
+            ))
+        }
+    };
+    if !cmd.contains_key("maxAwaitTimeMS") {
+        return Err(CommandError::new(
+            Code::Location31368,
+            "A request with a 'topologyVersion' must include 'maxAwaitTimeMS'",
+        ));
+    }
+    let process_id = tv
+        .get_object_id("processId")
+        .map_err(|_| crate::error::missing_field("TopologyVersion.processId"))?;
+    let counter = match tv.get("counter") {
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Int32(n)) => *n as i64,
+        _ => return Err(crate::error::missing_field("TopologyVersion.counter")),
+    };
+    Ok(Some((process_id, counter)))
+}
+
+fn max_await_ms(cmd: &Document) -> CommandResult<u64> {
+    let ms = match cmd.get("maxAwaitTimeMS") {
+        Some(Bson::Int32(n)) => *n as i64,
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Double(d)) => *d as i64,
+        Some(other) => return Err(crate::error::type_mismatch("maxAwaitTimeMS", other, "long")),
+        None => 0,
+    };
+    if ms < 0 {
+        return Err(CommandError::new(
+            Code::BadValue,
+            "maxAwaitTimeMS must be a non-negative integer",
+        ));
+    }
+    Ok(ms as u64)
+}
 
 pub const MAX_WRITE_BATCH_SIZE: i32 = 100_000;
 pub const LOGICAL_SESSION_TIMEOUT_MINUTES: i32 = 30;
@@ -52,7 +125,9 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
     if cmd.get_bool("helloOk").unwrap_or(false) {
         reply.insert("helloOk", true);
     }
-    if legacy {
+    if let Some(repl) = &inv.server.repl {
+        reply.extend(repl.hello_fields(&inv.server, legacy));
+    } else if legacy {
         reply.insert("ismaster", true);
     } else {
         reply.insert("isWritablePrimary", true);

@@ -24,6 +24,15 @@ mod log_rotate;
 mod logout;
 mod ping;
 mod pool_test_commands;
+mod raft_rpc;
+mod repl_set_freeze;
+mod repl_set_get_config;
+mod repl_set_get_status;
+mod repl_set_heartbeat;
+mod repl_set_initiate;
+mod repl_set_reconfig;
+mod repl_set_step_down;
+mod repl_set_step_up;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -180,6 +189,17 @@ pub static TABLE: &[&Command] = &[
     &sasl::SASL_CONTINUE,
     &pool_test_commands::POOL_CHECKOUT,
     &pool_test_commands::RUNTIME_STATS,
+    &raft_rpc::RAFT_VOTE,
+    &raft_rpc::RAFT_APPEND,
+    &raft_rpc::RAFT_SNAPSHOT,
+    &repl_set_freeze::REPL_SET_FREEZE,
+    &repl_set_get_config::REPL_SET_GET_CONFIG,
+    &repl_set_get_status::REPL_SET_GET_STATUS,
+    &repl_set_heartbeat::REPL_SET_HEARTBEAT,
+    &repl_set_initiate::REPL_SET_INITIATE,
+    &repl_set_reconfig::REPL_SET_RECONFIG,
+    &repl_set_step_down::REPL_SET_STEP_DOWN,
+    &repl_set_step_up::REPL_SET_STEP_UP,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,

@@ -86,6 +86,9 @@ pub async fn bind(server: &ServerState) -> io::Result<Listeners> {
 pub async fn run(server: Arc<ServerState>, listeners: Listeners) {
     let _ = server.port.set(listeners.port);
     server.pools.set_my_host(server.host_and_port());
+    if let Some(repl) = &server.repl {
+        repl.start(&server);
+    }
     let limit = Arc::new(Semaphore::new(
         server.config.max_conns.min(Semaphore::MAX_PERMITS),
     ));

@@ -1,0 +1,18 @@
+//! replSetStepUp: run for election now (what a stepping-down primary asks a successor).
+
+use super::{cluster, BoxFuture, Command, Handler, Invocation};
+use crate::repl::no_replication;
+use bson::Document;
+
+pub const REPL_SET_STEP_UP: Command = Command {
+    admin_only: true,
+    privileges: &[cluster("replSetStateChange")],
+    ..Command::new("replSetStepUp", "Step up as primary.", Handler::Async(run))
+};
+
+fn run(inv: Invocation, _cmd: Document) -> BoxFuture {
+    Box::pin(async move {
+        let repl = inv.server.repl.clone().ok_or_else(no_replication)?;
+        repl.step_up(&inv.server).await
+    })
+}

@@ -1,0 +1,1022 @@
+//! Replica-set membership: the config, who is primary (through openraft), heartbeats
+//! and the topology that hello reports.
+//!
+//! - [`config`]: the config document, parsed and validated as mongod does.
+//! - [`raft`]: the openraft adapter (store, state machine, RPCs as OP_MSG commands).
+//! - [`transport`]: the one door to other members.
+//! - [`heartbeat`]: `replSetHeartbeat` to every other member, every heartbeatIntervalMillis.
+//!
+//! The Raft leader is the primary. Priority-0 and hidden members stay Raft voters (their
+//! `votes` count as in mongod) but have elections switched off on their own node, so they
+//! never become primary; replSetFreeze and replSetStepDown switch them off for a while.
+
+pub mod config;
+mod heartbeat;
+pub mod raft;
+pub mod transport;
+
+use crate::error::{Code, CommandError, CommandResult};
+use crate::state::ServerState;
+use bson::oid::ObjectId;
+use bson::{doc, Bson, Document};
+use config::{MemberConfig, ReplSetConfig};
+use openraft::{BasicNode, ServerState as RaftRole};
+use parking_lot::Mutex;
+use raft::{Applied, Raft, RaftSettings, ReplEntry, Store};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, OnceCell};
+use transport::{DirectTransport, Transport};
+
+pub use heartbeat::HeartbeatReply;
+
+const RAFT_FILE: &str = "ferrod-repl-raft.json";
+const NODE_FILE: &str = "ferrod-repl-node.json";
+
+/// This node's Raft identity, saved when its Raft starts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedNode {
+    node_id: u64,
+    settings: RaftSettings,
+}
+
+/// mongod's member states (`myState`, `state`) and their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Startup = 0,
+    Primary = 1,
+    Secondary = 2,
+    Down = 8,
+    Removed = 10,
+}
+
+impl MemberState {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Startup => "STARTUP",
+            MemberState::Primary => "PRIMARY",
+            MemberState::Secondary => "SECONDARY",
+            MemberState::Down => "(not reachable/healthy)",
+            MemberState::Removed => "REMOVED",
+        }
+    }
+
+    pub fn from_code(code: i32) -> MemberState {
+        match code {
+            1 => MemberState::Primary,
+            2 => MemberState::Secondary,
+            10 => MemberState::Removed,
+            0 => MemberState::Startup,
+            _ => MemberState::Down,
+        }
+    }
+}
+
+/// What heartbeats have learned about one other member.
+#[derive(Debug, Clone, Default)]
+pub struct MemberHealth {
+    pub host: String,
+    pub healthy: bool,
+    pub state: i32,
+    pub last_heartbeat: Option<bson::DateTime>,
+    pub ping_ms: i64,
+    pub config_version: i64,
+    pub config_term: i64,
+    pub optime: Option<Document>,
+    pub optime_date: Option<bson::DateTime>,
+    pub up_since: Option<Instant>,
+    pub message: String,
+}
+
+/// The replica-set side of a server started with `--replSet`.
+pub struct ReplCoordinator {
+    pub set_name: String,
+    pub transport: Arc<dyn Transport>,
+    store: Arc<Store>,
+    /// Where this node's Raft id and settings are kept across restarts.
+    node_file: Option<PathBuf>,
+    applied: watch::Receiver<Applied>,
+    raft: OnceCell<Raft>,
+    /// `topologyVersion.processId`.
+    pub process_id: ObjectId,
+    topology_counter: watch::Sender<i64>,
+    health: Mutex<HashMap<u64, MemberHealth>>,
+    heartbeat_received: Mutex<HashMap<String, bson::DateTime>>,
+    /// Elections are off here until then (replSetFreeze, replSetStepDown).
+    no_elect_until: Mutex<Option<Instant>>,
+    stepping_down: AtomicBool,
+    /// Serializes initiate and reconfig.
+    config_change: tokio::sync::Mutex<()>,
+    elect_enabled: Mutex<Option<bool>>,
+    last_summary: Mutex<Option<TopologySummary>>,
+}
+
+/// Topology facts whose change bumps `topologyVersion.counter`.
+#[derive(Debug, Clone, PartialEq)]
+struct TopologySummary {
+    state: MemberState,
+    primary: Option<String>,
+    config_version: i64,
+    term: u64,
+}
+
+fn not_writable_primary(msg: impl Into<String>) -> CommandError {
+    CommandError::new(Code::NotWritablePrimary, msg)
+}
+
+/// The electionId mongod derives from a term: max timestamp, then the term big-endian.
+pub fn election_id(term: u64) -> ObjectId {
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    bytes[4..].copy_from_slice(&term.to_be_bytes());
+    ObjectId::from_bytes(bytes)
+}
+
+impl ReplCoordinator {
+    /// The coordinator for `--replSet set_name`, keeping its Raft state under `dbpath`
+    /// (None: in memory only).
+    pub fn new(set_name: String, dbpath: Option<&Path>) -> std::io::Result<Arc<ReplCoordinator>> {
+        Self::with_transport(set_name, dbpath, Arc::new(DirectTransport::default()))
+    }
+
+    pub fn with_transport(
+        set_name: String,
+        dbpath: Option<&Path>,
+        transport: Arc<dyn Transport>,
+    ) -> std::io::Result<Arc<ReplCoordinator>> {
+        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)))?;
+        let (topology_counter, _) = watch::channel(0);
+        Ok(Arc::new(ReplCoordinator {
+            set_name,
+            transport,
+            store,
+            node_file: dbpath.map(|d| d.join(NODE_FILE)),
+            applied,
+            raft: OnceCell::new(),
+            process_id: ObjectId::new(),
+            topology_counter,
+            health: Mutex::new(HashMap::new()),
+            heartbeat_received: Mutex::new(HashMap::new()),
+            no_elect_until: Mutex::new(None),
+            stepping_down: AtomicBool::new(false),
+            config_change: tokio::sync::Mutex::new(()),
+            elect_enabled: Mutex::new(None),
+            last_summary: Mutex::new(None),
+        }))
+    }
+
+    /// Starts the background tasks: heartbeats and the topology watcher.
+    pub fn start(self: &Arc<Self>, server: &Arc<ServerState>) {
+        // A member that was part of a set rejoins it with its saved Raft state.
+        if let Some(saved) = self.saved_node() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.raft_for(saved.node_id, saved.settings).await {
+                    tracing::error!(target: "REPL", id = 21405, ctx = "ReplCoord", error = %e, "Cannot restore replica set state");
+                }
+            });
+        }
+        heartbeat::spawn(self.clone(), server.clone());
+        let me = self.clone();
+        let server = server.clone();
+        tokio::spawn(async move { me.watch_topology(server).await });
+    }
+
+    pub fn config(&self) -> Option<ReplSetConfig> {
+        self.applied.borrow().config.clone()
+    }
+
+    fn applied(&self) -> Applied {
+        self.applied.borrow().clone()
+    }
+
+    pub fn topology_counter(&self) -> i64 {
+        *self.topology_counter.borrow()
+    }
+
+    /// Waits until the topology counter differs from `seen` or `max_wait` passes.
+    pub async fn wait_topology_change(&self, seen: i64, max_wait: Duration) {
+        let mut rx = self.topology_counter.subscribe();
+        let _ = tokio::time::timeout(max_wait, rx.wait_for(|c| *c != seen)).await;
+    }
+
+    /// Whether `host` (as written in a config) is this server.
+    pub fn is_self(&self, server: &ServerState, host: &str) -> bool {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) => (n.trim_start_matches('[').trim_end_matches(']'), p),
+            None => (host, "27017"),
+        };
+        if port.parse::<u16>().ok() != Some(server.port()) {
+            return false;
+        }
+        if name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case(&server.host_name) {
+            return true;
+        }
+        match name.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() || ip.is_unspecified() => true,
+            Ok(ip) => {
+                server.config.bind_ip_all
+                    || server
+                        .config
+                        .bind_ip
+                        .iter()
+                        .any(|b| b.parse::<IpAddr>().ok() == Some(ip))
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn self_member(
+        &self,
+        server: &ServerState,
+        config: &ReplSetConfig,
+    ) -> Option<MemberConfig> {
+        config
+            .members
+            .iter()
+            .find(|m| self.is_self(server, &m.host))
+            .cloned()
+    }
+
+    fn saved_node(&self) -> Option<SavedNode> {
+        if !self.store.has_state() {
+            return None;
+        }
+        let bytes = std::fs::read(self.node_file.as_ref()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn raft(&self) -> Option<&Raft> {
+        self.raft.get()
+    }
+
+    /// This node's Raft, created on first use with the settings of whoever needs it first
+    /// (replSetInitiate here, or the first Raft RPC from a member that was initiated).
+    pub async fn raft_for(&self, node_id: u64, settings: RaftSettings) -> CommandResult<&Raft> {
+        let raft = self
+            .raft
+            .get_or_try_init(|| async {
+                let resolve_from = self.applied.clone();
+                let network = raft::Network {
+                    transport: self.transport.clone(),
+                    settings: settings.clone(),
+                    resolve: Arc::new(move |id| {
+                        resolve_from
+                            .borrow()
+                            .config
+                            .as_ref()
+                            .and_then(|c| c.member(id))
+                            .map(|m| m.host.clone())
+                    }),
+                };
+                if let Some(path) = &self.node_file {
+                    let saved = SavedNode {
+                        node_id,
+                        settings: settings.clone(),
+                    };
+                    let bytes = serde_json::to_vec(&saved).expect("serializable");
+                    raft::write_atomically(path, &bytes).map_err(|e| {
+                        CommandError::new(
+                            Code::InternalError,
+                            format!("cannot save replica set state: {e}"),
+                        )
+                    })?;
+                }
+                let (log_store, state_machine) =
+                    openraft::storage::Adaptor::new(self.store.clone());
+                Raft::new(
+                    node_id,
+                    raft::raft_config(&settings, true),
+                    network,
+                    log_store,
+                    state_machine,
+                )
+                .await
+                .map_err(|e| {
+                    CommandError::new(Code::InternalError, format!("cannot start Raft: {e}"))
+                })
+            })
+            .await?;
+        let id = raft.metrics().borrow().id;
+        if id != node_id {
+            return Err(CommandError::new(
+                Code::InvalidReplicaSetConfig,
+                format!("this node is member {id} of the set, not member {node_id}"),
+            ));
+        }
+        Ok(raft)
+    }
+
+    fn leader_id(&self) -> Option<u64> {
+        self.raft()
+            .and_then(|r| r.metrics().borrow().current_leader)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft()
+            .map(|r| r.metrics().borrow().current_term)
+            .unwrap_or(0)
+    }
+
+    /// This node's state as mongod names it.
+    pub fn my_state(&self, server: &ServerState) -> MemberState {
+        let Some(config) = self.config() else {
+            return MemberState::Startup;
+        };
+        let Some(me) = self.self_member(server, &config) else {
+            return MemberState::Removed;
+        };
+        let Some(raft) = self.raft() else {
+            return MemberState::Secondary;
+        };
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.state == RaftRole::Leader
+            && metrics.current_leader == Some(me.id)
+            && !self.stepping_down.load(Ordering::Acquire)
+        {
+            MemberState::Primary
+        } else {
+            MemberState::Secondary
+        }
+    }
+
+    pub fn primary_host(&self, server: &ServerState) -> Option<String> {
+        let config = self.config()?;
+        if self.my_state(server) == MemberState::Primary {
+            return self.self_member(server, &config).map(|m| m.host);
+        }
+        let leader = self.leader_id()?;
+        if self
+            .self_member(server, &config)
+            .is_some_and(|m| m.id == leader)
+        {
+            return None; // stepping down
+        }
+        config.member(leader).map(|m| m.host.clone())
+    }
+
+    /// The error for a command that needs this node to be a writable primary.
+    pub fn check_writable_primary(&self, server: &ServerState) -> CommandResult<()> {
+        match self.my_state(server) {
+            MemberState::Primary => Ok(()),
+            _ => Err(not_writable_primary("not primary")),
+        }
+    }
+
+    /// The optime of the last applied entry: `{ts, t}` and its wall time.
+    pub fn my_optime(&self) -> (Document, bson::DateTime) {
+        let applied = self.applied();
+        let wall = bson::DateTime::from_millis(applied.wall_millis);
+        match applied.last_applied {
+            Some(log_id) => (
+                doc! {
+                    "ts": bson::Timestamp { time: (applied.wall_millis / 1000) as u32, increment: log_id.index as u32 },
+                    "t": log_id.leader_id.term as i64,
+                },
+                wall,
+            ),
+            None => (
+                doc! {"ts": bson::Timestamp { time: 0, increment: 0 }, "t": -1i64},
+                bson::DateTime::from_millis(0),
+            ),
+        }
+    }
+
+    fn summary(&self, server: &ServerState) -> TopologySummary {
+        TopologySummary {
+            state: self.my_state(server),
+            primary: self.primary_host(server),
+            config_version: self.config().map(|c| c.version).unwrap_or(0),
+            term: self.term(),
+        }
+    }
+
+    /// Bumps the topology counter on every change of state, primary, config or term, and
+    /// keeps elections on or off on this node as config, freeze and stepdown say.
+    async fn watch_topology(self: Arc<Self>, server: Arc<ServerState>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = server.shutdown.cancelled() => return,
+            }
+            self.update_election_switch(&server);
+            self.refresh_topology(&server);
+        }
+    }
+
+    /// Bumps the counter if the topology differs from the last one seen, and returns the
+    /// counter. hello calls it too, so the counter it reports always matches its state.
+    pub fn refresh_topology(&self, server: &ServerState) -> i64 {
+        let now = self.summary(server);
+        let mut last = self.last_summary.lock();
+        if last.as_ref() != Some(&now) {
+            tracing::info!(target: "REPL", id = 21358, ctx = "ReplCoord",
+                newState = now.state.name(), primary = now.primary.clone().unwrap_or_default(),
+                configVersion = now.config_version, term = now.term as i64,
+                "Replica set state transition");
+            *last = Some(now);
+            self.topology_counter.send_modify(|c| *c += 1);
+        }
+        self.topology_counter()
+    }
+
+    fn update_election_switch(&self, server: &ServerState) {
+        let Some(raft) = self.raft() else { return };
+        let metrics = raft.metrics().borrow().clone();
+        let frozen = self
+            .no_elect_until
+            .lock()
+            .is_some_and(|t| Instant::now() < t);
+        // A stepdown ends when another member has taken over, or when stepDownSecs pass
+        // with nobody else electable (then this node simply carries on as primary).
+        if self.stepping_down.load(Ordering::Acquire)
+            && (metrics.state != RaftRole::Leader || !frozen)
+        {
+            self.stepping_down.store(false, Ordering::Release);
+            raft.runtime_config().heartbeat(true);
+        }
+        let electable = match self.config() {
+            // Before the first config is applied only the initiating node has a log.
+            None => true,
+            Some(config) => self
+                .self_member(server, &config)
+                .is_some_and(|m| m.is_electable()),
+        };
+        let enable = electable && !frozen;
+        let mut current = self.elect_enabled.lock();
+        if *current != Some(enable) {
+            raft.runtime_config().elect(enable);
+            *current = Some(enable);
+        }
+    }
+
+    fn settings_of(&self, config: &ReplSetConfig) -> RaftSettings {
+        RaftSettings {
+            set_name: self.set_name.clone(),
+            heartbeat_interval_millis: config.settings.heartbeat_interval_millis,
+            election_timeout_millis: config.settings.election_timeout_millis,
+        }
+    }
+
+    /// Runs a Raft RPC that arrived as a command.
+    pub async fn handle_raft_rpc(&self, name: &str, cmd: &Document) -> CommandResult {
+        let bad = |e: String| CommandError::new(Code::FailedToParse, format!("{name}: {e}"));
+        let settings: RaftSettings = cmd
+            .get("settings")
+            .cloned()
+            .ok_or_else(|| bad("missing settings".into()))
+            .and_then(|s| bson::from_bson(s).map_err(|e| bad(e.to_string())))?;
+        if settings.set_name != self.set_name {
+            return Err(inconsistent_set_name(&self.set_name, &settings.set_name));
+        }
+        let target = cmd.get_i64("target").map_err(|e| bad(e.to_string()))? as u64;
+        let raft = self.raft_for(target, settings).await?;
+        Ok(match name {
+            raft::VOTE_COMMAND => {
+                raft::payload_reply(&raft.vote(raft::payload(cmd).map_err(bad)?).await)
+            }
+            raft::APPEND_COMMAND => {
+                raft::payload_reply(&raft.append_entries(raft::payload(cmd).map_err(bad)?).await)
+            }
+            _ => raft::payload_reply(
+                &raft
+                    .install_snapshot(raft::payload(cmd).map_err(bad)?)
+                    .await,
+            ),
+        })
+    }
+
+    /// Asks every member but this one for a heartbeat; returns the hosts that answered
+    /// and the failures.
+    async fn poll_members(
+        &self,
+        server: &ServerState,
+        config: &ReplSetConfig,
+        check_empty: bool,
+    ) -> (Vec<u64>, Vec<String>) {
+        let timeout = Duration::from_secs(config.settings.heartbeat_timeout_secs.max(1) as u64)
+            .min(Duration::from_millis(
+                (config.settings.election_timeout_millis as u64).max(1000),
+            ));
+        let calls = config
+            .members
+            .iter()
+            .filter(|m| !self.is_self(server, &m.host))
+            .map(|m| {
+                let cmd = heartbeat::request(self, server, config, check_empty);
+                async move {
+                    let result = self.transport.run_command(&m.host, cmd, timeout).await;
+                    (m, result)
+                }
+            });
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for (member, result) in futures::future::join_all(calls).await {
+            match result {
+                Ok(reply) if check_empty && reply.get_i64("v").unwrap_or(-2) > 0 => failed.push(
+                    format!("{} has data already, cannot initiate set", member.host),
+                ),
+                Ok(_) => ok.push(member.id),
+                Err(e) => failed.push(format!("{} failed with {}", member.host, e.message)),
+            }
+        }
+        (ok, failed)
+    }
+
+    /// replSetInitiate.
+    pub async fn initiate(&self, server: &ServerState, given: Option<&Document>) -> CommandResult {
+        let _guard = self.config_change.lock().await;
+        if self.config().is_some() || self.raft().is_some() {
+            return Err(CommandError::new(
+                Code::AlreadyInitialized,
+                "already initialized",
+            ));
+        }
+        let mut config = match given {
+            Some(doc) => ReplSetConfig::parse(doc)?,
+            None => ReplSetConfig::default_for(&self.set_name, &server.host_and_port()),
+        };
+        if config.set_name != self.set_name {
+            return Err(CommandError::new(
+                Code::InvalidReplicaSetConfig,
+                format!(
+                    "Attempting to initiate a replica set with name {}, but command line reports {}; rejecting",
+                    config.set_name, self.set_name
+                ),
+            ));
+        }
+        let me = config.find_self(|h| self.is_self(server, h))?.clone();
+        let (_, failed) = self.poll_members(server, &config, true).await;
+        if !failed.is_empty() {
+            return Err(CommandError::new(
+                Code::NodeNotFound,
+                format!(
+                    "replSetInitiate quorum check failed because not all proposed set members responded affirmatively: {}",
+                    failed.join(", ")
+                ),
+            ));
+        }
+        config.settings.replica_set_id = ObjectId::new().to_hex();
+        tracing::info!(target: "REPL", id = 21356, ctx = "ReplCoord", config = %Bson::Document(config.to_document()).into_relaxed_extjson(), "replSetInitiate admin command received from client");
+        let raft = self.raft_for(me.id, self.settings_of(&config)).await?;
+        let voters: BTreeMap<u64, BasicNode> = config
+            .members
+            .iter()
+            .filter(|m| m.is_voter())
+            .map(|m| (m.id, BasicNode::new(&m.host)))
+            .collect();
+        raft.initialize(voters)
+            .await
+            .map_err(|e| CommandError::new(Code::InternalError, format!("Raft initialize: {e}")))?;
+        let wait = Duration::from_millis(config.settings.election_timeout_millis as u64 * 3)
+            .max(Duration::from_secs(5));
+        raft.wait(Some(wait))
+            .current_leader(me.id, "initiating node elected")
+            .await
+            .map_err(|e| {
+                CommandError::new(
+                    Code::NodeNotFound,
+                    format!("no primary was elected after initiate: {e}"),
+                )
+            })?;
+        self.write_config(raft, &config).await?;
+        for m in config.members.iter().filter(|m| !m.is_voter()) {
+            let _ = raft.add_learner(m.id, BasicNode::new(&m.host), false).await;
+        }
+        Ok(Document::new())
+    }
+
+    async fn write_config(&self, raft: &Raft, config: &ReplSetConfig) -> CommandResult<()> {
+        raft.client_write(ReplEntry::SetConfig(config.clone()))
+            .await
+            .map(|_| ())
+            .map_err(|e| not_writable_primary(format!("config was not committed: {e}")))
+    }
+
+    /// replSetReconfig.
+    pub async fn reconfig(
+        &self,
+        server: &ServerState,
+        doc: &Document,
+        force: bool,
+    ) -> CommandResult {
+        let _guard = self.config_change.lock().await;
+        let Some(current) = self.config() else {
+            return Err(not_yet_initialized());
+        };
+        let state = self.my_state(server);
+        if state != MemberState::Primary {
+            return Err(not_writable_primary(format!(
+                "New config is rejected :: caused by :: replSetReconfig should only be run on a writable PRIMARY. Current state {};",
+                state.name()
+            )));
+        }
+        let mut config = ReplSetConfig::parse(doc)?;
+        if config.set_name != current.set_name {
+            return Err(incompatible(format!(
+                "New and old configurations differ in replica set name; old was {}, and new is {}",
+                current.set_name, config.set_name
+            )));
+        }
+        if !force && config.version <= current.version {
+            return Err(incompatible(format!(
+                "New replica set configuration version must be greater than old, but {} is not greater than {} for replica set {}",
+                config.version, current.version, current.set_name
+            )));
+        }
+        config.find_self(|h| self.is_self(server, h))?;
+        config.settings.replica_set_id = current.settings.replica_set_id.clone();
+        if !force {
+            let old: BTreeSet<u64> = current.voter_ids();
+            let new: BTreeSet<u64> = config.voter_ids();
+            if old.symmetric_difference(&new).count() > 1 {
+                return Err(incompatible(
+                    "Non-force replica set reconfig can only add or remove at most 1 voting member.",
+                ));
+            }
+            let (answered, _) = self.poll_members(server, &config, false).await;
+            let voters_up = 1 + answered.iter().filter(|id| new.contains(id)).count();
+            let needed = new.len() / 2 + 1;
+            if voters_up < needed {
+                let names: Vec<String> = config
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        m.is_voter() && (answered.contains(&m.id) || self.is_self(server, &m.host))
+                    })
+                    .map(|m| m.host.clone())
+                    .collect();
+                return Err(CommandError::new(
+                    Code::NodeNotFound,
+                    format!(
+                        "Quorum check failed because not enough voting nodes responded; required {needed} but only the following {voters_up} voting nodes responded: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let known: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+        for m in config.members.iter().filter(|m| !known.contains(&m.id)) {
+            let add = raft.add_learner(m.id, BasicNode::new(&m.host), true);
+            let wait = Duration::from_millis(config.settings.election_timeout_millis as u64 * 2)
+                .max(Duration::from_secs(5));
+            match tokio::time::timeout(wait, add).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(not_writable_primary(format!(
+                        "cannot add member {}: {e}",
+                        m.host
+                    )))
+                }
+                Err(_) => {
+                    return Err(CommandError::new(
+                        Code::ExceededTimeLimit,
+                        format!("member {} did not catch up in time", m.host),
+                    ))
+                }
+            }
+        }
+        self.write_config(raft, &config).await?;
+        raft.change_membership(config.voter_ids(), true)
+            .await
+            .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;
+        let wanted: BTreeSet<u64> = config.members.iter().map(|m| m.id).collect();
+        let stale: BTreeSet<u64> = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| !wanted.contains(id))
+            .collect();
+        if !stale.is_empty() {
+            raft.change_membership(openraft::ChangeMembers::RemoveNodes(stale), false)
+                .await
+                .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;
+        }
+        tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, "replSetReconfig config object with members parses ok");
+        Ok(Document::new())
+    }
+
+    /// replSetStepDown: stop being primary and keep out of elections for `step_down`.
+    pub async fn step_down(
+        &self,
+        server: &ServerState,
+        step_down: Duration,
+        catch_up: Duration,
+        force: bool,
+    ) -> CommandResult {
+        if self.my_state(server) != MemberState::Primary {
+            return Err(not_writable_primary("not primary so can't step down"));
+        }
+        let config = self.config().ok_or_else(not_yet_initialized)?;
+        // An electable secondary must be up, unless forced.
+        let deadline = Instant::now() + catch_up;
+        loop {
+            let ready = self.health.lock().iter().any(|(id, h)| {
+                h.healthy
+                    && h.state == MemberState::Secondary.code()
+                    && config.member(*id).is_some_and(|m| m.is_electable())
+            });
+            if ready || force {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(CommandError::new(
+                    Code::ExceededTimeLimit,
+                    "No electable secondaries caught up as of the end of the catch-up period",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+        *self.no_elect_until.lock() = Some(Instant::now() + step_down);
+        self.stepping_down.store(true, Ordering::Release);
+        raft.runtime_config().elect(false);
+        *self.elect_enabled.lock() = Some(false);
+        // Without heartbeats from us the secondaries time out and elect one of themselves;
+        // ask an electable one to run at once.
+        raft.runtime_config().heartbeat(false);
+        self.topology_counter.send_modify(|c| *c += 1);
+        tracing::info!(target: "REPL", id = 21343, ctx = "ReplCoord", "Starting an election due to step up request");
+        let successor = self
+            .health
+            .lock()
+            .iter()
+            .filter(|(id, h)| h.healthy && config.member(**id).is_some_and(|m| m.is_electable()))
+            .map(|(_, h)| h.host.clone())
+            .next();
+        if let Some(host) = successor {
+            let cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
+            let _ = self
+                .transport
+                .run_command(&host, cmd, Duration::from_secs(2))
+                .await;
+        }
+        Ok(Document::new())
+    }
+
+    /// replSetStepUp: run for election now.
+    pub async fn step_up(&self, server: &ServerState) -> CommandResult {
+        let config = self.config().ok_or_else(not_yet_initialized)?;
+        let me = self
+            .self_member(server, &config)
+            .ok_or_else(removed_error)?;
+        if !me.is_electable() {
+            return Err(CommandError::new(Code::CommandFailed, "Election failed."));
+        }
+        if self
+            .no_elect_until
+            .lock()
+            .is_some_and(|t| Instant::now() < t)
+        {
+            return Err(CommandError::new(
+                Code::CommandFailed,
+                "Election failed: this node is frozen",
+            ));
+        }
+        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|e| CommandError::new(Code::CommandFailed, format!("Election failed: {e}")))?;
+        Ok(doc! {"message": "Successfully stepped up."})
+    }
+
+    /// replSetFreeze.
+    pub fn freeze(&self, server: &ServerState, secs: i64) -> CommandResult {
+        self.config().ok_or_else(not_yet_initialized)?;
+        let state = self.my_state(server);
+        if state == MemberState::Primary {
+            return Err(CommandError::new(
+                Code::NotSecondary,
+                "cannot freeze node when primary or running for election. state: Primary",
+            ));
+        }
+        if secs <= 0 {
+            *self.no_elect_until.lock() = None;
+            return Ok(doc! {"info": "unfreezing"});
+        }
+        *self.no_elect_until.lock() = Some(Instant::now() + Duration::from_secs(secs as u64));
+        let mut reply = Document::new();
+        if secs == 1 {
+            reply.insert("warning", "you really want to freeze for only 1 second?");
+        }
+        Ok(reply)
+    }
+
+    pub fn record_heartbeat_received(&self, from: &str) {
+        self.heartbeat_received
+            .lock()
+            .insert(from.to_ascii_lowercase(), bson::DateTime::now());
+    }
+
+    /// replSetGetConfig.
+    pub fn get_config(&self) -> CommandResult {
+        let config = self.config().ok_or_else(not_yet_initialized)?;
+        Ok(doc! {"config": config.to_document()})
+    }
+
+    /// replSetGetStatus.
+    pub fn status(&self, server: &ServerState) -> CommandResult {
+        let config = self.config().ok_or_else(not_yet_initialized)?;
+        let me = self
+            .self_member(server, &config)
+            .ok_or_else(removed_error)?;
+        let my_state = self.my_state(server);
+        let (optime, optime_date) = self.my_optime();
+        let term = self.term() as i64;
+        let health = self.health.lock().clone();
+        let received = self.heartbeat_received.lock().clone();
+        let hb_ms = config.settings.heartbeat_interval_millis;
+        let epoch = bson::DateTime::from_millis(0);
+        let members: Vec<Bson> = config
+            .members
+            .iter()
+            .map(|m| {
+                if m.id == me.id {
+                    let mut d = doc! {
+                        "_id": m.id as i32, "name": m.host.clone(), "health": 1.0,
+                        "state": my_state.code(), "stateStr": my_state.name(),
+                        "uptime": server.started.elapsed().as_secs() as i32,
+                        "optime": optime.clone(), "optimeDate": optime_date,
+                        "lastAppliedWallTime": optime_date, "lastDurableWallTime": optime_date,
+                        "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                        "configVersion": config.version as i32, "configTerm": config.term,
+                        "self": true, "lastHeartbeatMessage": "",
+                    };
+                    if my_state == MemberState::Primary {
+                        d.insert("electionTime", bson::Timestamp { time: (optime_date.timestamp_millis() / 1000) as u32, increment: 1 });
+                        d.insert("electionDate", optime_date);
+                    }
+                    return Bson::Document(d);
+                }
+                let h = health.get(&m.id).cloned().unwrap_or_default();
+                let state = if h.healthy { MemberState::from_code(h.state) } else { MemberState::Down };
+                let (state_code, state_str) = if h.healthy { (h.state, state.name()) } else { (8, MemberState::Down.name()) };
+                Bson::Document(doc! {
+                    "_id": m.id as i32, "name": m.host.clone(),
+                    "health": if h.healthy { 1.0 } else { 0.0 },
+                    "state": state_code, "stateStr": state_str,
+                    "uptime": h.up_since.map(|t| t.elapsed().as_secs() as i32).unwrap_or(0),
+                    "optime": h.optime.clone().unwrap_or(doc! {"ts": bson::Timestamp{time:0, increment:0}, "t": -1i64}),
+                    "optimeDurable": h.optime.clone().unwrap_or(doc! {"ts": bson::Timestamp{time:0, increment:0}, "t": -1i64}),
+                    "optimeDate": h.optime_date.unwrap_or(epoch),
+                    "optimeDurableDate": h.optime_date.unwrap_or(epoch),
+                    "lastHeartbeat": h.last_heartbeat.unwrap_or(epoch),
+                    "lastHeartbeatRecv": received.get(&m.host.to_ascii_lowercase()).copied().unwrap_or(epoch),
+                    "pingMs": h.ping_ms,
+                    "lastHeartbeatMessage": h.message.clone(),
+                    "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                    "configVersion": h.config_version as i32, "configTerm": h.config_term,
+                })
+            })
+            .collect();
+        let voters = config.voter_ids().len() as i32;
+        let majority = voters / 2 + 1;
+        Ok(doc! {
+            "set": config.set_name.clone(),
+            "date": bson::DateTime::now(),
+            "myState": my_state.code(),
+            "term": term,
+            "syncSourceHost": "", "syncSourceId": -1,
+            "heartbeatIntervalMillis": hb_ms,
+            "majorityVoteCount": majority,
+            "writeMajorityCount": majority,
+            "votingMembersCount": voters,
+            "writableVotingMembersCount": voters,
+            "optimes": {
+                "lastCommittedOpTime": optime.clone(),
+                "lastCommittedWallTime": optime_date,
+                "readConcernMajorityOpTime": optime.clone(),
+                "appliedOpTime": optime.clone(),
+                "durableOpTime": optime,
+                "lastAppliedWallTime": optime_date,
+                "lastDurableWallTime": optime_date,
+            },
+            "members": members,
+        })
+    }
+
+    /// The replica-set fields of a hello reply (SPEC section 2).
+    pub fn hello_fields(&self, server: &ServerState, legacy: bool) -> Document {
+        let counter = self.refresh_topology(server);
+        let mut reply = Document::new();
+        let state = self.my_state(server);
+        let primary = state == MemberState::Primary;
+        if legacy {
+            reply.insert("ismaster", primary);
+        } else {
+            reply.insert("isWritablePrimary", primary);
+        }
+        reply.insert(
+            "topologyVersion",
+            doc! {"processId": self.process_id, "counter": counter},
+        );
+        let config = match self.config() {
+            Some(c) if state != MemberState::Removed => c,
+            _ => {
+                reply.insert("secondary", false);
+                reply.insert("info", "Does not have a valid replica set config");
+                reply.insert("isreplicaset", true);
+                return reply;
+            }
+        };
+        let me = self.self_member(server, &config).expect("not removed");
+        let hosts: Vec<Bson> = config
+            .members
+            .iter()
+            .filter(|m| !m.hidden && m.priority > 0.0)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        let passives: Vec<Bson> = config
+            .members
+            .iter()
+            .filter(|m| !m.hidden && m.priority == 0.0)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        reply.insert("hosts", hosts);
+        if !passives.is_empty() {
+            reply.insert("passives", passives);
+        }
+        reply.insert("setName", config.set_name.clone());
+        reply.insert("setVersion", config.version as i32);
+        reply.insert("secondary", state == MemberState::Secondary);
+        if let Some(p) = self.primary_host(server) {
+            reply.insert("primary", p);
+        }
+        if me.hidden {
+            reply.insert("hidden", true);
+        }
+        if me.priority == 0.0 {
+            reply.insert("passive", true);
+        }
+        reply.insert("me", me.host.clone());
+        reply.insert("arbiterOnly", false);
+        if primary {
+            reply.insert("electionId", election_id(self.term()));
+        }
+        let (optime, date) = self.my_optime();
+        reply.insert(
+            "lastWrite",
+            doc! {
+                "opTime": optime.clone(), "lastWriteDate": date,
+                "majorityOpTime": optime, "majorityWriteDate": date,
+            },
+        );
+        reply
+    }
+
+    pub(crate) fn set_health(&self, id: u64, h: MemberHealth) {
+        self.health.lock().insert(id, h);
+    }
+
+    pub(crate) fn get_health(&self, id: u64) -> Option<MemberHealth> {
+        self.health.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
+        self.health.lock().retain(|id, _| keep.contains(id));
+    }
+}
+
+pub fn not_yet_initialized() -> CommandError {
+    CommandError::new(
+        Code::NotYetInitialized,
+        "no replset config has been received",
+    )
+}
+
+fn removed_error() -> CommandError {
+    CommandError::new(
+        Code::InvalidReplicaSetConfig,
+        "Our replica set config is invalid or we are not a member of it",
+    )
+}
+
+fn incompatible(msg: impl Into<String>) -> CommandError {
+    CommandError::new(Code::NewReplicaSetConfigurationIncompatible, msg)
+}
+
+pub fn inconsistent_set_name(ours: &str, theirs: &str) -> CommandError {
+    CommandError::new(
+        Code::InconsistentReplicaSetNames,
+        format!("Our set name of {ours} does not match name {theirs} reported by remote node"),
+    )
+}
+
+/// The error for a replication command on a server started without `--replSet`.
+pub fn no_replication() -> CommandError {
+    CommandError::new(Code::NoReplicationEnabled, "not running with --replSet")
+}

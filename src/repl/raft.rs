@@ -1,0 +1,477 @@
+//! The openraft adapter: type config, the log + state-machine store, and the network
+//! that carries Raft RPCs as OP_MSG commands through the [`Transport`].
+//!
+//! The state machine holds the replica-set config; [`ReplEntry`] is open for more kinds
+//! (the users/roles catalog can add its own variant).
+//!
+//! The log, vote and committed id are kept in memory and, with a file, written through
+//! to it atomically (temp file, fsync, rename) before openraft is told they are saved.
+//! The state machine is rebuilt on restart by re-applying the committed log, so logs are
+//! never purged (the log only holds config changes and election markers).
+
+use super::config::ReplSetConfig;
+use super::transport::Transport;
+use bson::{doc, Bson, Document};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::storage::{LogState, RaftLogReader, RaftSnapshotBuilder, RaftStorage, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
+use parking_lot::Mutex;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{Cursor, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One replicated state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReplEntry {
+    /// Installs a new replica-set config (initiate and reconfig).
+    SetConfig(ReplSetConfig),
+}
+
+impl std::fmt::Display for ReplEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplEntry::SetConfig(c) => write!(f, "SetConfig(version {})", c.version),
+        }
+    }
+}
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = ReplEntry,
+        R = (),
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// What the state machine has applied; the coordinator watches it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Applied {
+    pub last_applied: Option<LogId<u64>>,
+    pub membership: StoredMembership<u64, BasicNode>,
+    pub config: Option<ReplSetConfig>,
+    /// Wall-clock milliseconds when the last entry was applied here (for optimeDate).
+    pub wall_millis: i64,
+}
+
+/// The Raft log, vote and state machine.
+pub struct Store {
+    inner: Mutex<StoreInner>,
+    applied: watch::Sender<Applied>,
+    /// Where the durable part is written; None keeps everything in memory.
+    file: Option<PathBuf>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct StoreInner {
+    vote: Option<Vote<u64>>,
+    committed: Option<LogId<u64>>,
+    log: BTreeMap<u64, Entry<TypeConfig>>,
+    last_purged: Option<LogId<u64>>,
+    #[serde(skip)]
+    snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
+    #[serde(skip)]
+    snapshot_seq: u64,
+}
+
+impl Store {
+    /// Opens the store, loading what `file` holds if it exists.
+    pub fn open(file: Option<PathBuf>) -> std::io::Result<(Arc<Store>, watch::Receiver<Applied>)> {
+        let inner = match &file {
+            Some(path) if path.exists() => {
+                let bytes = std::fs::read(path)?;
+                serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
+            }
+            _ => StoreInner::default(),
+        };
+        let (tx, rx) = watch::channel(Applied::default());
+        let store = Store {
+            inner: Mutex::new(inner),
+            applied: tx,
+            file,
+        };
+        Ok((Arc::new(store), rx))
+    }
+
+    /// Whether a vote or log survived from an earlier run.
+    pub fn has_state(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.vote.is_some() || !inner.log.is_empty()
+    }
+
+    /// Writes the durable part through to the file, atomically.
+    fn persist(&self, inner: &StoreInner) -> std::io::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
+        write_atomically(path, &bytes)
+    }
+}
+
+fn write_error(e: std::io::Error) -> StorageError<u64> {
+    StorageIOError::write_logs(&e).into()
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new file whole.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn io_error(e: impl std::error::Error + 'static) -> StorageError<u64> {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+impl RaftLogReader<TypeConfig> for Arc<Store> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        let inner = self.inner.lock();
+        Ok(inner.log.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let applied = self.applied.borrow().clone();
+        let data = serde_json::to_vec(&applied).map_err(io_error)?;
+        let mut inner = self.inner.lock();
+        inner.snapshot_seq += 1;
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}",
+                applied.last_applied.map(|l| l.index).unwrap_or(0),
+                inner.snapshot_seq
+            ),
+        };
+        inner.snapshot = Some((meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStorage<TypeConfig> for Arc<Store> {
+    type LogReader = Self;
+    type SnapshotBuilder = Self;
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let mut inner = self.inner.lock();
+        inner.vote = Some(*vote);
+        self.persist(&inner).map_err(write_error)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        Ok(self.inner.lock().vote)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        let mut inner = self.inner.lock();
+        inner.committed = committed;
+        self.persist(&inner).map_err(write_error)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        Ok(self.inner.lock().committed)
+    }
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let inner = self.inner.lock();
+        let last = inner
+            .log
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(inner.last_purged);
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn append_to_log<I>(&mut self, entries: I) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+    {
+        let mut inner = self.inner.lock();
+        for entry in entries {
+            inner.log.insert(entry.log_id.index, entry);
+        }
+        self.persist(&inner).map_err(write_error)
+    }
+
+    async fn delete_conflict_logs_since(
+        &mut self,
+        log_id: LogId<u64>,
+    ) -> Result<(), StorageError<u64>> {
+        let mut inner = self.inner.lock();
+        inner.log.split_off(&log_id.index);
+        self.persist(&inner).map_err(write_error)
+    }
+
+    async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let mut inner = self.inner.lock();
+        inner.last_purged = Some(log_id);
+        let keep = inner.log.split_off(&(log_id.index + 1));
+        inner.log = keep;
+        self.persist(&inner).map_err(write_error)
+    }
+
+    async fn last_applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
+        let applied = self.applied.borrow();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply_to_state_machine(
+        &mut self,
+        entries: &[Entry<TypeConfig>],
+    ) -> Result<Vec<()>, StorageError<u64>> {
+        let mut next = self.applied.borrow().clone();
+        for entry in entries {
+            next.last_applied = Some(entry.log_id);
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(ReplEntry::SetConfig(config)) => {
+                    let mut config = config.clone();
+                    config.term = entry.log_id.leader_id.term as i64;
+                    next.config = Some(config);
+                }
+                EntryPayload::Membership(m) => {
+                    next.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                }
+            }
+        }
+        next.wall_millis = bson::DateTime::now().timestamp_millis();
+        let n = entries.len();
+        self.applied.send_replace(next);
+        Ok(vec![(); n])
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let data = snapshot.into_inner();
+        let applied: Applied = serde_json::from_slice(&data).map_err(io_error)?;
+        self.applied.send_replace(applied);
+        self.inner.lock().snapshot = Some((meta.clone(), data));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        Ok(self
+            .inner
+            .lock()
+            .snapshot
+            .clone()
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+    }
+}
+
+// ---- network ----------------------------------------------------------------
+
+/// The command names Raft RPCs travel under.
+pub const VOTE_COMMAND: &str = "_ferrodRaftVote";
+pub const APPEND_COMMAND: &str = "_ferrodRaftAppend";
+pub const SNAPSHOT_COMMAND: &str = "_ferrodRaftSnapshot";
+
+/// What a receiving member needs to start its own Raft if it has none yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RaftSettings {
+    pub set_name: String,
+    pub heartbeat_interval_millis: i64,
+    pub election_timeout_millis: i64,
+}
+
+pub struct Network {
+    pub transport: Arc<dyn Transport>,
+    pub settings: RaftSettings,
+    /// Resolves a member id to its current host (the config may have changed it).
+    pub resolve: Arc<dyn Fn(u64) -> Option<String> + Send + Sync>,
+}
+
+pub struct NetworkConnection {
+    transport: Arc<dyn Transport>,
+    settings: RaftSettings,
+    target: u64,
+    host: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = NetworkConnection;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> NetworkConnection {
+        NetworkConnection {
+            transport: self.transport.clone(),
+            settings: self.settings.clone(),
+            target,
+            host: (self.resolve)(target).unwrap_or_else(|| node.addr.clone()),
+        }
+    }
+}
+
+/// Wraps a Raft RPC as an OP_MSG command body.
+pub fn rpc_command<T: Serialize>(
+    name: &str,
+    target: u64,
+    settings: &RaftSettings,
+    rpc: &T,
+) -> Document {
+    let payload = serde_json::to_vec(rpc).expect("Raft messages serialize");
+    doc! {
+        name: 1,
+        "target": target as i64,
+        "settings": bson::to_bson(settings).unwrap_or(Bson::Null),
+        "payload": Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: payload }),
+        "$db": "admin",
+    }
+}
+
+/// Reads the JSON payload of an RPC command or its reply.
+pub fn payload<T: DeserializeOwned>(doc: &Document) -> Result<T, String> {
+    let bytes = match doc.get("payload") {
+        Some(Bson::Binary(b)) => &b.bytes,
+        _ => return Err("missing payload".into()),
+    };
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+pub fn payload_reply<T: Serialize>(value: &T) -> Document {
+    let bytes = serde_json::to_vec(value).expect("Raft messages serialize");
+    doc! {"payload": Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes })}
+}
+
+impl NetworkConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        name: &str,
+        rpc: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<u64, BasicNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let cmd = rpc_command(name, self.target, &self.settings, rpc);
+        let reply = self
+            .transport
+            .run_command(&self.host, cmd, timeout)
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let result: Result<Resp, E> = payload(&reply)
+            .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for NetworkConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(APPEND_COMMAND, &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.call(SNAPSHOT_COMMAND, &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(VOTE_COMMAND, &rpc, option.hard_ttl()).await
+    }
+}
+
+/// openraft's settings from the replica-set settings: the heartbeat interval as is, and
+/// the election timeout randomized over [t, 1.15 t] as mongod randomizes its own.
+pub fn raft_config(settings: &RaftSettings, electable: bool) -> Arc<openraft::Config> {
+    let hb = settings.heartbeat_interval_millis.max(1) as u64;
+    let et = (settings.election_timeout_millis as u64).max(hb + 1);
+    let config = openraft::Config {
+        cluster_name: settings.set_name.clone(),
+        heartbeat_interval: hb,
+        election_timeout_min: et,
+        election_timeout_max: et + (et * 15 / 100).max(1),
+        enable_elect: electable,
+        install_snapshot_timeout: et.max(1000),
+        // The state machine is rebuilt from the log on restart, so the log is kept whole.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        ..Default::default()
+    };
+    Arc::new(
+        config
+            .validate()
+            .expect("checked by the replica-set config parser"),
+    )
+}
