@@ -7,7 +7,7 @@ use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
 use crate::wire::Compressor;
-use bson::Document;
+use bson::RawDocumentBuf;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,8 +108,9 @@ pub struct Client {
     pub id: u64,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// The `client` document of the first hello, once given.
-    pub metadata: OnceLock<Document>,
+    /// The `client` document of the first hello, once given. Kept as raw BSON: a parsed
+    /// Document costs several times its size, on every idle connection.
+    pub metadata: OnceLock<RawDocumentBuf>,
     /// Set once the connection has sent its first hello.
     pub hello_done: AtomicBool,
     /// Compressors negotiated through hello.

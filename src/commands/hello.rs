@@ -30,7 +30,9 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
         let Bson::Document(meta) = meta else {
             return Err(crate::error::type_mismatch("client", meta, "object"));
         };
-        if client.metadata.set(meta.clone()).is_err() {
+        let raw = bson::RawDocumentBuf::from_document(meta)
+            .map_err(|e| CommandError::new(Code::BadValue, e.to_string()))?;
+        if client.metadata.set(raw).is_err() {
             return Err(CommandError::new(
                 Code::ClientMetadataCannotBeMutated,
                 "The client metadata document may only be sent in the first hello",
