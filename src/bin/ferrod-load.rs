@@ -68,6 +68,12 @@ struct PingArgs {
 
 #[derive(Args)]
 struct IdleArgs {
+    /// Measure a running server instead of starting one (needs `--pid`; one run).
+    #[arg(long, requires = "pid")]
+    addr: Option<SocketAddr>,
+    /// The process id of the server at `--addr`, for its resident memory.
+    #[arg(long)]
+    pid: Option<u32>,
     #[arg(long, default_value_t = 5000)]
     connections: usize,
     #[arg(long, default_value_t = 5)]
@@ -548,29 +554,40 @@ async fn open_idle(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>> {
         .await
 }
 
+/// Resident memory growth per connection for `n` idle connections to the server at `addr`.
+async fn measure_idle(addr: SocketAddr, pid: u32, n: usize, run: usize) -> Result<f64> {
+    // Warm up once so that lazily built state is not charged to the connections.
+    drop(open_idle(addr, 64).await?);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid)?;
+    let conns = open_idle(addr, n).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid)?;
+    let bytes = (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    println!("  run {run}: VmRSS {before} KiB -> {after} KiB, {bytes:.0} bytes per connection");
+    drop(conns);
+    Ok(bytes)
+}
+
 async fn idle_mode(args: IdleArgs) -> Result<()> {
-    let binary = ferrod_binary(args.ferrod.as_deref())?;
+    let binary = match args.addr {
+        Some(_) => PathBuf::new(),
+        None => ferrod_binary(args.ferrod.as_deref())?,
+    };
     println!(
         "idle: {} connections, each after one hello with client metadata; {} runs, a fresh ferrod each",
         args.connections, args.reps
     );
     let mut per_conn = Vec::new();
+    if let (Some(addr), Some(pid)) = (args.addr, args.pid) {
+        per_conn.push(measure_idle(addr, pid, args.connections, 1).await?);
+    }
     for run in 1..=args.reps {
+        if args.addr.is_some() {
+            break;
+        }
         let ferrod = SpawnedFerrod::start(&binary, &[])?;
-        // Warm up once so that lazily built state is not charged to the connections.
-        drop(open_idle(ferrod.addr, 64).await?);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = rss_kib(ferrod.pid())?;
-        let conns = open_idle(ferrod.addr, args.connections).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = rss_kib(ferrod.pid())?;
-        let bytes = (after.saturating_sub(before) * 1024) as f64 / args.connections as f64;
-        println!(
-            "  run {run}: VmRSS {before} KiB -> {after} KiB, {:.0} bytes per connection",
-            bytes
-        );
-        per_conn.push(bytes);
-        drop(conns);
+        per_conn.push(measure_idle(ferrod.addr, ferrod.pid(), args.connections, run).await?);
     }
     let m = median(&mut per_conn);
     println!(

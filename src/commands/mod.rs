@@ -284,8 +284,10 @@ async fn run(
         client.remote.to_string(),
         client.app_name(),
         format!("{db}.$cmd"),
-        body.clone(),
+        body,
     );
+    // The registry keeps the command for currentOp; the handler borrows it from there.
+    let body = &guard.info.command;
     let invocation = Invocation {
         server: server.clone(),
         client: client.clone(),
@@ -295,7 +297,7 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let result = match command.handler {
-        Handler::Sync(f) => f(&invocation, &body),
+        Handler::Sync(f) => f(&invocation, body),
         Handler::Async(f) => {
             let cancel = invocation.op.cancel.clone();
             let fut = f(invocation.clone(), body.clone());
@@ -316,7 +318,7 @@ async fn run(
             }
         }
     };
-    log_if_slow(&invocation, command, &body, started.elapsed(), &result);
+    log_if_slow(&invocation, command, body, started.elapsed(), &result);
     result
 }
 
