@@ -207,6 +207,8 @@ where
 
 struct LoadResult {
     ops_per_sec: f64,
+    /// The server's CPU time (user + system) per request in the measured window.
+    cpu_us_per_op: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -214,7 +216,13 @@ struct LoadResult {
 const WARM_UP: Duration = Duration::from_secs(1);
 
 /// Opens `connections` connections, then pings closed-loop on each until the window ends.
-async fn ping_load(addr: SocketAddr, connections: usize, seconds: u64) -> Result<LoadResult> {
+/// `server_cpu` reads the server's CPU seconds so far, for the CPU spent per request.
+async fn ping_load(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    server_cpu: &dyn Fn() -> Result<f64>,
+) -> Result<LoadResult> {
     let mut streams = Vec::with_capacity(connections);
     for _ in 0..connections {
         let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
@@ -246,6 +254,10 @@ async fn ping_load(addr: SocketAddr, connections: usize, seconds: u64) -> Result
             }
         });
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_before = server_cpu()?;
+    tokio::time::sleep_until(end.into()).await;
+    let cpu_used = server_cpu()? - cpu_before;
     let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         all.extend(joined.map_err(|e| e.to_string())??);
@@ -257,6 +269,7 @@ async fn ping_load(addr: SocketAddr, connections: usize, seconds: u64) -> Result
     let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     Ok(LoadResult {
         ops_per_sec: all.len() as f64 / seconds as f64,
+        cpu_us_per_op: cpu_used * 1e6 / all.len() as f64,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     })
@@ -279,6 +292,7 @@ impl BaselineServer {
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
+                    .thread_name(BASELINE_THREAD)
                     .build()
                     .expect("baseline runtime");
                 runtime.block_on(async move {
@@ -292,6 +306,32 @@ impl BaselineServer {
             .map_err(|e| e.to_string())?;
         Ok(BaselineServer { addr })
     }
+}
+
+const BASELINE_THREAD: &str = "baseline-srv";
+
+/// CPU seconds (user + system) of a process's threads, optionally only those named `only`.
+fn cpu_seconds(pid: u32, only: Option<&str>) -> Result<f64> {
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut total = 0u64;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ...": the name may hold spaces, so split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if only.is_some_and(|name| !head.ends_with(&format!("({name}"))) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are the 14th and 15th fields of the whole line.
+        let parse = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        total += parse(11) + parse(12);
+    }
+    Ok(total as f64 / ticks)
 }
 
 async fn serve_fixed_ok(stream: TcpStream) {
@@ -330,26 +370,32 @@ struct Series {
 }
 
 impl Series {
-    fn medians(&self) -> (f64, f64, f64) {
+    fn medians(&self) -> (f64, f64, f64, f64) {
         let pick = |f: fn(&LoadResult) -> f64| median(&mut self.runs.iter().map(f).collect::<Vec<_>>());
-        (pick(|r| r.ops_per_sec), pick(|r| r.p50_us), pick(|r| r.p99_us))
+        (
+            pick(|r| r.ops_per_sec),
+            pick(|r| r.p50_us),
+            pick(|r| r.p99_us),
+            pick(|r| r.cpu_us_per_op),
+        )
     }
 
     fn print(&self) {
         for (i, r) in self.runs.iter().enumerate() {
             println!(
-                "  {:<9} run {}: {:>9.0} ops/s  p50 {:>7.1} us  p99 {:>7.1} us",
+                "  {:<9} run {}: {:>9.0} ops/s  p50 {:>7.1} us  p99 {:>7.1} us  server CPU {:>5.1} us/op",
                 self.name,
                 i + 1,
                 r.ops_per_sec,
                 r.p50_us,
-                r.p99_us
+                r.p99_us,
+                r.cpu_us_per_op
             );
         }
-        let (ops, p50, p99) = self.medians();
+        let (ops, p50, p99, cpu) = self.medians();
         println!(
-            "{:<9} median: {:>9.0} ops/s  p50 {:>7.1} us  p99 {:>7.1} us",
-            self.name, ops, p50, p99
+            "{:<9} median: {:>9.0} ops/s  p50 {:>7.1} us  p99 {:>7.1} us  server CPU {:>5.1} us/op",
+            self.name, ops, p50, p99, cpu
         );
     }
 }
@@ -363,28 +409,33 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
         args.reps
     );
     if let Some(addr) = args.addr {
+        // The CPU of a server we did not start is not ours to read; shown as NaN.
+        let no_cpu = || -> Result<f64> { Ok(f64::NAN) };
         let mut series = Series { name: "server", runs: Vec::new() };
         for _ in 0..args.reps {
-            series.runs.push(ping_load(addr, args.connections, args.seconds).await?);
+            series.runs.push(ping_load(addr, args.connections, args.seconds, &no_cpu).await?);
         }
         series.print();
         return Ok(());
     }
+    let baseline_cpu = || cpu_seconds(std::process::id(), Some(BASELINE_THREAD));
     let baseline = BaselineServer::start()?;
     let mut base = Series { name: "baseline", runs: Vec::new() };
     if !args.compare {
         for _ in 0..args.reps {
-            base.runs.push(ping_load(baseline.addr, args.connections, args.seconds).await?);
+            base.runs.push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
         }
         base.print();
         return Ok(());
     }
     let ferrod = SpawnedFerrod::start(&ferrod_binary(args.ferrod.as_deref())?, &[])?;
+    let ferrod_pid = ferrod.pid();
+    let ferrod_cpu = move || cpu_seconds(ferrod_pid, None);
     let mut ours = Series { name: "ferrod", runs: Vec::new() };
     // Alternate the two servers so that a burst of outside load hits both alike.
     for _ in 0..args.reps {
-        base.runs.push(ping_load(baseline.addr, args.connections, args.seconds).await?);
-        ours.runs.push(ping_load(ferrod.addr, args.connections, args.seconds).await?);
+        base.runs.push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
+        ours.runs.push(ping_load(ferrod.addr, args.connections, args.seconds, &ferrod_cpu).await?);
     }
     base.print();
     ours.print();
@@ -398,6 +449,10 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     println!(
         "ratio ferrod/baseline throughput: {ratio:.2} (per run: {}; goal >= 0.80 at 64 connections)",
         per_run.join(", ")
+    );
+    println!(
+        "ratio baseline/ferrod server CPU per request: {:.2} (the throughput ratio the CPU cost alone predicts on a saturated machine)",
+        base.medians().3 / ours.medians().3
     );
     Ok(())
 }

@@ -281,7 +281,7 @@ async fn run(
 
     let guard = server.ops.register(
         client.id,
-        client.remote.to_string(),
+        client.remote,
         client.app_name(),
         format!("{db}.$cmd"),
         body,
