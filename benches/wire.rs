@@ -120,13 +120,17 @@ fn op_msg_decode(c: &mut Criterion) {
         let frame = frame_of(&msg);
         let raw: Vec<Vec<u8>> = docs.iter().map(bson_bytes).collect();
         group.throughput(Throughput::Bytes(frame.len() as u64));
-        group.bench_with_input(BenchmarkId::new("bson_from_reader", name), &raw, |b, raw| {
-            b.iter(|| {
-                for bytes in raw {
-                    black_box(Document::from_reader(black_box(bytes.as_slice())).unwrap());
-                }
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("bson_from_reader", name),
+            &raw,
+            |b, raw| {
+                b.iter(|| {
+                    for bytes in raw {
+                        black_box(Document::from_reader(black_box(bytes.as_slice())).unwrap());
+                    }
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("ferrod", name), &frame, |b, frame| {
             b.iter(|| black_box(decode_message(black_box(frame)).unwrap()))
         });
@@ -138,16 +142,20 @@ fn op_msg_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("op_msg_encode");
     for (name, msg, docs) in cases() {
         group.throughput(Throughput::Bytes(frame_of(&msg).len() as u64));
-        group.bench_with_input(BenchmarkId::new("bson_to_writer", name), &docs, |b, docs| {
-            let mut out = Vec::with_capacity(1024);
-            b.iter(|| {
-                out.clear();
-                for doc in docs {
-                    doc.to_writer(&mut out).unwrap();
-                }
-                black_box(&out);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("bson_to_writer", name),
+            &docs,
+            |b, docs| {
+                let mut out = Vec::with_capacity(1024);
+                b.iter(|| {
+                    out.clear();
+                    for doc in docs {
+                        doc.to_writer(&mut out).unwrap();
+                    }
+                    black_box(&out);
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("ferrod", name), &msg, |b, msg| {
             let mut out = Vec::with_capacity(1024);
             b.iter(|| {
@@ -168,8 +176,7 @@ fn hello_reply(c: &mut Criterion) {
     let server = ServerState::new(Config::default(), log);
     let addr = "127.0.0.1:50000".parse().unwrap();
     let client = Arc::new(Client::new(1, addr, addr));
-    let request =
-        doc! {"hello": 1, "helloOk": true, "lsid": lsid(), "$clusterTime": cluster_time(), "$db": "admin"};
+    let request = doc! {"hello": 1, "helloOk": true, "lsid": lsid(), "$clusterTime": cluster_time(), "$db": "admin"};
     let mut group = c.benchmark_group("hello_reply");
     group.bench_function(BenchmarkId::new("bson_doc_macro", "hello"), |b| {
         b.iter(|| {
@@ -262,7 +269,9 @@ fn summary() {
             );
         }
     }
-    println!("(ratio = ferrod time / baseline time; the baseline is plain bson on the same documents)");
+    println!(
+        "(ratio = ferrod time / baseline time; the baseline is plain bson on the same documents)"
+    );
 }
 
 criterion_group! {

@@ -177,13 +177,21 @@ fn driver_hello() -> Document {
 }
 
 /// Sends one request and reads its reply, checking `responseTo` and `ok: 1`.
-async fn round_trip<S>(stream: &mut BufReader<S>, request: &mut [u8], reply: &mut Vec<u8>) -> Result<()>
+async fn round_trip<S>(
+    stream: &mut BufReader<S>,
+    request: &mut [u8],
+    reply: &mut Vec<u8>,
+) -> Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let request_id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
     request[4..8].copy_from_slice(&request_id.to_le_bytes());
-    stream.get_mut().write_all(request).await.map_err(|e| e.to_string())?;
+    stream
+        .get_mut()
+        .write_all(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let len = stream.read_i32_le().await.map_err(|e| e.to_string())?;
     if !(21..=48_000_000).contains(&len) {
         return Err(format!("bad reply length {len}"));
@@ -193,7 +201,9 @@ where
     let response_to = i32::from_le_bytes(reply[4..8].try_into().expect("4 bytes"));
     let op_code = i32::from_le_bytes(reply[8..12].try_into().expect("4 bytes"));
     if response_to != request_id || op_code != OP_MSG {
-        return Err(format!("unexpected reply: responseTo {response_to}, opCode {op_code}"));
+        return Err(format!(
+            "unexpected reply: responseTo {response_to}, opCode {op_code}"
+        ));
     }
     // Header rest (12 bytes), flags (4), section kind (1), then the body document.
     let body = RawDocument::from_bytes(&reply[17..]).map_err(|e| e.to_string())?;
@@ -225,7 +235,9 @@ async fn ping_load(
 ) -> Result<LoadResult> {
     let mut streams = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         streams.push(BufReader::with_capacity(4096, stream));
     }
@@ -328,7 +340,12 @@ fn cpu_seconds(pid: u32, only: Option<&str>) -> Result<f64> {
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are the 14th and 15th fields of the whole line.
-        let parse = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let parse = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         total += parse(11) + parse(12);
     }
     Ok(total as f64 / ticks)
@@ -339,7 +356,9 @@ async fn serve_fixed_ok(stream: TcpStream) {
     let mut stream = BufReader::with_capacity(4096, stream);
     let mut request = Vec::new();
     loop {
-        let Ok(len) = stream.read_i32_le().await else { return };
+        let Ok(len) = stream.read_i32_le().await else {
+            return;
+        };
         if !(16..=48_000_000).contains(&len) {
             return;
         }
@@ -371,7 +390,8 @@ struct Series {
 
 impl Series {
     fn medians(&self) -> (f64, f64, f64, f64) {
-        let pick = |f: fn(&LoadResult) -> f64| median(&mut self.runs.iter().map(f).collect::<Vec<_>>());
+        let pick =
+            |f: fn(&LoadResult) -> f64| median(&mut self.runs.iter().map(f).collect::<Vec<_>>());
         (
             pick(|r| r.ops_per_sec),
             pick(|r| r.p50_us),
@@ -411,19 +431,29 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     if let Some(addr) = args.addr {
         // The CPU of a server we did not start is not ours to read; shown as NaN.
         let no_cpu = || -> Result<f64> { Ok(f64::NAN) };
-        let mut series = Series { name: "server", runs: Vec::new() };
+        let mut series = Series {
+            name: "server",
+            runs: Vec::new(),
+        };
         for _ in 0..args.reps {
-            series.runs.push(ping_load(addr, args.connections, args.seconds, &no_cpu).await?);
+            series
+                .runs
+                .push(ping_load(addr, args.connections, args.seconds, &no_cpu).await?);
         }
         series.print();
         return Ok(());
     }
     let baseline_cpu = || cpu_seconds(std::process::id(), Some(BASELINE_THREAD));
     let baseline = BaselineServer::start()?;
-    let mut base = Series { name: "baseline", runs: Vec::new() };
+    let mut base = Series {
+        name: "baseline",
+        runs: Vec::new(),
+    };
     if !args.compare {
         for _ in 0..args.reps {
-            base.runs.push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
+            base.runs.push(
+                ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?,
+            );
         }
         base.print();
         return Ok(());
@@ -431,11 +461,16 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     let ferrod = SpawnedFerrod::start(&ferrod_binary(args.ferrod.as_deref())?, &[])?;
     let ferrod_pid = ferrod.pid();
     let ferrod_cpu = move || cpu_seconds(ferrod_pid, None);
-    let mut ours = Series { name: "ferrod", runs: Vec::new() };
+    let mut ours = Series {
+        name: "ferrod",
+        runs: Vec::new(),
+    };
     // Alternate the two servers so that a burst of outside load hits both alike.
     for _ in 0..args.reps {
-        base.runs.push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
-        ours.runs.push(ping_load(ferrod.addr, args.connections, args.seconds, &ferrod_cpu).await?);
+        base.runs
+            .push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
+        ours.runs
+            .push(ping_load(ferrod.addr, args.connections, args.seconds, &ferrod_cpu).await?);
     }
     base.print();
     ours.print();
@@ -518,7 +553,13 @@ impl SpawnedFerrod {
         let dbpath = TempDir::new()?;
         let started = Instant::now();
         let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind_ip", "127.0.0.1", "--dbpath"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind_ip",
+                "127.0.0.1",
+                "--dbpath",
+            ])
             .arg(&dbpath.0)
             .args(extra)
             .stdin(Stdio::null())
@@ -581,7 +622,8 @@ impl Drop for SpawnedFerrod {
 
 /// Resident set (VmRSS) of a process, in KiB.
 fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -597,7 +639,9 @@ async fn open_idle(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>> {
         .map(|_| {
             let mut hello = hello.clone();
             async move {
-                let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
                 let mut stream = BufReader::with_capacity(64, stream);
                 let mut reply = Vec::new();
                 round_trip(&mut stream, &mut hello, &mut reply).await?;
