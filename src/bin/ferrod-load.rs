@@ -208,7 +208,7 @@ where
     // Header rest (12 bytes), flags (4), section kind (1), then the body document.
     let body = RawDocument::from_bytes(&reply[17..]).map_err(|e| e.to_string())?;
     match body.get_f64("ok") {
-        Ok(ok) if ok == 1.0 => Ok(()),
+        Ok(1.0) => Ok(()),
         _ => Err(format!("reply is not ok: {body:?}")),
     }
 }
