@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 pub struct OpInfo {
     pub opid: u32,
     pub conn_id: u64,
-    pub client: String,
+    /// The client's address, formatted only when currentOp asks.
+    pub client: std::net::SocketAddr,
     pub app_name: Option<String>,
     pub ns: String,
     pub command: Document,
@@ -43,7 +44,7 @@ impl OpRegistry {
     pub fn register(
         &self,
         conn_id: u64,
-        client: String,
+        client: std::net::SocketAddr,
         app_name: Option<String>,
         ns: String,
         command: Document,
@@ -98,7 +99,7 @@ impl OpRegistry {
                     "active": true,
                     "opid": op.opid as i32,
                     "connectionId": op.conn_id as i64,
-                    "client": op.client.clone(),
+                    "client": op.client.to_string(),
                     "desc": format!("conn{}", op.conn_id),
                     "op": "command",
                     "ns": op.ns.clone(),

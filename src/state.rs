@@ -11,7 +11,7 @@ use crate::params::Parameters;
 use crate::pool::PoolManager;
 use crate::repl::ReplCoordinator;
 use crate::wire::{CompressedSizes, Compressor};
-use bson::Document;
+use bson::RawDocumentBuf;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -191,8 +191,9 @@ pub struct Client {
     pub id: u64,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// The `client` document of the first hello, once given.
-    pub metadata: OnceLock<Document>,
+    /// The `client` document of the first hello, once given. Kept as raw BSON: a parsed
+    /// Document costs several times its size, on every idle connection.
+    pub metadata: OnceLock<RawDocumentBuf>,
     /// Set once the connection has sent its first hello.
     pub hello_done: AtomicBool,
     /// Compressors negotiated through hello.

@@ -116,7 +116,10 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
     }
     let first = !client.hello_done.swap(true, Ordering::AcqRel);
     if let Some(meta) = metadata {
-        let _ = client.metadata.set(meta.clone());
+        // Kept as raw BSON: a parsed Document costs an idle connection kilobytes.
+        let raw = bson::RawDocumentBuf::from_document(meta)
+            .map_err(|e| CommandError::new(Code::BadValue, e.to_string()))?;
+        let _ = client.metadata.set(raw);
     }
 
     // The legacy names answer with `ismaster`; hello with `isWritablePrimary`.

@@ -383,11 +383,13 @@ async fn run(
 
     let guard = server.ops.register(
         client.id,
-        client.remote.to_string(),
+        client.remote,
         client.app_name(),
         format!("{db}.$cmd"),
-        body.clone(),
+        body,
     );
+    // The registry keeps the command for currentOp; the handler borrows it from there.
+    let body = &guard.info.command;
     let invocation = Invocation {
         server: server.clone(),
         client: client.clone(),
@@ -397,7 +399,7 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let result = match command.handler {
-        Handler::Sync(f) => f(&invocation, &body),
+        Handler::Sync(f) => f(&invocation, body),
         Handler::Async(f) => {
             let cancel = invocation.op.cancel.clone();
             let fut = f(invocation.clone(), body.clone());
@@ -418,7 +420,7 @@ async fn run(
             }
         }
     };
-    log_if_slow(&invocation, command, &body, started.elapsed(), &result);
+    log_if_slow(&invocation, command, body, started.elapsed(), &result);
     result
 }
 

@@ -1,6 +1,8 @@
 //! One client connection: read frames, run their commands one at a time, write replies.
 //!
-//! An idle connection holds no read buffer, so thousands of idle clients cost little.
+//! An idle connection holds no read or write buffer and its task keeps only the small
+//! read loop (a request's state is boxed while it runs), so thousands of idle clients
+//! cost little.
 
 use crate::commands;
 use crate::error::{from_parse_error, Code, CommandError};
@@ -20,6 +22,8 @@ use tokio_util::codec::Decoder;
 
 /// First read size; the codec reserves more once a frame's length is known.
 const READ_CHUNK: usize = 4096;
+/// Room reserved for a reply up front, so that encoding a typical one allocates once.
+const REPLY_CAPACITY: usize = 512;
 
 static NEXT_RESPONSE_ID: AtomicI32 = AtomicI32::new(1);
 
@@ -34,10 +38,13 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
     let mut codec = WireCodec;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    // One shutdown waiter for the whole connection, not a new registration per read.
+    let shutdown = server.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             ready = stream.readable() => if ready.is_err() { return },
-            _ = server.shutdown.cancelled() => return,
+            _ = &mut shutdown => return,
         }
         if buf.capacity() - buf.len() == 0 {
             buf.reserve(READ_CHUNK);
@@ -45,7 +52,15 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
         match stream.try_read_buf(&mut buf) {
             Ok(0) => return,
             Ok(n) => Stats::add(&server.stats.bytes_in, n as u64),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing more to read: the connection goes idle here, so give its
+                // buffers back; the next request allocates again.
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+                out = Vec::new();
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(target: "NETWORK", id = 22989, ctx = ctx(client), error = %e, "Error receiving request from client");
                 return;
@@ -68,13 +83,16 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
             out.clear();
             let active = ActiveGuard::enter(&server.stats);
-            let answer = handle(server, client, incoming).await;
+            // Boxed: the request's future is large and lives only while it runs, so an
+            // idle connection's task stays small.
+            let answer = Box::pin(handle(server, client, incoming)).await;
             drop(active);
             let reply = match answer {
                 Answer::Reply(reply) => reply,
                 Answer::Nothing => continue,
                 Answer::HangUp => return,
             };
+            out.reserve(REPLY_CAPACITY);
             if let Some(sizes) = encode_message(&reply, &mut out) {
                 server.stats.count_compressed(sizes);
             }
@@ -85,13 +103,6 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                 return;
             }
             Stats::add(&server.stats.bytes_out, out.len() as u64);
-        }
-        // Give memory back while idle: the next read allocates again.
-        if buf.is_empty() {
-            buf = BytesMut::new();
-            if out.capacity() > READ_CHUNK {
-                out = Vec::new();
-            }
         }
     }
 }
