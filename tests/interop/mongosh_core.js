@@ -77,9 +77,6 @@ function checkCompressor(name) {
   const repliesOut = after[name].compressor[1] - before[name].compressor[1];
   check(requestsIn > 0, `${name}: server decompressed ${requestsIn} request bytes`);
   check(repliesOut > 0, `${name}: server compressed replies into ${repliesOut} bytes`);
-  for (const other of COMPRESSORS.filter((c) => c !== name)) {
-    check(JSON.stringify(after[other]) === JSON.stringify(before[other]), `${name}: ${other} counters did not move`);
-  }
 }
 
 print(`mongosh against ferrod on port ${port}`);

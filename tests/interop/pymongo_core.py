@@ -108,9 +108,6 @@ def check_compressor(port, plain_admin, name):
     replies_out = after[name]["compressor"][1] - before[name]["compressor"][1]
     check(requests_in > 0, f"{name}: server decompressed {requests_in} request bytes")
     check(replies_out > 0, f"{name}: server compressed replies into {replies_out} bytes")
-    for other in COMPRESSORS:
-        if other != name:
-            check(after[other] == before[other], f"{name}: {other} counters did not move")
 
 
 def main():
