@@ -309,6 +309,20 @@ fn logged_in_without_the_privilege_gets_13_not_authorized() {
         doc! {"createUser": "x", "pwd": "p", "roles": [], "$db": "admin"},
     );
     assert_eq!(code(&reply), 13);
+    // Users may always look themselves up, but nobody else without viewUser.
+    let me = assert_ok(run(&mut s, doc! {"usersInfo": "reader", "$db": "admin"}));
+    assert_eq!(me.get_array("users").unwrap().len(), 1);
+    assert_eq!(
+        code(&run(&mut s, doc! {"usersInfo": "admin", "$db": "admin"})),
+        13
+    );
+    assert_eq!(
+        code(&run(
+            &mut s,
+            doc! {"usersInfo": {"forAllDBs": true}, "$db": "admin"}
+        )),
+        13
+    );
     // After logout the connection is anonymous again.
     assert_ok(run(&mut s, doc! {"logout": 1, "$db": "admin"}));
     let reply = run(&mut s, doc! {"usersInfo": 1, "$db": "admin"});

@@ -491,7 +491,7 @@ fn check_privileges(
 }
 
 /// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
-fn shell_format(value: &Bson) -> String {
+pub(crate) fn shell_format(value: &Bson) -> String {
     match value {
         Bson::Document(d) if d.is_empty() => "{}".into(),
         Bson::Document(d) => {

@@ -2,15 +2,17 @@
 //! `showCredentials` and `showPrivileges`.
 
 use super::user_admin::{bool_arg, check_fields};
-use super::{database, Command, Handler, Invocation};
+use super::{Command, Handler, Invocation};
+use crate::auth::privilege::ResourcePattern;
 use crate::auth::users::{self, roles_to_bson, storage_error};
 use crate::auth::Name;
 use crate::catalog::Collection;
+use crate::error::unauthorized;
 use crate::error::{bad_value, type_mismatch, CommandResult};
 use bson::{doc, Bson, Document};
 
+/// The viewUser check is in the handler: as in mongod, users may always see themselves.
 pub const USERS_INFO: Command = Command {
-    privileges: &[database("viewUser")],
     validate: Some(|cmd| {
         check_fields(
             cmd,
@@ -77,7 +79,26 @@ fn users_info(inv: &Invocation, cmd: &Document) -> CommandResult {
     let show_credentials = bool_arg(cmd, "showCredentials", "usersInfo")?.unwrap_or(false);
     let show_privileges = bool_arg(cmd, "showPrivileges", "usersInfo")?.unwrap_or(false);
     let show_custom_data = bool_arg(cmd, "showCustomData", "usersInfo")?.unwrap_or(true);
-    let docs: Vec<Document> = match selection(cmd, &inv.db)? {
+    let selection = selection(cmd, &inv.db)?;
+    let only_self = match (&selection, inv.client.auth.lock().user.as_ref()) {
+        (Selection::Names(names), Some(me)) => names.iter().all(|n| n == me),
+        _ => false,
+    };
+    let needs_privilege = crate::auth::enforced(&inv.server) && !only_self;
+    let resource = match selection {
+        Selection::AllDbs => ResourcePattern::AnyNormal,
+        _ => ResourcePattern::Database(inv.db.clone()),
+    };
+    if needs_privilege
+        && !crate::auth::is_authorized(&inv.server, &inv.client, &[(resource, "viewUser")])
+    {
+        return Err(unauthorized(format!(
+            "not authorized on {} to execute command {}",
+            inv.db,
+            super::shell_format(&Bson::Document(cmd.clone()))
+        )));
+    }
+    let docs: Vec<Document> = match selection {
         Selection::AllDbs => catalog.list(Collection::Users).map_err(storage_error)?,
         Selection::AllInDb => catalog
             .list(Collection::Users)
