@@ -184,7 +184,11 @@ impl HostPool {
                 let _ = reply.send(());
             }
             Event::Drop { reply, reason } => {
-                let counts = self.drop_all();
+                // The idle connections leave the pool now; their sockets are closed
+                // right after the answer, so the caller does not wait for the closes.
+                let idle = std::mem::take(&mut self.available);
+                let mut counts = self.drop_all();
+                counts.closed_now = idle.len();
                 // Published before answering, so the caller's next stats see the drop.
                 self.publish();
                 tracing::debug!(target: "CONNPOOL", ctx = &*self.pool_name, hostAndPort = %self.host,
@@ -192,6 +196,7 @@ impl HostPool {
                 if let Some(reply) = reply {
                     let _ = reply.send(counts);
                 }
+                drop(idle);
             }
             Event::Connected { generation, result } => {
                 if generation != self.generation {
