@@ -2,7 +2,7 @@
 
 use super::user_admin::{
     apply, bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
-    new_uuid, password_arg, request_db,
+    new_uuid, password_arg, request_db, USER_FIELDS,
 };
 use super::{database, Command, Handler, Invocation};
 use crate::auth::scram::Mechanism;
@@ -24,15 +24,6 @@ pub const CREATE_USER: Command = Command {
     )
 };
 
-const FIELDS: &[&str] = &[
-    "pwd",
-    "customData",
-    "roles",
-    "digestPassword",
-    "mechanisms",
-    "authenticationRestrictions",
-];
-
 struct Request {
     user: Name,
     password: String,
@@ -44,7 +35,7 @@ struct Request {
 
 fn parse(cmd: &Document) -> CommandResult<Request> {
     let name = name_arg(cmd, "createUser")?;
-    check_fields(cmd, "createUser", FIELDS)?;
+    check_fields(cmd, "createUser", USER_FIELDS)?;
     if name.is_empty() {
         return Err(bad_value(
             "User document needs 'user' field to be non-empty",

@@ -1,13 +1,14 @@
 //! rolesInfo: user-defined and (with `showBuiltinRoles`) built-in roles, with
 //! `showPrivileges`.
 
+use super::user_admin::name_in_db;
 use super::user_admin::{bool_arg, check_fields};
 use super::{database, Command, Handler, Invocation};
 use crate::auth::privilege::Privilege;
 use crate::auth::users::{self, roles_to_bson, storage_error};
 use crate::auth::{roles, Name};
 use crate::catalog::Collection;
-use crate::error::{bad_value, type_mismatch, CommandResult};
+use crate::error::{bad_value, CommandResult};
 use bson::{doc, Bson, Document};
 
 pub const ROLES_INFO: Command = Command {
@@ -36,17 +37,6 @@ enum Selection {
     Names(Vec<Name>),
 }
 
-fn one_name(value: &Bson, db: &str) -> CommandResult<Name> {
-    match value {
-        Bson::String(role) => Ok(Name::new(role.clone(), db)),
-        Bson::Document(d) => match (d.get_str("role"), d.get_str("db")) {
-            (Ok(role), Ok(db)) => Ok(Name::new(role, db)),
-            _ => Err(bad_value("Role name must contain 'role' and 'db' fields")),
-        },
-        other => Err(type_mismatch("rolesInfo", other, "string or object")),
-    }
-}
-
 fn selection(cmd: &Document, db: &str) -> CommandResult<Selection> {
     match cmd.get("rolesInfo") {
         Some(Bson::Int32(1)) | Some(Bson::Int64(1)) => Ok(Selection::AllInDb),
@@ -54,10 +44,15 @@ fn selection(cmd: &Document, db: &str) -> CommandResult<Selection> {
         Some(Bson::Array(items)) => Ok(Selection::Names(
             items
                 .iter()
-                .map(|i| one_name(i, db))
+                .map(|i| name_in_db(i, db, "role", "rolesInfo"))
                 .collect::<CommandResult<_>>()?,
         )),
-        Some(other) => Ok(Selection::Names(vec![one_name(other, db)?])),
+        Some(other) => Ok(Selection::Names(vec![name_in_db(
+            other,
+            db,
+            "role",
+            "rolesInfo",
+        )?])),
         None => Err(bad_value("rolesInfo requires a value")),
     }
 }

@@ -1,15 +1,14 @@
 //! updateUser: new password, mechanisms, roles or customData for an existing user.
 
 use super::user_admin::{
-    apply, bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
-    password_arg, request_db,
+    bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
+    password_arg, replace_user, request_db, USER_FIELDS,
 };
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
 };
 use crate::auth::Name;
-use crate::catalog::{Collection, Write};
 use crate::error::{bad_value, CommandResult};
 use bson::Document;
 
@@ -24,18 +23,9 @@ pub const UPDATE_USER: Command = Command {
     )
 };
 
-const FIELDS: &[&str] = &[
-    "pwd",
-    "customData",
-    "roles",
-    "digestPassword",
-    "mechanisms",
-    "authenticationRestrictions",
-];
-
 fn validate(cmd: &Document) -> CommandResult<()> {
     name_arg(cmd, "updateUser")?;
-    check_fields(cmd, "updateUser", FIELDS)?;
+    check_fields(cmd, "updateUser", USER_FIELDS)?;
     password_arg(cmd, "updateUser")?;
     custom_data(cmd, "updateUser")?;
     mechanisms_arg(cmd, "updateUser")?;
@@ -94,14 +84,6 @@ fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult {
     if let Some(data) = custom_data(cmd, "updateUser")? {
         doc.insert("customData", data);
     }
-    apply(
-        inv,
-        vec![Write::Replace {
-            collection: Collection::Users,
-            id: user.id(),
-            doc,
-        }],
-        || user_not_found(&user),
-    )?;
+    replace_user(inv, &user, doc)?;
     Ok(Document::new())
 }

@@ -4,7 +4,8 @@
 use super::{is_generic_argument, Invocation};
 use crate::auth::scram::{Mechanism, ScramCredentials};
 use crate::auth::users::storage_error;
-use crate::catalog::{CatalogError, Write};
+use crate::auth::Name;
+use crate::catalog::{CatalogError, Collection, Write};
 use crate::error::{bad_value, type_mismatch, unknown_field, CommandError, CommandResult};
 use crate::params;
 use bson::{Bson, Document};
@@ -150,11 +151,49 @@ pub fn apply(
 
 /// A random UUID (version 4) as BSON binary subtype 4, mongod's `userId`.
 pub fn new_uuid() -> Bson {
-    let mut bytes = crate::auth::scram::random_bytes(16);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Bson::Binary(bson::Binary {
-        subtype: bson::spec::BinarySubtype::Uuid,
-        bytes,
-    })
+    Bson::Binary(bson::Binary::from_uuid(bson::Uuid::new()))
+}
+
+/// The fields createUser and updateUser accept besides the user's name.
+pub const USER_FIELDS: &[&str] = &[
+    "pwd",
+    "customData",
+    "roles",
+    "digestPassword",
+    "mechanisms",
+    "authenticationRestrictions",
+];
+
+/// Stores a changed user document; a user that vanished meanwhile is reported as missing.
+pub fn replace_user(inv: &Invocation, user: &Name, doc: Document) -> CommandResult<()> {
+    apply(
+        inv,
+        vec![Write::Replace {
+            collection: Collection::Users,
+            id: user.id(),
+            doc,
+        }],
+        || crate::auth::users::user_not_found(user),
+    )
+}
+
+/// A user or role named as a string (in the command's database) or as
+/// `{<kind>: name, db: database}`, as usersInfo and rolesInfo accept them.
+pub fn name_in_db(value: &Bson, db: &str, kind: &str, command: &str) -> CommandResult<Name> {
+    match value {
+        Bson::String(name) => Ok(Name::new(name.clone(), db)),
+        Bson::Document(d) => match (d.get_str(kind), d.get_str("db")) {
+            (Ok(name), Ok(db)) => Ok(Name::new(name, db)),
+            _ => Err(crate::error::bad_value(format!(
+                "{}{} name must contain '{kind}' and 'db' fields",
+                kind[..1].to_uppercase(),
+                &kind[1..]
+            ))),
+        },
+        other => Err(crate::error::type_mismatch(
+            command,
+            other,
+            "string or object",
+        )),
+    }
 }

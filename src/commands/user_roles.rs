@@ -1,12 +1,11 @@
 //! grantRolesToUser and revokeRolesFromUser.
 
-use super::user_admin::{apply, check_fields, name_arg, request_db};
+use super::user_admin::{check_fields, name_arg, replace_user, request_db};
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
 };
 use crate::auth::Name;
-use crate::catalog::{Collection, Write};
 use crate::error::{bad_value, missing_field, CommandResult};
 use bson::Document;
 
@@ -62,14 +61,6 @@ fn change(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> Comma
         current.retain(|r| !roles.contains(r));
     }
     doc.insert("roles", roles_to_bson(&current));
-    apply(
-        inv,
-        vec![Write::Replace {
-            collection: Collection::Users,
-            id: user.id(),
-            doc,
-        }],
-        || user_not_found(&user),
-    )?;
+    replace_user(inv, &user, doc)?;
     Ok(Document::new())
 }

@@ -1,6 +1,7 @@
 //! usersInfo: one user, several, all of a database, or all (`forAllDBs`), with
 //! `showCredentials` and `showPrivileges`.
 
+use super::user_admin::name_in_db;
 use super::user_admin::{bool_arg, check_fields};
 use super::{Command, Handler, Invocation};
 use crate::auth::privilege::ResourcePattern;
@@ -8,7 +9,7 @@ use crate::auth::users::{self, roles_to_bson, storage_error};
 use crate::auth::Name;
 use crate::catalog::Collection;
 use crate::error::unauthorized;
-use crate::error::{bad_value, type_mismatch, CommandResult};
+use crate::error::{bad_value, CommandResult};
 use bson::{doc, Bson, Document};
 
 /// The viewUser check is in the handler: as in mongod, users may always see themselves.
@@ -40,17 +41,6 @@ enum Selection {
     Names(Vec<Name>),
 }
 
-fn one_name(value: &Bson, db: &str) -> CommandResult<Name> {
-    match value {
-        Bson::String(user) => Ok(Name::new(user.clone(), db)),
-        Bson::Document(d) => match (d.get_str("user"), d.get_str("db")) {
-            (Ok(user), Ok(db)) => Ok(Name::new(user, db)),
-            _ => Err(bad_value("User name must contain 'user' and 'db' fields")),
-        },
-        other => Err(type_mismatch("usersInfo", other, "string or object")),
-    }
-}
-
 fn selection(cmd: &Document, db: &str) -> CommandResult<Selection> {
     match cmd.get("usersInfo") {
         Some(Bson::Int32(1)) | Some(Bson::Int64(1)) => Ok(Selection::AllInDb),
@@ -66,10 +56,15 @@ fn selection(cmd: &Document, db: &str) -> CommandResult<Selection> {
         Some(Bson::Array(items)) => Ok(Selection::Names(
             items
                 .iter()
-                .map(|i| one_name(i, db))
+                .map(|i| name_in_db(i, db, "user", "usersInfo"))
                 .collect::<CommandResult<_>>()?,
         )),
-        Some(other) => Ok(Selection::Names(vec![one_name(other, db)?])),
+        Some(other) => Ok(Selection::Names(vec![name_in_db(
+            other,
+            db,
+            "user",
+            "usersInfo",
+        )?])),
         None => Err(bad_value("usersInfo requires a value")),
     }
 }
