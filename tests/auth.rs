@@ -333,6 +333,58 @@ fn logged_in_without_the_privilege_gets_13_not_authorized() {
 }
 
 #[test]
+fn a_database_user_admin_cannot_hand_out_roles_of_other_databases() {
+    let server = start_with_auth();
+    let mut admin = admin_connection(&server);
+    assert_ok(run(
+        &mut admin,
+        doc! {"createUser": "testadmin", "pwd": "pw", "roles": [{"role": "userAdmin", "db": "test"}], "$db": "test"},
+    ));
+    assert_ok(run(
+        &mut admin,
+        doc! {"createUser": "bob", "pwd": "pw", "roles": [], "$db": "test"},
+    ));
+    let mut s = server.raw();
+    login(&mut s, Mechanism::ScramSha256, "testadmin", "pw", "test").unwrap();
+    // Roles of its own database: allowed.
+    assert_ok(run(
+        &mut s,
+        doc! {"grantRolesToUser": "bob", "roles": ["read"], "$db": "test"},
+    ));
+    // root@admin through a command on `test`: mongod checks grantRole on admin.
+    let reply = run(
+        &mut s,
+        doc! {"grantRolesToUser": "bob", "roles": [{"role": "root", "db": "admin"}], "$db": "test"},
+    );
+    assert_eq!(code(&reply), 13, "{reply}");
+    assert_eq!(
+        reply.get_str("errmsg").unwrap(),
+        "Not authorized to grant role: root@admin"
+    );
+    let reply = run(
+        &mut s,
+        doc! {"createUser": "eve", "pwd": "pw", "roles": [{"role": "root", "db": "admin"}], "$db": "test"},
+    );
+    assert_eq!(code(&reply), 13, "{reply}");
+    let reply = run(
+        &mut s,
+        doc! {"createRole": "escalate", "privileges": [{"resource": {"cluster": true}, "actions": ["dropConnections"]}], "roles": [], "$db": "test"},
+    );
+    assert_eq!(code(&reply), 13, "{reply}");
+    // Nothing was written by the refused commands.
+    let bob = assert_ok(run(&mut admin, doc! {"usersInfo": "bob", "$db": "test"}));
+    let roles = bob.get_array("users").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_array("roles")
+        .unwrap()
+        .clone();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    let eve = assert_ok(run(&mut admin, doc! {"usersInfo": "eve", "$db": "test"}));
+    assert!(eve.get_array("users").unwrap().is_empty());
+}
+
+#[test]
 fn localhost_exception_allows_only_the_first_user() {
     let server = start_with_auth();
     let mut s = server.raw();

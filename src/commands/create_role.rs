@@ -1,6 +1,8 @@
 //! createRole and updateRole: user-defined roles with privileges and inherited roles.
 
-use super::user_admin::{apply, check_fields, name_arg, request_db};
+use super::user_admin::{
+    apply, check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
+};
 use super::{database, Command, Handler, Invocation};
 use crate::auth::privilege::{parse_privileges, Privilege};
 use crate::auth::users::{
@@ -92,15 +94,14 @@ fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult {
             "Cannot create roles with the same name as a built-in role",
         ));
     }
-    let catalog = inv.server.catalog();
     let subroles = request.roles.unwrap_or_default();
+    let privileges = request.privileges.unwrap_or_default();
+    check_may_change_roles(inv, &subroles, true)?;
+    check_may_change_privileges(inv, &privileges, true)?;
+    let catalog = inv.server.catalog();
     check_roles_exist(catalog.as_ref(), &subroles)?;
     check_no_cycle(catalog.as_ref(), &request.role, &subroles)?;
-    let doc = role_document(
-        &request.role,
-        &request.privileges.unwrap_or_default(),
-        &subroles,
-    );
+    let doc = role_document(&request.role, &privileges, &subroles);
     apply(
         inv,
         vec![Write::Insert {
@@ -122,6 +123,12 @@ fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult {
     let request = parse(cmd, "updateRole")?;
     if roles::is_builtin(&request.role.name, &request.role.db) {
         return Err(bad_value("Cannot update built-in roles"));
+    }
+    if let Some(roles) = &request.roles {
+        check_may_change_roles(inv, roles, true)?;
+    }
+    if let Some(privileges) = &request.privileges {
+        check_may_change_privileges(inv, privileges, true)?;
     }
     let catalog = inv.server.catalog();
     let stored = users::get_role(catalog.as_ref(), &request.role)?

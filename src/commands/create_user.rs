@@ -1,8 +1,8 @@
 //! createUser: a new user with SCRAM credentials (never the password) and roles.
 
 use super::user_admin::{
-    apply, bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
-    new_uuid, password_arg, request_db, USER_FIELDS,
+    apply, bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
+    mechanisms_arg, name_arg, new_uuid, password_arg, request_db, USER_FIELDS,
 };
 use super::{database, Command, Handler, Invocation};
 use crate::auth::scram::Mechanism;
@@ -61,6 +61,7 @@ fn parse(cmd: &Document) -> CommandResult<Request> {
 
 fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult {
     let request = parse(cmd)?;
+    check_may_change_roles(inv, &request.roles, true)?;
     let catalog = inv.server.catalog();
     check_roles_exist(catalog.as_ref(), &request.roles)?;
     let credentials = derive_credentials(

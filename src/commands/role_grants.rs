@@ -1,7 +1,9 @@
 //! grantPrivilegesToRole, revokePrivilegesFromRole, grantRolesToRole, revokeRolesFromRole.
 
 use super::create_role::save_role;
-use super::user_admin::{check_fields, name_arg, request_db};
+use super::user_admin::{
+    check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
+};
 use super::{database, Command, Handler, Invocation};
 use crate::auth::privilege::{merge, parse_privileges, Privilege};
 use crate::auth::users::{
@@ -101,6 +103,7 @@ fn change_privileges(
     grant: bool,
 ) -> CommandResult {
     let changes = privileges_arg(cmd, command)?;
+    check_may_change_privileges(inv, &changes, grant)?;
     let (role, doc) = target(inv, cmd, command)?;
     let mut privileges = users::stored_privileges(&doc);
     if grant {
@@ -122,6 +125,7 @@ fn change_privileges(
 
 fn change_roles(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> CommandResult {
     let changes = roles_arg(cmd, command)?;
+    check_may_change_roles(inv, &changes, grant)?;
     let (role, doc) = target(inv, cmd, command)?;
     let catalog = inv.server.catalog();
     check_roles_exist(catalog.as_ref(), &changes)?;

@@ -1,8 +1,8 @@
 //! updateUser: new password, mechanisms, roles or customData for an existing user.
 
 use super::user_admin::{
-    bool_arg, check_fields, custom_data, derive_credentials, mechanisms_arg, name_arg,
-    password_arg, replace_user, request_db, USER_FIELDS,
+    bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
+    mechanisms_arg, name_arg, password_arg, replace_user, request_db, USER_FIELDS,
 };
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
@@ -78,6 +78,7 @@ fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult {
     }
     if let Some(roles) = cmd.get("roles") {
         let roles = parse_role_names(roles, &inv.db, "updateUser.roles")?;
+        check_may_change_roles(inv, &roles, true)?;
         check_roles_exist(catalog.as_ref(), &roles)?;
         doc.insert("roles", roles_to_bson(&roles));
     }

@@ -2,6 +2,7 @@
 //! and writing to the catalog.
 
 use super::{is_generic_argument, Invocation};
+use crate::auth::privilege::{Privilege, ResourcePattern};
 use crate::auth::scram::{Mechanism, ScramCredentials};
 use crate::auth::users::storage_error;
 use crate::auth::Name;
@@ -196,4 +197,56 @@ pub fn name_in_db(value: &Bson, db: &str, kind: &str, command: &str) -> CommandR
             "string or object",
         )),
     }
+}
+
+/// mongod checks `grantRole` (or `revokeRole`) on the database of every role handed out
+/// or taken away, not only on the command's database: a userAdmin of one database may
+/// not grant roles of another. Skipped where no user is logged in and the dispatcher let
+/// the command through (authorization off, or the localhost exception).
+pub fn check_may_change_roles(inv: &Invocation, roles: &[Name], grant: bool) -> CommandResult<()> {
+    let action = if grant { "grantRole" } else { "revokeRole" };
+    let verb = if grant { "grant" } else { "revoke" };
+    if !needs_delegation_check(inv) {
+        return Ok(());
+    }
+    for role in roles {
+        let resource = ResourcePattern::Database(role.db.clone());
+        if !crate::auth::is_authorized(&inv.server, &inv.client, &[(resource, action)]) {
+            return Err(crate::error::unauthorized(format!(
+                "Not authorized to {verb} role: {role}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// As [`check_may_change_roles`] for privileges: `grantRole` / `revokeRole` on the
+/// database each privilege's resource names (`admin` for cluster-wide resources).
+pub fn check_may_change_privileges(
+    inv: &Invocation,
+    privileges: &[Privilege],
+    grant: bool,
+) -> CommandResult<()> {
+    let action = if grant { "grantRole" } else { "revokeRole" };
+    let verb = if grant { "grant" } else { "revoke" };
+    if !needs_delegation_check(inv) {
+        return Ok(());
+    }
+    for privilege in privileges {
+        let db = match &privilege.resource {
+            ResourcePattern::Database(db) | ResourcePattern::Collection(db, _) => db.clone(),
+            _ => "admin".to_owned(),
+        };
+        let resource = ResourcePattern::Database(db.clone());
+        if !crate::auth::is_authorized(&inv.server, &inv.client, &[(resource, action)]) {
+            return Err(crate::error::unauthorized(format!(
+                "Not authorized to {verb} privileges on the {db} database"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn needs_delegation_check(inv: &Invocation) -> bool {
+    crate::auth::enforced(&inv.server) && inv.client.auth.lock().user.is_some()
 }

@@ -1,6 +1,6 @@
 //! grantRolesToUser and revokeRolesFromUser.
 
-use super::user_admin::{check_fields, name_arg, replace_user, request_db};
+use super::user_admin::{check_fields, check_may_change_roles, name_arg, replace_user, request_db};
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
@@ -46,6 +46,7 @@ fn roles_arg(cmd: &Document, command: &str) -> CommandResult<Vec<Name>> {
 
 fn change(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> CommandResult {
     let roles = roles_arg(cmd, command)?;
+    check_may_change_roles(inv, &roles, grant)?;
     let user = Name::new(name_arg(cmd, command)?, &inv.db);
     let catalog = inv.server.catalog();
     let mut doc = users::get_user(catalog.as_ref(), &user)?.ok_or_else(|| user_not_found(&user))?;
