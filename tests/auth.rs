@@ -124,9 +124,9 @@ fn success_lines(server: &Ferrod, user: &str) -> Vec<serde_json::Value> {
     server
         .log_lines()
         .iter()
-        .filter(|l| l.contains("\"Authentication succeeded\""))
+        .filter(|l| l.contains("\"Successfully authenticated\""))
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["attr"]["principalName"] == user)
+        .filter(|v| v["attr"]["user"] == user)
         .collect()
 }
 
@@ -154,13 +154,13 @@ async fn rust_driver_negotiates_sha256_and_authenticates_speculatively() {
         .await
         .unwrap();
     assert_eq!(status.get_f64("ok").unwrap(), 1.0);
-    server.wait_for_log("\"principalName\":\"both\"", Duration::from_secs(5));
+    server.wait_for_log("\"user\":\"both\"", Duration::from_secs(5));
     let lines = success_lines(&server, "both");
     assert!(!lines.is_empty());
     for line in &lines {
         assert_eq!(line["attr"]["mechanism"], "SCRAM-SHA-256", "{line}");
         assert_eq!(
-            line["attr"]["speculative"], true,
+            line["attr"]["isSpeculative"], true,
             "driver logins must be speculative: {line}"
         );
     }
