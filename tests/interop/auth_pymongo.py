@@ -55,6 +55,11 @@ e = expect_code(13, lambda: anonymous.admin.command("dropConnections", 1, hostAn
                 "dropConnections before login")
 check(e.details["errmsg"] == "command dropConnections requires authentication",
       f"not logged in: {e.details['errmsg']!r}")
+# SPEC.md section 4's order: the admin-database check comes before authentication.
+e = expect_code(13, lambda: anonymous.test.command("dropConnections", 1, hostAndPort=[]),
+                "dropConnections on test before login")
+check(e.details["errmsg"] == "dropConnections may only be run against the admin database.",
+      f"the admin-only check comes first: {e.details['errmsg']!r}")
 anonymous.admin.command("createUser", "root", pwd="rootpw", roles=["root"])
 check(True, "first user created through the localhost exception")
 expect_code(13, lambda: anonymous.admin.command("createUser", "second", pwd="x", roles=[]),
@@ -88,6 +93,12 @@ e = expect_code(13, lambda: monitor.admin.command("dropConnections", 1, hostAndP
 check(e.details["codeName"] == "Unauthorized"
       and e.details["errmsg"].startswith("not authorized on admin to execute command { dropConnections: "),
       f"missing privilege: {e.details['errmsg']!r}")
+# ... and argument parsing comes before the privilege check.
+e = expect_code(14, lambda: monitor.admin.command("dropConnections", 1, hostAndPort="a:1"),
+                "a bad argument from a user without the privilege")
+check(e.details["codeName"] == "TypeMismatch", "parsing comes before the privilege check")
+e = expect_code(40414, lambda: monitor.admin.command("dropConnections", 1),
+                "a missing argument from a user without the privilege")
 
 for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"]:
     c = connect(username="ops", password="opspw", authSource="admin", authMechanism=mechanism)
