@@ -319,6 +319,51 @@ fn logged_in_without_the_privilege_gets_13_not_authorized() {
 }
 
 #[test]
+fn passwords_never_appear_in_errors_or_logs() {
+    // --slowms 0 logs every command with its body, as mongod's "Slow query" line.
+    let mut args = vec!["--auth", "--slowms", "0"];
+    args.extend_from_slice(FAST_SCRAM);
+    let server = Ferrod::start(&args);
+    let mut root = admin_connection(&server);
+    assert_ok(run(
+        &mut root,
+        doc! {"createUser": "weak", "pwd": "firstSecret1", "roles": ["read"], "$db": "admin"},
+    ));
+    assert_ok(run(
+        &mut root,
+        doc! {"updateUser": "weak", "pwd": "secondSecret2", "$db": "admin"},
+    ));
+    let mut weak = server.raw();
+    login(
+        &mut weak,
+        Mechanism::ScramSha256,
+        "weak",
+        "secondSecret2",
+        "admin",
+    )
+    .unwrap();
+    let denied = run(
+        &mut weak,
+        doc! {"createUser": "x", "pwd": "thirdSecret3", "roles": [], "$db": "admin"},
+    );
+    assert_eq!(code(&denied), 13, "{denied}");
+    let msg = denied.get_str("errmsg").unwrap();
+    assert!(
+        msg.starts_with("not authorized on admin to execute command { createUser: \"x\", pwd: \"xxx\", roles: [], "),
+        "{msg}"
+    );
+    server.wait_for_log("\"commandName\":\"updateUser\"", Duration::from_secs(5));
+    let log = server.log_lines().join("\n");
+    for secret in ["firstSecret1", "secondSecret2", "thirdSecret3"] {
+        assert!(!log.contains(secret), "{secret} was logged");
+    }
+    assert!(
+        log.contains("\"pwd\":\"xxx\""),
+        "the slow-query lines show pwd as xxx"
+    );
+}
+
+#[test]
 fn localhost_exception_allows_only_the_first_user() {
     let server = start_with_auth();
     let mut s = server.raw();

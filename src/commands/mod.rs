@@ -386,7 +386,7 @@ async fn run(
         client.remote.to_string(),
         client.app_name(),
         format!("{db}.$cmd"),
-        body.clone(),
+        snip_for_logging(command, &body),
     );
     let invocation = Invocation {
         server: server.clone(),
@@ -483,9 +483,19 @@ fn check_privileges(
         Code::Unauthorized,
         format!(
             "not authorized on {db} to execute command {}",
-            shell_format(&Bson::Document(body.clone()))
+            shell_format(&Bson::Document(snip_for_logging(command, body)))
         ),
     ))
+}
+
+/// The command as it may be shown in messages, logs and currentOp: createUser's and
+/// updateUser's `pwd` becomes "xxx", as mongod's snipForLogging does.
+fn snip_for_logging(command: &Command, body: &Document) -> Document {
+    let mut shown = body.clone();
+    if matches!(command.name, "createUser" | "updateUser") && shown.contains_key("pwd") {
+        shown.insert("pwd", "xxx");
+    }
+    shown
 }
 
 /// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
@@ -532,7 +542,7 @@ fn log_if_slow(
     if millis < inv.server.config.slowms {
         return;
     }
-    let command_json = Bson::Document(body.clone()).into_relaxed_extjson();
+    let command_json = Bson::Document(snip_for_logging(command, body)).into_relaxed_extjson();
     let ctx = format!("conn{}", inv.client.id);
     let ns = format!("{}.$cmd", inv.db);
     // Left out when the client gave no application name, as mongod does.
