@@ -16,7 +16,10 @@ pub struct OpInfo {
     pub client: std::net::SocketAddr,
     pub app_name: Option<String>,
     pub ns: String,
+    /// The request itself (handlers borrow it from here).
     pub command: Document,
+    /// Fields currentOp shows as "xxx".
+    pub redacted_fields: &'static [&'static str],
     pub started: Instant,
     pub started_wall: bson::DateTime,
     pub cancel: CancellationToken,
@@ -48,6 +51,7 @@ impl OpRegistry {
         app_name: Option<String>,
         ns: String,
         command: Document,
+        redacted_fields: &'static [&'static str],
     ) -> OpGuard<'_> {
         let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(OpInfo {
@@ -57,6 +61,7 @@ impl OpRegistry {
             app_name,
             ns,
             command,
+            redacted_fields,
             started: Instant::now(),
             started_wall: bson::DateTime::now(),
             cancel: CancellationToken::new(),
@@ -103,7 +108,7 @@ impl OpRegistry {
                     "desc": format!("conn{}", op.conn_id),
                     "op": "command",
                     "ns": op.ns.clone(),
-                    "command": op.command.clone(),
+                    "command": redacted(&op.command, op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
@@ -117,4 +122,15 @@ impl OpRegistry {
             })
             .collect()
     }
+}
+
+/// A copy of `command` with each of `fields` that is present replaced by "xxx".
+pub fn redacted(command: &Document, fields: &[&str]) -> Document {
+    let mut shown = command.clone();
+    for field in fields {
+        if shown.contains_key(*field) {
+            shown.insert(*field, "xxx");
+        }
+    }
+    shown
 }

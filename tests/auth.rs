@@ -124,9 +124,9 @@ fn success_lines(server: &Ferrod, user: &str) -> Vec<serde_json::Value> {
     server
         .log_lines()
         .iter()
-        .filter(|l| l.contains("\"Authentication succeeded\""))
+        .filter(|l| l.contains("\"Successfully authenticated\""))
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["attr"]["principalName"] == user)
+        .filter(|v| v["attr"]["user"] == user)
         .collect()
 }
 
@@ -154,13 +154,13 @@ async fn rust_driver_negotiates_sha256_and_authenticates_speculatively() {
         .await
         .unwrap();
     assert_eq!(status.get_f64("ok").unwrap(), 1.0);
-    server.wait_for_log("\"principalName\":\"both\"", Duration::from_secs(5));
+    server.wait_for_log("\"user\":\"both\"", Duration::from_secs(5));
     let lines = success_lines(&server, "both");
     assert!(!lines.is_empty());
     for line in &lines {
         assert_eq!(line["attr"]["mechanism"], "SCRAM-SHA-256", "{line}");
         assert_eq!(
-            line["attr"]["speculative"], true,
+            line["attr"]["isSpeculative"], true,
             "driver logins must be speculative: {line}"
         );
     }
@@ -382,6 +382,51 @@ fn a_database_user_admin_cannot_hand_out_roles_of_other_databases() {
     assert_eq!(roles.len(), 1, "{roles:?}");
     let eve = assert_ok(run(&mut admin, doc! {"usersInfo": "eve", "$db": "test"}));
     assert!(eve.get_array("users").unwrap().is_empty());
+}
+
+#[test]
+fn passwords_never_appear_in_errors_or_logs() {
+    // --slowms 0 logs every command with its body, as mongod's "Slow query" line.
+    let mut args = vec!["--auth", "--slowms", "0"];
+    args.extend_from_slice(FAST_SCRAM);
+    let server = Ferrod::start(&args);
+    let mut root = admin_connection(&server);
+    assert_ok(run(
+        &mut root,
+        doc! {"createUser": "weak", "pwd": "firstSecret1", "roles": ["read"], "$db": "admin"},
+    ));
+    assert_ok(run(
+        &mut root,
+        doc! {"updateUser": "weak", "pwd": "secondSecret2", "$db": "admin"},
+    ));
+    let mut weak = server.raw();
+    login(
+        &mut weak,
+        Mechanism::ScramSha256,
+        "weak",
+        "secondSecret2",
+        "admin",
+    )
+    .unwrap();
+    let denied = run(
+        &mut weak,
+        doc! {"createUser": "x", "pwd": "thirdSecret3", "roles": [], "$db": "admin"},
+    );
+    assert_eq!(code(&denied), 13, "{denied}");
+    let msg = denied.get_str("errmsg").unwrap();
+    assert!(
+        msg.starts_with("not authorized on admin to execute command { createUser: \"x\", pwd: \"xxx\", roles: [], "),
+        "{msg}"
+    );
+    server.wait_for_log("\"commandName\":\"updateUser\"", Duration::from_secs(5));
+    let log = server.log_lines().join("\n");
+    for secret in ["firstSecret1", "secondSecret2", "thirdSecret3"] {
+        assert!(!log.contains(secret), "{secret} was logged");
+    }
+    assert!(
+        log.contains("\"pwd\":\"xxx\""),
+        "the slow-query lines show pwd as xxx"
+    );
 }
 
 #[test]

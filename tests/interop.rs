@@ -1,9 +1,12 @@
-//! mongosh, PyMongo and the Node.js driver against a fresh ferrod each, through the
-//! scripts in tests/interop/. The first test to get here runs tests/interop/install.sh
-//! (a few minutes on a fresh checkout, nothing afterwards); the others wait for it.
+//! mongosh, PyMongo and the Node.js driver against fresh ferrod processes, through the
+//! scripts in tests/interop/: the core commands (issue 2), authentication and roles
+//! (issue 3), and three-member replica sets (issue 4). The first test to get here runs
+//! tests/interop/install.sh (a few minutes on a fresh checkout, nothing afterwards); the
+//! others wait for it. The tests run in parallel, each with its own servers.
 
 mod common;
 
+use bson::{doc, Bson};
 use common::Ferrod;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -86,24 +89,51 @@ fn install() {
 fn run_client(build: impl FnOnce(&Ferrod, &Path) -> Command) {
     install();
     let server = Ferrod::start(&[]);
-    // A private home, so that the clients' own files (mongosh's history and logs) stay out
-    // of the user's.
+    run_script(&[&server], build(&server, &interop_dir()));
+}
+
+/// Runs a client script (with a private HOME, so that mongosh's history and logs stay out
+/// of the user's) and asserts it passed; on failure shows the servers' last log lines.
+fn run_script(servers: &[&Ferrod], mut cmd: Command) {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = build(&server, &interop_dir());
-    cmd.current_dir(interop_dir())
-        .env("FERROD_PORT", server.port.to_string())
-        .env("HOME", home.path());
+    cmd.current_dir(interop_dir()).env("HOME", home.path());
+    if let Some(first) = servers.first() {
+        cmd.env("FERROD_PORT", first.port.to_string());
+    }
     let outcome = run(cmd, SCRIPT_TIMEOUT);
-    let server_log = server.log_lines();
-    let tail = &server_log[server_log.len().saturating_sub(40)..];
-    assert!(
-        outcome.success,
-        "{}\n--- last lines of the ferrod log\n{}",
-        outcome.output,
-        tail.join("\n")
-    );
+    if !outcome.success {
+        let mut logs = String::new();
+        for server in servers {
+            let lines = server.log_lines();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            logs.push_str(&format!(
+                "\n--- last lines of the log of ferrod on port {}\n{}",
+                server.port,
+                tail.join("\n")
+            ));
+        }
+        panic!("{}{logs}", outcome.output);
+    }
     // The scripts print a line per check; show them with --nocapture.
     println!("{}", outcome.output);
+}
+
+fn mongosh(uri: &str) -> Command {
+    let mut cmd = Command::new(interop_dir().join(".deps/node/node_modules/.bin/mongosh"));
+    cmd.arg("--quiet").arg(uri);
+    cmd
+}
+
+fn node(script: &str) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(interop_dir().join(script));
+    cmd
+}
+
+fn python(script: &str) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(interop_dir().join(script));
+    cmd
 }
 
 #[test]
@@ -139,4 +169,176 @@ fn node_driver_runs_core_commands_and_each_compressor() {
             .arg(server.port.to_string());
         cmd
     });
+}
+
+// ---- issue 3: authentication and roles ---------------------------------------------------
+
+fn start_with_auth() -> Ferrod {
+    Ferrod::start(&["--auth"])
+}
+
+/// The "Successfully authenticated" log lines (mongod 7.0's id 5286306) for `user`.
+fn auth_success_lines(server: &Ferrod, user: &str) -> Vec<serde_json::Value> {
+    server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("\"Successfully authenticated\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["attr"]["user"] == user)
+        .collect()
+}
+
+#[test]
+fn mongosh_localhost_exception_custom_role_and_login_as_the_new_user() {
+    install();
+    let server = start_with_auth();
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        server.port
+    );
+    // Anonymous: the first user, then logged in as it, the role and the user.
+    let mut setup = mongosh(&uri);
+    setup
+        .arg("--file")
+        .arg(interop_dir().join("auth_mongosh.js"));
+    run_script(&[&server], setup);
+    // A new mongosh logged in as the new user.
+    let mut as_ops = mongosh(&uri);
+    as_ops
+        .args([
+            "-u",
+            "ops",
+            "-p",
+            "opspw",
+            "--authenticationDatabase",
+            "admin",
+        ])
+        .arg("--file")
+        .arg(interop_dir().join("auth_mongosh.js"))
+        .env("AUTH_STEP", "as-ops");
+    run_script(&[&server], as_ops);
+    let ops = auth_success_lines(&server, "ops");
+    assert!(!ops.is_empty(), "no login of ops in the server log");
+    assert!(ops.iter().all(|l| l["attr"]["db"] == "admin"), "{ops:?}");
+}
+
+#[test]
+fn pymongo_scram_sha256_sha1_saslprep_and_privilege_errors() {
+    install();
+    let server = start_with_auth();
+    run_script(&[&server], {
+        let mut cmd = python("auth_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+    // The explicit mechanisms reached the server as asked.
+    let ops = auth_success_lines(&server, "ops");
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
+        assert!(
+            ops.iter().any(|l| l["attr"]["mechanism"] == mechanism),
+            "no {mechanism} login of ops in the server log: {ops:?}"
+        );
+    }
+    let prep = auth_success_lines(&server, "prep");
+    assert!(prep.len() >= 3, "{prep:?}");
+    assert!(prep
+        .iter()
+        .all(|l| l["attr"]["mechanism"] == "SCRAM-SHA-256"));
+}
+
+#[test]
+fn node_driver_negotiates_sha256_and_authenticates_speculatively() {
+    install();
+    let server = start_with_auth();
+    // The first user, through the localhost exception, with both mechanisms listed
+    // SHA-1 first: negotiation must still pick SHA-256.
+    let reply = server.command(doc! {
+        "createUser": "root", "pwd": "rootpw", "roles": ["root"],
+        "mechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"], "$db": "admin",
+    });
+    assert_eq!(reply.get("ok"), Some(&Bson::Double(1.0)), "{reply}");
+    run_script(&[&server], {
+        let mut cmd = node("auth_node.mjs");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+    let lines = auth_success_lines(&server, "root");
+    assert!(!lines.is_empty(), "no login of root in the server log");
+    for line in &lines {
+        assert_eq!(line["attr"]["mechanism"], "SCRAM-SHA-256", "{line}");
+        assert_eq!(
+            line["attr"]["isSpeculative"], true,
+            "the Node driver's logins must be speculative: {line}"
+        );
+    }
+}
+
+// ---- issue 4: replica sets ----------------------------------------------------------------
+
+const SET: &str = "rs0";
+
+/// Three members with --replSet rs0, started in parallel.
+fn start_members() -> Vec<Ferrod> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| Ferrod::start(&["--replSet", SET])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn seed_list(members: &[Ferrod]) -> String {
+    members
+        .iter()
+        .map(Ferrod::addr)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// replSetInitiate on the first member with fast heartbeats and elections.
+fn initiate(members: &[Ferrod]) {
+    let config = doc! {
+        "_id": SET, "version": 1,
+        "members": members.iter().enumerate()
+            .map(|(i, m)| Bson::Document(doc! {"_id": i as i32, "host": m.addr()}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = members[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert_eq!(reply.get("ok"), Some(&Bson::Double(1.0)), "{reply}");
+}
+
+#[test]
+fn pymongo_follows_a_stepdown_and_gets_every_dropconnections_error() {
+    install();
+    let members = start_members();
+    initiate(&members);
+    let mut cmd = python("repl_pymongo.py");
+    cmd.arg(seed_list(&members)).arg(SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
+fn node_driver_follows_a_stepdown() {
+    install();
+    let members = start_members();
+    initiate(&members);
+    let mut cmd = node("repl_node.mjs");
+    cmd.arg(seed_list(&members)).arg(SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
+fn mongosh_removes_a_member_and_drops_its_connections() {
+    install();
+    let members = start_members();
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        members[0].addr()
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("repl_mongosh.js"))
+        .env("HOSTS", seed_list(&members))
+        .env("SET_NAME", SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
 }

@@ -158,6 +158,19 @@ fn initiate_without_config_uses_defaults() {
 }
 
 #[test]
+fn initiate_config_without_version_is_version_1() {
+    let node = Ferrod::start(&["--replSet", SET]);
+    let reply = admin(
+        &node,
+        doc! {"replSetInitiate": {"_id": SET, "members": [{"_id": 0, "host": node.addr()}]}},
+    );
+    assert!(ok(&reply), "{reply}");
+    let config = admin(&node, doc! {"replSetGetConfig": 1});
+    let config = config.get_document("config").unwrap();
+    assert_eq!(config.get_i32("version"), Ok(1), "{config}");
+}
+
+#[test]
 fn bad_configs_get_mongods_codes() {
     let node = Ferrod::start(&["--replSet", SET]);
     let me = node.addr();

@@ -17,6 +17,7 @@ pub const CREATE_USER: Command = Command {
     allowed_by_localhost_exception: true,
     validate: Some(|cmd| parse(cmd).map(|_| ())),
     compress_reply: false,
+    redacted_fields: &["pwd"],
     ..Command::new(
         "createUser",
         "Adds a user to the system",

@@ -133,6 +133,9 @@ pub struct Command {
     pub test_only: bool,
     /// On success the connection is closed without a reply (mongod's `shutdown`).
     pub hangs_up: bool,
+    /// Fields shown as "xxx" in messages, logs and currentOp (mongod's snipForLogging),
+    /// such as createUser's password.
+    pub redacted_fields: &'static [&'static str],
 }
 
 impl Command {
@@ -150,6 +153,7 @@ impl Command {
             handler,
             compress_reply: true,
             test_only: false,
+            redacted_fields: &[],
             hangs_up: false,
         }
     }
@@ -387,6 +391,7 @@ async fn run(
         client.app_name(),
         format!("{db}.$cmd"),
         body,
+        command.redacted_fields,
     );
     // The registry keeps the command for currentOp; the handler borrows it from there.
     let body = &guard.info.command;
@@ -485,9 +490,14 @@ fn check_privileges(
         Code::Unauthorized,
         format!(
             "not authorized on {db} to execute command {}",
-            shell_format(&Bson::Document(body.clone()))
+            shell_format(&Bson::Document(snip_for_logging(command, body)))
         ),
     ))
+}
+
+/// The command as it may be shown in messages and logs (see `Command::redacted_fields`).
+fn snip_for_logging(command: &Command, body: &Document) -> Document {
+    crate::ops::redacted(body, command.redacted_fields)
 }
 
 /// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
@@ -534,7 +544,7 @@ fn log_if_slow(
     if millis < inv.server.config.slowms {
         return;
     }
-    let command_json = Bson::Document(body.clone()).into_relaxed_extjson();
+    let command_json = Bson::Document(snip_for_logging(command, body)).into_relaxed_extjson();
     let ctx = format!("conn{}", inv.client.id);
     let ns = format!("{}.$cmd", inv.db);
     // Left out when the client gave no application name, as mongod does.

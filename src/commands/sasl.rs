@@ -79,9 +79,10 @@ fn reply(done: bool, message: &[u8], as_string: bool) -> Document {
 }
 
 fn log_failure(client: &Client, mechanism: &str, user: &str, db: &str, error: &str) {
-    tracing::info!(target: "ACCESS", id = 20249, ctx = format!("conn{}", client.id),
-        mechanism, principalName = user, authenticationDatabase = db,
-        remote = %client.remote, error, "Authentication failed");
+    // mongod 7.0's line (id 5286307), with its attribute names.
+    tracing::info!(target: "ACCESS", id = 5286307, ctx = format!("conn{}", client.id),
+        client = %client.remote, isClusterMember = is_cluster_member(user, db),
+        mechanism, user, db, error, result = 18, "Failed to authenticate");
 }
 
 /// Runs saslStart, also for hello's speculativeAuthenticate.
@@ -223,10 +224,18 @@ fn sasl_continue(inv: &Invocation, cmd: &Document) -> CommandResult {
 }
 
 fn log_in(client: &Client, user: Name, mechanism: Mechanism, speculative: bool) {
-    tracing::info!(target: "ACCESS", id = 20250, ctx = format!("conn{}", client.id),
-        mechanism = mechanism.name(), speculative, principalName = %user.name,
-        authenticationDatabase = %user.db, remote = %client.remote, "Authentication succeeded");
+    // mongod 7.0's line (id 5286306), with its attribute names: drivers' tests and
+    // operators look for the mechanism and isSpeculative here.
+    tracing::info!(target: "ACCESS", id = 5286306, ctx = format!("conn{}", client.id),
+        client = %client.remote, isSpeculative = speculative,
+        isClusterMember = is_cluster_member(&user.name, &user.db),
+        mechanism = mechanism.name(), user = %user.name, db = %user.db, result = 0,
+        "Successfully authenticated");
     client.auth.lock().user = Some(user);
+}
+
+fn is_cluster_member(user: &str, db: &str) -> bool {
+    user == "__system" && db == "local"
 }
 
 /// hello's `speculativeAuthenticate`: a saslStart whose database is in `db`. Any failure

@@ -16,6 +16,7 @@ pub const UPDATE_USER: Command = Command {
     privileges: &[database("changePassword")],
     validate: Some(validate),
     compress_reply: false,
+    redacted_fields: &["pwd"],
     ..Command::new(
         "updateUser",
         "Used to update a user, for example to change its password",

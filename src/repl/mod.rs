@@ -542,6 +542,13 @@ impl ReplCoordinator {
             ));
         }
         let mut config = match given {
+            // mongod takes a config without `version` at initiate as version 1 (the
+            // documentation's own rs.initiate examples leave it out).
+            Some(doc) if !doc.contains_key("version") => {
+                let mut doc = doc.clone();
+                doc.insert("version", 1);
+                ReplSetConfig::parse(&doc)?
+            }
             Some(doc) => ReplSetConfig::parse(doc)?,
             None => ReplSetConfig::default_for(&self.set_name, &server.host_and_port()),
         };

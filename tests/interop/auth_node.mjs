@@ -1,8 +1,10 @@
 // The Node.js driver against a running ferrod started with --auth and a user
-// `root`/`rootpw` (e.g. after auth_mongosh.js or auth_pymongo.py): default mechanism
-// negotiation must pick SCRAM-SHA-256 (from saslSupportedMechs) and authenticate
-// speculatively inside the first hello (visible in the server log); a wrong password is
-// code 18.
+// `root`/`rootpw` created with both SCRAM mechanisms: default mechanism negotiation must
+// pick SCRAM-SHA-256 (from saslSupportedMechs) and authenticate speculatively inside the
+// first hello. The driver's handshake is invisible to command monitoring, so the caller
+// (tests/interop.rs) reads the mechanism and isSpeculative from the server's
+// "Successfully authenticated" log lines; this script checks that no saslStart or
+// saslContinue ever shows up as an ordinary command. A wrong password is code 18.
 //
 // Usage: node auth_node.mjs PORT   (or FERROD_PORT=PORT node auth_node.mjs)
 // Exits non-zero with a message on the first failed check.
@@ -38,13 +40,20 @@ if (!port) fail('no port: pass it as the first argument or in FERROD_PORT');
 const uri = (user, pwd) =>
   `mongodb://${user}:${encodeURIComponent(pwd)}@127.0.0.1:${port}/?directConnection=true&authSource=admin&serverSelectionTimeoutMS=5000`;
 
-// The driver's handshake is invisible to command monitoring, so whether the login was
-// speculative is checked in the server log by the caller (attr.speculative: true on the
-// "Authentication succeeded" line), as tests/auth.rs does for the Rust driver.
-const client = new MongoClient(uri('root', 'rootpw'));
+const commands = [];
+const client = new MongoClient(uri('root', 'rootpw'), { monitorCommands: true });
+client.on('commandStarted', (event) => commands.push(event.commandName));
 await client.connect();
-const status = await client.db('admin').command({ connectionStatus: 1 });
-check(status.authInfo.authenticatedUsers[0].user === 'root', 'default negotiation logs in');
+const admin = client.db('admin');
+const status = await admin.command({ connectionStatus: 1 });
+check(status.authInfo.authenticatedUsers.length === 1 &&
+  status.authInfo.authenticatedUsers[0].user === 'root', 'default negotiation logs in as root');
+const reply = await admin.command({ dropConnections: 1, hostAndPort: [] });
+check(reply.ok === 1, 'root runs dropConnections');
+// Several connections (the pool opens more under concurrency): each logs in.
+await Promise.all(Array.from({ length: 4 }, () => admin.command({ ping: 1 })));
+check(!commands.includes('saslStart') && !commands.includes('saslContinue'),
+  `no saslStart/saslContinue outside the handshake (commands: ${[...new Set(commands)]})`);
 await client.close();
 
 const bad = new MongoClient(uri('root', 'wrong'));
@@ -53,7 +62,8 @@ try {
   await bad.db('admin').command({ ping: 1 });
   fail('a wrong password logged in');
 } catch (e) {
-  check(e.code === 18 || /Authentication failed/.test(e.message), `wrong password: ${e.code} ${e.message}`);
+  check(e.code === 18 && e.codeName === 'AuthenticationFailed',
+    `wrong password: ${e.code} ${e.codeName} ${e.message}`);
 } finally {
   await bad.close();
 }

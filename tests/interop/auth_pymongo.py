@@ -51,6 +51,15 @@ def connect(**kwargs):
 # Localhost exception: only the first user may be created before anyone logs in.
 anonymous = connect()
 expect_code(13, lambda: anonymous.admin.command("serverStatus"), "serverStatus before login")
+e = expect_code(13, lambda: anonymous.admin.command("dropConnections", 1, hostAndPort=[]),
+                "dropConnections before login")
+check(e.details["errmsg"] == "command dropConnections requires authentication",
+      f"not logged in: {e.details['errmsg']!r}")
+# SPEC.md section 4's order: the admin-database check comes before authentication.
+e = expect_code(13, lambda: anonymous.test.command("dropConnections", 1, hostAndPort=[]),
+                "dropConnections on test before login")
+check(e.details["errmsg"] == "dropConnections may only be run against the admin database.",
+      f"the admin-only check comes first: {e.details['errmsg']!r}")
 anonymous.admin.command("createUser", "root", pwd="rootpw", roles=["root"])
 check(True, "first user created through the localhost exception")
 expect_code(13, lambda: anonymous.admin.command("createUser", "second", pwd="x", roles=[]),
@@ -74,19 +83,40 @@ expect_code(2, lambda: admin.command("createRole", "bad", roles=[],
                                      privileges=[{"resource": {"cluster": True}, "actions": ["fly"]}]),
             "unknown action")
 
+# A user without the privilege: clusterMonitor does not hold dropConnections.
+admin.command("createUser", "monitor", pwd="monitorpw", roles=["clusterMonitor"])
+monitor = connect(username="monitor", password="monitorpw", authSource="admin")
+monitor.admin.command("connPoolStats")
+check(True, "clusterMonitor runs connPoolStats")
+e = expect_code(13, lambda: monitor.admin.command("dropConnections", 1, hostAndPort=[]),
+                "clusterMonitor lacks dropConnections")
+check(e.details["codeName"] == "Unauthorized"
+      and e.details["errmsg"].startswith("not authorized on admin to execute command { dropConnections: "),
+      f"missing privilege: {e.details['errmsg']!r}")
+# ... and argument parsing comes before the privilege check.
+e = expect_code(14, lambda: monitor.admin.command("dropConnections", 1, hostAndPort="a:1"),
+                "a bad argument from a user without the privilege")
+check(e.details["codeName"] == "TypeMismatch", "parsing comes before the privilege check")
+e = expect_code(40414, lambda: monitor.admin.command("dropConnections", 1),
+                "a missing argument from a user without the privilege")
+
 for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"]:
     c = connect(username="ops", password="opspw", authSource="admin", authMechanism=mechanism)
     status = c.admin.command("connectionStatus", showPrivileges=True)["authInfo"]
     check(status["authenticatedUsers"] == [{"user": "ops", "db": "admin"}], f"{mechanism} login")
     c.admin.command("serverStatus")
     check(True, f"{mechanism}: clusterMonitor allows serverStatus")
+    reply = c.admin.command("dropConnections", 1, hostAndPort=[])
+    check(reply["ok"] == 1.0, f"{mechanism}: the custom role allows dropConnections")
     expect_code(13, lambda: c.admin.command("shutdown"), f"{mechanism}: no shutdown privilege")
     bad = connect(username="ops", password="wrong", authSource="admin", authMechanism=mechanism)
     try:
         bad.admin.command("ping")
         fail(f"{mechanism}: a wrong password logged in")
     except OperationFailure as e:
-        check(e.code == 18, f"{mechanism}: wrong password is 18 AuthenticationFailed")
+        check(e.code == 18 and e.details.get("codeName") == "AuthenticationFailed"
+              and e.details.get("errmsg") == "Authentication failed.",
+              f"{mechanism}: wrong password is 18 AuthenticationFailed ({e.details})")
 
 # SASLprep: U+00AD maps to nothing and U+2168 to "IX", so all three log in with SHA-256.
 admin.command("createUser", "prep", pwd="I\u00adX", roles=[], mechanisms=["SCRAM-SHA-256"])
@@ -94,5 +124,11 @@ for pwd in ["IX", "I\u00adX", "\u2168"]:
     c = connect(username="prep", password=pwd, authSource="admin", authMechanism="SCRAM-SHA-256")
     c.admin.command("ping")
     check(True, f"SASLprep: password {pwd!r} logs in")
+bad = connect(username="prep", password="I X", authSource="admin", authMechanism="SCRAM-SHA-256")
+try:
+    bad.admin.command("ping")
+    fail("SASLprep: a different password logged in")
+except OperationFailure as e:
+    check(e.code == 18, "SASLprep: a password that prepares differently is refused")
 
 print("auth_pymongo: all checks passed")
