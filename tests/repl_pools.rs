@@ -298,6 +298,60 @@ async fn same_flow_with_authorization_and_a_shared_key_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_and_raft_rpcs_share_connections_within_max_size() {
+    // With MaxSize 1, heartbeats and Raft RPCs to a member queue for one connection:
+    // the set still forms and stays healthy, and no second connection is ever opened.
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let node = Ferrod::start(&[
+            "--replSet",
+            SET,
+            "--setParameter",
+            "ShardingTaskExecutorPoolMaxSize=1",
+        ]);
+        let client = driver(&node, None).await;
+        all.push(Member { node, client });
+    }
+    all[0]
+        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
+        .await
+        .expect("initiate");
+    let p = eventually(Duration::from_secs(15), "a primary", || {
+        primary_index(&all, &[0, 1, 2])
+    })
+    .await;
+    let others = [(p + 1) % 3, (p + 2) % 3];
+    for &o in &others {
+        wait_for_idle_pool(&all[p], &all[o].addr(), "a pooled connection").await;
+    }
+    for _ in 0..10 {
+        sleep_heartbeats(1).await;
+        let stats = all[p].pool_stats().await;
+        for &o in &others {
+            let host = all[o].addr();
+            let (in_use, available, refreshing) = repl_pool_host(&stats, &host).unwrap();
+            assert!(in_use + available + refreshing <= 1, "{stats}");
+            let entry = stats
+                .get_document("pools")
+                .unwrap()
+                .get_document(REPL_POOL)
+                .unwrap()
+                .get_document(&host)
+                .unwrap();
+            assert_eq!(int(entry, "created"), 1, "{stats}");
+        }
+    }
+    let status = all[p].admin(doc! {"replSetGetStatus": 1}).await.unwrap();
+    for m in status.get_array("members").unwrap() {
+        assert_eq!(
+            m.as_document().unwrap().get_f64("health"),
+            Ok(1.0),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_peer_gets_13_for_member_commands() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "key", "c2hhcmVkLXNlY3JldC1mb3ItdGhlLXNldA==");
