@@ -92,7 +92,7 @@ fn load_key_file(server: &state::ServerState, path: &std::path::Path) -> Result<
     )
     .map_err(|e| {
         tracing::info!(target: "ACCESS", id = 20254, ctx = "main",
-            error = %bson::Bson::Document(e.to_document()).into_relaxed_extjson(),
+            error = %serde_json::json!({"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message}),
             "Read security file failed");
         tracing::error!(target: "CONTROL", id = 20575, ctx = "main",
             error = "Location5579201: Unable to acquire security key[s]",
