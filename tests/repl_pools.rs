@@ -298,6 +298,66 @@ async fn same_flow_with_authorization_and_a_shared_key_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_member_pool_ends_after_host_timeout() {
+    // Without dropConnections, the removed member's pool lasts until it has been unused
+    // for ShardingTaskExecutorPoolHostTimeoutMS; the heartbeated member's never ends.
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let node = Ferrod::start(&[
+            "--replSet",
+            SET,
+            "--setParameter",
+            "ShardingTaskExecutorPoolRefreshRequirementMS=600",
+            "--setParameter",
+            "ShardingTaskExecutorPoolRefreshTimeoutMS=500",
+            "--setParameter",
+            "ShardingTaskExecutorPoolHostTimeoutMS=2000",
+        ]);
+        let client = driver(&node, None).await;
+        all.push(Member { node, client });
+    }
+    all[0]
+        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
+        .await
+        .expect("initiate");
+    let p = eventually(Duration::from_secs(15), "a primary", || {
+        primary_index(&all, &[0, 1, 2])
+    })
+    .await;
+    let (gone, stay) = ((p + 1) % 3, (p + 2) % 3);
+    wait_for_idle_pool(&all[p], &all[gone].addr(), "a pooled connection").await;
+    let mut remaining = vec![p, stay];
+    remaining.sort();
+    all[p]
+        .admin(doc! {"replSetReconfig": config(2, &all, &remaining)})
+        .await
+        .expect("reconfig removing a member");
+    let removed_at = Instant::now();
+    sleep_heartbeats(2).await;
+    let stats = all[p].pool_stats().await;
+    assert!(
+        repl_pool_host(&stats, &all[gone].addr()).is_some(),
+        "gone before the host timeout: {stats}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the host timeout to end the pool",
+        || async {
+            let stats = all[p].pool_stats().await;
+            repl_pool_host(&stats, &all[gone].addr())
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(removed_at.elapsed() >= Duration::from_millis(2000));
+    let stats = all[p].pool_stats().await;
+    let (in_use, available, _) = repl_pool_host(&stats, &all[stay].addr())
+        .unwrap_or_else(|| panic!("the heartbeated member's pool ended: {stats}"));
+    assert!(in_use + available >= 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_and_raft_rpcs_share_connections_within_max_size() {
     // With MaxSize 1, heartbeats and Raft RPCs to a member queue for one connection:
     // the set still forms and stays healthy, and no second connection is ever opened.
