@@ -30,14 +30,30 @@ pub mod wire;
 pub const MONGODB_VERSION: &str = "7.0.0";
 pub const FEATURE_COMPATIBILITY_VERSION: &str = "7.0";
 
-/// Applies startup settings that can fail (parameters), logging the startup banner.
-/// Errors name what is wrong; nothing is listening yet.
-pub fn startup(server: &state::ServerState) -> Result<(), String> {
+/// Why startup stopped, and the exit status mongod gives for it.
+#[derive(Debug)]
+pub struct StartupError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl From<String> for StartupError {
+    fn from(message: String) -> StartupError {
+        StartupError {
+            message,
+            exit_code: 2,
+        }
+    }
+}
+
+/// Applies startup settings that can fail (parameters, the key file), logging the
+/// startup banner. Errors name what is wrong; nothing is listening yet.
+pub fn startup(server: &state::ServerState) -> Result<(), StartupError> {
     let config = &server.config;
     // Before anything listens: a second server on the same dbpath stops here.
     let catalog = catalog::RedbCatalog::open(&config.dbpath)?;
     if server.catalog.set(std::sync::Arc::new(catalog)).is_err() {
-        return Err("the catalog was already opened".into());
+        return Err(String::from("the catalog was already opened").into());
     }
     server
         .params
@@ -50,13 +66,7 @@ pub fn startup(server: &state::ServerState) -> Result<(), String> {
     }
     commands::apply_parameters(server);
     if let Some(path) = &config.key_file {
-        let iterations = |name| server.params.get_i64(name) as u32;
-        let key = auth::key_file::ClusterKey::load(
-            path,
-            iterations(params::SCRAM_SHA1_ITERATIONS),
-            iterations(params::SCRAM_SHA256_ITERATIONS),
-        )?;
-        let _ = server.cluster_key.set(key);
+        load_key_file(server, path)?;
     }
     tracing::info!(target: "CONTROL", id = 4615611, ctx = "initandlisten",
         pid = std::process::id() as i64, port = config.port as i64,
@@ -68,5 +78,32 @@ pub fn startup(server: &state::ServerState) -> Result<(), String> {
         tracing::warn!(target: "CONTROL", id = 22120, ctx = "initandlisten", tags = "startupWarnings",
             "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted");
     }
+    Ok(())
+}
+
+/// Reads `--keyFile` as mongod does (refusing it exits with status 1) and makes the
+/// outgoing pools log in to other members with it.
+fn load_key_file(server: &state::ServerState, path: &std::path::Path) -> Result<(), StartupError> {
+    let iterations = |name| server.params.get_i64(name) as u32;
+    let key = auth::key_file::ClusterKey::load(
+        path,
+        iterations(params::SCRAM_SHA1_ITERATIONS),
+        iterations(params::SCRAM_SHA256_ITERATIONS),
+    )
+    .map_err(|e| {
+        tracing::info!(target: "ACCESS", id = 20254, ctx = "main",
+            error = %serde_json::json!({"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message}),
+            "Read security file failed");
+        tracing::error!(target: "CONTROL", id = 20575, ctx = "main",
+            error = "Location5579201: Unable to acquire security key[s]",
+            "Error creating service context");
+        StartupError {
+            message: format!("Read security file failed: {}", e.message),
+            exit_code: 1,
+        }
+    })?;
+    let key = std::sync::Arc::new(key);
+    server.pools.set_connection_setup(Some(key.clone()));
+    let _ = server.cluster_key.set(key);
     Ok(())
 }

@@ -95,8 +95,8 @@ fn main() -> ExitCode {
     log.install();
     let server = ServerState::new(config, log);
     if let Err(e) = ferrod::startup(&server) {
-        eprintln!("ferrod: {e}");
-        return ExitCode::from(2);
+        eprintln!("ferrod: {}", e.message);
+        return ExitCode::from(e.exit_code);
     }
     raise_fd_limit();
 

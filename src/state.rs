@@ -9,6 +9,7 @@ use crate::log::LogSink;
 use crate::ops::OpRegistry;
 use crate::params::Parameters;
 use crate::pool::PoolManager;
+use crate::repl::transport::PoolTransport;
 use crate::repl::ReplCoordinator;
 use crate::wire::{CompressedSizes, Compressor};
 use bson::RawDocumentBuf;
@@ -85,8 +86,8 @@ pub struct ServerState {
     pub params: Parameters,
     pub stats: Stats,
     pub ops: OpRegistry,
-    /// Outgoing connection pools to other servers.
-    pub pools: PoolManager,
+    /// Outgoing connection pools to other servers (shared with the replica-set transport).
+    pub pools: Arc<PoolManager>,
     /// Cancelled when the server starts shutting down; use [`ServerState::begin_shutdown`].
     pub shutdown: CancellationToken,
     /// How long in-flight commands may still run once shutdown has begun.
@@ -99,7 +100,7 @@ pub struct ServerState {
     /// The store under `--dbpath`, opened by [`crate::startup`].
     pub catalog: OnceLock<Arc<dyn Catalog>>,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
-    pub cluster_key: OnceLock<crate::auth::key_file::ClusterKey>,
+    pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
     /// Replica-set membership, when started with `--replSet`.
     pub repl: Option<Arc<ReplCoordinator>>,
     next_connection_id: AtomicU64,
@@ -108,9 +109,10 @@ pub struct ServerState {
 impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
         let params = Parameters::default();
-        let pools = PoolManager::new(&params);
+        let pools = Arc::new(PoolManager::new(&params));
         let repl = config.repl_set.clone().map(|name| {
-            ReplCoordinator::new(name, Some(&config.dbpath)).unwrap_or_else(|e| {
+            let transport = Arc::new(PoolTransport::new(pools.clone()));
+            ReplCoordinator::new(name, Some(&config.dbpath), transport).unwrap_or_else(|e| {
                 // Starting without the saved Raft state could break the set's safety.
                 eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
                 std::process::exit(100)

@@ -1003,6 +1003,11 @@ fn key_file_secret_logs_in_as_system_at_local_with_both_mechanisms() {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("keyfile");
     std::fs::write(&key_path, "c2VjcmV0a2V5Zm9y\n dGVzdHM=\n").unwrap();
+    // mongod refuses a key file others may read.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let key_arg = key_path.to_str().unwrap().to_owned();
     let mut args = vec!["--keyFile", key_arg.as_str()];
     args.extend_from_slice(FAST_SCRAM);

@@ -38,6 +38,7 @@ codes! {
     Overflow = 15,
     InvalidLength = 16,
     IllegalOperation = 20,
+    InvalidPath = 30,
     InvalidBSON = 22,
     NamespaceNotFound = 26,
     RoleNotFound = 31,

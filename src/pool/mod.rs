@@ -37,6 +37,9 @@ pub enum PoolError {
     /// Could not connect (refused, unresolvable, handshake refused).
     #[error("{0}")]
     HostUnreachable(String),
+    /// The peer refused the connection's login (keyFile authentication).
+    #[error("{0}")]
+    AuthenticationFailed(String),
     /// The connection broke while in use.
     #[error("{0}")]
     Network(String),
@@ -60,6 +63,7 @@ impl PoolError {
             PoolError::HostUnreachable(_) | PoolError::Network(_) | PoolError::Gone => {
                 Code::HostUnreachable
             }
+            PoolError::AuthenticationFailed(_) => Code::AuthenticationFailed,
             PoolError::Timeout(_) => Code::NetworkTimeout,
             PoolError::CheckoutTimeout(_) => Code::NetworkInterfaceExceededTimeLimit,
             PoolError::Dropped(_) => Code::PooledConnectionsDropped,

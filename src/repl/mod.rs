@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, OnceCell};
-use transport::{DirectTransport, Transport};
+use transport::Transport;
 
 pub use heartbeat::HeartbeatReply;
 
@@ -142,12 +142,8 @@ pub fn election_id(term: u64) -> ObjectId {
 
 impl ReplCoordinator {
     /// The coordinator for `--replSet set_name`, keeping its Raft state under `dbpath`
-    /// (None: in memory only).
-    pub fn new(set_name: String, dbpath: Option<&Path>) -> std::io::Result<Arc<ReplCoordinator>> {
-        Self::with_transport(set_name, dbpath, Arc::new(DirectTransport::default()))
-    }
-
-    pub fn with_transport(
+    /// (None: in memory only) and reaching other members through `transport`.
+    pub fn new(
         set_name: String,
         dbpath: Option<&Path>,
         transport: Arc<dyn Transport>,

@@ -1,21 +1,16 @@
-//! All traffic to other members goes through [`Transport`]: heartbeats, Raft RPCs and
-//! the initiate quorum check. [`DirectTransport`] is a minimal OP_MSG client (one
-//! connection per peer, reconnect after an error); the pooled implementation can take
-//! its place without touching the callers.
+//! All traffic to other members goes through [`Transport`]: heartbeats, Raft RPCs, the
+//! initiate/reconfig quorum checks and replSetStepUp. [`PoolTransport`] sends them over
+//! the outgoing pool [`REPL_POOL`], as mongod sends replication traffic through its
+//! `NetworkInterfaceTL-ReplNetwork` pool; with a keyFile the pool's connections log in
+//! as `__system` before carrying any of it.
 
 use crate::error::{Code, CommandError};
-use crate::wire::{Body, Message, OpMsg, WireCodec};
+use crate::pool::{host_and_port::Parsed, HostAndPort, PoolManager, REPL_POOL};
 use bson::Document;
-use futures::{SinkExt, StreamExt};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio::sync::Mutex;
-use tokio_util::codec::Framed;
 
 pub type TransportFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Document, CommandError>> + Send + 'a>>;
@@ -31,72 +26,44 @@ pub trait Transport: Send + Sync + 'static {
     ) -> TransportFuture<'a>;
 }
 
-type Connection = Framed<TcpStream, WireCodec>;
-
-/// One lazily opened connection per peer host.
-#[derive(Default)]
-pub struct DirectTransport {
-    connections: parking_lot::Mutex<HashMap<String, Arc<Mutex<Option<Connection>>>>>,
-    next_request_id: AtomicI32,
+/// Member traffic over pooled connections. Concurrent requests to one host (a heartbeat
+/// and Raft RPCs at once) check out separate connections, within the pool's MaxSize and
+/// MaxConnecting; a timeout closes only the connection it happened on, a network error
+/// drops the host's pool.
+pub struct PoolTransport {
+    pools: Arc<PoolManager>,
 }
 
-fn network_error(host: &str, what: impl std::fmt::Display) -> CommandError {
-    CommandError::new(
-        Code::HostUnreachable,
-        format!("Error connecting to {host}: {what}"),
-    )
-}
-
-impl DirectTransport {
-    fn slot(&self, host: &str) -> Arc<Mutex<Option<Connection>>> {
-        self.connections
-            .lock()
-            .entry(host.to_ascii_lowercase())
-            .or_default()
-            .clone()
+impl PoolTransport {
+    pub fn new(pools: Arc<PoolManager>) -> PoolTransport {
+        PoolTransport { pools }
     }
+}
 
-    async fn round_trip(
-        &self,
-        host: &str,
-        slot: &mut Option<Connection>,
+/// A member's `host:port` as the pool keys it (a config host without a port means 27017).
+fn pool_host(host: &str) -> Result<HostAndPort, CommandError> {
+    match HostAndPort::parse(host) {
+        Ok(Parsed::Full(hp)) => Ok(hp),
+        Ok(Parsed::HostOnly(name)) => Ok(HostAndPort::new(&name, 27017)),
+        Err(e) => Err(CommandError::new(Code::FailedToParse, e)),
+    }
+}
+
+impl Transport for PoolTransport {
+    fn run_command<'a>(
+        &'a self,
+        host: &'a str,
         cmd: Document,
-    ) -> Result<Document, CommandError> {
-        if slot.is_none() {
-            let stream = TcpStream::connect(host)
-                .await
-                .map_err(|e| network_error(host, e))?;
-            let _ = stream.set_nodelay(true);
-            *slot = Some(Framed::new(stream, WireCodec));
-        }
-        let conn = slot.as_mut().expect("connected above");
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let request = Message {
-            request_id,
-            response_to: 0,
-            compressor: None,
-            body: Body::Msg(OpMsg::from_body(cmd)),
-        };
-        conn.send(&request)
-            .await
-            .map_err(|e| network_error(host, e))?;
-        loop {
-            let incoming = conn
-                .next()
-                .await
-                .ok_or_else(|| network_error(host, "connection closed"))?
-                .map_err(|e| network_error(host, e))?;
-            let message = incoming
-                .message
-                .map_err(|e| network_error(host, format!("bad reply: {e}")))?;
-            if message.response_to != request_id {
-                continue;
-            }
-            return match message.body {
-                Body::Msg(msg) => Ok(msg.into_command()),
-                _ => Err(network_error(host, "reply is not OP_MSG")),
-            };
-        }
+        timeout: Duration,
+    ) -> TransportFuture<'a> {
+        Box::pin(async move {
+            let target = pool_host(host)?;
+            let reply = self
+                .pools
+                .run_command(REPL_POOL, &target, cmd, timeout)
+                .await?;
+            reply_to_result(reply)
+        })
     }
 }
 
@@ -122,38 +89,4 @@ pub fn reply_to_result(reply: Document) -> Result<Document, CommandError> {
         .unwrap_or("command failed")
         .to_owned();
     Err(CommandError::new(code, message))
-}
-
-impl Transport for DirectTransport {
-    fn run_command<'a>(
-        &'a self,
-        host: &'a str,
-        cmd: Document,
-        timeout: Duration,
-    ) -> TransportFuture<'a> {
-        Box::pin(async move {
-            let slot = self.slot(host);
-            let mut guard = slot.lock().await;
-            let result =
-                tokio::time::timeout(timeout, self.round_trip(host, &mut guard, cmd)).await;
-            match result {
-                Ok(Ok(reply)) => reply_to_result(reply),
-                Ok(Err(e)) => {
-                    *guard = None;
-                    Err(e)
-                }
-                Err(_) => {
-                    // The reply may still arrive later; a fresh connection keeps replies in order.
-                    *guard = None;
-                    Err(CommandError::new(
-                        Code::NetworkTimeout,
-                        format!(
-                            "Request to {host} timed out after {} ms",
-                            timeout.as_millis()
-                        ),
-                    ))
-                }
-            }
-        })
-    }
 }
