@@ -350,7 +350,9 @@ async fn removed_member_pool_ends_after_host_timeout() {
         },
     )
     .await;
-    assert!(removed_at.elapsed() >= Duration::from_millis(2000));
+    // The timeout counts from the pool's last use, the last heartbeat before the reconfig:
+    // up to one heartbeat interval (200 ms) before `removed_at`.
+    assert!(removed_at.elapsed() >= Duration::from_millis(1700));
     let stats = all[p].pool_stats().await;
     let (in_use, available, _) = repl_pool_host(&stats, &all[stay].addr())
         .unwrap_or_else(|| panic!("the heartbeated member's pool ended: {stats}"));
@@ -452,7 +454,7 @@ async fn member_with_another_key_cannot_join_and_says_why() {
     assert!(line.contains("AuthenticationFailed"), "{line}");
     all[2]
         .node
-        .wait_for_log("\"Authentication failed\"", Duration::from_secs(5));
+        .wait_for_log("\"Failed to authenticate\"", Duration::from_secs(5));
 
     // Without it the set forms. A reconfig adding it is accepted, as by mongod (a
     // majority of the new config answered), but it never joins: it stays unhealthy, with

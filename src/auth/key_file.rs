@@ -216,7 +216,7 @@ impl ConnectionSetup for ClusterKey {
             let result = self.log_in(conn).await;
             if let Err(e) = &result {
                 // The side whose login is refused says why; the peer logs its own
-                // "Authentication failed" line.
+                // "Failed to authenticate" line.
                 tracing::warn!(target: "ACCESS", id = 20249, ctx = "ReplNetwork",
                     mechanism = Mechanism::ScramSha256.name(),
                     principalName = INTERNAL_USER, authenticationDatabase = INTERNAL_DB,
