@@ -455,9 +455,18 @@ fn main() {
     };
     println!();
     series("dropConnections 1 host (8 conns), 10 hosts x 8", &drop10);
-    series("dropConnections 1 host (8 conns), 1,000 hosts x 8", &drop1000);
-    series("dropConnections 1 host (1 conn), 1,000 hosts x 8", &drop_one_conn);
-    series("dropConnections 1 host (64 conns), 1,000 hosts x 8", &drop_64_conns);
+    series(
+        "dropConnections 1 host (8 conns), 1,000 hosts x 8",
+        &drop1000,
+    );
+    series(
+        "dropConnections 1 host (1 conn), 1,000 hosts x 8",
+        &drop_one_conn,
+    );
+    series(
+        "dropConnections 1 host (64 conns), 1,000 hosts x 8",
+        &drop_64_conns,
+    );
     series("connPoolStats, 10 hosts x 8", &stats10);
     series("connPoolStats, 1,000 hosts x 8", &stats1000);
     println!();
