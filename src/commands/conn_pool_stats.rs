@@ -2,7 +2,7 @@
 
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
-use crate::pool::{Snapshot, StatsReport};
+use crate::pool::Snapshot;
 use bson::{Bson, Document};
 
 pub const CONN_POOL_STATS: Command = Command {
@@ -36,8 +36,7 @@ fn host_doc(s: &Snapshot) -> Document {
 
 /// The totals part, shared with serverStatus. ferrod keeps no synchronous (DBClient)
 /// connections, so those two counts are 0 as on a mongod that never made any.
-pub fn totals(report: &StatsReport) -> Document {
-    let t = &report.total;
+pub fn totals(t: &Snapshot) -> Document {
     let mut d = Document::new();
     d.insert("numClientConnections", number(0));
     d.insert("numAScopedConnections", number(0));
@@ -50,29 +49,31 @@ pub fn totals(report: &StatsReport) -> Document {
     d
 }
 
+/// Built straight from the counters each host pool publishes in atomics: no message to
+/// any pool task, one pass over each named pool's host map.
 fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult {
     let report = inv.server.pools.stats();
-    let mut reply = totals(&report);
+    let mut reply = totals(&report.total);
     let mut pools = Document::new();
-    for (name, (pool_total, hosts)) in &report.pools {
+    for pool_stats in &report.pools {
+        let t = &pool_stats.total;
         let mut pool = Document::new();
-        pool.insert("poolInUse", number(pool_total.in_use));
-        pool.insert("poolAvailable", number(pool_total.available));
+        pool.insert("poolInUse", number(t.in_use));
+        pool.insert("poolAvailable", number(t.available));
         pool.insert("poolLeased", number(0));
-        pool.insert("poolCreated", number(pool_total.created));
-        pool.insert("poolRefreshing", number(pool_total.refreshing));
-        pool.insert("poolRefreshed", number(pool_total.refreshed));
-        for (host, s) in hosts {
-            pool.insert(host.clone(), host_doc(s));
+        pool.insert("poolCreated", number(t.created));
+        pool.insert("poolRefreshing", number(t.refreshing));
+        pool.insert("poolRefreshed", number(t.refreshed));
+        for (host, s) in &pool_stats.hosts {
+            pool.insert(&**host, host_doc(s));
         }
-        pools.insert(name.clone(), pool);
+        pools.insert(&*pool_stats.name, pool);
     }
     reply.insert("pools", pools);
-    let hosts: Document = report
-        .hosts
-        .iter()
-        .map(|(host, s)| (host.clone(), Bson::Document(host_doc(s))))
-        .collect();
+    let mut hosts = Document::new();
+    for (host, s) in &report.hosts {
+        hosts.insert(&**host, host_doc(s));
+    }
     reply.insert("hosts", hosts);
     // Replica-set monitors (filled in once ferrod tracks sets as a client) - none yet.
     reply.insert("replicaSets", Document::new());

@@ -92,7 +92,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "command": Stats::get(&stats.op_command) as i64,
         },
         // Outgoing pool totals, under the name mongod's diagnostic data gives them.
-        "connPoolStats": super::conn_pool_stats::totals(&server.pools.stats()),
+        "connPoolStats": super::conn_pool_stats::totals(&server.pools.totals()),
         "mem": {
             "bits": 64,
             "resident": (resident_kib / 1024) as i32,

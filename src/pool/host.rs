@@ -31,7 +31,7 @@ pub(crate) enum Event {
     },
     Drop {
         reply: Option<oneshot::Sender<DropCounts>>,
-        reason: String,
+        reason: &'static str,
     },
     Connected {
         generation: u64,
@@ -53,6 +53,8 @@ pub(crate) struct CheckoutRequest {
 #[derive(Clone)]
 pub(crate) struct HostHandle {
     pub id: u64,
+    /// `host:port` as connPoolStats prints it, formatted once.
+    pub label: Arc<str>,
     pub checkouts: mpsc::UnboundedSender<CheckoutRequest>,
     pub events: mpsc::UnboundedSender<Event>,
     pub counters: Arc<HostCounters>,
@@ -91,6 +93,7 @@ pub(crate) fn spawn(
     let (checkouts, checkout_rx) = mpsc::unbounded_channel();
     let (events, events_rx) = mpsc::unbounded_channel();
     let counters = Arc::new(HostCounters::default());
+    let label: Arc<str> = host.to_string().into();
     let pool = HostPool {
         id,
         host,
@@ -111,6 +114,7 @@ pub(crate) fn spawn(
     tokio::spawn(pool.run(checkout_rx, events_rx));
     HostHandle {
         id,
+        label,
         checkouts,
         events,
         counters,
@@ -184,19 +188,25 @@ impl HostPool {
                 let _ = reply.send(());
             }
             Event::Drop { reply, reason } => {
-                // The idle connections leave the pool now; their sockets are closed
-                // right after the answer, so the caller does not wait for the closes.
+                // The idle connections leave the pool now; their sockets are closed by
+                // a task of their own right after, so neither the caller nor this task
+                // waits for the closes (each is a deregistration and a close call).
                 let idle = std::mem::take(&mut self.available);
                 let mut counts = self.drop_all();
                 counts.closed_now = idle.len();
                 // Published before answering, so the caller's next stats see the drop.
                 self.publish();
                 tracing::debug!(target: "CONNPOOL", ctx = &*self.pool_name, hostAndPort = %self.host,
-                    reason = %reason, "Dropped host pool");
+                    reason, "Dropped host pool");
+                // Spawned before the answer: tokio runs the task woken last first on
+                // this worker, so the caller (woken by the answer) goes ahead of the
+                // closes and replies to its client before they run.
+                if !idle.is_empty() {
+                    tokio::spawn(async move { drop(idle) });
+                }
                 if let Some(reply) = reply {
                     let _ = reply.send(counts);
                 }
-                drop(idle);
             }
             Event::Connected { generation, result } => {
                 if generation != self.generation {

@@ -194,9 +194,18 @@ impl NamedPool {
 #[derive(Debug, Default, Clone)]
 pub struct StatsReport {
     pub total: Snapshot,
-    /// pool name -> (pool totals, host -> counters)
-    pub pools: BTreeMap<String, (Snapshot, BTreeMap<String, Snapshot>)>,
-    pub hosts: BTreeMap<String, Snapshot>,
+    /// Named pools by name; each with its totals and its hosts sorted by `host:port`.
+    pub pools: Vec<PoolStats>,
+    /// Every host over all named pools, sorted by `host:port`.
+    pub hosts: Vec<(Arc<str>, Snapshot)>,
+}
+
+/// One named pool in a [`StatsReport`].
+#[derive(Debug, Default, Clone)]
+pub struct PoolStats {
+    pub name: Arc<str>,
+    pub total: Snapshot,
+    pub hosts: Vec<(Arc<str>, Snapshot)>,
 }
 
 /// All outgoing pools of this server.
@@ -267,13 +276,16 @@ impl PoolManager {
         for _ in 0..8 {
             let handle = {
                 let mut hosts = named.hosts.lock();
-                hosts
-                    .entry(host.clone())
-                    .or_insert_with(|| {
+                // Looked up by reference first: the key is cloned only for a new pool.
+                match hosts.get(host) {
+                    Some(handle) => handle.clone(),
+                    None => {
                         let id = self.shared.next_pool_id.fetch_add(1, Ordering::Relaxed);
-                        host::spawn(id, host.clone(), &named, self.shared.clone())
-                    })
-                    .clone()
+                        let handle = host::spawn(id, host.clone(), &named, self.shared.clone());
+                        hosts.insert(host.clone(), handle.clone());
+                        handle
+                    }
+                }
             };
             let (reply, receive) = oneshot::channel();
             if handle.checkouts.send(CheckoutRequest { reply }).is_err() {
@@ -327,7 +339,7 @@ impl PoolManager {
                     let (reply, receive) = oneshot::channel();
                     let event = Event::Drop {
                         reply: Some(reply),
-                        reason: "dropConnections".into(),
+                        reason: "dropConnections",
                     };
                     if handle.events.send(event).is_ok() {
                         replies.push(receive);
@@ -373,29 +385,68 @@ impl PoolManager {
         }
     }
 
-    /// Counters of every host pool that has created a connection.
+    /// Counters of every host pool that has created a connection. Reads each host's
+    /// atomic counters under the named pool's map lock (no message to any pool task);
+    /// host names come preformatted from the handles.
     pub fn stats(&self) -> StatsReport {
         let mut report = StatsReport::default();
-        for (name, named) in self.pools.read().iter() {
-            let hosts: Vec<(String, Snapshot)> = named
-                .hosts
-                .lock()
-                .iter()
-                .map(|(host, handle)| (host.to_string(), handle.counters.snapshot()))
-                .filter(|(_, s)| s.created > 0)
-                .collect();
+        let named: Vec<Arc<NamedPool>> = self.pools.read().values().cloned().collect();
+        for named in named {
+            let mut hosts: Vec<(Arc<str>, Snapshot)> = {
+                let map = named.hosts.lock();
+                let mut hosts = Vec::with_capacity(map.len());
+                for handle in map.values() {
+                    let snapshot = handle.counters.snapshot();
+                    if snapshot.created > 0 {
+                        hosts.push((handle.label.clone(), snapshot));
+                    }
+                }
+                hosts
+            };
             if hosts.is_empty() {
                 continue;
             }
-            let (pool_total, by_host) = report.pools.entry(name.clone()).or_default();
-            for (host, snapshot) in hosts {
-                *pool_total += snapshot;
-                report.total += snapshot;
-                *report.hosts.entry(host.clone()).or_default() += snapshot;
-                by_host.insert(host, snapshot);
+            hosts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let mut total = Snapshot::default();
+            for (_, snapshot) in &hosts {
+                total += *snapshot;
+            }
+            report.total += total;
+            report.pools.push(PoolStats {
+                name: named.name.clone(),
+                total,
+                hosts,
+            });
+        }
+        report.hosts = match report.pools.as_slice() {
+            [] => Vec::new(),
+            [only] => only.hosts.clone(),
+            several => {
+                let mut by_host: BTreeMap<Arc<str>, Snapshot> = BTreeMap::new();
+                for pool in several {
+                    for (host, snapshot) in &pool.hosts {
+                        *by_host.entry(host.clone()).or_default() += *snapshot;
+                    }
+                }
+                by_host.into_iter().collect()
+            }
+        };
+        report
+    }
+
+    /// The totals of [`PoolManager::stats`] alone (serverStatus), without building the
+    /// per-host lists.
+    pub fn totals(&self) -> Snapshot {
+        let mut total = Snapshot::default();
+        for named in self.pools.read().values() {
+            for handle in named.hosts.lock().values() {
+                let snapshot = handle.counters.snapshot();
+                if snapshot.created > 0 {
+                    total += snapshot;
+                }
             }
         }
-        report
+        total
     }
 
     /// How many host pools exist (running tasks), over all named pools.
