@@ -221,6 +221,41 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(all
         int(&stats, "totalInUse") + int(&stats, "totalAvailable") <= int(&stats, "totalCreated"),
         "{stats}"
     );
+    let view = eventually(
+        Duration::from_secs(10),
+        "the set in replicaSets",
+        || async {
+            let stats = primary.pool_stats().await;
+            let hosts = stats
+                .get_document("replicaSets")
+                .ok()?
+                .get_document(SET)
+                .ok()?
+                .get_array("hosts")
+                .ok()?
+                .clone();
+            let all_ok = hosts
+                .iter()
+                .all(|h| h.as_document().unwrap().get_bool("ok") == Ok(true));
+            all_ok.then_some(hosts)
+        },
+    )
+    .await;
+    assert_eq!(view.len(), 3, "{view:?}");
+    let masters: Vec<&str> = view
+        .iter()
+        .map(|h| h.as_document().unwrap())
+        .filter(|h| h.get_bool("ismaster") == Ok(true))
+        .map(|h| h.get_str("addr").unwrap())
+        .collect();
+    assert_eq!(masters, vec![all[p].addr()], "{view:?}");
+    for h in &view {
+        let h = h.as_document().unwrap();
+        for field in ["hidden", "secondary"] {
+            assert!(h.get_bool(field).is_ok(), "{field} in {h}");
+        }
+        assert!(h.get_i32("pingTimeMillis").is_ok(), "{h}");
+    }
 
     // Reconfig it away: no more heartbeats, but its pooled connections stay.
     let mut remaining = vec![p, stay];

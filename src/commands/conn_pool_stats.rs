@@ -75,7 +75,16 @@ fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult {
         hosts.insert(&**host, host_doc(s));
     }
     reply.insert("hosts", hosts);
-    // Replica-set monitors (filled in once ferrod tracks sets as a client) - none yet.
-    reply.insert("replicaSets", Document::new());
+    // The set this member belongs to, as its heartbeats see it; a standalone has none.
+    let mut replica_sets = Document::new();
+    if let Some((name, view)) = inv
+        .server
+        .repl
+        .as_ref()
+        .and_then(|r| r.pool_stats_view(&inv.server))
+    {
+        replica_sets.insert(name, view);
+    }
+    reply.insert("replicaSets", replica_sets);
     Ok(reply)
 }

@@ -912,6 +912,36 @@ impl ReplCoordinator {
         })
     }
 
+    /// connPoolStats' `replicaSets` entry for this set: each member as this node's
+    /// heartbeats see it (itself included), in config order.
+    pub fn pool_stats_view(&self, server: &ServerState) -> Option<(String, Document)> {
+        let config = self.config()?;
+        let me = self.self_member(server, &config)?;
+        let my_state = self.my_state(server);
+        let health = self.health.lock().clone();
+        let hosts: Vec<Bson> = config
+            .members
+            .iter()
+            .map(|m| {
+                let (ok, state, ping_ms) = if m.id == me.id {
+                    (true, my_state, 0)
+                } else {
+                    let h = health.get(&m.id).cloned().unwrap_or_default();
+                    (h.healthy, MemberState::from_code(h.state), h.ping_ms)
+                };
+                Bson::Document(doc! {
+                    "addr": m.host.clone(),
+                    "ok": ok,
+                    "ismaster": ok && state == MemberState::Primary,
+                    "hidden": m.hidden,
+                    "secondary": ok && state == MemberState::Secondary,
+                    "pingTimeMillis": ping_ms as i32,
+                })
+            })
+            .collect();
+        Some((config.set_name.clone(), doc! {"hosts": hosts}))
+    }
+
     /// The replica-set fields of a hello reply (SPEC section 2).
     pub fn hello_fields(&self, server: &ServerState, legacy: bool) -> Document {
         let counter = self.refresh_topology(server);
