@@ -19,22 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONNS_PER_HOST: usize = 8;
 
-/// 8,000 pooled connections need both ends' descriptors: soft limit up to the hard one.
-fn raise_fd_limit() -> libc::rlim_t {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-    limit.rlim_cur
-}
-
 // ---- the peer: an OP_MSG responder on many ports ------------------------------------
 
 fn reply_frame(request_id: i32, hello: bool) -> Vec<u8> {
@@ -383,7 +367,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
-    let limit = raise_fd_limit();
+    let limit = ferrod::raise_fd_limit();
     println!(
         "reproduce: cargo bench --bench pools   ({rounds} timed samples per series after \
          {WARM_UP} untimed; RLIMIT_NOFILE soft = {limit}; load average {})",

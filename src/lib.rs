@@ -107,3 +107,21 @@ fn load_key_file(server: &state::ServerState, path: &std::path::Path) -> Result<
     let _ = server.cluster_key.set(key);
     Ok(())
 }
+
+/// Raises this process's soft limit on open descriptors to the hard limit, so that
+/// thousands of connections fit; returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur as u64
+}

@@ -4,22 +4,6 @@ use ferrod::log::LogSink;
 use ferrod::state::ServerState;
 use std::process::ExitCode;
 
-/// Lets thousands of clients connect: the soft descriptor limit goes up to the hard one.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// Installs the SIGTERM/SIGINT handlers (before anything listens, so that a signal sent as
 /// soon as the port opens already shuts down gracefully) and returns the task body that
 /// turns the first signal into a graceful shutdown.
@@ -98,7 +82,7 @@ fn main() -> ExitCode {
         eprintln!("ferrod: {}", e.message);
         return ExitCode::from(e.exit_code);
     }
-    raise_fd_limit();
+    ferrod::raise_fd_limit();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -92,7 +92,7 @@ struct StartupArgs {
 
 fn main() {
     let cli = Cli::parse();
-    raise_fd_limit();
+    ferrod::raise_fd_limit();
     println!(
         "reproduce: cargo build --release --bins && target/release/ferrod-load {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
@@ -110,22 +110,6 @@ fn main() {
 }
 
 type Result<T> = std::result::Result<T, String>;
-
-/// Thousands of client sockets need more than the usual soft limit of 1024 descriptors.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
 
 // ---- messages ---------------------------------------------------------------
 
