@@ -278,10 +278,14 @@ fn node_driver_negotiates_sha256_and_authenticates_speculatively() {
 const SET: &str = "rs0";
 
 /// Three members with --replSet rs0, started in parallel.
-fn start_members() -> Vec<Ferrod> {
+/// Three members of the set `SET`, started side by side, each with `extra` arguments.
+fn start_members(extra: &[&str]) -> Vec<Ferrod> {
+    let mut args = vec!["--replSet", SET];
+    args.extend_from_slice(extra);
+    let args = &args;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| Ferrod::start(&["--replSet", SET])))
+            .map(|_| s.spawn(move || Ferrod::start(args)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
@@ -311,7 +315,7 @@ fn initiate(members: &[Ferrod]) {
 #[test]
 fn pymongo_follows_a_stepdown_and_gets_every_dropconnections_error() {
     install();
-    let members = start_members();
+    let members = start_members(&[]);
     initiate(&members);
     let mut cmd = python("repl_pymongo.py");
     cmd.arg(seed_list(&members)).arg(SET);
@@ -319,9 +323,37 @@ fn pymongo_follows_a_stepdown_and_gets_every_dropconnections_error() {
 }
 
 #[test]
+fn mongosh_removes_a_member_with_a_key_file_and_authorization() {
+    install();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("keyfile");
+    std::fs::write(&key, "c2hhcmVkLXNlY3JldC1mb3ItdGhlLXNldA==\n").unwrap();
+    // mongod refuses a key file that group or others can read.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = key.to_str().unwrap();
+    let members = start_members(&[
+        "--keyFile",
+        key,
+        "--setParameter",
+        "scramSHA256IterationCount=5000",
+    ]);
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        members[0].addr()
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("repl_mongosh.js"))
+        .env("HOSTS", seed_list(&members))
+        .env("SET_NAME", SET)
+        .env("AUTH_USER", "clusterops")
+        .env("AUTH_PWD", "opspw");
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
 fn node_driver_follows_a_stepdown() {
     install();
-    let members = start_members();
+    let members = start_members(&[]);
     initiate(&members);
     let mut cmd = node("repl_node.mjs");
     cmd.arg(seed_list(&members)).arg(SET);
@@ -331,7 +363,7 @@ fn node_driver_follows_a_stepdown() {
 #[test]
 fn mongosh_removes_a_member_and_drops_its_connections() {
     install();
-    let members = start_members();
+    let members = start_members(&[]);
     let mut cmd = mongosh(&format!(
         "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
         members[0].addr()

@@ -37,12 +37,40 @@ const setName = process.env.SET_NAME || 'rs0';
 const hosts = (process.env.HOSTS || '').split(',').filter((h) => h);
 if (hosts.length !== 3) fail('HOSTS must list three members, e.g. HOSTS=127.0.0.1:27017,...');
 
+// With AUTH_USER/AUTH_PWD (members started with --keyFile, so authorization is on), the
+// first user is created on each member through the localhost exception (the user
+// catalog is not replicated yet) and every connection below logs in as it.
+const authUser = process.env.AUTH_USER;
+const authPwd = process.env.AUTH_PWD;
+if (authUser) {
+  for (const host of hosts) {
+    const anonymous = new Mongo(`mongodb://${host}/?directConnection=true`).getDB('admin');
+    const created = anonymous.runCommand({ createUser: authUser, pwd: authPwd, roles: ['root'] });
+    check(created.ok === 1, `${host}: first user through the localhost exception`);
+    let refused;
+    try {
+      anonymous.runCommand({ connPoolStats: 1 });
+    } catch (e) {
+      refused = e;
+    }
+    check(refused && refused.code === 13, `${host}: connPoolStats without a login is refused with 13`);
+  }
+}
+
 // One direct connection per member, opened once.
 const members = {};
 function admin(host) {
-  if (!members[host]) members[host] = new Mongo(`mongodb://${host}/?directConnection=true`).getDB('admin');
+  if (!members[host]) {
+    const login = authUser
+      ? `${encodeURIComponent(authUser)}:${encodeURIComponent(authPwd)}@`
+      : '';
+    const options = authUser ? '&authSource=admin' : '';
+    members[host] = new Mongo(`mongodb://${login}${host}/?directConnection=true${options}`).getDB('admin');
+  }
   return members[host];
 }
+// The rs.* helpers use the shell's `db`.
+db = admin(hosts[0]);
 
 // Every outgoing connection this member holds to `host`, over all its pools.
 function poolFor(stats, host) {
