@@ -337,16 +337,23 @@ fn mongosh_removes_a_member_with_a_key_file_and_authorization() {
         "--setParameter",
         "scramSHA256IterationCount=5000",
     ]);
+    run_repl_mongosh(
+        &members,
+        &[("AUTH_USER", "clusterops"), ("AUTH_PWD", "opspw")],
+    );
+}
+
+/// repl_mongosh.js (issue 4's documented flow) against three uninitiated members.
+fn run_repl_mongosh(members: &[Ferrod], env: &[(&str, &str)]) {
     let mut cmd = mongosh(&format!(
         "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
         members[0].addr()
     ));
     cmd.arg("--file")
         .arg(interop_dir().join("repl_mongosh.js"))
-        .env("HOSTS", seed_list(&members))
+        .env("HOSTS", seed_list(members))
         .env("SET_NAME", SET)
-        .env("AUTH_USER", "clusterops")
-        .env("AUTH_PWD", "opspw");
+        .envs(env.iter().copied());
     run_script(&members.iter().collect::<Vec<_>>(), cmd);
 }
 
@@ -363,14 +370,5 @@ fn node_driver_follows_a_stepdown() {
 #[test]
 fn mongosh_removes_a_member_and_drops_its_connections() {
     install();
-    let members = start_members(&[]);
-    let mut cmd = mongosh(&format!(
-        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
-        members[0].addr()
-    ));
-    cmd.arg("--file")
-        .arg(interop_dir().join("repl_mongosh.js"))
-        .env("HOSTS", seed_list(&members))
-        .env("SET_NAME", SET);
-    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+    run_repl_mongosh(&start_members(&[]), &[]);
 }

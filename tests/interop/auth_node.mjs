@@ -9,31 +9,11 @@
 // Usage: node auth_node.mjs PORT   (or FERROD_PORT=PORT node auth_node.mjs)
 // Exits non-zero with a message on the first failed check.
 
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { loadDriver, reporter } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const requireDeps = createRequire(path.join(here, '.deps', 'node', 'package.json'));
-
-let mongodb;
-try {
-  mongodb = requireDeps('mongodb');
-} catch (e) {
-  console.error(`auth_node: cannot load the mongodb package (${e.message}): run tests/interop/install.sh`);
-  process.exit(1);
-}
+const mongodb = loadDriver('auth_node');
+const { fail, check } = reporter('auth_node');
 const { MongoClient } = mongodb;
-
-function fail(message) {
-  console.error(`auth_node: FAILED: ${message}`);
-  process.exit(1);
-}
-
-function check(condition, message) {
-  if (!condition) fail(message);
-  console.log(`ok: ${message}`);
-}
 
 const port = process.argv[2] || process.env.FERROD_PORT;
 if (!port) fail('no port: pass it as the first argument or in FERROD_PORT');

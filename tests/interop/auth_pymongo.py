@@ -11,24 +11,15 @@ Exits non-zero with a message on the first failed check.
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".deps", "python"))
+from harness import missing_pymongo, reporter
 
 try:
     import pymongo
     from pymongo.errors import OperationFailure
 except ImportError as e:
-    sys.exit(f"auth_pymongo: cannot import PyMongo ({e}): run tests/interop/install.sh")
+    missing_pymongo("auth_pymongo", e)
 
-
-def fail(message):
-    sys.exit(f"auth_pymongo: FAILED: {message}")
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print(f"ok: {message}")
+fail, check = reporter("auth_pymongo")
 
 
 def expect_code(code, fn, message):

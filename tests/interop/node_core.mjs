@@ -4,36 +4,15 @@
 // Usage: node node_core.mjs PORT   (or FERROD_PORT=PORT node node_core.mjs)
 // Exits non-zero with a message on the first failed check.
 
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { loadDriver, reporter, requireDeps } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-// The driver lives in the install folder, not beside this script.
-const requireDeps = createRequire(path.join(here, '.deps', 'node', 'package.json'));
-
-let mongodb;
-try {
-  mongodb = requireDeps('mongodb');
-} catch (e) {
-  console.error(`node_core: cannot load the mongodb package (${e.message}): run tests/interop/install.sh`);
-  process.exit(1);
-}
+const mongodb = loadDriver('node_core');
+const { fail, check } = reporter('node_core');
 const { MongoClient, MongoServerError } = mongodb;
 
 const COMPRESSORS = ['zlib', 'snappy', 'zstd'];
 // zlib is built into Node; the others are optional packages the driver loads on demand.
 const COMPRESSOR_PACKAGES = { snappy: 'snappy', zstd: '@mongodb-js/zstd' };
-
-function fail(message) {
-  console.error(`node_core: FAILED: ${message}`);
-  process.exit(1);
-}
-
-function check(condition, message) {
-  if (!condition) fail(message);
-  console.log(`ok: ${message}`);
-}
 
 function portFromArgs() {
   const port = process.argv[2] ?? process.env.FERROD_PORT;

@@ -8,27 +8,18 @@ Exits non-zero with a message on the first failed check.
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".deps", "python"))
+from harness import missing_pymongo, reporter
 
 try:
     import pymongo
     from pymongo.errors import OperationFailure
     from pymongo import compression_support
 except ImportError as e:
-    sys.exit(f"pymongo_core: cannot import PyMongo ({e}): run tests/interop/install.sh")
+    missing_pymongo("pymongo_core", e)
 
 COMPRESSORS = ["zlib", "snappy", "zstd"]
 
-
-def fail(message):
-    sys.exit(f"pymongo_core: FAILED: {message}")
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print(f"ok: {message}")
+fail, check = reporter("pymongo_core")
 
 
 def port_from_args():

@@ -5,32 +5,12 @@
 // The members must run with --replSet SET_NAME (default rs0) and the set must be initiated.
 // Exits non-zero with a message on the first failed check.
 
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { loadDriver, reporter } from './harness.mjs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const requireDeps = createRequire(path.join(here, '.deps', 'node', 'package.json'));
-
-let mongodb;
-try {
-  mongodb = requireDeps('mongodb');
-} catch (e) {
-  console.error(`repl_node: cannot load the mongodb package (${e.message}): run tests/interop/install.sh`);
-  process.exit(1);
-}
+const mongodb = loadDriver('repl_node');
+const { fail, check } = reporter('repl_node');
 const { MongoClient } = mongodb;
-
-function fail(message) {
-  console.error(`repl_node: FAILED: ${message}`);
-  process.exit(1);
-}
-
-function check(condition, message) {
-  if (!condition) fail(message);
-  console.log(`ok: ${message}`);
-}
 
 const seeds = process.argv[2];
 if (!seeds) fail('usage: repl_node.mjs HOST:PORT,HOST:PORT,HOST:PORT [SET_NAME]');

@@ -11,25 +11,16 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".deps", "python"))
+from harness import missing_pymongo, reporter
 
 try:
     import pymongo
     from bson.int64 import Int64
     from pymongo.errors import AutoReconnect, OperationFailure
 except ImportError as e:
-    sys.exit(f"repl_pymongo: cannot import PyMongo ({e}): run tests/interop/install.sh")
+    missing_pymongo("repl_pymongo", e)
 
-
-def fail(message):
-    sys.exit(f"repl_pymongo: FAILED: {message}")
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
-    print(f"ok: {message}")
+fail, check = reporter("repl_pymongo")
 
 
 if len(sys.argv) < 2:
