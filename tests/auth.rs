@@ -120,16 +120,6 @@ fn driver_error_is_auth_failure(err: &mongodb::error::Error) -> bool {
         || err.to_string().contains("Authentication failed")
 }
 
-fn success_lines(server: &Ferrod, user: &str) -> Vec<serde_json::Value> {
-    server
-        .log_lines()
-        .iter()
-        .filter(|l| l.contains("\"Successfully authenticated\""))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["attr"]["user"] == user)
-        .collect()
-}
-
 #[tokio::test]
 async fn rust_driver_negotiates_sha256_and_authenticates_speculatively() {
     let server = start_with_auth();
@@ -155,7 +145,7 @@ async fn rust_driver_negotiates_sha256_and_authenticates_speculatively() {
         .unwrap();
     assert_eq!(status.get_f64("ok").unwrap(), 1.0);
     server.wait_for_log("\"user\":\"both\"", Duration::from_secs(5));
-    let lines = success_lines(&server, "both");
+    let lines = server.auth_success_lines("both");
     assert!(!lines.is_empty());
     for line in &lines {
         assert_eq!(line["attr"]["mechanism"], "SCRAM-SHA-256", "{line}");
@@ -198,7 +188,8 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
             .unwrap_err();
         assert!(driver_error_is_auth_failure(&err), "{err}");
     }
-    let mechs: Vec<String> = success_lines(&server, "u1")
+    let mechs: Vec<String> = server
+        .auth_success_lines("u1")
         .iter()
         .map(|l| l["attr"]["mechanism"].as_str().unwrap().to_owned())
         .collect();

@@ -177,17 +177,6 @@ fn start_with_auth() -> Ferrod {
     Ferrod::start(&["--auth"])
 }
 
-/// The "Successfully authenticated" log lines (mongod 7.0's id 5286306) for `user`.
-fn auth_success_lines(server: &Ferrod, user: &str) -> Vec<serde_json::Value> {
-    server
-        .log_lines()
-        .iter()
-        .filter(|l| l.contains("\"Successfully authenticated\""))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["attr"]["user"] == user)
-        .collect()
-}
-
 #[test]
 fn mongosh_localhost_exception_custom_role_and_login_as_the_new_user() {
     install();
@@ -217,7 +206,7 @@ fn mongosh_localhost_exception_custom_role_and_login_as_the_new_user() {
         .arg(interop_dir().join("auth_mongosh.js"))
         .env("AUTH_STEP", "as-ops");
     run_script(&[&server], as_ops);
-    let ops = auth_success_lines(&server, "ops");
+    let ops = server.auth_success_lines("ops");
     assert!(!ops.is_empty(), "no login of ops in the server log");
     assert!(ops.iter().all(|l| l["attr"]["db"] == "admin"), "{ops:?}");
 }
@@ -232,14 +221,14 @@ fn pymongo_scram_sha256_sha1_saslprep_and_privilege_errors() {
         cmd
     });
     // The explicit mechanisms reached the server as asked.
-    let ops = auth_success_lines(&server, "ops");
+    let ops = server.auth_success_lines("ops");
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
         assert!(
             ops.iter().any(|l| l["attr"]["mechanism"] == mechanism),
             "no {mechanism} login of ops in the server log: {ops:?}"
         );
     }
-    let prep = auth_success_lines(&server, "prep");
+    let prep = server.auth_success_lines("prep");
     assert!(prep.len() >= 3, "{prep:?}");
     assert!(prep
         .iter()
@@ -262,7 +251,7 @@ fn node_driver_negotiates_sha256_and_authenticates_speculatively() {
         cmd.arg(server.port.to_string());
         cmd
     });
-    let lines = auth_success_lines(&server, "root");
+    let lines = server.auth_success_lines("root");
     assert!(!lines.is_empty(), "no login of root in the server log");
     for line in &lines {
         assert_eq!(line["attr"]["mechanism"], "SCRAM-SHA-256", "{line}");

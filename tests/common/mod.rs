@@ -108,6 +108,16 @@ impl Ferrod {
         }
     }
 
+    /// The "Successfully authenticated" log lines (mongod 7.0's id 5286306) for `user`.
+    pub fn auth_success_lines(&self, user: &str) -> Vec<serde_json::Value> {
+        self.log_lines()
+            .iter()
+            .filter(|l| l.contains("\"Successfully authenticated\""))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["attr"]["user"] == user)
+            .collect()
+    }
+
     /// A raw connection with a read timeout.
     pub fn raw(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr()).expect("connect");
