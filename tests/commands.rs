@@ -232,8 +232,12 @@ fn comment_of_any_type_appears_in_the_slow_query_line() {
             .as_str()
             .unwrap()
             .starts_with("127.0.0.1:"));
-        // No application name was given, so there is no appName.
+        // No application name was given, so there is no appName; the command succeeded,
+        // so there are no error fields.
         assert!(line["attr"].get("appName").is_none(), "{line}");
+        for field in ["ok", "errMsg", "errName", "errCode"] {
+            assert!(line["attr"].get(field).is_none(), "{field} in {line}");
+        }
     }
 }
 

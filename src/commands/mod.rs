@@ -550,38 +550,24 @@ fn log_if_slow(
     // Left out when the client gave no application name, as mongod does.
     let app_name = inv.client.app_name();
     let remote = inv.client.remote.to_string();
-    match result {
-        Ok(_) => tracing::info!(
-            target: "COMMAND",
-            id = 51803,
-            ctx,
-            r#type = "command",
-            ns,
-            appName = app_name.as_deref(),
-            command = %command_json,
-            commandName = command.name,
-            numYields = 0,
-            remote,
-            durationMillis = millis,
-            "Slow query"
-        ),
-        Err(e) => tracing::info!(
-            target: "COMMAND",
-            id = 51803,
-            ctx,
-            r#type = "command",
-            ns,
-            appName = app_name.as_deref(),
-            command = %command_json,
-            commandName = command.name,
-            numYields = 0,
-            ok = 0,
-            errMsg = e.message.as_str(),
-            errName = e.code.name(),
-            errCode = e.code.number(),
-            remote,
-            durationMillis = millis,
-            "Slow query"
-        ),
-    }
+    // Error fields are recorded only for failed commands (a None field is left out).
+    let error = result.as_ref().err();
+    tracing::info!(
+        target: "COMMAND",
+        id = 51803,
+        ctx,
+        r#type = "command",
+        ns,
+        appName = app_name.as_deref(),
+        command = %command_json,
+        commandName = command.name,
+        numYields = 0,
+        ok = error.map(|_| 0),
+        errMsg = error.map(|e| e.message.as_str()),
+        errName = error.map(|e| e.code.name()),
+        errCode = error.map(|e| e.code.number()),
+        remote,
+        durationMillis = millis,
+        "Slow query"
+    );
 }
