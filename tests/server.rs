@@ -93,15 +93,7 @@ fn bind_ip_all_answers_on_every_loopback() {
 
 #[test]
 fn port_flag_sets_the_listening_port() {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn(&[
-        "--port",
-        &port.to_string(),
-        "--dbpath",
-        dir.path().to_str().unwrap(),
-    ]);
-    proc.wait_listening(port);
+    let (_proc, port, _dir) = Proc::listening(&[]);
     let mut s = connect_port(port);
     let status = admin(&mut s, doc! {"serverStatus": 1});
     assert!(
@@ -836,15 +828,7 @@ fn quiet_suppresses_connection_lines() {
 
 #[test]
 fn text_log_format_is_human_readable() {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn(&[
-        "--port",
-        &port.to_string(),
-        "--dbpath",
-        dir.path().to_str().unwrap(),
-    ]);
-    proc.wait_listening(port);
+    let (proc, port, _dir) = Proc::listening(&[]);
     let lines = eventually(Duration::from_secs(5), "the waiting line", || {
         let lines = proc.stdout();
         lines

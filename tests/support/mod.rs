@@ -41,6 +41,24 @@ fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>
 }
 
 impl Proc {
+    /// A ferrod on a free port with a fresh data directory, plus `extra`, once it listens.
+    /// The directory lives as long as the returned handle.
+    pub fn listening(extra: &[&str]) -> (Proc, u16, tempfile::TempDir) {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let port_arg = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_arg,
+            "--dbpath",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn(&args);
+        proc.wait_listening(port);
+        (proc, port, dir)
+    }
+
     pub fn spawn(args: &[&str]) -> Proc {
         let mut child = Command::new(FERROD)
             .args(args)
