@@ -67,13 +67,34 @@ async fn driver(node: &Ferrod, login: Option<(&str, &str)>) -> mongodb::Client {
 }
 
 async fn start_plain(n: usize) -> Vec<Member> {
+    start_members(n, &[]).await
+}
+
+/// `n` members of the set with `extra` arguments, not yet initiated.
+async fn start_members(n: usize, extra: &[&str]) -> Vec<Member> {
+    let mut args = vec!["--replSet", SET];
+    args.extend_from_slice(extra);
     let mut members = Vec::new();
     for _ in 0..n {
-        let node = Ferrod::start(&["--replSet", SET]);
+        let node = Ferrod::start(&args);
         let client = driver(&node, None).await;
         members.push(Member { node, client });
     }
     members
+}
+
+/// Three members with `extra` arguments, initiated; returns them and the primary's index.
+async fn start_initiated(extra: &[&str]) -> (Vec<Member>, usize) {
+    let all = start_members(3, extra).await;
+    all[0]
+        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
+        .await
+        .expect("initiate");
+    let p = eventually(Duration::from_secs(15), "a primary", || {
+        primary_index(&all, &[0, 1, 2])
+    })
+    .await;
+    (all, p)
 }
 
 /// Starts members sharing `key`; on each, the first user (root) is created through the
@@ -336,28 +357,14 @@ async fn same_flow_with_authorization_and_a_shared_key_file() {
 async fn removed_member_pool_ends_after_host_timeout() {
     // Without dropConnections, the removed member's pool lasts until it has been unused
     // for ShardingTaskExecutorPoolHostTimeoutMS; the heartbeated member's never ends.
-    let mut all = Vec::new();
-    for _ in 0..3 {
-        let node = Ferrod::start(&[
-            "--replSet",
-            SET,
-            "--setParameter",
-            "ShardingTaskExecutorPoolRefreshRequirementMS=600",
-            "--setParameter",
-            "ShardingTaskExecutorPoolRefreshTimeoutMS=500",
-            "--setParameter",
-            "ShardingTaskExecutorPoolHostTimeoutMS=2000",
-        ]);
-        let client = driver(&node, None).await;
-        all.push(Member { node, client });
-    }
-    all[0]
-        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
-        .await
-        .expect("initiate");
-    let p = eventually(Duration::from_secs(15), "a primary", || {
-        primary_index(&all, &[0, 1, 2])
-    })
+    let (all, p) = start_initiated(&[
+        "--setParameter",
+        "ShardingTaskExecutorPoolRefreshRequirementMS=600",
+        "--setParameter",
+        "ShardingTaskExecutorPoolRefreshTimeoutMS=500",
+        "--setParameter",
+        "ShardingTaskExecutorPoolHostTimeoutMS=2000",
+    ])
     .await;
     let (gone, stay) = ((p + 1) % 3, (p + 2) % 3);
     wait_for_idle_pool(&all[p], &all[gone].addr(), "a pooled connection").await;
@@ -398,25 +405,7 @@ async fn removed_member_pool_ends_after_host_timeout() {
 async fn heartbeats_and_raft_rpcs_share_connections_within_max_size() {
     // With MaxSize 1, heartbeats and Raft RPCs to a member queue for one connection:
     // the set still forms and stays healthy, and no second connection is ever opened.
-    let mut all = Vec::new();
-    for _ in 0..3 {
-        let node = Ferrod::start(&[
-            "--replSet",
-            SET,
-            "--setParameter",
-            "ShardingTaskExecutorPoolMaxSize=1",
-        ]);
-        let client = driver(&node, None).await;
-        all.push(Member { node, client });
-    }
-    all[0]
-        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
-        .await
-        .expect("initiate");
-    let p = eventually(Duration::from_secs(15), "a primary", || {
-        primary_index(&all, &[0, 1, 2])
-    })
-    .await;
+    let (all, p) = start_initiated(&["--setParameter", "ShardingTaskExecutorPoolMaxSize=1"]).await;
     let others = [(p + 1) % 3, (p + 2) % 3];
     for &o in &others {
         wait_for_idle_pool(&all[p], &all[o].addr(), "a pooled connection").await;
