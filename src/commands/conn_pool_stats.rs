@@ -23,14 +23,51 @@ pub fn number(n: u64) -> Bson {
     }
 }
 
+/// The six counters of a snapshot, under mongod's names for each level: `inUse`... for a
+/// host, `poolInUse`... for a named pool, `totalInUse`... for the server.
+const HOST_FIELDS: [&str; 6] = [
+    "inUse",
+    "available",
+    "leased",
+    "created",
+    "refreshing",
+    "refreshed",
+];
+const POOL_FIELDS: [&str; 6] = [
+    "poolInUse",
+    "poolAvailable",
+    "poolLeased",
+    "poolCreated",
+    "poolRefreshing",
+    "poolRefreshed",
+];
+const TOTAL_FIELDS: [&str; 6] = [
+    "totalInUse",
+    "totalAvailable",
+    "totalLeased",
+    "totalCreated",
+    "totalRefreshing",
+    "totalRefreshed",
+];
+
+fn append_counters(d: &mut Document, names: &[&str; 6], s: &Snapshot) {
+    // ferrod never leases connections, so `leased` is always 0.
+    let values = [
+        s.in_use,
+        s.available,
+        0,
+        s.created,
+        s.refreshing,
+        s.refreshed,
+    ];
+    for (name, value) in names.iter().zip(values) {
+        d.insert(*name, number(value));
+    }
+}
+
 fn host_doc(s: &Snapshot) -> Document {
     let mut d = Document::new();
-    d.insert("inUse", number(s.in_use));
-    d.insert("available", number(s.available));
-    d.insert("leased", number(0));
-    d.insert("created", number(s.created));
-    d.insert("refreshing", number(s.refreshing));
-    d.insert("refreshed", number(s.refreshed));
+    append_counters(&mut d, &HOST_FIELDS, s);
     d
 }
 
@@ -40,12 +77,7 @@ pub fn totals(t: &Snapshot) -> Document {
     let mut d = Document::new();
     d.insert("numClientConnections", number(0));
     d.insert("numAScopedConnections", number(0));
-    d.insert("totalInUse", number(t.in_use));
-    d.insert("totalAvailable", number(t.available));
-    d.insert("totalLeased", number(0));
-    d.insert("totalCreated", number(t.created));
-    d.insert("totalRefreshing", number(t.refreshing));
-    d.insert("totalRefreshed", number(t.refreshed));
+    append_counters(&mut d, &TOTAL_FIELDS, t);
     d
 }
 
@@ -56,14 +88,8 @@ fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult {
     let mut reply = totals(&report.total);
     let mut pools = Document::new();
     for pool_stats in &report.pools {
-        let t = &pool_stats.total;
         let mut pool = Document::new();
-        pool.insert("poolInUse", number(t.in_use));
-        pool.insert("poolAvailable", number(t.available));
-        pool.insert("poolLeased", number(0));
-        pool.insert("poolCreated", number(t.created));
-        pool.insert("poolRefreshing", number(t.refreshing));
-        pool.insert("poolRefreshed", number(t.refreshed));
+        append_counters(&mut pool, &POOL_FIELDS, &pool_stats.total);
         for (host, s) in &pool_stats.hosts {
             pool.insert(&**host, host_doc(s));
         }
