@@ -4,6 +4,8 @@ use ferrod::log::LogSink;
 use ferrod::state::ServerState;
 use std::process::ExitCode;
 
+mod healthcheck;
+
 /// Installs the SIGTERM/SIGINT handlers (before anything listens, so that a signal sent as
 /// soon as the port opens already shuts down gracefully) and returns the task body that
 /// turns the first signal into a graceful shutdown.
@@ -35,6 +37,15 @@ async fn wait_for_signal(
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `ferrod healthcheck ...` is a client of its own, not a server flag: handled before
+    // clap sees the mongod-style command line.
+    if args.get(1).is_some_and(|a| a == "healthcheck") {
+        let rest: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return healthcheck::main(&rest);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
