@@ -176,13 +176,14 @@ impl Cluster {
         id
     }
 
+    /// `running/healthy`, `running/starting`, `exited/unhealthy`, ...
     fn health(&self, service: &str) -> String {
         let id = self.container(service);
         must(
             docker(&[
                 "inspect",
                 "-f",
-                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
                 &id,
             ]),
             DOCKER_TIMEOUT,
@@ -195,9 +196,15 @@ impl Cluster {
         let started = Instant::now();
         loop {
             let states: Vec<String> = SERVICES.iter().map(|s| self.health(s)).collect();
-            if states.iter().all(|s| s == "healthy") {
+            if states.iter().all(|s| s == "running/healthy") {
                 return started.elapsed();
             }
+            assert!(
+                !states
+                    .iter()
+                    .any(|s| s.starts_with("exited") || s.starts_with("dead")),
+                "a member stopped before it was healthy: {states:?}"
+            );
             assert!(
                 started.elapsed() < HEALTH_TIMEOUT,
                 "the members are not healthy after {HEALTH_TIMEOUT:?}: {states:?}"
