@@ -68,6 +68,13 @@ impl LogicalClock {
         self.packed.fetch_max(pack(ts), Ordering::AcqRel);
     }
 
+    /// Adds `$clusterTime` and `operationTime` to a reply (every reply, errors included).
+    pub fn stamp_reply(&self, body: &mut Document) {
+        let now = self.now();
+        body.insert("$clusterTime", self.cluster_time_document(now));
+        body.insert("operationTime", now);
+    }
+
     /// `$clusterTime` for a reply. Unsigned: a zero hash and keyId 0 until keys exist.
     pub fn cluster_time_document(&self, ts: Timestamp) -> Document {
         doc! {

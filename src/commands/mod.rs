@@ -341,9 +341,7 @@ pub async fn dispatch(
         }
         Err(err) => err.to_document(),
     };
-    let now = server.clock.now();
-    body.insert("$clusterTime", server.clock.cluster_time_document(now));
-    body.insert("operationTime", now);
+    server.clock.stamp_reply(&mut body);
     Reply {
         body,
         compress,
