@@ -190,10 +190,8 @@ impl Store {
         Ok(())
     }
 
-    fn catalog(&self) -> Result<&Arc<dyn Catalog>, StorageError<u64>> {
-        self.catalog
-            .get()
-            .ok_or_else(|| io_error(CatalogError::Storage("the catalog is not open".into())))
+    fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
+        self.catalog.get()
     }
 
     /// Whether a vote or log survived from an earlier run.
@@ -231,6 +229,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+fn catalog_not_open() -> StorageError<u64> {
+    io_error(CatalogError::Storage("the catalog is not open".into()))
+}
+
 fn io_error(e: impl std::error::Error + 'static) -> StorageError<u64> {
     StorageIOError::read_state_machine(&e).into()
 }
@@ -248,7 +250,7 @@ impl RaftLogReader<TypeConfig> for Arc<Store> {
 impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let applied = self.applied.borrow().clone();
-        let catalog = self.catalog()?;
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?;
         let mut documents = Vec::new();
         for collection in REPLICATED {
             for doc in catalog.list(collection).map_err(io_error)? {
@@ -368,7 +370,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         &mut self,
         entries: &[Entry<TypeConfig>],
     ) -> Result<Vec<ApplyOutcome>, StorageError<u64>> {
-        let catalog = self.catalog()?.clone();
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?.clone();
         let mut next = self.applied.borrow().clone();
         let mut outcomes = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -441,7 +443,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     ) -> Result<(), StorageError<u64>> {
         let data = snapshot.into_inner();
         let snapshot: SnapshotData = serde_json::from_slice(&data).map_err(io_error)?;
-        let catalog = self.catalog()?;
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?;
         let mut writes = Vec::new();
         for collection in REPLICATED {
             for doc in catalog.list(collection).map_err(io_error)? {
