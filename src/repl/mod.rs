@@ -13,6 +13,7 @@
 pub mod config;
 mod heartbeat;
 pub mod raft;
+pub mod self_initiate;
 pub mod transport;
 
 use crate::catalog::{Catalog, CatalogError};
@@ -184,6 +185,10 @@ impl ReplCoordinator {
             });
         }
         heartbeat::spawn(self.clone(), server.clone());
+        if !server.config.initial_members.is_empty() {
+            let members = server.config.initial_members.clone();
+            tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
+        }
         let me = self.clone();
         let server = server.clone();
         tokio::spawn(async move { me.watch_topology(server).await });
@@ -260,6 +265,11 @@ impl ReplCoordinator {
 
     fn raft(&self) -> Option<&Raft> {
         self.raft.get()
+    }
+
+    /// Whether this node's Raft has started (it is, or was, part of a set).
+    pub fn has_raft(&self) -> bool {
+        self.raft.get().is_some() || self.store.has_state()
     }
 
     /// This node's Raft, created on first use with the settings of whoever needs it first
