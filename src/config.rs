@@ -505,6 +505,51 @@ fn read_config_file(path: &Path) -> Result<FileConfig, String> {
     serde_yaml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
+fn split_hosts(list: &str) -> Vec<String> {
+    list.split(',').map(|h| h.trim().to_owned()).collect()
+}
+
+/// `replication.initialMembers` as a YAML list or one comma-separated string.
+fn yaml_hosts(value: &serde_yaml::Value) -> Result<Vec<String>, String> {
+    let bad = || {
+        "replication.initialMembers must be a list of host:port or a comma-separated string"
+            .to_owned()
+    };
+    match value {
+        serde_yaml::Value::String(s) => Ok(split_hosts(s)),
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// Each member a `host:port` with a valid port, none twice, and only with a set name.
+fn check_initial_members(hosts: Vec<String>, has_set: bool) -> Result<Vec<String>, String> {
+    if !has_set {
+        return Err(
+            "initialMembers requires replSet (--replSet or replication.replSetName)".into(),
+        );
+    }
+    if hosts.is_empty() || hosts.iter().any(|h| h.is_empty()) {
+        return Err("initialMembers: empty member in the list".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for host in &hosts {
+        let port_ok = host.rsplit_once(':').is_some_and(|(name, port)| {
+            !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(format!("initialMembers: '{host}' is not host:port"));
+        }
+        if !seen.insert(host.to_ascii_lowercase()) {
+            return Err(format!("initialMembers: '{host}' is listed twice"));
+        }
+    }
+    Ok(hosts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,49 +604,4 @@ mod tests {
         let err = parse(&["--networkMessageCompressors", "snappy,lz4"]).unwrap_err();
         assert!(err.contains("lz4"), "{err}");
     }
-}
-
-fn split_hosts(list: &str) -> Vec<String> {
-    list.split(',').map(|h| h.trim().to_owned()).collect()
-}
-
-/// `replication.initialMembers` as a YAML list or one comma-separated string.
-fn yaml_hosts(value: &serde_yaml::Value) -> Result<Vec<String>, String> {
-    let bad = || {
-        "replication.initialMembers must be a list of host:port or a comma-separated string"
-            .to_owned()
-    };
-    match value {
-        serde_yaml::Value::String(s) => Ok(split_hosts(s)),
-        serde_yaml::Value::Sequence(items) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
-            .collect(),
-        _ => Err(bad()),
-    }
-}
-
-/// Each member a `host:port` with a valid port, none twice, and only with a set name.
-fn check_initial_members(hosts: Vec<String>, has_set: bool) -> Result<Vec<String>, String> {
-    if !has_set {
-        return Err(
-            "initialMembers requires replSet (--replSet or replication.replSetName)".into(),
-        );
-    }
-    if hosts.is_empty() || hosts.iter().any(|h| h.is_empty()) {
-        return Err("initialMembers: empty member in the list".into());
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for host in &hosts {
-        let port_ok = host.rsplit_once(':').is_some_and(|(name, port)| {
-            !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !port_ok {
-            return Err(format!("initialMembers: '{host}' is not host:port"));
-        }
-        if !seen.insert(host.to_ascii_lowercase()) {
-            return Err(format!("initialMembers: '{host}' is listed twice"));
-        }
-    }
-    Ok(hosts)
 }
