@@ -9,18 +9,19 @@ pub struct LogicalClock {
     packed: AtomicU64,
 }
 
-fn pack(ts: Timestamp) -> u64 {
+/// A Timestamp as one ordered integer: seconds high, increment low.
+pub fn pack(ts: Timestamp) -> u64 {
     ((ts.time as u64) << 32) | ts.increment as u64
 }
 
-fn unpack(v: u64) -> Timestamp {
+pub fn unpack(v: u64) -> Timestamp {
     Timestamp {
         time: (v >> 32) as u32,
         increment: v as u32,
     }
 }
 
-fn wall_seconds() -> u32 {
+pub fn wall_seconds() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
@@ -66,6 +67,13 @@ impl LogicalClock {
     /// Moves the clock forward to `ts` if it is later (never backwards).
     pub fn advance_to(&self, ts: Timestamp) {
         self.packed.fetch_max(pack(ts), Ordering::AcqRel);
+    }
+
+    /// Adds `$clusterTime` and `operationTime` to a reply (every reply, errors included).
+    pub fn stamp_reply(&self, body: &mut Document) {
+        let now = self.now();
+        body.insert("$clusterTime", self.cluster_time_document(now));
+        body.insert("operationTime", now);
     }
 
     /// `$clusterTime` for a reply. Unsigned: a zero hash and keyId 0 until keys exist.

@@ -73,6 +73,9 @@ pub struct Cli {
     /// Replica set name.
     #[arg(long = "replSet", value_name = "NAME")]
     pub repl_set: Option<String>,
+    /// Members (host:port, comma-separated) with which a new set initiates itself.
+    #[arg(long = "initialMembers", value_name = "HOST:PORT,...")]
+    pub initial_members: Option<String>,
 }
 
 /// The YAML config file. Unknown keys are refused with their name.
@@ -132,6 +135,8 @@ struct SecuritySection {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReplicationSection {
     repl_set_name: Option<String>,
+    /// A list of host:port, or one comma-separated string.
+    initial_members: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +165,8 @@ pub struct Config {
     pub auth: bool,
     pub key_file: Option<PathBuf>,
     pub repl_set: Option<String>,
+    /// `--initialMembers`: the set initiates itself with these members.
+    pub initial_members: Vec<String>,
     pub config_file: Option<PathBuf>,
     /// The process's arguments, for getCmdLineOpts.
     pub argv: Vec<String>,
@@ -186,6 +193,7 @@ impl Default for Config {
             auth: false,
             key_file: None,
             repl_set: None,
+            initial_members: Vec::new(),
             config_file: None,
             argv: Vec::new(),
             parsed: Document::new(),
@@ -455,6 +463,25 @@ impl Config {
             );
             c.repl_set = Some(name);
         }
+        let initial = match (&cli.initial_members, &replication.initial_members) {
+            (Some(list), _) => Some(split_hosts(list)),
+            (None, Some(value)) => Some(yaml_hosts(value)?),
+            (None, None) => None,
+        };
+        if let Some(hosts) = initial {
+            c.initial_members = check_initial_members(hosts, c.repl_set.is_some())?;
+            put_path(
+                &mut parsed,
+                "replication.initialMembers",
+                Bson::Array(
+                    c.initial_members
+                        .iter()
+                        .cloned()
+                        .map(Bson::String)
+                        .collect(),
+                ),
+            );
+        }
         c.config_file = cli.config;
         c.parsed = parsed;
         Ok(c)
@@ -476,6 +503,51 @@ fn read_config_file(path: &Path) -> Result<FileConfig, String> {
         return Ok(FileConfig::default());
     }
     serde_yaml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+fn split_hosts(list: &str) -> Vec<String> {
+    list.split(',').map(|h| h.trim().to_owned()).collect()
+}
+
+/// `replication.initialMembers` as a YAML list or one comma-separated string.
+fn yaml_hosts(value: &serde_yaml::Value) -> Result<Vec<String>, String> {
+    let bad = || {
+        "replication.initialMembers must be a list of host:port or a comma-separated string"
+            .to_owned()
+    };
+    match value {
+        serde_yaml::Value::String(s) => Ok(split_hosts(s)),
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// Each member a `host:port` with a valid port, none twice, and only with a set name.
+fn check_initial_members(hosts: Vec<String>, has_set: bool) -> Result<Vec<String>, String> {
+    if !has_set {
+        return Err(
+            "initialMembers requires replSet (--replSet or replication.replSetName)".into(),
+        );
+    }
+    if hosts.is_empty() || hosts.iter().any(|h| h.is_empty()) {
+        return Err("initialMembers: empty member in the list".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for host in &hosts {
+        let port_ok = host.rsplit_once(':').is_some_and(|(name, port)| {
+            !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(format!("initialMembers: '{host}' is not host:port"));
+        }
+        if !seen.insert(host.to_ascii_lowercase()) {
+            return Err(format!("initialMembers: '{host}' is listed twice"));
+        }
+    }
+    Ok(hosts)
 }
 
 #[cfg(test)]

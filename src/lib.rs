@@ -51,9 +51,14 @@ impl From<String> for StartupError {
 pub fn startup(server: &state::ServerState) -> Result<(), StartupError> {
     let config = &server.config;
     // Before anything listens: a second server on the same dbpath stops here.
-    let catalog = catalog::RedbCatalog::open(&config.dbpath)?;
-    if server.catalog.set(std::sync::Arc::new(catalog)).is_err() {
+    let catalog: std::sync::Arc<dyn catalog::Catalog> =
+        std::sync::Arc::new(catalog::RedbCatalog::open(&config.dbpath)?);
+    if server.catalog.set(catalog.clone()).is_err() {
         return Err(String::from("the catalog was already opened").into());
+    }
+    if let Some(repl) = &server.repl {
+        repl.attach_catalog(catalog)
+            .map_err(|e| format!("cannot read the replica set state from the catalog: {e}"))?;
     }
     server
         .params

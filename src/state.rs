@@ -82,7 +82,7 @@ impl Stats {
 pub struct ServerState {
     pub config: Config,
     pub log: Arc<LogSink>,
-    pub clock: LogicalClock,
+    pub clock: Arc<LogicalClock>,
     pub params: Parameters,
     pub stats: Stats,
     pub ops: OpRegistry,
@@ -110,18 +110,20 @@ impl ServerState {
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
         let params = Parameters::default();
         let pools = Arc::new(PoolManager::new(&params));
+        let clock = Arc::new(LogicalClock::new());
         let repl = config.repl_set.clone().map(|name| {
             let transport = Arc::new(PoolTransport::new(pools.clone()));
-            ReplCoordinator::new(name, Some(&config.dbpath), transport).unwrap_or_else(|e| {
-                // Starting without the saved Raft state could break the set's safety.
-                eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
-                std::process::exit(100)
-            })
+            ReplCoordinator::new(name, Some(&config.dbpath), transport, clock.clone())
+                .unwrap_or_else(|e| {
+                    // Starting without the saved Raft state could break the set's safety.
+                    eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
+                    std::process::exit(100)
+                })
         });
         Arc::new(ServerState {
             config,
             log,
-            clock: LogicalClock::new(),
+            clock,
             params,
             pools,
             stats: Stats::default(),

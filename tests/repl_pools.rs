@@ -97,24 +97,41 @@ async fn start_initiated(extra: &[&str]) -> (Vec<Member>, usize) {
     (all, p)
 }
 
-/// Starts members sharing `key`; on each, the first user (root) is created through the
-/// localhost exception, and the driver logs in as it.
+/// Starts members sharing `key`, not yet initiated; their clients are anonymous, which
+/// the localhost exception lets initiate the set and create the first user.
 async fn start_with_key(keys: &[&std::path::Path]) -> Vec<Member> {
     let mut members = Vec::new();
     for key in keys {
         let mut args = vec!["--replSet", SET, "--keyFile", key.to_str().unwrap()];
         args.extend_from_slice(FAST_SCRAM);
         let node = Ferrod::start(&args);
-        let anonymous = driver(&node, None).await;
-        anonymous
-            .database("admin")
-            .run_command(doc! {"createUser": "admin", "pwd": "adminpw", "roles": ["root"]})
-            .await
-            .expect("createUser through the localhost exception");
-        let client = driver(&node, Some(("admin", "adminpw"))).await;
+        let client = driver(&node, None).await;
         members.push(Member { node, client });
     }
     members
+}
+
+/// Creates the first user (root) on the primary through the localhost exception, then
+/// logs every member in `ids` in as it, once the replicated catalog has reached it.
+async fn create_root_and_log_in(all: &mut [Member], primary: usize, ids: &[usize]) {
+    all[primary]
+        .admin(doc! {"createUser": "admin", "pwd": "adminpw", "roles": ["root"]})
+        .await
+        .expect("createUser on the primary through the localhost exception");
+    for &i in ids {
+        let node = &all[i].node;
+        let client = eventually(
+            Duration::from_secs(15),
+            "the user on every member",
+            || async {
+                let client = driver(node, Some(("admin", "adminpw"))).await;
+                let ping = client.database("admin").run_command(doc! {"ping": 1}).await;
+                ping.is_ok().then_some(client)
+            },
+        )
+        .await;
+        all[i].client = client;
+    }
 }
 
 /// A key file with owner-only permissions, as mongod requires.
@@ -218,7 +235,12 @@ async fn sleep_heartbeats(n: u64) {
 }
 
 /// issue 4's central flow on a three-member set.
-async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(all: Vec<Member>) {
+/// `keyed`: the members share a keyFile; the first user is created once there is a
+/// primary, and the drivers log in as it.
+async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
+    mut all: Vec<Member>,
+    keyed: bool,
+) {
     let reply = all[0]
         .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
         .await;
@@ -227,6 +249,18 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(all
         primary_index(&all, &[0, 1, 2])
     })
     .await;
+    if keyed {
+        create_root_and_log_in(&mut all, p, &[0, 1, 2]).await;
+        // Member traffic needs the `internal` action, which only __system has (not root).
+        let heartbeat = all[(p + 1) % 3]
+            .admin(doc! {"replSetHeartbeat": SET, "configVersion": 1, "from": "x:1", "fromId": 9})
+            .await;
+        assert_eq!(
+            heartbeat.as_ref().err().map(|e| e.0),
+            Some(13),
+            "{heartbeat:?}"
+        );
+    }
     let primary = &all[p];
     let (gone, stay) = ((p + 1) % 3, (p + 2) % 3);
     for other in [gone, stay] {
@@ -333,7 +367,11 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(all
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_member_keeps_pooled_connections_until_drop_connections() {
-    removed_member_pool_lingers_until_dropped_and_returns_when_re_added(start_plain(3).await).await;
+    removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
+        start_plain(3).await,
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,16 +379,7 @@ async fn same_flow_with_authorization_and_a_shared_key_file() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path(), "key", "c2hhcmVkLXNlY3JldC1mb3ItdGhlLXNldA==\n");
     let members = start_with_key(&[&key, &key, &key]).await;
-    // Member traffic needs the `internal` action, which only __system has (not root).
-    let heartbeat = members[1]
-        .admin(doc! {"replSetHeartbeat": SET, "configVersion": 1, "from": "x:1", "fromId": 9})
-        .await;
-    assert_eq!(
-        heartbeat.as_ref().err().map(|e| e.0),
-        Some(13),
-        "{heartbeat:?}"
-    );
-    removed_member_pool_lingers_until_dropped_and_returns_when_re_added(members).await;
+    removed_member_pool_lingers_until_dropped_and_returns_when_re_added(members, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,7 +488,7 @@ async fn member_with_another_key_cannot_join_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let good = key_file(dir.path(), "good", "dGhlLXJpZ2h0LWtleQ==");
     let bad = key_file(dir.path(), "bad", "YS1kaWZmZXJlbnQta2V5");
-    let all = start_with_key(&[&good, &good, &bad]).await;
+    let mut all = start_with_key(&[&good, &good, &bad]).await;
 
     // Initiate with it: the quorum check cannot log in to it.
     let err = all[0]
@@ -491,6 +520,7 @@ async fn member_with_another_key_cannot_join_and_says_why() {
         primary_index(&all, &[0, 1])
     })
     .await;
+    create_root_and_log_in(&mut all, p, &[0, 1]).await;
     all[p]
         .admin(doc! {"replSetReconfig": config(2, &all, &[0, 1, 2])})
         .await

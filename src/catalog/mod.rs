@@ -12,10 +12,11 @@ pub use lock::DbPathLock;
 pub use redb_store::RedbCatalog;
 
 use bson::Document;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The kinds of documents the catalog holds, each in its own table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Collection {
     /// `admin.system.users`: one document per user, keyed by `<db>.<user>`.
     Users,
@@ -38,32 +39,36 @@ impl Collection {
     }
 }
 
-/// One change in a batch.
-#[derive(Debug, Clone)]
+/// One change in a batch. Batches travel through the replicated log (as JSON), so
+/// documents are carried as their exact BSON bytes: JSON would lose BSON's types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Write {
     /// Adds a document; the whole batch fails with [`CatalogError::Duplicate`] if the id exists.
     Insert {
         collection: Collection,
         id: String,
+        #[serde(with = "bson_bytes")]
         doc: Document,
     },
     /// Replaces a document that must exist; else [`CatalogError::NotFound`].
     Replace {
         collection: Collection,
         id: String,
+        #[serde(with = "bson_bytes")]
         doc: Document,
     },
     /// Adds or replaces a document.
     Upsert {
         collection: Collection,
         id: String,
+        #[serde(with = "bson_bytes")]
         doc: Document,
     },
     /// Removes a document if present.
     Delete { collection: Collection, id: String },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CatalogError {
     Duplicate(String),
     NotFound(String),
@@ -91,4 +96,43 @@ pub trait Catalog: Send + Sync {
     fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError>;
     /// Applies the batch atomically and durably: when this returns Ok, it survives a crash.
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError>;
+}
+
+/// Serde for a document as base64 of its BSON bytes.
+mod bson_bytes {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use bson::Document;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(doc: &Document, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::new();
+        doc.to_writer(&mut bytes)
+            .map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Document, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = B64.decode(text).map_err(D::Error::custom)?;
+        Document::from_reader(bytes.as_slice()).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn writes_survive_json_with_their_bson_types() {
+        let write = Write::Upsert {
+            collection: Collection::Users,
+            id: "admin.a".into(),
+            doc: doc! {"i": 1_i32, "l": 1_i64, "b": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![7; 16] }},
+        };
+        let json = serde_json::to_string(&write).unwrap();
+        let back: Write = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, write);
+    }
 }

@@ -1,8 +1,9 @@
 //! createRole and updateRole: user-defined roles with privileges and inherited roles.
 
 use super::user_admin::{
-    apply, check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
+    check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
 };
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::privilege::{parse_privileges, Privilege};
 use crate::auth::users::{
@@ -19,7 +20,7 @@ pub const CREATE_ROLE: Command = Command {
     ..Command::new(
         "createRole",
         "Adds a role to the system",
-        Handler::Sync(create_role),
+        Handler::CatalogWrite(create_role),
     )
 };
 
@@ -29,7 +30,7 @@ pub const UPDATE_ROLE: Command = Command {
     ..Command::new(
         "updateRole",
         "Used to update a role",
-        Handler::Sync(update_role),
+        Handler::CatalogWrite(update_role),
     )
 };
 
@@ -87,7 +88,7 @@ pub fn role_document(role: &Name, privileges: &[Privilege], subroles: &[Name]) -
     }
 }
 
-fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let request = parse(cmd, "createRole")?;
     if roles::is_builtin(&request.role.name, &request.role.db) {
         return Err(bad_value(
@@ -102,24 +103,19 @@ fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult {
     check_roles_exist(catalog.as_ref(), &subroles)?;
     check_no_cycle(catalog.as_ref(), &request.role, &subroles)?;
     let doc = role_document(&request.role, &privileges, &subroles);
-    apply(
-        inv,
-        vec![Write::Insert {
-            collection: Collection::Roles,
-            id: request.role.id(),
-            doc,
-        }],
-        || {
-            CommandError::new(
-                Code::Location51002,
-                format!("Role \"{}\" already exists", request.role),
-            )
-        },
-    )?;
-    Ok(Document::new())
+    let write = Write::Insert {
+        collection: Collection::Roles,
+        id: request.role.id(),
+        doc,
+    };
+    let exists = CommandError::new(
+        Code::Location51002,
+        format!("Role \"{}\" already exists", request.role),
+    );
+    Ok(CatalogChange::new(vec![write], exists))
 }
 
-fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let request = parse(cmd, "updateRole")?;
     if roles::is_builtin(&request.role.name, &request.role.db) {
         return Err(bad_value("Cannot update built-in roles"));
@@ -144,24 +140,15 @@ fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult {
         }
         None => users::stored_roles(&stored),
     };
-    save_role(inv, &request.role, &privileges, &subroles)?;
-    Ok(Document::new())
+    Ok(save_role(&request.role, &privileges, &subroles))
 }
 
 /// Replaces a stored role document.
-pub fn save_role(
-    inv: &Invocation,
-    role: &Name,
-    privileges: &[Privilege],
-    subroles: &[Name],
-) -> CommandResult<()> {
-    apply(
-        inv,
-        vec![Write::Replace {
-            collection: Collection::Roles,
-            id: role.id(),
-            doc: role_document(role, privileges, subroles),
-        }],
-        || role_not_found(role),
-    )
+pub fn save_role(role: &Name, privileges: &[Privilege], subroles: &[Name]) -> CatalogChange {
+    let write = Write::Replace {
+        collection: Collection::Roles,
+        id: role.id(),
+        doc: role_document(role, privileges, subroles),
+    };
+    CatalogChange::new(vec![write], role_not_found(role))
 }

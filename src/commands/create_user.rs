@@ -1,10 +1,10 @@
 //! createUser: a new user with SCRAM credentials (never the password) and roles.
 
 use super::user_admin::{
-    apply, bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
+    bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
     mechanisms_arg, name_arg, new_uuid, password_arg, request_db, USER_FIELDS,
 };
-use super::{database, Command, Handler, Invocation};
+use super::{database, CatalogChange, Command, Handler, Invocation};
 use crate::auth::scram::Mechanism;
 use crate::auth::users::{check_roles_exist, parse_role_names, roles_to_bson};
 use crate::auth::Name;
@@ -21,7 +21,7 @@ pub const CREATE_USER: Command = Command {
     ..Command::new(
         "createUser",
         "Adds a user to the system",
-        Handler::Sync(create_user),
+        Handler::CatalogWrite(create_user),
     )
 };
 
@@ -60,7 +60,7 @@ fn parse(cmd: &Document) -> CommandResult<Request> {
     })
 }
 
-fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let request = parse(cmd)?;
     check_may_change_roles(inv, &request.roles, true)?;
     let catalog = inv.server.catalog();
@@ -88,11 +88,9 @@ fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult {
         id: request.user.id(),
         doc: user,
     };
-    apply(inv, vec![write], || {
-        CommandError::new(
-            Code::Location51003,
-            format!("User \"{}\" already exists", request.user),
-        )
-    })?;
-    Ok(Document::new())
+    let exists = CommandError::new(
+        Code::Location51003,
+        format!("User \"{}\" already exists", request.user),
+    );
+    Ok(CatalogChange::new(vec![write], exists))
 }

@@ -1,12 +1,14 @@
 //! dropRole and dropAllRolesFromDatabase. As in mongod, a dropped role is also removed
 //! from every user and role that had it, in the same batch.
 
-use super::user_admin::{apply, check_fields, name_arg};
+use super::user_admin::{check_fields, name_arg};
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{self, role_not_found, roles_to_bson, storage_error};
 use crate::auth::{roles, Name};
 use crate::catalog::{Collection, Write};
 use crate::error::{bad_value, CommandResult};
+use crate::error::{Code, CommandError};
 use bson::{doc, Document};
 
 pub const DROP_ROLE: Command = Command {
@@ -15,7 +17,11 @@ pub const DROP_ROLE: Command = Command {
         name_arg(cmd, "dropRole")?;
         check_fields(cmd, "dropRole", &[])
     }),
-    ..Command::new("dropRole", "Drops a single role.", Handler::Sync(drop_role))
+    ..Command::new(
+        "dropRole",
+        "Drops a single role.",
+        Handler::CatalogWrite(drop_role),
+    )
 };
 
 pub const DROP_ALL_ROLES_FROM_DATABASE: Command = Command {
@@ -24,11 +30,11 @@ pub const DROP_ALL_ROLES_FROM_DATABASE: Command = Command {
     ..Command::new(
         "dropAllRolesFromDatabase",
         "Drops all roles from the given database.",
-        Handler::Sync(drop_all_roles),
+        Handler::CatalogWrite(drop_all_roles),
     )
 };
 
-fn drop_role(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn drop_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let role = Name::new(name_arg(cmd, "dropRole")?, &inv.db);
     if roles::is_builtin(&role.name, &role.db) {
         return Err(bad_value(format!(
@@ -38,11 +44,10 @@ fn drop_role(inv: &Invocation, cmd: &Document) -> CommandResult {
     if users::get_role(inv.server.catalog().as_ref(), &role)?.is_none() {
         return Err(role_not_found(&role));
     }
-    drop_roles(inv, &[role])?;
-    Ok(Document::new())
+    drop_roles(inv, &[role])
 }
 
-fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult {
+fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogChange> {
     let all = inv
         .server
         .catalog()
@@ -53,12 +58,11 @@ fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult {
         .filter(|r| r.get_str("db") == Ok(inv.db.as_str()))
         .filter_map(|r| Some(Name::new(r.get_str("role").ok()?, r.get_str("db").ok()?)))
         .collect();
-    drop_roles(inv, &dropped)?;
-    Ok(doc! {"n": dropped.len() as i32})
+    Ok(drop_roles(inv, &dropped)?.with_reply(doc! {"n": dropped.len() as i32}))
 }
 
 /// Deletes the roles and strips them from every user and remaining role, atomically.
-fn drop_roles(inv: &Invocation, dropped: &[Name]) -> CommandResult<()> {
+fn drop_roles(inv: &Invocation, dropped: &[Name]) -> CommandResult<CatalogChange> {
     let catalog = inv.server.catalog();
     let mut writes: Vec<Write> = dropped
         .iter()
@@ -89,5 +93,9 @@ fn drop_roles(inv: &Invocation, dropped: &[Name]) -> CommandResult<()> {
             }
         }
     }
-    apply(inv, writes, || bad_value("unexpected duplicate"))
+    // Upserts and deletes cannot be refused.
+    Ok(CatalogChange::new(
+        writes,
+        CommandError::new(Code::InternalError, "unexpected catalog conflict"),
+    ))
 }

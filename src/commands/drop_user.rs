@@ -1,6 +1,7 @@
 //! dropUser and dropAllUsersFromDatabase.
 
-use super::user_admin::{apply, check_fields, name_arg};
+use super::user_admin::{check_fields, name_arg};
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{self, storage_error};
 use crate::auth::Name;
@@ -14,7 +15,11 @@ pub const DROP_USER: Command = Command {
         name_arg(cmd, "dropUser")?;
         check_fields(cmd, "dropUser", &[])
     }),
-    ..Command::new("dropUser", "Drops a single user.", Handler::Sync(drop_user))
+    ..Command::new(
+        "dropUser",
+        "Drops a single user.",
+        Handler::CatalogWrite(drop_user),
+    )
 };
 
 pub const DROP_ALL_USERS_FROM_DATABASE: Command = Command {
@@ -23,11 +28,11 @@ pub const DROP_ALL_USERS_FROM_DATABASE: Command = Command {
     ..Command::new(
         "dropAllUsersFromDatabase",
         "Drops all users for a single database.",
-        Handler::Sync(drop_all_users),
+        Handler::CatalogWrite(drop_all_users),
     )
 };
 
-fn drop_user(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn drop_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let user = Name::new(name_arg(cmd, "dropUser")?, &inv.db);
     if users::get_user(inv.server.catalog().as_ref(), &user)?.is_none() {
         return Err(CommandError::new(
@@ -35,22 +40,19 @@ fn drop_user(inv: &Invocation, cmd: &Document) -> CommandResult {
             format!("User '{user}' not found"),
         ));
     }
-    apply(
-        inv,
-        vec![Write::Delete {
-            collection: Collection::Users,
-            id: user.id(),
-        }],
-        unreachable_duplicate,
-    )?;
-    Ok(Document::new())
+    let write = Write::Delete {
+        collection: Collection::Users,
+        id: user.id(),
+    };
+    Ok(CatalogChange::new(vec![write], unexpected_conflict()))
 }
 
-fn unreachable_duplicate() -> CommandError {
-    CommandError::new(Code::InternalError, "unexpected duplicate on delete")
+/// Deletes cannot be refused.
+fn unexpected_conflict() -> CommandError {
+    CommandError::new(Code::InternalError, "unexpected catalog conflict on delete")
 }
 
-fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult {
+fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogChange> {
     let all = inv
         .server
         .catalog()
@@ -66,6 +68,5 @@ fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult {
         })
         .collect();
     let n = writes.len() as i32;
-    apply(inv, writes, unreachable_duplicate)?;
-    Ok(doc! {"n": n})
+    Ok(CatalogChange::new(writes, unexpected_conflict()).with_reply(doc! {"n": n}))
 }

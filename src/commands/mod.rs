@@ -4,6 +4,7 @@
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
 mod build_info;
+mod catalog_write;
 mod conn_pool_stats;
 mod connection_status;
 mod create_role;
@@ -46,12 +47,14 @@ mod user_admin;
 mod user_roles;
 mod users_info;
 mod whatsmyuri;
+mod write_concern;
 
 use crate::auth;
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
 use bson::{Bson, Document};
+pub use catalog_write::CatalogChange;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -77,6 +80,8 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = CommandResult> + Send>>;
 pub enum Handler {
     Sync(fn(&Invocation, &Document) -> CommandResult),
     Async(fn(Invocation, Document) -> BoxFuture),
+    /// Works out a catalog change, which the dispatcher commits (replicated on a set).
+    CatalogWrite(fn(&Invocation, &Document) -> CommandResult<CatalogChange>),
 }
 
 /// The resource a required privilege applies to.
@@ -341,9 +346,7 @@ pub async fn dispatch(
         }
         Err(err) => err.to_document(),
     };
-    let now = server.clock.now();
-    body.insert("$clusterTime", server.clock.cluster_time_document(now));
-    body.insert("operationTime", now);
+    server.clock.stamp_reply(&mut body);
     Reply {
         body,
         compress,
@@ -406,27 +409,43 @@ async fn run(
     let result = match command.handler {
         Handler::Sync(f) => f(&invocation, body),
         Handler::Async(f) => {
-            let cancel = invocation.op.cancel.clone();
             let fut = f(invocation.clone(), body.clone());
-            let limited = async {
-                match time_limit {
-                    Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
-                        Err(CommandError::new(
-                            Code::MaxTimeMSExpired,
-                            "operation exceeded time limit",
-                        ))
-                    }),
-                    None => fut.await,
-                }
-            };
-            tokio::select! {
-                result = limited => result,
-                _ = cancel.cancelled() => Err(interruption(server)),
-            }
+            bounded(server, &invocation, time_limit, fut).await
         }
+        Handler::CatalogWrite(f) => match f(&invocation, body) {
+            Ok(change) => {
+                let fut = catalog_write::commit(&invocation, body, change);
+                bounded(server, &invocation, time_limit, fut).await
+            }
+            Err(e) => Err(e),
+        },
     };
     log_if_slow(&invocation, command, body, started.elapsed(), &result);
     result
+}
+
+/// Runs a command's future until it ends, its maxTimeMS passes or it is killed.
+async fn bounded(
+    server: &ServerState,
+    invocation: &Invocation,
+    time_limit: Option<Duration>,
+    fut: impl Future<Output = CommandResult>,
+) -> CommandResult {
+    let limited = async {
+        match time_limit {
+            Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+                Err(CommandError::new(
+                    Code::MaxTimeMSExpired,
+                    "operation exceeded time limit",
+                ))
+            }),
+            None => fut.await,
+        }
+    };
+    tokio::select! {
+        result = limited => result,
+        _ = invocation.op.cancel.cancelled() => Err(interruption(server)),
+    }
 }
 
 /// The error an operation killed by killOp, or by shutdown, ends with.

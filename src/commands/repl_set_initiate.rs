@@ -8,6 +8,8 @@ use bson::{Bson, Document};
 pub const REPL_SET_INITIATE: Command = Command {
     admin_only: true,
     privileges: &[cluster("replSetConfigure")],
+    // mongod's documented keyFile flow: rs.initiate() over localhost before any user.
+    allowed_by_localhost_exception: true,
     ..Command::new(
         "replSetInitiate",
         "Initiate/christen a replica set.\nhttp://dochub.mongodb.org/core/replicasetcommands",

@@ -4,6 +4,7 @@ use super::create_role::save_role;
 use super::user_admin::{
     check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
 };
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::privilege::{merge, parse_privileges, Privilege};
 use crate::auth::users::{
@@ -19,7 +20,9 @@ pub const GRANT_PRIVILEGES_TO_ROLE: Command = Command {
     ..Command::new(
         "grantPrivilegesToRole",
         "Grants privileges to a role",
-        Handler::Sync(|inv, cmd| change_privileges(inv, cmd, "grantPrivilegesToRole", true)),
+        Handler::CatalogWrite(|inv, cmd| {
+            change_privileges(inv, cmd, "grantPrivilegesToRole", true)
+        }),
     )
 };
 
@@ -29,7 +32,9 @@ pub const REVOKE_PRIVILEGES_FROM_ROLE: Command = Command {
     ..Command::new(
         "revokePrivilegesFromRole",
         "Revokes privileges from a role",
-        Handler::Sync(|inv, cmd| change_privileges(inv, cmd, "revokePrivilegesFromRole", false)),
+        Handler::CatalogWrite(|inv, cmd| {
+            change_privileges(inv, cmd, "revokePrivilegesFromRole", false)
+        }),
     )
 };
 
@@ -39,7 +44,7 @@ pub const GRANT_ROLES_TO_ROLE: Command = Command {
     ..Command::new(
         "grantRolesToRole",
         "Grants roles to another role.",
-        Handler::Sync(|inv, cmd| change_roles(inv, cmd, "grantRolesToRole", true)),
+        Handler::CatalogWrite(|inv, cmd| change_roles(inv, cmd, "grantRolesToRole", true)),
     )
 };
 
@@ -49,7 +54,7 @@ pub const REVOKE_ROLES_FROM_ROLE: Command = Command {
     ..Command::new(
         "revokeRolesFromRole",
         "Revokes roles from another role.",
-        Handler::Sync(|inv, cmd| change_roles(inv, cmd, "revokeRolesFromRole", false)),
+        Handler::CatalogWrite(|inv, cmd| change_roles(inv, cmd, "revokeRolesFromRole", false)),
     )
 };
 
@@ -101,7 +106,7 @@ fn change_privileges(
     cmd: &Document,
     command: &str,
     grant: bool,
-) -> CommandResult {
+) -> CommandResult<CatalogChange> {
     let changes = privileges_arg(cmd, command)?;
     check_may_change_privileges(inv, &changes, grant)?;
     let (role, doc) = target(inv, cmd, command)?;
@@ -119,11 +124,15 @@ fn change_privileges(
         }
         privileges.retain(|p| !p.actions.is_empty());
     }
-    save_role(inv, &role, &privileges, &users::stored_roles(&doc))?;
-    Ok(Document::new())
+    Ok(save_role(&role, &privileges, &users::stored_roles(&doc)))
 }
 
-fn change_roles(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> CommandResult {
+fn change_roles(
+    inv: &Invocation,
+    cmd: &Document,
+    command: &str,
+    grant: bool,
+) -> CommandResult<CatalogChange> {
     let changes = roles_arg(cmd, command)?;
     check_may_change_roles(inv, &changes, grant)?;
     let (role, doc) = target(inv, cmd, command)?;
@@ -140,6 +149,5 @@ fn change_roles(inv: &Invocation, cmd: &Document, command: &str, grant: bool) ->
     } else {
         subroles.retain(|r| !changes.contains(r));
     }
-    save_role(inv, &role, &users::stored_privileges(&doc), &subroles)?;
-    Ok(Document::new())
+    Ok(save_role(&role, &users::stored_privileges(&doc), &subroles))
 }

@@ -4,6 +4,7 @@ use super::user_admin::{
     bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
     mechanisms_arg, name_arg, password_arg, replace_user, request_db, USER_FIELDS,
 };
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
@@ -20,7 +21,7 @@ pub const UPDATE_USER: Command = Command {
     ..Command::new(
         "updateUser",
         "Used to update a user, for example to change its password",
-        Handler::Sync(update_user),
+        Handler::CatalogWrite(update_user),
     )
 };
 
@@ -45,7 +46,7 @@ fn validate(cmd: &Document) -> CommandResult<()> {
     Ok(())
 }
 
-fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult {
+fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let user = Name::new(name_arg(cmd, "updateUser")?, &inv.db);
     let catalog = inv.server.catalog();
     let mut doc = users::get_user(catalog.as_ref(), &user)?.ok_or_else(|| user_not_found(&user))?;
@@ -86,6 +87,5 @@ fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult {
     if let Some(data) = custom_data(cmd, "updateUser")? {
         doc.insert("customData", data);
     }
-    replace_user(inv, &user, doc)?;
-    Ok(Document::new())
+    Ok(replace_user(&user, doc))
 }

@@ -1,13 +1,12 @@
 //! What the user- and role-management commands share: argument checks, credentials,
 //! and writing to the catalog.
 
-use super::{is_generic_argument, Invocation};
+use super::{is_generic_argument, CatalogChange, Invocation};
 use crate::auth::privilege::{Privilege, ResourcePattern};
 use crate::auth::scram::{Mechanism, ScramCredentials};
-use crate::auth::users::storage_error;
 use crate::auth::Name;
-use crate::catalog::{CatalogError, Collection, Write};
-use crate::error::{bad_value, type_mismatch, unknown_field, CommandError, CommandResult};
+use crate::catalog::{Collection, Write};
+use crate::error::{bad_value, type_mismatch, unknown_field, CommandResult};
 use crate::params;
 use bson::{Bson, Document};
 
@@ -137,19 +136,6 @@ pub fn derive_credentials(
     Ok(credentials)
 }
 
-/// Writes a batch, mapping a duplicate to the caller's error.
-pub fn apply(
-    inv: &Invocation,
-    writes: Vec<Write>,
-    on_duplicate: impl FnOnce() -> CommandError,
-) -> CommandResult<()> {
-    match inv.server.catalog().apply(writes) {
-        Ok(()) => Ok(()),
-        Err(CatalogError::Duplicate(_)) => Err(on_duplicate()),
-        Err(e) => Err(storage_error(e)),
-    }
-}
-
 /// A random UUID (version 4) as BSON binary subtype 4, mongod's `userId`.
 pub fn new_uuid() -> Bson {
     Bson::Binary(bson::Binary::from_uuid(bson::Uuid::new()))
@@ -166,16 +152,13 @@ pub const USER_FIELDS: &[&str] = &[
 ];
 
 /// Stores a changed user document; a user that vanished meanwhile is reported as missing.
-pub fn replace_user(inv: &Invocation, user: &Name, doc: Document) -> CommandResult<()> {
-    apply(
-        inv,
-        vec![Write::Replace {
-            collection: Collection::Users,
-            id: user.id(),
-            doc,
-        }],
-        || crate::auth::users::user_not_found(user),
-    )
+pub fn replace_user(user: &Name, doc: Document) -> CatalogChange {
+    let write = Write::Replace {
+        collection: Collection::Users,
+        id: user.id(),
+        doc,
+    };
+    CatalogChange::new(vec![write], crate::auth::users::user_not_found(user))
 }
 
 /// A user or role named as a string (in the command's database) or as

@@ -1,6 +1,7 @@
 //! grantRolesToUser and revokeRolesFromUser.
 
 use super::user_admin::{check_fields, check_may_change_roles, name_arg, replace_user, request_db};
+use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
 use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
@@ -15,7 +16,7 @@ pub const GRANT_ROLES_TO_USER: Command = Command {
     ..Command::new(
         "grantRolesToUser",
         "Grants roles to a user.",
-        Handler::Sync(|inv, cmd| change(inv, cmd, "grantRolesToUser", true)),
+        Handler::CatalogWrite(|inv, cmd| change(inv, cmd, "grantRolesToUser", true)),
     )
 };
 
@@ -25,7 +26,7 @@ pub const REVOKE_ROLES_FROM_USER: Command = Command {
     ..Command::new(
         "revokeRolesFromUser",
         "Revokes roles from a user.",
-        Handler::Sync(|inv, cmd| change(inv, cmd, "revokeRolesFromUser", false)),
+        Handler::CatalogWrite(|inv, cmd| change(inv, cmd, "revokeRolesFromUser", false)),
     )
 };
 
@@ -44,7 +45,12 @@ fn roles_arg(cmd: &Document, command: &str) -> CommandResult<Vec<Name>> {
     Ok(roles)
 }
 
-fn change(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> CommandResult {
+fn change(
+    inv: &Invocation,
+    cmd: &Document,
+    command: &str,
+    grant: bool,
+) -> CommandResult<CatalogChange> {
     let roles = roles_arg(cmd, command)?;
     check_may_change_roles(inv, &roles, grant)?;
     let user = Name::new(name_arg(cmd, command)?, &inv.db);
@@ -62,6 +68,5 @@ fn change(inv: &Invocation, cmd: &Document, command: &str, grant: bool) -> Comma
         current.retain(|r| !roles.contains(r));
     }
     doc.insert("roles", roles_to_bson(&current));
-    replace_user(inv, &user, doc)?;
-    Ok(Document::new())
+    Ok(replace_user(&user, doc))
 }

@@ -13,8 +13,11 @@
 pub mod config;
 mod heartbeat;
 pub mod raft;
+pub mod self_initiate;
 pub mod transport;
 
+use crate::catalog::{Catalog, CatalogError};
+use crate::clock::LogicalClock;
 use crate::error::{Code, CommandError, CommandResult};
 use crate::state::ServerState;
 use bson::oid::ObjectId;
@@ -22,7 +25,7 @@ use bson::{doc, Bson, Document};
 use config::{MemberConfig, ReplSetConfig};
 use openraft::{BasicNode, ServerState as RaftRole};
 use parking_lot::Mutex;
-use raft::{Applied, Raft, RaftSettings, ReplEntry, Store};
+use raft::{Applied, ApplyOutcome, Raft, RaftSettings, ReplEntry, ReplOp, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -147,8 +150,9 @@ impl ReplCoordinator {
         set_name: String,
         dbpath: Option<&Path>,
         transport: Arc<dyn Transport>,
+        clock: Arc<LogicalClock>,
     ) -> std::io::Result<Arc<ReplCoordinator>> {
-        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)))?;
+        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock)?;
         let (topology_counter, _) = watch::channel(0);
         Ok(Arc::new(ReplCoordinator {
             set_name,
@@ -181,9 +185,18 @@ impl ReplCoordinator {
             });
         }
         heartbeat::spawn(self.clone(), server.clone());
+        if !server.config.initial_members.is_empty() {
+            let members = server.config.initial_members.clone();
+            tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
+        }
         let me = self.clone();
         let server = server.clone();
         tokio::spawn(async move { me.watch_topology(server).await });
+    }
+
+    /// Makes the catalog the replicated state machine (before [`Self::start`]).
+    pub fn attach_catalog(&self, catalog: Arc<dyn Catalog>) -> Result<(), CatalogError> {
+        self.store.attach_catalog(catalog)
     }
 
     pub fn config(&self) -> Option<ReplSetConfig> {
@@ -252,6 +265,11 @@ impl ReplCoordinator {
 
     fn raft(&self) -> Option<&Raft> {
         self.raft.get()
+    }
+
+    /// Whether this node's Raft has started (it is, or was, part of a set).
+    pub fn has_raft(&self) -> bool {
+        self.raft.get().is_some() || self.store.has_state()
     }
 
     /// This node's Raft, created on first use with the settings of whoever needs it first
@@ -374,7 +392,7 @@ impl ReplCoordinator {
         match applied.last_applied {
             Some(log_id) => (
                 doc! {
-                    "ts": bson::Timestamp { time: (applied.wall_millis / 1000) as u32, increment: log_id.index as u32 },
+                    "ts": crate::clock::unpack(applied.time),
                     "t": log_id.leader_id.term as i64,
                 },
                 wall,
@@ -599,10 +617,49 @@ impl ReplCoordinator {
     }
 
     async fn write_config(&self, raft: &Raft, config: &ReplSetConfig) -> CommandResult<()> {
-        raft.client_write(ReplEntry::SetConfig(config.clone()))
+        write_entry(raft, ReplOp::SetConfig(config.clone()))
             .await
             .map(|_| ())
-            .map_err(|e| not_writable_primary(format!("config was not committed: {e}")))
+    }
+
+    /// Proposes `op` on the primary and returns once a majority has it and it is applied
+    /// here (what openraft's client_write waits for).
+    /// Returns what applying it gave and its log index.
+    pub async fn propose(
+        &self,
+        server: &ServerState,
+        op: ReplOp,
+    ) -> CommandResult<(ApplyOutcome, u64)> {
+        self.check_writable_primary(server)?;
+        let raft = self
+            .raft()
+            .ok_or_else(|| not_writable_primary("not primary"))?;
+        write_entry(raft, op).await
+    }
+
+    /// Waits until `members` members (this one included) hold the log up to `index`.
+    pub async fn wait_replicated(&self, index: u64, members: usize) -> CommandResult<()> {
+        let raft = self
+            .raft()
+            .ok_or_else(|| not_writable_primary("not primary"))?;
+        let others = members.saturating_sub(1);
+        raft.wait(None)
+            .metrics(
+                |m| {
+                    m.replication.as_ref().is_some_and(|r| {
+                        r.iter()
+                            .filter(|(id, matched)| {
+                                **id != m.id && matched.is_some_and(|l| l.index >= index)
+                            })
+                            .count()
+                            >= others
+                    })
+                },
+                "write concern",
+            )
+            .await
+            .map_err(|e| not_writable_primary(format!("not primary: {e}")))?;
+        Ok(())
     }
 
     /// replSetReconfig.
@@ -1021,6 +1078,28 @@ impl ReplCoordinator {
 
     pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
         self.health.lock().retain(|id, _| keep.contains(id));
+    }
+}
+
+/// Appends `op` through Raft, hinting this node's wall clock as its time.
+async fn write_entry(raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
+    let wall = bson::Timestamp {
+        time: crate::clock::wall_seconds(),
+        increment: 1,
+    };
+    let entry = ReplEntry {
+        time_hint: crate::clock::pack(wall),
+        op,
+    };
+    match raft.client_write(entry).await {
+        Ok(response) => Ok((response.data, response.log_id.index)),
+        Err(openraft::error::RaftError::APIError(e)) => {
+            Err(not_writable_primary(format!("not primary: {e}")))
+        }
+        Err(e) => Err(CommandError::new(
+            Code::InterruptedDueToReplStateChange,
+            format!("the write was interrupted by a replica set state change: {e}"),
+        )),
     }
 }
 

@@ -1,16 +1,21 @@
 //! The openraft adapter: type config, the log + state-machine store, and the network
 //! that carries Raft RPCs as OP_MSG commands through the [`Transport`].
 //!
-//! The state machine holds the replica-set config; [`ReplEntry`] is open for more kinds
-//! (the users/roles catalog can add its own variant).
+//! The state machine is the catalog: [`ReplEntry`] carries the replica-set config and
+//! catalog batches (users, roles, cluster keys), applied to every member's catalog in
+//! log order. Each applied entry gets a cluster time, deterministically: the proposer's
+//! wall-clock hint, or one increment after the previous entry's, whichever is later, so
+//! every member computes the same monotonic times (also across elections).
 //!
 //! The log, vote and committed id are kept in memory and, with a file, written through
 //! to it atomically (temp file, fsync, rename) before openraft is told they are saved.
-//! The state machine is rebuilt on restart by re-applying the committed log, so logs are
-//! never purged (the log only holds config changes and election markers).
+//! What has been applied ([`Applied`]) is written into the catalog in the same
+//! transaction as the entry's own writes, so a restart re-applies nothing twice.
 
 use super::config::ReplSetConfig;
 use super::transport::Transport;
+use crate::catalog::{Catalog, CatalogError, Collection, Write};
+use crate::clock::{unpack, LogicalClock};
 use bson::{doc, Bson, Document};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -29,32 +34,54 @@ use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
+use std::io::Write as _;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// One replicated state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ReplEntry {
+pub struct ReplEntry {
+    /// The proposer's wall clock (a packed Timestamp): a lower bound for the entry's time.
+    pub time_hint: u64,
+    pub op: ReplOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReplOp {
     /// Installs a new replica-set config (initiate and reconfig).
     SetConfig(ReplSetConfig),
+    /// A catalog batch, applied atomically on every member.
+    Catalog(Vec<Write>),
+    /// Moves the cluster time on (mongod's "new primary" no-op).
+    Noop,
 }
 
 impl std::fmt::Display for ReplEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplEntry::SetConfig(c) => write!(f, "SetConfig(version {})", c.version),
+        match &self.op {
+            ReplOp::SetConfig(c) => write!(f, "SetConfig(version {})", c.version),
+            ReplOp::Catalog(w) => write!(f, "Catalog({} writes)", w.len()),
+            ReplOp::Noop => write!(f, "Noop"),
         }
     }
+}
+
+/// What applying one entry gave: its cluster time, and the catalog's refusal if the
+/// batch could not be applied (the same on every member, since all apply the same log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    pub time: u64,
+    pub error: Option<CatalogError>,
 }
 
 openraft::declare_raft_types!(
     pub TypeConfig:
         D = ReplEntry,
-        R = (),
+        R = ApplyOutcome,
         NodeId = u64,
         Node = BasicNode,
         Entry = Entry<TypeConfig>,
@@ -72,6 +99,31 @@ pub struct Applied {
     pub config: Option<ReplSetConfig>,
     /// Wall-clock milliseconds when the last entry was applied here (for optimeDate).
     pub wall_millis: i64,
+    /// The cluster time (packed Timestamp) of the last applied entry.
+    #[serde(default)]
+    pub time: u64,
+}
+
+/// The catalog document that records [`Applied`].
+const APPLIED_ID: &str = "applied";
+
+fn applied_write(applied: &Applied) -> Write {
+    let json = serde_json::to_vec(applied).expect("Applied serializes");
+    Write::Upsert {
+        collection: Collection::ReplSetConfig,
+        id: APPLIED_ID.into(),
+        doc: bson::doc! {"_id": APPLIED_ID, "json": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: json }},
+    }
+}
+
+/// The collections a snapshot carries.
+const REPLICATED: [Collection; 3] = [Collection::Users, Collection::Roles, Collection::Keys];
+
+/// A snapshot: what was applied, and every replicated catalog document.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    applied: Applied,
+    documents: Vec<Write>,
 }
 
 /// The Raft log, vote and state machine.
@@ -80,6 +132,10 @@ pub struct Store {
     applied: watch::Sender<Applied>,
     /// Where the durable part is written; None keeps everything in memory.
     file: Option<PathBuf>,
+    /// The state machine; attached once the catalog is open.
+    catalog: OnceLock<Arc<dyn Catalog>>,
+    /// Moved forward to each applied entry's time.
+    clock: Arc<LogicalClock>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -96,7 +152,10 @@ struct StoreInner {
 
 impl Store {
     /// Opens the store, loading what `file` holds if it exists.
-    pub fn open(file: Option<PathBuf>) -> std::io::Result<(Arc<Store>, watch::Receiver<Applied>)> {
+    pub fn open(
+        file: Option<PathBuf>,
+        clock: Arc<LogicalClock>,
+    ) -> std::io::Result<(Arc<Store>, watch::Receiver<Applied>)> {
         let inner = match &file {
             Some(path) if path.exists() => {
                 let bytes = std::fs::read(path)?;
@@ -109,8 +168,30 @@ impl Store {
             inner: Mutex::new(inner),
             applied: tx,
             file,
+            catalog: OnceLock::new(),
+            clock,
         };
         Ok((Arc::new(store), rx))
+    }
+
+    /// Makes `catalog` the state machine and loads what it records as applied.
+    pub fn attach_catalog(&self, catalog: Arc<dyn Catalog>) -> Result<(), CatalogError> {
+        let applied = match catalog.get(Collection::ReplSetConfig, APPLIED_ID)? {
+            Some(doc) => match doc.get("json") {
+                Some(Bson::Binary(b)) => serde_json::from_slice(&b.bytes)
+                    .map_err(|e| CatalogError::Storage(e.to_string()))?,
+                _ => return Err(CatalogError::Storage("bad applied record".into())),
+            },
+            None => Applied::default(),
+        };
+        self.clock.advance_to(unpack(applied.time));
+        self.applied.send_replace(applied);
+        let _ = self.catalog.set(catalog);
+        Ok(())
+    }
+
+    fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
+        self.catalog.get()
     }
 
     /// Whether a vote or log survived from an earlier run.
@@ -148,6 +229,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+fn catalog_not_open() -> StorageError<u64> {
+    io_error(CatalogError::Storage("the catalog is not open".into()))
+}
+
 fn io_error(e: impl std::error::Error + 'static) -> StorageError<u64> {
     StorageIOError::read_state_machine(&e).into()
 }
@@ -165,7 +250,23 @@ impl RaftLogReader<TypeConfig> for Arc<Store> {
 impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let applied = self.applied.borrow().clone();
-        let data = serde_json::to_vec(&applied).map_err(io_error)?;
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?;
+        let mut documents = Vec::new();
+        for collection in REPLICATED {
+            for doc in catalog.list(collection).map_err(io_error)? {
+                let id = doc.get_str("_id").unwrap_or_default().to_owned();
+                documents.push(Write::Upsert {
+                    collection,
+                    id,
+                    doc,
+                });
+            }
+        }
+        let data = serde_json::to_vec(&SnapshotData {
+            applied: applied.clone(),
+            documents,
+        })
+        .map_err(io_error)?;
         let mut inner = self.inner.lock();
         inner.snapshot_seq += 1;
         let meta = SnapshotMeta {
@@ -268,26 +369,61 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     async fn apply_to_state_machine(
         &mut self,
         entries: &[Entry<TypeConfig>],
-    ) -> Result<Vec<()>, StorageError<u64>> {
+    ) -> Result<Vec<ApplyOutcome>, StorageError<u64>> {
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?.clone();
         let mut next = self.applied.borrow().clone();
+        let mut outcomes = Vec::with_capacity(entries.len());
         for entry in entries {
             next.last_applied = Some(entry.log_id);
+            let mut hint = 0;
+            let mut writes = Vec::new();
             match &entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(ReplEntry::SetConfig(config)) => {
-                    let mut config = config.clone();
-                    config.term = entry.log_id.leader_id.term as i64;
-                    next.config = Some(config);
+                EntryPayload::Normal(e) => {
+                    hint = e.time_hint;
+                    match &e.op {
+                        ReplOp::SetConfig(config) => {
+                            let mut config = config.clone();
+                            config.term = entry.log_id.leader_id.term as i64;
+                            next.config = Some(config);
+                        }
+                        ReplOp::Catalog(batch) => writes = batch.clone(),
+                        ReplOp::Noop => {}
+                    }
                 }
                 EntryPayload::Membership(m) => {
                     next.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 }
             }
+            next.time = hint.max(next.time + 1);
+            next.wall_millis = bson::DateTime::now().timestamp_millis();
+            // The entry's writes and the record of having applied it, in one transaction.
+            let record = applied_write(&next);
+            let error = if writes.is_empty() {
+                catalog.apply(vec![record]).map_err(io_error)?;
+                None
+            } else {
+                writes.push(record.clone());
+                match catalog.apply(writes) {
+                    Ok(()) => None,
+                    Err(CatalogError::Storage(e)) => {
+                        return Err(io_error(CatalogError::Storage(e)))
+                    }
+                    // A refused batch changed nothing; only the record is written.
+                    Err(refused) => {
+                        catalog.apply(vec![record]).map_err(io_error)?;
+                        Some(refused)
+                    }
+                }
+            };
+            self.clock.advance_to(unpack(next.time));
+            outcomes.push(ApplyOutcome {
+                time: next.time,
+                error,
+            });
         }
-        next.wall_millis = bson::DateTime::now().timestamp_millis();
-        let n = entries.len();
         self.applied.send_replace(next);
-        Ok(vec![(); n])
+        Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -306,8 +442,20 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let data = snapshot.into_inner();
-        let applied: Applied = serde_json::from_slice(&data).map_err(io_error)?;
-        self.applied.send_replace(applied);
+        let snapshot: SnapshotData = serde_json::from_slice(&data).map_err(io_error)?;
+        let catalog = self.catalog().ok_or_else(catalog_not_open)?;
+        let mut writes = Vec::new();
+        for collection in REPLICATED {
+            for doc in catalog.list(collection).map_err(io_error)? {
+                let id = doc.get_str("_id").unwrap_or_default().to_owned();
+                writes.push(Write::Delete { collection, id });
+            }
+        }
+        writes.extend(snapshot.documents);
+        writes.push(applied_write(&snapshot.applied));
+        catalog.apply(writes).map_err(io_error)?;
+        self.clock.advance_to(unpack(snapshot.applied.time));
+        self.applied.send_replace(snapshot.applied);
         self.inner.lock().snapshot = Some((meta.clone(), data));
         Ok(())
     }

@@ -218,9 +218,7 @@ async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incom
 }
 
 fn with_cluster_time(server: &ServerState, mut body: Document) -> Document {
-    let now = server.clock.now();
-    body.insert("$clusterTime", server.clock.cluster_time_document(now));
-    body.insert("operationTime", now);
+    server.clock.stamp_reply(&mut body);
     body
 }
 

@@ -38,18 +38,35 @@ const hosts = (process.env.HOSTS || '').split(',').filter((h) => h);
 if (hosts.length !== 3) fail('HOSTS must list three members, e.g. HOSTS=127.0.0.1:27017,...');
 
 // With AUTH_USER/AUTH_PWD (members started with --keyFile, so authorization is on), the
-// first user is created on each member through the localhost exception (the user
-// catalog is not replicated yet) and every connection below logs in as it.
+// documented mongod flow: rs.initiate through the localhost exception, then the first
+// user on the primary (also through the localhost exception); the user catalog is
+// replicated, so every connection below logs in as that user on every member.
 const authUser = process.env.AUTH_USER;
 const authPwd = process.env.AUTH_PWD;
+const cfg = {
+  _id: setName,
+  members: hosts.map((host, i) => ({ _id: i, host })),
+  settings: { heartbeatIntervalMillis: 200, electionTimeoutMillis: 1000 },
+};
+function anonymous(host) {
+  return new Mongo(`mongodb://${host}/?directConnection=true`).getDB('admin');
+}
 if (authUser) {
+  const initiated = anonymous(hosts[0]).runCommand({ replSetInitiate: cfg });
+  check(initiated.ok === 1, `replSetInitiate through the localhost exception: ${JSON.stringify(initiated)}`);
+  const firstPrimary = eventually(30, 'a primary', () => {
+    const seen = hosts.map((h) => anonymous(h).runCommand({ hello: 1 }).primary);
+    return seen[0] && seen.every((p) => p === seen[0]) ? seen[0] : null;
+  });
+  const secondaryHost = hosts.find((h) => h !== firstPrimary);
+  const onSecondary = anonymous(secondaryHost).runCommand({ createUser: 'early', pwd: 'x', roles: [] });
+  check(onSecondary.ok === 0 && onSecondary.code === 10107, `createUser on a secondary is refused with 10107: ${JSON.stringify(onSecondary)}`);
+  const created = anonymous(firstPrimary).runCommand({ createUser: authUser, pwd: authPwd, roles: ['root'] });
+  check(created.ok === 1, `first user on the primary through the localhost exception: ${JSON.stringify(created)}`);
   for (const host of hosts) {
-    const anonymous = new Mongo(`mongodb://${host}/?directConnection=true`).getDB('admin');
-    const created = anonymous.runCommand({ createUser: authUser, pwd: authPwd, roles: ['root'] });
-    check(created.ok === 1, `${host}: first user through the localhost exception`);
     let refused;
     try {
-      anonymous.runCommand({ connPoolStats: 1 });
+      anonymous(host).runCommand({ connPoolStats: 1 });
     } catch (e) {
       refused = e;
     }
@@ -65,7 +82,16 @@ function admin(host) {
       ? `${encodeURIComponent(authUser)}:${encodeURIComponent(authPwd)}@`
       : '';
     const options = authUser ? '&authSource=admin' : '';
-    members[host] = new Mongo(`mongodb://${login}${host}/?directConnection=true${options}`).getDB('admin');
+    const uri = `mongodb://${login}${host}/?directConnection=true${options}`;
+    // A secondary knows the user once the replicated catalog has reached it.
+    members[host] = eventually(30, `a login on ${host}`, () => {
+      try {
+        const conn = new Mongo(uri).getDB('admin');
+        return conn.runCommand({ ping: 1 }).ok === 1 ? conn : null;
+      } catch (e) {
+        return null;
+      }
+    });
   }
   return members[host];
 }
@@ -81,13 +107,10 @@ function live(counts) {
   return counts ? counts.inUse + counts.available + counts.refreshing : 0;
 }
 
-// 1. Initiate, with fast heartbeats and elections.
-const cfg = {
-  _id: setName,
-  members: hosts.map((host, i) => ({ _id: i, host })),
-  settings: { heartbeatIntervalMillis: 200, electionTimeoutMillis: 1000 },
-};
-check(rs.initiate(cfg).ok === 1, `rs.initiate with ${hosts.join(', ')}`);
+// 1. Initiate, with fast heartbeats and elections (done above when auth is on).
+if (!authUser) {
+  check(rs.initiate(cfg).ok === 1, `rs.initiate with ${hosts.join(', ')}`);
+}
 
 // 2. Wait for a primary that every member agrees on.
 const primaryHost = eventually(30, 'a primary', () => {

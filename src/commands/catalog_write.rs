@@ -1,0 +1,104 @@
+//! How the user- and role-management commands write. A handler works out a
+//! [`CatalogChange`]; [`commit`] applies it: on a replica set through the replicated log,
+//! waiting for the command's write concern; on a standalone straight to the catalog.
+
+use super::write_concern::{self, WriteConcern, W};
+use super::Invocation;
+use crate::auth::users::storage_error;
+use crate::catalog::{CatalogError, Write};
+use crate::error::{Code, CommandError, CommandResult};
+use crate::repl::raft::ReplOp;
+use bson::{doc, Document};
+
+/// One command's writes and what it answers.
+pub struct CatalogChange {
+    pub writes: Vec<Write>,
+    /// The error when the catalog refuses the batch: an id that exists already, or a
+    /// document that vanished meanwhile.
+    pub on_conflict: CommandError,
+    pub reply: Document,
+}
+
+impl CatalogChange {
+    pub fn new(writes: Vec<Write>, on_conflict: CommandError) -> CatalogChange {
+        CatalogChange {
+            writes,
+            on_conflict,
+            reply: Document::new(),
+        }
+    }
+
+    pub fn with_reply(mut self, reply: Document) -> CatalogChange {
+        self.reply = reply;
+        self
+    }
+
+    fn refused(self, error: CatalogError) -> CommandError {
+        match error {
+            CatalogError::Storage(_) => storage_error(error),
+            _ => self.on_conflict,
+        }
+    }
+}
+
+/// Applies `change` and waits for the write concern of `cmd`.
+pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> CommandResult {
+    let server = &inv.server;
+    let Some(repl) = &server.repl else {
+        write_concern::parse(cmd, true)?;
+        return match server.catalog().apply(change.writes.clone()) {
+            Ok(()) => {
+                server.clock.tick();
+                Ok(change.reply)
+            }
+            Err(e) => Err(change.refused(e)),
+        };
+    };
+    let concern = write_concern::parse(cmd, false)?.unwrap_or_else(WriteConcern::majority_default);
+    let members = repl.config().map(|c| c.members.len()).unwrap_or(0);
+    let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
+    let wait = async {
+        let (outcome, index) = repl
+            .propose(server, ReplOp::Catalog(change.writes.clone()))
+            .await?;
+        match concern.w {
+            W::Nodes(n) if satisfiable => repl.wait_replicated(index, n as usize).await?,
+            _ => {}
+        }
+        Ok::<_, CommandError>(outcome)
+    };
+    // w: 0 and 1 ignore wtimeout, as in mongod.
+    let limit = concern
+        .wtimeout
+        .filter(|_| !matches!(concern.w, W::Nodes(0 | 1)));
+    let outcome = match limit {
+        None => wait.await?,
+        Some(limit) => match tokio::time::timeout(limit, wait).await {
+            Ok(outcome) => outcome?,
+            // The write goes on; only the wait for its acknowledgement ended.
+            Err(_) => {
+                let mut reply = change.reply;
+                reply.insert("writeConcernError", concern.timeout_error());
+                return Ok(reply);
+            }
+        },
+    };
+    if let Some(error) = outcome.error {
+        return Err(change.refused(error));
+    }
+    let mut reply = change.reply;
+    if !satisfiable {
+        reply.insert("writeConcernError", unsatisfiable(&concern));
+    }
+    Ok(reply)
+}
+
+/// The `writeConcernError` for `w` above the number of members that can acknowledge.
+fn unsatisfiable(concern: &WriteConcern) -> Document {
+    doc! {
+        "code": Code::UnsatisfiableWriteConcern.number(),
+        "codeName": Code::UnsatisfiableWriteConcern.name(),
+        "errmsg": "Not enough data-bearing nodes",
+        "errInfo": {"writeConcern": concern.to_document()},
+    }
+}

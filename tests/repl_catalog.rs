@@ -1,0 +1,522 @@
+//! The replicated catalog, with real processes on fixed ports (so that they can be killed
+//! and restarted as the same members): a set that initiates itself from
+//! `--initialMembers` and creates its first user from the environment; users created on
+//! the primary log in on every member; writes on a secondary are refused; a killed
+//! primary is replaced, rejoins as a secondary and catches up; and no write acknowledged
+//! with `w: "majority"` is lost across 20 rounds of killing the primary while a client
+//! keeps creating users.
+
+mod common;
+
+use bson::{doc, Bson, Document};
+use mongodb::options::{ClientOptions, Credential};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SET: &str = "rs0";
+const FAST_SCRAM: &[&str] = &[
+    "--setParameter",
+    "scramIterationCount=5000",
+    "--setParameter",
+    "scramSHA256IterationCount=5000",
+];
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A member on a fixed port and data directory, which can be killed and started again.
+struct Node {
+    port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(args: &[&str], env: &[(&str, &str)]) -> Node {
+        Node {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        self.dir.path().join("ferrod.log")
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new(common::FERROD)
+            .args(["--port", &self.port.to_string(), "--logappend", "--logpath"])
+            .arg(self.log())
+            .arg("--dbpath")
+            .arg(self.dir.path())
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferrod");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ferrod on {} did not listen:\n{}",
+                self.port,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// One command over a fresh connection; None if the member cannot be reached.
+    fn command(&self, mut cmd: Document) -> Option<Document> {
+        if !cmd.contains_key("$db") {
+            cmd.insert("$db", "admin");
+        }
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        use std::io::Write;
+        s.write_all(&common::op_msg(7, 0, &cmd)).ok()?;
+        let (_, _, _, body) = common::read_frame(&mut s).ok()?;
+        Some(common::parse_op_msg_reply(&body))
+    }
+
+    fn is_primary(&self) -> bool {
+        self.command(doc! {"hello": 1})
+            .is_some_and(|h| h.get_bool("isWritablePrimary") == Ok(true))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The index of the one member every running member names as primary.
+fn agreed_primary(nodes: &[Node], running: &[usize]) -> Option<usize> {
+    let mut named = Vec::new();
+    for &i in running {
+        let hello = nodes[i].command(doc! {"hello": 1})?;
+        named.push(hello.get_str("primary").ok()?.to_owned());
+    }
+    if !named.iter().all(|p| *p == named[0]) {
+        return None;
+    }
+    let p = nodes.iter().position(|n| n.addr() == named[0])?;
+    nodes[p].is_primary().then_some(p)
+}
+
+fn ok(reply: &Document) -> bool {
+    matches!(reply.get("ok"), Some(Bson::Double(v)) if *v == 1.0)
+}
+
+fn user_names(node: &Node) -> Option<Vec<String>> {
+    let reply = node.command(doc! {"usersInfo": 1})?;
+    Some(
+        reply
+            .get_array("users")
+            .ok()?
+            .iter()
+            .filter_map(|u| u.as_document()?.get_str("user").ok().map(str::to_owned))
+            .collect(),
+    )
+}
+
+async fn login(node: &Node, user: &str, pwd: &str) -> Result<mongodb::Client, String> {
+    let mut options = ClientOptions::parse(format!(
+        "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=3000",
+        node.addr()
+    ))
+    .await
+    .unwrap();
+    options.credential = Some(
+        Credential::builder()
+            .username(user.to_owned())
+            .password(pwd.to_owned())
+            .source("admin".to_owned())
+            .build(),
+    );
+    let client = mongodb::Client::with_options(options).unwrap();
+    match client.database("admin").run_command(doc! {"ping": 1}).await {
+        Ok(_) => Ok(client),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn login_eventually(node: &Node, user: &str, pwd: &str) -> mongodb::Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match login(node, user, pwd).await {
+            Ok(client) => return client,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{user} cannot log in on {}: {e}\n{}",
+                node.addr(),
+                node.log_tail()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn command_error(e: &mongodb::error::Error) -> Option<i32> {
+    match *e.kind {
+        mongodb::error::ErrorKind::Command(ref c) => Some(c.code),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_initiated_set_replicates_users_to_every_member_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "c2VsZi1pbml0aWF0ZWQtc2V0LWtleQ==\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    let env = [
+        ("MONGO_INITDB_ROOT_USERNAME", "root"),
+        ("MONGO_INITDB_ROOT_PASSWORD", "rootpw"),
+    ];
+    let mut nodes: Vec<Node> = (0..3).map(|_| Node::new(&[], &env)).collect();
+    let hosts: Vec<String> = nodes.iter().map(Node::addr).collect();
+    let list = hosts.join(",");
+    for node in &mut nodes {
+        let mut args = vec!["--replSet", SET, "--keyFile", key.to_str().unwrap()];
+        args.extend_from_slice(&["--initialMembers", &list]);
+        args.extend_from_slice(FAST_SCRAM);
+        node.args = args.iter().map(|a| a.to_string()).collect();
+    }
+    // All at the same moment, as docker compose starts them.
+    for node in &mut nodes {
+        node.start();
+    }
+    let p = eventually(Duration::from_secs(30), "a self-initiated primary", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    assert_eq!(p, 0, "the first of initialMembers initiates and is elected");
+
+    // The first user came from the environment; every member knows it.
+    let root = login_eventually(&nodes[p], "root", "rootpw").await;
+    let config = root
+        .database("admin")
+        .run_command(doc! {"replSetGetConfig": 1})
+        .await
+        .unwrap();
+    let config = config.get_document("config").unwrap().clone();
+    assert_eq!(config.get_i32("version"), Ok(1), "{config}");
+    let members: Vec<String> = config
+        .get_array("members")
+        .unwrap()
+        .iter()
+        .map(|m| m.as_document().unwrap().get_str("host").unwrap().to_owned())
+        .collect();
+    assert_eq!(members, hosts);
+    let set_id = config
+        .get_document("settings")
+        .unwrap()
+        .get_object_id("replicaSetId")
+        .unwrap();
+
+    // A user created on the primary logs in on both secondaries.
+    let created = root
+        .database("admin")
+        .run_command(doc! {"createUser": "alice", "pwd": "alicepw", "roles": ["clusterMonitor"], "writeConcern": {"w": "majority", "wtimeout": 10000}})
+        .await
+        .expect("createUser on the primary");
+    assert!(created.get_timestamp("operationTime").is_ok(), "{created}");
+    for (i, node) in nodes.iter().enumerate() {
+        let alice = login_eventually(node, "alice", "alicepw").await;
+        let status = alice
+            .database("admin")
+            .run_command(doc! {"replSetGetStatus": 1})
+            .await
+            .expect("clusterMonitor may read the status");
+        let expected = if i == p { 1 } else { 2 };
+        assert_eq!(status.get_i32("myState"), Ok(expected), "{status}");
+    }
+
+    // Writes on a secondary are refused, and change nothing.
+    let secondary = login_eventually(&nodes[(p + 1) % 3], "root", "rootpw").await;
+    let refused = secondary
+        .database("admin")
+        .run_command(doc! {"createUser": "bob", "pwd": "bobpw", "roles": []})
+        .await
+        .expect_err("createUser on a secondary");
+    assert_eq!(command_error(&refused), Some(10107), "{refused}");
+    // w greater than the set's size: the write happens, the reply says it cannot wait.
+    let wide = root
+        .database("admin")
+        .run_command(
+            doc! {"createUser": "carol", "pwd": "carolpw", "roles": [], "writeConcern": {"w": 5}},
+        )
+        .await
+        .expect("createUser with w: 5");
+    assert_eq!(
+        wide.get_document("writeConcernError")
+            .and_then(|e| e.get_i32("code")),
+        Ok(100),
+        "{wide}"
+    );
+    drop((root, secondary));
+
+    // kill -9 every member and start them again: the set is not initiated a second
+    // time, and the users are all still there.
+    for node in &mut nodes {
+        node.kill();
+    }
+    for node in &mut nodes {
+        node.start();
+    }
+    let p2 = eventually(Duration::from_secs(30), "a primary after restart", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    let root = login_eventually(&nodes[p2], "root", "rootpw").await;
+    let config = root
+        .database("admin")
+        .run_command(doc! {"replSetGetConfig": 1})
+        .await
+        .unwrap();
+    let config = config.get_document("config").unwrap();
+    assert_eq!(config.get_i32("version"), Ok(1), "{config}");
+    assert_eq!(
+        config
+            .get_document("settings")
+            .unwrap()
+            .get_object_id("replicaSetId"),
+        Ok(set_id),
+        "initiated twice: {config}"
+    );
+    let users = root
+        .database("admin")
+        .run_command(doc! {"usersInfo": 1})
+        .await
+        .unwrap();
+    let after: Vec<&str> = users
+        .get_array("users")
+        .unwrap()
+        .iter()
+        .map(|u| u.as_document().unwrap().get_str("user").unwrap())
+        .collect();
+    for user in ["root", "alice", "carol"] {
+        assert!(after.contains(&user), "{user} lost: {after:?}");
+    }
+    assert!(!after.contains(&"bob"), "{after:?}");
+    let initiations = std::fs::read_to_string(nodes[0].log())
+        .unwrap()
+        .matches("Initiated the replica set from initialMembers")
+        .count();
+    assert_eq!(initiations, 1, "the set was initiated {initiations} times");
+}
+
+/// Three members on fixed ports, no auth, fast heartbeats and elections, initiated.
+fn fast_set() -> (Vec<Node>, usize) {
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|_| Node::new(&["--replSet", SET], &[]))
+        .collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    let config = doc! {
+        "_id": SET, "version": 1,
+        "members": nodes.iter().enumerate()
+            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = nodes[0].command(doc! {"replSetInitiate": config}).unwrap();
+    assert!(ok(&reply), "{reply}");
+    let p = eventually(Duration::from_secs(20), "a primary", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    (nodes, p)
+}
+
+#[test]
+fn killed_primary_is_replaced_and_rejoins_caught_up() {
+    let (mut nodes, p) = fast_set();
+    let reply = nodes[p]
+        .command(doc! {"createUser": "before", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    let t_before = reply.get_timestamp("operationTime").unwrap();
+    nodes[p].kill();
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    let q = eventually(Duration::from_secs(20), "a new primary", || {
+        agreed_primary(&nodes, &others)
+    });
+    // Written while the old primary is down.
+    for i in 0..5 {
+        let reply = nodes[q]
+            .command(doc! {"createUser": format!("while{i}"), "pwd": "x", "roles": []})
+            .unwrap();
+        assert!(ok(&reply), "{reply}");
+        let t = reply.get_timestamp("operationTime").unwrap();
+        assert!(
+            (t.time, t.increment) > (t_before.time, t_before.increment),
+            "cluster time went back across the election: {t:?} after {t_before:?}"
+        );
+    }
+    nodes[p].start();
+    eventually(
+        Duration::from_secs(20),
+        "the old primary back as a caught-up secondary",
+        || {
+            let hello = nodes[p].command(doc! {"hello": 1})?;
+            let names = user_names(&nodes[p])?;
+            (hello.get_bool("secondary") == Ok(true)
+                && (0..5).all(|i| names.contains(&format!("while{i}"))))
+            .then_some(())
+        },
+    );
+    let status = nodes[q].command(doc! {"replSetGetStatus": 1}).unwrap();
+    let back = status
+        .get_array("members")
+        .unwrap()
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|m| m.get_str("name") == Ok(nodes[p].addr().as_str()))
+        .unwrap()
+        .clone();
+    assert_eq!(back.get_str("stateStr"), Ok("SECONDARY"), "{status}");
+}
+
+#[test]
+fn no_majority_acknowledged_user_is_lost_across_20_primary_kills() {
+    let (nodes, _) = fast_set();
+    let nodes = Arc::new(Mutex::new(nodes));
+    let ports: Vec<u16> = nodes.lock().unwrap().iter().map(|n| n.port).collect();
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    // The client: creates users one after another on whichever member is primary,
+    // remembering each one acknowledged with w: majority.
+    let writer = {
+        let acknowledged = acknowledged.clone();
+        let stop = stop.clone();
+        let ports = ports.clone();
+        std::thread::spawn(move || {
+            let mut next = 0;
+            let mut attempts = 0;
+            while !stop.load(Ordering::Acquire) {
+                attempts += 1;
+                let name = format!("u{next}");
+                let cmd = doc! {
+                    "createUser": &name, "pwd": "x", "roles": [],
+                    "writeConcern": {"w": "majority", "wtimeout": 5000}, "$db": "admin",
+                };
+                let reply = ports.iter().find_map(|port| {
+                    let mut s = TcpStream::connect(("127.0.0.1", *port)).ok()?;
+                    s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+                    use std::io::Write;
+                    let hello = doc! {"hello": 1, "$db": "admin"};
+                    s.write_all(&common::op_msg(1, 0, &hello)).ok()?;
+                    let (_, _, _, body) = common::read_frame(&mut s).ok()?;
+                    if common::parse_op_msg_reply(&body).get_bool("isWritablePrimary") != Ok(true) {
+                        return None;
+                    }
+                    s.write_all(&common::op_msg(2, 0, &cmd)).ok()?;
+                    let (_, _, _, body) = common::read_frame(&mut s).ok()?;
+                    Some(common::parse_op_msg_reply(&body))
+                });
+                match reply {
+                    Some(r) if ok(&r) && !r.contains_key("writeConcernError") => {
+                        acknowledged.lock().unwrap().push(name);
+                        next += 1;
+                    }
+                    // Committed by an attempt whose reply was lost: not acknowledged,
+                    // so go on with the next name.
+                    Some(r) if r.get_i32("code") == Ok(51003) => next += 1,
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            attempts
+        })
+    };
+    for round in 0..20 {
+        let p = eventually(Duration::from_secs(30), "a primary", || {
+            agreed_primary(&nodes.lock().unwrap(), &[0, 1, 2])
+        });
+        // Let the client write a little under this primary.
+        let seen = acknowledged.lock().unwrap().len();
+        eventually(
+            Duration::from_secs(20),
+            "writes under the new primary",
+            || (acknowledged.lock().unwrap().len() >= seen + 2).then_some(()),
+        );
+        nodes.lock().unwrap()[p].kill();
+        let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+        eventually(
+            Duration::from_secs(30),
+            &format!("a new primary in round {round}"),
+            || agreed_primary(&nodes.lock().unwrap(), &others),
+        );
+        nodes.lock().unwrap()[p].start();
+    }
+    stop.store(true, Ordering::Release);
+    let attempts = writer.join().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 40, "{acknowledged:?}");
+    let nodes = nodes.lock().unwrap();
+    for node in nodes.iter() {
+        eventually(
+            Duration::from_secs(30),
+            "every acknowledged user on every member",
+            || {
+                let names = user_names(node)?;
+                let missing: Vec<&String> =
+                    acknowledged.iter().filter(|u| !names.contains(u)).collect();
+                missing.is_empty().then_some(())
+            },
+        );
+    }
+    println!(
+        "{} users acknowledged in {attempts} attempts, all on every member",
+        acknowledged.len()
+    );
+}
