@@ -831,3 +831,44 @@ fn reconfig_adds_a_fresh_member_to_a_single_member_set() {
     assert_eq!(s.get_i32("myState"), Ok(2), "{s}");
     assert_eq!(agreed_primary(&refs), Some(0));
 }
+
+/// SIGTERM answers an awaitable hello at once with ShutdownInProgress (mongod's quiesce
+/// mode), so neither the driver's monitor nor the shutdown waits out maxAwaitTimeMS (the
+/// grace period is 15 s; a monitor's maxAwaitTimeMS is 10 s).
+#[test]
+fn awaitable_hello_ends_at_shutdown() {
+    let mut nodes = start_set(3);
+    let p = initiate_three(&nodes);
+    let tv = admin(&nodes[p], doc! {"hello": 1})
+        .get_document("topologyVersion")
+        .unwrap()
+        .clone();
+    let addr = nodes[p].addr();
+    let waiter = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let started = Instant::now();
+        let reply = common::op_msg_roundtrip(
+            &mut s,
+            &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
+        );
+        (reply, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = nodes[p].terminate();
+    let exited_after = started.elapsed();
+    let (reply, waited) = waiter.join().unwrap();
+    assert_eq!(reply.get_i32("code"), Ok(91), "{reply}");
+    assert_eq!(
+        reply.get_str("codeName"),
+        Ok("ShutdownInProgress"),
+        "{reply}"
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(status.success(), "{status}");
+    assert!(
+        exited_after < Duration::from_secs(5),
+        "exited {exited_after:?} after SIGTERM"
+    );
+}

@@ -27,7 +27,18 @@ fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
                 let (process_id, counter) = wait;
                 if process_id == repl.process_id && counter == repl.refresh_topology(&inv.server) {
                     let max = Duration::from_millis(max_await_ms(&cmd)?);
-                    repl.wait_topology_change(counter, max).await;
+                    // Shutdown ends the wait at once, as mongod's quiesce mode does: the
+                    // driver marks the server unknown now, and a streaming monitor does
+                    // not hold the connection (and the shutdown) for maxAwaitTimeMS.
+                    tokio::select! {
+                        _ = repl.wait_topology_change(counter, max) => {}
+                        _ = inv.server.shutdown.cancelled() => {
+                            return Err(CommandError::new(
+                                Code::ShutdownInProgress,
+                                "The server is in quiesce mode and will shut down",
+                            ));
+                        }
+                    }
                 }
             }
         }
