@@ -295,7 +295,10 @@ mod tests {
         let first = ClusterKeys::default().next_key(now, 100).unwrap();
         let keys = keys_with(vec![first.clone()]);
         // Written by a later entry, so at a later cluster time.
-        let then = Timestamp { time: now.time, increment: 2 };
+        let then = Timestamp {
+            time: now.time,
+            increment: 2,
+        };
         let second = keys.next_key(then, 100).expect("a second key");
         let keys = keys_with(vec![first, second]);
         assert!(keys.next_key(now, 100).is_none());
