@@ -1,12 +1,16 @@
 //! The logical clock behind every reply's `$clusterTime` and `operationTime`.
 
+use crate::cluster_time::ClusterKeys;
 use bson::{doc, spec::BinarySubtype, Binary, Document, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// A monotonic BSON Timestamp (seconds, increment), packed into one atomic.
 #[derive(Debug)]
 pub struct LogicalClock {
     packed: AtomicU64,
+    /// Set with a keyFile: the keys that sign `$clusterTime`.
+    keys: OnceLock<Arc<ClusterKeys>>,
 }
 
 /// A Timestamp as one ordered integer: seconds high, increment low.
@@ -41,7 +45,17 @@ impl LogicalClock {
                 time: wall_seconds(),
                 increment: 1,
             })),
+            keys: OnceLock::new(),
         }
+    }
+
+    /// Signs `$clusterTime` from now on with `keys`.
+    pub fn enable_signing(&self, keys: Arc<ClusterKeys>) {
+        let _ = self.keys.set(keys);
+    }
+
+    pub fn keys(&self) -> Option<&Arc<ClusterKeys>> {
+        self.keys.get()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -76,13 +90,20 @@ impl LogicalClock {
         body.insert("operationTime", now);
     }
 
-    /// `$clusterTime` for a reply. Unsigned: a zero hash and keyId 0 until keys exist.
+    /// `$clusterTime` for a reply: signed when there are keys (with a keyFile, once the
+    /// primary has made them), else a zero hash and keyId 0 as mongod sends then.
     pub fn cluster_time_document(&self, ts: Timestamp) -> Document {
+        let (key_id, hash) = self
+            .keys
+            .get()
+            .and_then(|k| k.sign(ts))
+            .map(|(id, proof)| (id, proof.to_vec()))
+            .unwrap_or((0, vec![0; 20]));
         doc! {
             "clusterTime": ts,
             "signature": {
-                "hash": Binary { subtype: BinarySubtype::Generic, bytes: vec![0; 20] },
-                "keyId": 0_i64,
+                "hash": Binary { subtype: BinarySubtype::Generic, bytes: hash },
+                "keyId": key_id,
             },
         }
     }

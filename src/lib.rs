@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod cluster_time;
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -109,6 +110,10 @@ fn load_key_file(server: &state::ServerState, path: &std::path::Path) -> Result<
     })?;
     let key = std::sync::Arc::new(key);
     server.pools.set_connection_setup(Some(key.clone()));
+    // With a keyFile, $clusterTime is signed with the keys in the catalog.
+    let keys = std::sync::Arc::new(cluster_time::ClusterKeys::default());
+    keys.load(server.catalog().as_ref());
+    server.clock.enable_signing(keys);
     let _ = server.cluster_key.set(key);
     Ok(())
 }

@@ -58,6 +58,8 @@ pub const POOL_MAX_CONNECTING: &str = "ShardingTaskExecutorPoolMaxConnecting";
 pub const POOL_HOST_TIMEOUT_MS: &str = "ShardingTaskExecutorPoolHostTimeoutMS";
 pub const POOL_REFRESH_REQUIREMENT_MS: &str = "ShardingTaskExecutorPoolRefreshRequirementMS";
 pub const POOL_REFRESH_TIMEOUT_MS: &str = "ShardingTaskExecutorPoolRefreshTimeoutMS";
+pub const KEYS_ROTATION_INTERVAL_SEC: &str = "KeysRotationIntervalSec";
+pub const PERIODIC_NOOP_INTERVAL_SECS: &str = "periodicNoopIntervalSecs";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -102,6 +104,10 @@ pub static PARAMETERS: &[ParamSpec] = &[
     int_param!(POOL_REFRESH_REQUIREMENT_MS, 60_000, 1, I32_MAX, runtime: true),
     int_param!(POOL_REFRESH_TIMEOUT_MS, 20_000, 1, I32_MAX, runtime: true),
     int_param!("cursorTimeoutMillis", 600_000, 0, I32_MAX, runtime: true),
+    // How long each key that signs $clusterTime is used (90 days).
+    int_param!(KEYS_ROTATION_INTERVAL_SEC, 7_776_000, 1, I32_MAX, runtime: false),
+    // The primary's no-op writes that keep the cluster time moving while idle.
+    int_param!(PERIODIC_NOOP_INTERVAL_SECS, 10, 1, 10, runtime: false),
     int_param!("maxTransactionLockRequestTimeoutMillis", 5, -1, I32_MAX, runtime: true),
 ];
 

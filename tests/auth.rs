@@ -188,15 +188,22 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
             .unwrap_err();
         assert!(driver_error_is_auth_failure(&err), "{err}");
     }
-    let mechs: Vec<String> = server
-        .auth_success_lines("u1")
-        .iter()
-        .map(|l| l["attr"]["mechanism"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        mechs.contains(&"SCRAM-SHA-1".to_owned()) && mechs.contains(&"SCRAM-SHA-256".to_owned()),
-        "{mechs:?}"
-    );
+    // The log lines arrive through a reader thread: give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mechs: Vec<String> = server
+            .auth_success_lines("u1")
+            .iter()
+            .map(|l| l["attr"]["mechanism"].as_str().unwrap().to_owned())
+            .collect();
+        let both = mechs.contains(&"SCRAM-SHA-1".to_owned())
+            && mechs.contains(&"SCRAM-SHA-256".to_owned());
+        if both {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{mechs:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[tokio::test]

@@ -361,3 +361,67 @@ fn mongosh_removes_a_member_and_drops_its_connections() {
     install();
     run_repl_mongosh(&start_members(&[]), &[]);
 }
+
+// ---- issue 5: a replicated catalog through failover ---------------------------------------
+
+#[test]
+fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
+    install();
+    let mut members = start_members(&[]);
+    initiate(&members);
+    let targets: Vec<String> = members
+        .iter()
+        .map(|m| format!("{}={}", m.addr(), m.pid()))
+        .collect();
+    let mut cmd = python("repl_failover_pymongo.py");
+    cmd.arg(targets.join(",")).arg(SET);
+    cmd.current_dir(interop_dir());
+    let outcome = run(cmd, SCRIPT_TIMEOUT);
+    assert!(outcome.success, "{}", outcome.output);
+    println!("{}", outcome.output);
+    let killed = outcome
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("killed "))
+        .expect("the script names the member it killed")
+        .trim()
+        .to_owned();
+    let acknowledged: Vec<String> = outcome
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("acknowledged "))
+        .expect("the script lists the acknowledged users")
+        .trim()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    // The killed member comes back on its port and data, as a secondary with every user.
+    let i = members.iter().position(|m| m.addr() == killed).unwrap();
+    let port = members[i].port;
+    let old = members.remove(i);
+    let dbpath = old.into_dbpath();
+    let back = Ferrod::start_on_port(dbpath, port, &["--replSet", SET]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let hello = back.command(doc! {"hello": 1, "$db": "admin"});
+        let users = back.command(doc! {"usersInfo": 1, "$db": "admin"});
+        let names: Vec<&str> = users
+            .get_array("users")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_document()?.get_str("user").ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if hello.get_bool("secondary") == Ok(true)
+            && acknowledged.iter().all(|u| names.contains(&u.as_str()))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old primary did not rejoin caught up: {hello} {users}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

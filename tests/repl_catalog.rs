@@ -231,6 +231,9 @@ async fn self_initiated_set_replicates_users_to_every_member_once() {
         let mut args = vec!["--replSet", SET, "--keyFile", key.to_str().unwrap()];
         args.extend_from_slice(&["--initialMembers", &list]);
         args.extend_from_slice(FAST_SCRAM);
+        // Short-lived signing keys, to see them rotate.
+        args.extend_from_slice(&["--setParameter", "KeysRotationIntervalSec=3"]);
+        args.extend_from_slice(&["--setParameter", "periodicNoopIntervalSecs=1"]);
         node.args = args.iter().map(|a| a.to_string()).collect();
     }
     // All at the same moment, as docker compose starts them.
@@ -305,6 +308,7 @@ async fn self_initiated_set_replicates_users_to_every_member_once() {
         "{wide}"
     );
     drop((root, secondary));
+    signed_cluster_time_is_checked(&nodes, p);
 
     // kill -9 every member and start them again: the set is not initiated a second
     // time, and the users are all still there.
@@ -353,6 +357,95 @@ async fn self_initiated_set_replicates_users_to_every_member_once() {
         .matches("Initiated the replica set from initialMembers")
         .count();
     assert_eq!(initiations, 1, "the set was initiated {initiations} times");
+}
+
+fn signature(reply: &Document) -> (bson::Timestamp, i64, Vec<u8>) {
+    let ct = reply.get_document("$clusterTime").unwrap();
+    let sig = ct.get_document("signature").unwrap();
+    let hash = match sig.get("hash") {
+        Some(Bson::Binary(b)) => b.bytes.clone(),
+        other => panic!("hash is {other:?}"),
+    };
+    (
+        ct.get_timestamp("clusterTime").unwrap(),
+        sig.get_i64("keyId").unwrap(),
+        hash,
+    )
+}
+
+fn cluster_time(time: bson::Timestamp, key_id: i64, hash: Vec<u8>) -> Document {
+    doc! {
+        "clusterTime": time,
+        "signature": {
+            "hash": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: hash },
+            "keyId": key_id,
+        },
+    }
+}
+
+/// Every member signs `$clusterTime` with the primary's replicated keys, which rotate;
+/// a member accepts another's signed time; a forged later time is refused as mongod
+/// refuses it (211 for an unknown key, 284 for a bad proof); an earlier one is not checked.
+fn signed_cluster_time_is_checked(nodes: &[Node], p: usize) {
+    let signed = |i: usize| {
+        eventually(Duration::from_secs(15), "a signed $clusterTime", || {
+            let (t, id, hash) = signature(&nodes[i].command(doc! {"hello": 1})?);
+            (id != 0 && hash != vec![0; 20]).then_some((t, id, hash))
+        })
+    };
+    let first_key = signed(p).1;
+    for i in 0..3 {
+        signed(i);
+    }
+    eventually(Duration::from_secs(15), "the signing key to rotate", || {
+        (signed(p).1 != first_key).then_some(())
+    });
+    let s = (p + 1) % 3;
+    // A secondary's signed time is good on the primary, and the other way round.
+    let (t, id, hash) = signed(s);
+    let reply = nodes[p]
+        .command(doc! {"hello": 1, "$clusterTime": cluster_time(t, id, hash.clone())})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    // Later than any member has seen, under the same key: the proof must hold (a proof
+    // covers 2^16 increments, so this one is outside the proof it was copied from).
+    // Retried if a no-op moved the primary past it meanwhile (then it is not checked).
+    let refused = |key: Option<i64>| {
+        eventually(Duration::from_secs(10), "a refused $clusterTime", || {
+            let (t, id, hash) = signed(p);
+            let later = bson::Timestamp {
+                time: t.time,
+                increment: t.increment + 0x1_0000,
+            };
+            let forged = cluster_time(later, key.unwrap_or(id), hash);
+            let reply = nodes[p].command(doc! {"hello": 1, "$clusterTime": forged})?;
+            (!ok(&reply)).then_some((reply, later))
+        })
+    };
+    let (forged, later) = refused(None);
+    assert_eq!(forged.get_i32("code"), Ok(284), "{forged}");
+    assert_eq!(
+        forged.get_str("codeName"),
+        Ok("TimeProofMismatch"),
+        "{forged}"
+    );
+    let (unknown, _) = refused(Some(12345));
+    assert_eq!(unknown.get_i32("code"), Ok(211), "{unknown}");
+    let malformed = nodes[p]
+        .command(doc! {"hello": 1, "$clusterTime": {"clusterTime": later}})
+        .unwrap();
+    assert_eq!(malformed.get_i32("code"), Ok(4), "{malformed}");
+    // The refused times did not move the clock (its increments stay small otherwise).
+    let after = signature(&nodes[p].command(doc! {"hello": 1}).unwrap()).0;
+    assert!(
+        after.increment < 0x1_0000,
+        "{after:?} after refusing {later:?}"
+    );
+    // No later than this member's time: accepted without a check, as by mongod.
+    let earlier = nodes[p]
+        .command(doc! {"hello": 1, "$clusterTime": cluster_time(bson::Timestamp { time: 1, increment: 1 }, 0, vec![0; 20])})
+        .unwrap();
+    assert!(ok(&earlier), "{earlier}");
 }
 
 /// Three members on fixed ports, no auth, fast heartbeats and elections, initiated.

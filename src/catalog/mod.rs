@@ -39,6 +39,17 @@ impl Collection {
     }
 }
 
+/// The id a document is stored under: its `_id`, as a string.
+pub fn catalog_id(doc: &Document) -> String {
+    match doc.get("_id") {
+        Some(bson::Bson::String(s)) => s.clone(),
+        Some(bson::Bson::Int64(n)) => n.to_string(),
+        Some(bson::Bson::Int32(n)) => n.to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
 /// One change in a batch. Batches travel through the replicated log (as JSON), so
 /// documents are carried as their exact BSON bytes: JSON would lose BSON's types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +77,27 @@ pub enum Write {
     },
     /// Removes a document if present.
     Delete { collection: Collection, id: String },
+}
+
+impl Write {
+    pub fn touches_keys(&self) -> bool {
+        matches!(
+            self,
+            Write::Insert {
+                collection: Collection::Keys,
+                ..
+            } | Write::Replace {
+                collection: Collection::Keys,
+                ..
+            } | Write::Upsert {
+                collection: Collection::Keys,
+                ..
+            } | Write::Delete {
+                collection: Collection::Keys,
+                ..
+            }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

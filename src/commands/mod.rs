@@ -386,6 +386,7 @@ async fn run(
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &body)?;
     }
+    crate::cluster_time::gossip_in(server, client, &body)?;
     let time_limit = max_time(&body)?;
 
     let guard = server.ops.register(

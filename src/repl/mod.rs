@@ -104,6 +104,8 @@ pub struct ReplCoordinator {
     pub set_name: String,
     pub transport: Arc<dyn Transport>,
     store: Arc<Store>,
+    /// The node's clock: entries are proposed no earlier than it.
+    clock: Arc<LogicalClock>,
     /// Where this node's Raft id and settings are kept across restarts.
     node_file: Option<PathBuf>,
     applied: watch::Receiver<Applied>,
@@ -152,12 +154,13 @@ impl ReplCoordinator {
         transport: Arc<dyn Transport>,
         clock: Arc<LogicalClock>,
     ) -> std::io::Result<Arc<ReplCoordinator>> {
-        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock)?;
+        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock.clone())?;
         let (topology_counter, _) = watch::channel(0);
         Ok(Arc::new(ReplCoordinator {
             set_name,
             transport,
             store,
+            clock,
             node_file: dbpath.map(|d| d.join(NODE_FILE)),
             applied,
             raft: OnceCell::new(),
@@ -185,6 +188,7 @@ impl ReplCoordinator {
             });
         }
         heartbeat::spawn(self.clone(), server.clone());
+        tokio::spawn(self.clone().primary_housekeeping(server.clone()));
         if !server.config.initial_members.is_empty() {
             let members = server.config.initial_members.clone();
             tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
@@ -617,7 +621,7 @@ impl ReplCoordinator {
     }
 
     async fn write_config(&self, raft: &Raft, config: &ReplSetConfig) -> CommandResult<()> {
-        write_entry(raft, ReplOp::SetConfig(config.clone()))
+        self.write_entry(raft, ReplOp::SetConfig(config.clone()))
             .await
             .map(|_| ())
     }
@@ -634,7 +638,75 @@ impl ReplCoordinator {
         let raft = self
             .raft()
             .ok_or_else(|| not_writable_primary("not primary"))?;
-        write_entry(raft, op).await
+        self.write_entry(raft, op).await
+    }
+
+    /// Appends `op` through Raft. Its time hint is this node's wall clock, or just after
+    /// the latest cluster time it has seen, whichever is later, so that a write's
+    /// operationTime follows every time its client has been given.
+    async fn write_entry(&self, raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
+        let wall = crate::clock::pack(bson::Timestamp {
+            time: crate::clock::wall_seconds(),
+            increment: 1,
+        });
+        let entry = ReplEntry {
+            time_hint: wall.max(crate::clock::pack(self.clock.now()) + 1),
+            op,
+        };
+        match raft.client_write(entry).await {
+            Ok(response) => Ok((response.data, response.log_id.index)),
+            Err(openraft::error::RaftError::APIError(e)) => {
+                Err(not_writable_primary(format!("not primary: {e}")))
+            }
+            Err(e) => Err(CommandError::new(
+                Code::InterruptedDueToReplStateChange,
+                format!("the write was interrupted by a replica set state change: {e}"),
+            )),
+        }
+    }
+
+    /// The primary's housekeeping writes: a no-op when the cluster time has stood still
+    /// for periodicNoopIntervalSecs (mongod's periodic no-op writer, which keeps the
+    /// cluster time, and so key expiry, moving), and, with a keyFile, two unexpired keys
+    /// for signing `$clusterTime` (mongod's key generator).
+    async fn primary_housekeeping(self: Arc<Self>, server: Arc<ServerState>) {
+        let rotation = server
+            .params
+            .get_i64(crate::params::KEYS_ROTATION_INTERVAL_SEC)
+            .clamp(1, u32::MAX as i64) as u32;
+        let noop_every = server
+            .params
+            .get_i64(crate::params::PERIODIC_NOOP_INTERVAL_SECS)
+            .max(1) as u32;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = server.shutdown.cancelled() => return,
+            }
+            if self.my_state(&server) != MemberState::Primary {
+                continue;
+            }
+            let idle = crate::clock::wall_seconds().saturating_sub(server.clock.now().time);
+            if idle >= noop_every {
+                let _ = self.propose(&server, ReplOp::Noop).await;
+            }
+            let Some(keys) = server.clock.keys() else {
+                continue;
+            };
+            let Some(write) = keys.next_key(server.clock.now(), rotation) else {
+                continue;
+            };
+            match self.propose(&server, ReplOp::Catalog(vec![write])).await {
+                Ok(_) => {
+                    tracing::info!(target: "REPL", id = 7_000_010, ctx = "monitoring-keys-for-HMAC",
+                        "Generated a new key for signing cluster time")
+                }
+                Err(e) => {
+                    tracing::info!(target: "REPL", id = 7_000_011, ctx = "monitoring-keys-for-HMAC",
+                        error = %e.message, "Could not store a new key for signing cluster time")
+                }
+            }
+        }
     }
 
     /// Waits until `members` members (this one included) hold the log up to `index`.
@@ -1078,28 +1150,6 @@ impl ReplCoordinator {
 
     pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
         self.health.lock().retain(|id, _| keep.contains(id));
-    }
-}
-
-/// Appends `op` through Raft, hinting this node's wall clock as its time.
-async fn write_entry(raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
-    let wall = bson::Timestamp {
-        time: crate::clock::wall_seconds(),
-        increment: 1,
-    };
-    let entry = ReplEntry {
-        time_hint: crate::clock::pack(wall),
-        op,
-    };
-    match raft.client_write(entry).await {
-        Ok(response) => Ok((response.data, response.log_id.index)),
-        Err(openraft::error::RaftError::APIError(e)) => {
-            Err(not_writable_primary(format!("not primary: {e}")))
-        }
-        Err(e) => Err(CommandError::new(
-            Code::InterruptedDueToReplStateChange,
-            format!("the write was interrupted by a replica set state change: {e}"),
-        )),
     }
 }
 

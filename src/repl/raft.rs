@@ -14,7 +14,7 @@
 
 use super::config::ReplSetConfig;
 use super::transport::Transport;
-use crate::catalog::{Catalog, CatalogError, Collection, Write};
+use crate::catalog::{catalog_id, Catalog, CatalogError, Collection, Write};
 use crate::clock::{unpack, LogicalClock};
 use bson::{doc, Bson, Document};
 use openraft::error::{
@@ -190,6 +190,13 @@ impl Store {
         Ok(())
     }
 
+    /// Signing keys are read from the catalog when they change.
+    fn reload_keys(&self, catalog: &dyn Catalog) {
+        if let Some(keys) = self.clock.keys() {
+            keys.load(catalog);
+        }
+    }
+
     fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
         self.catalog.get()
     }
@@ -254,7 +261,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
         let mut documents = Vec::new();
         for collection in REPLICATED {
             for doc in catalog.list(collection).map_err(io_error)? {
-                let id = doc.get_str("_id").unwrap_or_default().to_owned();
+                let id = catalog_id(&doc);
                 documents.push(Write::Upsert {
                     collection,
                     id,
@@ -373,6 +380,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         let catalog = self.catalog().ok_or_else(catalog_not_open)?.clone();
         let mut next = self.applied.borrow().clone();
         let mut outcomes = Vec::with_capacity(entries.len());
+        let mut keys_changed = false;
         for entry in entries {
             next.last_applied = Some(entry.log_id);
             let mut hint = 0;
@@ -387,7 +395,10 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
                             config.term = entry.log_id.leader_id.term as i64;
                             next.config = Some(config);
                         }
-                        ReplOp::Catalog(batch) => writes = batch.clone(),
+                        ReplOp::Catalog(batch) => {
+                            keys_changed |= batch.iter().any(Write::touches_keys);
+                            writes = batch.clone();
+                        }
                         ReplOp::Noop => {}
                     }
                 }
@@ -423,6 +434,9 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
             });
         }
         self.applied.send_replace(next);
+        if keys_changed {
+            self.reload_keys(catalog.as_ref());
+        }
         Ok(outcomes)
     }
 
@@ -447,7 +461,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         let mut writes = Vec::new();
         for collection in REPLICATED {
             for doc in catalog.list(collection).map_err(io_error)? {
-                let id = doc.get_str("_id").unwrap_or_default().to_owned();
+                let id = catalog_id(&doc);
                 writes.push(Write::Delete { collection, id });
             }
         }
@@ -455,6 +469,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         writes.push(applied_write(&snapshot.applied));
         catalog.apply(writes).map_err(io_error)?;
         self.clock.advance_to(unpack(snapshot.applied.time));
+        self.reload_keys(catalog.as_ref());
         self.applied.send_replace(snapshot.applied);
         self.inner.lock().snapshot = Some((meta.clone(), data));
         Ok(())

@@ -27,13 +27,24 @@ impl Ferrod {
 
     /// Starts ferrod on an existing data directory (for restart tests).
     pub fn start_in(dbpath: tempfile::TempDir, args: &[&str]) -> Ferrod {
+        Self::start_on_port(dbpath, 0, args)
+    }
+
+    /// Starts ferrod on `port` (0: a free one) and an existing data directory.
+    pub fn start_on_port(dbpath: tempfile::TempDir, port: u16, args: &[&str]) -> Ferrod {
         let mut cmd = Command::new(FERROD);
-        cmd.args(["--port", "0", "--logFormat", "json", "--dbpath"])
-            .arg(dbpath.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--logFormat",
+            "json",
+            "--dbpath",
+        ])
+        .arg(dbpath.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ferrod");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
