@@ -170,7 +170,7 @@ impl Cluster {
     }
 
     fn container(&self, service: &str) -> String {
-        let out = must(self.command(&["ps", "-q", service]), DOCKER_TIMEOUT);
+        let out = must(self.command(&["ps", "-a", "-q", service]), DOCKER_TIMEOUT);
         let id = out.trim().to_owned();
         assert!(!id.is_empty(), "no container for {service}");
         id
@@ -365,9 +365,15 @@ fn compose_cluster_discovery_auth_drop_connections_partition_and_failover() {
         outcome.text
     );
     drop(cluster);
-    let left = must(
-        docker(&["ps", "-aq", "--filter", &format!("name=ferrodtest{unique}")]),
-        DOCKER_TIMEOUT,
-    );
-    assert!(left.trim().is_empty(), "containers left behind: {left}");
+    let project = format!("name=ferrodtest{unique}");
+    for what in [
+        &["ps", "-aq", "--filter"][..],
+        &["volume", "ls", "-q", "--filter"],
+        &["network", "ls", "-q", "--filter"],
+    ] {
+        let mut args = what.to_vec();
+        args.push(&project);
+        let left = must(docker(&args), DOCKER_TIMEOUT);
+        assert!(left.trim().is_empty(), "left behind ({what:?}): {left}");
+    }
 }

@@ -73,7 +73,8 @@ def run(cmd, timeout=120, check_rc=True):
 
 
 def container(service):
-    cid = run(COMPOSE + ["ps", "-q", service])
+    """The service's container, also when stopped (`ps` without -a omits those in v2)."""
+    cid = run(COMPOSE + ["ps", "-a", "-q", service])
     if not cid:
         fail(f"no container for service {service}")
     return cid.splitlines()[0]
