@@ -613,3 +613,44 @@ fn no_majority_acknowledged_user_is_lost_across_20_primary_kills() {
         acknowledged.len()
     );
 }
+
+fn signal(node: &Node, sig: &str) {
+    let pid = node.child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn primary_cut_off_from_the_majority_stops_being_primary() {
+    let (nodes, p) = fast_set();
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    // Freeze both secondaries: the primary hears from nobody.
+    for &i in &others {
+        signal(&nodes[i], "-STOP");
+    }
+    let cut_at = Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the cut-off primary to step down",
+        || (!nodes[p].is_primary()).then_some(()),
+    );
+    let took = cut_at.elapsed();
+    let refused = nodes[p]
+        .command(doc! {"createUser": "lonely", "pwd": "x", "roles": []})
+        .unwrap();
+    assert_eq!(refused.get_i32("code"), Ok(10107), "{refused}");
+    for &i in &others {
+        signal(&nodes[i], "-CONT");
+    }
+    let q = eventually(Duration::from_secs(20), "a primary again", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    let reply = nodes[q]
+        .command(doc! {"createUser": "together", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    println!("the cut-off primary stepped down after {took:?} (electionTimeoutMillis 1000)");
+}

@@ -96,6 +96,8 @@ pub struct MemberHealth {
     pub optime: Option<Document>,
     pub optime_date: Option<bson::DateTime>,
     pub up_since: Option<Instant>,
+    /// When a heartbeat to it last succeeded.
+    pub last_ok: Option<Instant>,
     pub message: String,
 }
 
@@ -122,6 +124,8 @@ pub struct ReplCoordinator {
     config_change: tokio::sync::Mutex<()>,
     elect_enabled: Mutex<Option<bool>>,
     last_summary: Mutex<Option<TopologySummary>>,
+    /// The term this node last became leader in, and when.
+    leader_since: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Topology facts whose change bumps `topologyVersion.counter`.
@@ -173,6 +177,7 @@ impl ReplCoordinator {
             config_change: tokio::sync::Mutex::new(()),
             elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
+            leader_since: Mutex::new(None),
         }))
     }
 
@@ -359,11 +364,46 @@ impl ReplCoordinator {
         if metrics.state == RaftRole::Leader
             && metrics.current_leader == Some(me.id)
             && !self.stepping_down.load(Ordering::Acquire)
+            && self.sees_a_majority(&config, &me, metrics.current_term)
         {
             MemberState::Primary
         } else {
             MemberState::Secondary
         }
+    }
+
+    /// Whether a majority of the voters (this leader included) answered a heartbeat
+    /// within the election timeout: a primary cut off from the majority stops being
+    /// primary, as mongod's steps down, while the others elect a new one. Until one
+    /// election timeout after it was elected, every voter counts as seen.
+    fn sees_a_majority(&self, config: &ReplSetConfig, me: &MemberConfig, term: u64) -> bool {
+        let window = Duration::from_millis(config.settings.election_timeout_millis.max(1) as u64);
+        let elected_at = {
+            let mut since = self.leader_since.lock();
+            match *since {
+                Some((t, at)) if t == term => at,
+                _ => {
+                    let now = Instant::now();
+                    *since = Some((term, now));
+                    now
+                }
+            }
+        };
+        let fresh = elected_at.elapsed() < window;
+        let health = self.health.lock();
+        let voters: Vec<&MemberConfig> = config.members.iter().filter(|m| m.is_voter()).collect();
+        let seen = voters
+            .iter()
+            .filter(|m| {
+                m.id == me.id
+                    || fresh
+                    || health
+                        .get(&m.id)
+                        .and_then(|h| h.last_ok)
+                        .is_some_and(|t| t.elapsed() < window)
+            })
+            .count();
+        seen > voters.len() / 2
     }
 
     pub fn primary_host(&self, server: &ServerState) -> Option<String> {
