@@ -613,3 +613,88 @@ fn no_majority_acknowledged_user_is_lost_across_20_primary_kills() {
         acknowledged.len()
     );
 }
+
+fn signal(node: &Node, sig: &str) {
+    let pid = node.child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn primary_cut_off_from_the_majority_stops_being_primary() {
+    let (nodes, p) = fast_set();
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    // Freeze both secondaries: the primary hears from nobody.
+    for &i in &others {
+        signal(&nodes[i], "-STOP");
+    }
+    let cut_at = Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the cut-off primary to step down",
+        || (!nodes[p].is_primary()).then_some(()),
+    );
+    let took = cut_at.elapsed();
+    let refused = nodes[p]
+        .command(doc! {"createUser": "lonely", "pwd": "x", "roles": []})
+        .unwrap();
+    assert_eq!(refused.get_i32("code"), Ok(10107), "{refused}");
+    for &i in &others {
+        signal(&nodes[i], "-CONT");
+    }
+    let q = eventually(Duration::from_secs(20), "a primary again", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    let reply = nodes[q]
+        .command(doc! {"createUser": "together", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    println!("the cut-off primary stepped down after {took:?} (electionTimeoutMillis 1000)");
+}
+
+#[test]
+fn reconfig_of_election_timeout_takes_effect_without_a_restart() {
+    let (mut nodes, p) = fast_set();
+    let mut config = nodes[p]
+        .command(doc! {"replSetGetConfig": 1})
+        .unwrap()
+        .get_document("config")
+        .unwrap()
+        .clone();
+    let version = config.get_i32("version").unwrap();
+    config.insert("version", version + 1);
+    config.insert(
+        "settings",
+        doc! {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 4000},
+    );
+    let reply = nodes[p].command(doc! {"replSetReconfig": config}).unwrap();
+    assert!(ok(&reply), "{reply}");
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    // Every member runs with the new timing once it has the new config.
+    for &i in &(0..3).collect::<Vec<_>>() {
+        eventually(Duration::from_secs(10), "the new config everywhere", || {
+            let c = nodes[i].command(doc! {"replSetGetConfig": 1})?;
+            (c.get_document("config").ok()?.get_i32("version") == Ok(version + 1)).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let q = eventually(Duration::from_secs(10), "a primary", || {
+        agreed_primary(&nodes, &[0, 1, 2])
+    });
+    nodes[q].kill();
+    let killed_at = Instant::now();
+    let rest: Vec<usize> = (0..3).filter(|&i| i != q).collect();
+    eventually(Duration::from_secs(20), "a new primary", || {
+        agreed_primary(&nodes, &rest)
+    });
+    let took = killed_at.elapsed();
+    // With the old 1 s timeout this takes about 1 to 2 s.
+    assert!(
+        took >= Duration::from_millis(3500),
+        "elected after {took:?}: the 4 s election timeout is not in force"
+    );
+    println!("new primary {took:?} after kill -9 with electionTimeoutMillis 4000 ({others:?})");
+}

@@ -513,6 +513,31 @@ fn bad_flags_and_values_exit_non_zero_before_listening() {
         port,
         "featureCompatibilityVersion",
     );
+    // --initialMembers: only with a set name, each a host:port, none twice.
+    let initial: &[(&[&str], &str)] = &[
+        (&["--initialMembers", "a:1,b:2"], "requires replSet"),
+        (
+            &["--replSet", "rs0", "--initialMembers", "a:1,b"],
+            "'b' is not host:port",
+        ),
+        (
+            &["--replSet", "rs0", "--initialMembers", "a:1,a:0"],
+            "'a:0' is not host:port",
+        ),
+        (
+            &["--replSet", "rs0", "--initialMembers", "a:1,,b:2"],
+            "empty member",
+        ),
+        (
+            &["--replSet", "rs0", "--initialMembers", "a:1,A:1"],
+            "listed twice",
+        ),
+    ];
+    for (extra, needle) in initial {
+        let mut args = vec!["--port", &p, "--dbpath", db];
+        args.extend_from_slice(extra);
+        refused(&args, port, needle);
+    }
 }
 
 #[test]
@@ -538,6 +563,14 @@ fn bad_config_files_exit_non_zero_naming_the_key_or_value() {
         ("systemLog:\n  destination: file\n", "systemLog.path"),
         ("net:\n  compression:\n    compressors: brotli\n", "brotli"),
         ("setParameter:\n  noSuchParameter: 1\n", "noSuchParameter"),
+        (
+            "replication:\n  replSetName: rs0\n  initialMembers: 7\n",
+            "replication.initialMembers",
+        ),
+        (
+            "replication:\n  replSetName: rs0\n  initialMembers: [\"a:1\", \"nope\"]\n",
+            "'nope' is not host:port",
+        ),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("bad{i}.yaml"));

@@ -130,6 +130,7 @@ async fn heartbeat_member(
                     health.up_since = Some(Instant::now());
                 }
                 health.healthy = true;
+                health.last_ok = Some(Instant::now());
                 health.ping_ms = sent.elapsed().as_millis() as i64;
                 health.state = reply.get_i32("state").unwrap_or(0);
                 health.config_version = reply

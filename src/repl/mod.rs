@@ -24,7 +24,7 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use config::{MemberConfig, ReplSetConfig};
 use openraft::{BasicNode, ServerState as RaftRole};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use raft::{Applied, ApplyOutcome, Raft, RaftSettings, ReplEntry, ReplOp, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::watch;
 use transport::Transport;
 
 pub use heartbeat::HeartbeatReply;
@@ -96,6 +96,8 @@ pub struct MemberHealth {
     pub optime: Option<Document>,
     pub optime_date: Option<bson::DateTime>,
     pub up_since: Option<Instant>,
+    /// When a heartbeat to it last succeeded.
+    pub last_ok: Option<Instant>,
     pub message: String,
 }
 
@@ -109,7 +111,10 @@ pub struct ReplCoordinator {
     /// Where this node's Raft id and settings are kept across restarts.
     node_file: Option<PathBuf>,
     applied: watch::Receiver<Applied>,
-    raft: OnceCell<Raft>,
+    /// This node's Raft and the settings it runs with, once started.
+    raft: RwLock<Option<(Raft, RaftSettings)>>,
+    /// Serializes starting and restarting Raft.
+    raft_start: tokio::sync::Mutex<()>,
     /// `topologyVersion.processId`.
     pub process_id: ObjectId,
     topology_counter: watch::Sender<i64>,
@@ -122,6 +127,8 @@ pub struct ReplCoordinator {
     config_change: tokio::sync::Mutex<()>,
     elect_enabled: Mutex<Option<bool>>,
     last_summary: Mutex<Option<TopologySummary>>,
+    /// The term this node last became leader in, and when.
+    leader_since: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Topology facts whose change bumps `topologyVersion.counter`.
@@ -163,7 +170,8 @@ impl ReplCoordinator {
             clock,
             node_file: dbpath.map(|d| d.join(NODE_FILE)),
             applied,
-            raft: OnceCell::new(),
+            raft: RwLock::new(None),
+            raft_start: tokio::sync::Mutex::new(()),
             process_id: ObjectId::new(),
             topology_counter,
             health: Mutex::new(HashMap::new()),
@@ -173,6 +181,7 @@ impl ReplCoordinator {
             config_change: tokio::sync::Mutex::new(()),
             elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
+            leader_since: Mutex::new(None),
         }))
     }
 
@@ -267,62 +276,28 @@ impl ReplCoordinator {
         serde_json::from_slice(&bytes).ok()
     }
 
-    fn raft(&self) -> Option<&Raft> {
-        self.raft.get()
+    fn raft(&self) -> Option<Raft> {
+        self.raft.read().as_ref().map(|(raft, _)| raft.clone())
     }
 
     /// Whether this node's Raft has started (it is, or was, part of a set).
     pub fn has_raft(&self) -> bool {
-        self.raft.get().is_some() || self.store.has_state()
+        self.raft.read().is_some() || self.store.has_state()
     }
 
     /// This node's Raft, created on first use with the settings of whoever needs it first
     /// (replSetInitiate here, or the first Raft RPC from a member that was initiated).
-    pub async fn raft_for(&self, node_id: u64, settings: RaftSettings) -> CommandResult<&Raft> {
-        let raft = self
-            .raft
-            .get_or_try_init(|| async {
-                let resolve_from = self.applied.clone();
-                let network = raft::Network {
-                    transport: self.transport.clone(),
-                    settings: settings.clone(),
-                    resolve: Arc::new(move |id| {
-                        resolve_from
-                            .borrow()
-                            .config
-                            .as_ref()
-                            .and_then(|c| c.member(id))
-                            .map(|m| m.host.clone())
-                    }),
-                };
-                if let Some(path) = &self.node_file {
-                    let saved = SavedNode {
-                        node_id,
-                        settings: settings.clone(),
-                    };
-                    let bytes = serde_json::to_vec(&saved).expect("serializable");
-                    raft::write_atomically(path, &bytes).map_err(|e| {
-                        CommandError::new(
-                            Code::InternalError,
-                            format!("cannot save replica set state: {e}"),
-                        )
-                    })?;
+    pub async fn raft_for(&self, node_id: u64, settings: RaftSettings) -> CommandResult<Raft> {
+        let raft = match self.raft() {
+            Some(raft) => raft,
+            None => {
+                let _starting = self.raft_start.lock().await;
+                match self.raft() {
+                    Some(raft) => raft,
+                    None => self.start_raft(node_id, settings).await?,
                 }
-                let (log_store, state_machine) =
-                    openraft::storage::Adaptor::new(self.store.clone());
-                Raft::new(
-                    node_id,
-                    raft::raft_config(&settings, true),
-                    network,
-                    log_store,
-                    state_machine,
-                )
-                .await
-                .map_err(|e| {
-                    CommandError::new(Code::InternalError, format!("cannot start Raft: {e}"))
-                })
-            })
-            .await?;
+            }
+        };
         let id = raft.metrics().borrow().id;
         if id != node_id {
             return Err(CommandError::new(
@@ -331,6 +306,79 @@ impl ReplCoordinator {
             ));
         }
         Ok(raft)
+    }
+
+    /// Starts Raft as `node_id` with `settings`, saving both for restarts.
+    async fn start_raft(&self, node_id: u64, settings: RaftSettings) -> CommandResult<Raft> {
+        let resolve_from = self.applied.clone();
+        let network = raft::Network {
+            transport: self.transport.clone(),
+            settings: settings.clone(),
+            resolve: Arc::new(move |id| {
+                resolve_from
+                    .borrow()
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.member(id))
+                    .map(|m| m.host.clone())
+            }),
+        };
+        if let Some(path) = &self.node_file {
+            let saved = SavedNode {
+                node_id,
+                settings: settings.clone(),
+            };
+            let bytes = serde_json::to_vec(&saved).expect("serializable");
+            raft::write_atomically(path, &bytes).map_err(|e| {
+                CommandError::new(
+                    Code::InternalError,
+                    format!("cannot save replica set state: {e}"),
+                )
+            })?;
+        }
+        let (log_store, state_machine) = openraft::storage::Adaptor::new(self.store.clone());
+        let raft = Raft::new(
+            node_id,
+            raft::raft_config(&settings, true),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| CommandError::new(Code::InternalError, format!("cannot start Raft: {e}")))?;
+        *self.raft.write() = Some((raft.clone(), settings));
+        *self.elect_enabled.lock() = None;
+        Ok(raft)
+    }
+
+    /// Restarts Raft when a reconfig changed heartbeatIntervalMillis or
+    /// electionTimeoutMillis: openraft takes its timing only when it starts. The log,
+    /// vote and state machine are kept; only the timers change.
+    async fn apply_timing_settings(&self) {
+        let Some(config) = self.config() else { return };
+        let wanted = self.settings_of(&config);
+        let running = match &*self.raft.read() {
+            Some((raft, settings)) if *settings != wanted => raft.clone(),
+            _ => return,
+        };
+        // Not in the middle of a reconfig or initiate, which still use the running Raft.
+        let Ok(_no_config_change) = self.config_change.try_lock() else {
+            return;
+        };
+        let _starting = self.raft_start.lock().await;
+        let node_id = running.metrics().borrow().id;
+        self.raft.write().take();
+        if let Err(e) = running.shutdown().await {
+            tracing::warn!(target: "REPL", id = 7_000_020, ctx = "ReplCoord", error = %e, "Raft did not stop cleanly");
+        }
+        match self.start_raft(node_id, wanted.clone()).await {
+            Ok(_) => tracing::info!(target: "REPL", id = 7_000_021, ctx = "ReplCoord",
+                heartbeatIntervalMillis = wanted.heartbeat_interval_millis,
+                electionTimeoutMillis = wanted.election_timeout_millis,
+                "Applied new replica set timing settings"),
+            Err(e) => tracing::error!(target: "REPL", id = 7_000_022, ctx = "ReplCoord",
+                error = %e.message, "Cannot restart Raft with the new settings"),
+        }
     }
 
     fn leader_id(&self) -> Option<u64> {
@@ -359,11 +407,46 @@ impl ReplCoordinator {
         if metrics.state == RaftRole::Leader
             && metrics.current_leader == Some(me.id)
             && !self.stepping_down.load(Ordering::Acquire)
+            && self.sees_a_majority(&config, &me, metrics.current_term)
         {
             MemberState::Primary
         } else {
             MemberState::Secondary
         }
+    }
+
+    /// Whether a majority of the voters (this leader included) answered a heartbeat
+    /// within the election timeout: a primary cut off from the majority stops being
+    /// primary, as mongod's steps down, while the others elect a new one. Until one
+    /// election timeout after it was elected, every voter counts as seen.
+    fn sees_a_majority(&self, config: &ReplSetConfig, me: &MemberConfig, term: u64) -> bool {
+        let window = Duration::from_millis(config.settings.election_timeout_millis.max(1) as u64);
+        let elected_at = {
+            let mut since = self.leader_since.lock();
+            match *since {
+                Some((t, at)) if t == term => at,
+                _ => {
+                    let now = Instant::now();
+                    *since = Some((term, now));
+                    now
+                }
+            }
+        };
+        let fresh = elected_at.elapsed() < window;
+        let health = self.health.lock();
+        let voters: Vec<&MemberConfig> = config.members.iter().filter(|m| m.is_voter()).collect();
+        let seen = voters
+            .iter()
+            .filter(|m| {
+                m.id == me.id
+                    || fresh
+                    || health
+                        .get(&m.id)
+                        .and_then(|h| h.last_ok)
+                        .is_some_and(|t| t.elapsed() < window)
+            })
+            .count();
+        seen > voters.len() / 2
     }
 
     pub fn primary_host(&self, server: &ServerState) -> Option<String> {
@@ -426,6 +509,7 @@ impl ReplCoordinator {
                 _ = tick.tick() => {}
                 _ = server.shutdown.cancelled() => return,
             }
+            self.apply_timing_settings().await;
             self.update_election_switch(&server);
             self.refresh_topology(&server);
         }
@@ -613,7 +697,7 @@ impl ReplCoordinator {
                     format!("no primary was elected after initiate: {e}"),
                 )
             })?;
-        self.write_config(raft, &config).await?;
+        self.write_config(&raft, &config).await?;
         for m in config.members.iter().filter(|m| !m.is_voter()) {
             let _ = raft.add_learner(m.id, BasicNode::new(&m.host), false).await;
         }
@@ -638,7 +722,7 @@ impl ReplCoordinator {
         let raft = self
             .raft()
             .ok_or_else(|| not_writable_primary("not primary"))?;
-        self.write_entry(raft, op).await
+        self.write_entry(&raft, op).await
     }
 
     /// Appends `op` through Raft. Its time hint is this node's wall clock, or just after
@@ -819,7 +903,7 @@ impl ReplCoordinator {
                 }
             }
         }
-        self.write_config(raft, &config).await?;
+        self.write_config(&raft, &config).await?;
         raft.change_membership(config.voter_ids(), true)
             .await
             .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;

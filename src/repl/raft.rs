@@ -498,7 +498,7 @@ pub const APPEND_COMMAND: &str = "_ferrodRaftAppend";
 pub const SNAPSHOT_COMMAND: &str = "_ferrodRaftSnapshot";
 
 /// What a receiving member needs to start its own Raft if it has none yet.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaftSettings {
     pub set_name: String,
     pub heartbeat_interval_millis: i64,
@@ -617,10 +617,15 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
 }
 
 /// openraft's settings from the replica-set settings: the heartbeat interval as is, and
-/// the election timeout randomized over [t, 1.15 t] as mongod randomizes its own.
+/// the election timer at half of electionTimeoutMillis, randomized over [t, 1.15 t] as
+/// mongod randomizes its own. Half, because an openraft follower refuses votes while the
+/// old leader's lease lasts (the timer's maximum since it last heard from it): the first
+/// candidacy after a primary dies falls inside that lease, and the second, at about
+/// electionTimeoutMillis, is the one that wins. With the whole timeout on the timer a
+/// failover took about twice electionTimeoutMillis.
 pub fn raft_config(settings: &RaftSettings, electable: bool) -> Arc<openraft::Config> {
     let hb = settings.heartbeat_interval_millis.max(1) as u64;
-    let et = (settings.election_timeout_millis as u64).max(hb + 1);
+    let et = (settings.election_timeout_millis as u64 / 2).max(hb + 1);
     let config = openraft::Config {
         cluster_name: settings.set_name.clone(),
         heartbeat_interval: hb,
