@@ -174,9 +174,10 @@ def status_members(client):
 
 
 def pool_counts(client, host):
-    """(inUse + available + refreshing, created) of `host` in connPoolStats' hosts."""
+    """(inUse + available + refreshing, created) of `host` in the replication pool of
+    connPoolStats (the members' heartbeats and Raft traffic), None if it has no pool."""
     stats = client.admin.command("connPoolStats")
-    h = stats.get("hosts", {}).get(host)
+    h = stats.get("pools", {}).get(REPL_POOL, {}).get(host)
     if h is None:
         return None
     return h["inUse"] + h["available"] + h["refreshing"], h["created"]
