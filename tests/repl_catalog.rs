@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::eventually;
+
 use bson::{doc, Bson, Document};
 use mongodb::options::{ClientOptions, Credential};
 use std::net::TcpStream;
@@ -123,17 +125,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
