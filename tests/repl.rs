@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::eventually;
+
 use bson::{doc, Bson, Document};
 use common::Ferrod;
 use std::time::{Duration, Instant};
@@ -35,18 +37,6 @@ fn fast_config(version: i32, members: Vec<Bson>) -> Document {
     doc! {
         "_id": SET, "version": version, "members": members,
         "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
-    }
-}
-
-/// Polls until `f` returns Some, or panics with `what` after `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

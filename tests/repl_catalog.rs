@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::eventually;
+
 use bson::{doc, Bson, Document};
 use mongodb::options::{ClientOptions, Credential};
 use std::net::TcpStream;
@@ -123,17 +125,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -697,4 +688,83 @@ fn reconfig_of_election_timeout_takes_effect_without_a_restart() {
         "elected after {took:?}: the 4 s election timeout is not in force"
     );
     println!("new primary {took:?} after kill -9 with electionTimeoutMillis 4000 ({others:?})");
+}
+
+#[test]
+fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
+    let (mut nodes, p) = fast_set();
+    let reply = nodes[p]
+        .command(doc! {"createUser": "kept", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    let s = (p + 1) % 3;
+    eventually(Duration::from_secs(10), "the user on the survivor", || {
+        user_names(&nodes[s])?
+            .contains(&"kept".to_owned())
+            .then_some(())
+    });
+    // The majority is gone for good: the primary and the other secondary die.
+    nodes[p].kill();
+    nodes[(p + 2) % 3].kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!nodes[s].is_primary(), "a lone member cannot be elected");
+    let old = nodes[s]
+        .command(doc! {"replSetGetConfig": 1})
+        .unwrap()
+        .get_document("config")
+        .unwrap()
+        .clone();
+    let version = old.get_i32("version").unwrap();
+    let mut config = old.clone();
+    let me: Vec<Bson> = old
+        .get_array("members")
+        .unwrap()
+        .iter()
+        .filter(|m| m.as_document().unwrap().get_str("host") == Ok(nodes[s].addr().as_str()))
+        .cloned()
+        .collect();
+    config.insert("members", me);
+    // Without force the secondary refuses, as mongod does.
+    let refused = nodes[s]
+        .command(doc! {"replSetReconfig": config.clone()})
+        .unwrap();
+    assert_eq!(refused.get_i32("code"), Ok(10107), "{refused}");
+    let forced = nodes[s]
+        .command(doc! {"replSetReconfig": config, "force": true})
+        .unwrap();
+    assert!(ok(&forced), "{forced}");
+    eventually(Duration::from_secs(15), "the survivor as primary", || {
+        nodes[s].is_primary().then_some(())
+    });
+    let now = nodes[s]
+        .command(doc! {"replSetGetConfig": 1})
+        .unwrap()
+        .get_document("config")
+        .unwrap()
+        .clone();
+    assert!(now.get_i32("version").unwrap() >= version + 10_000, "{now}");
+    assert_eq!(now.get_array("members").unwrap().len(), 1, "{now}");
+    let reply = nodes[s]
+        .command(doc! {"createUser": "after", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    let names = user_names(&nodes[s]).unwrap();
+    assert!(
+        names.contains(&"kept".to_owned()) && names.contains(&"after".to_owned()),
+        "{names:?}"
+    );
+    // The forced config survives a restart.
+    nodes[s].kill();
+    nodes[s].start();
+    eventually(
+        Duration::from_secs(15),
+        "the survivor as primary again",
+        || nodes[s].is_primary().then_some(()),
+    );
+    let again = nodes[s].command(doc! {"replSetGetConfig": 1}).unwrap();
+    assert_eq!(
+        again.get_document("config").unwrap().get_i32("version"),
+        now.get_i32("version"),
+        "{again}"
+    );
 }

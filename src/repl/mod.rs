@@ -830,6 +830,9 @@ impl ReplCoordinator {
             return Err(not_yet_initialized());
         };
         let state = self.my_state(server);
+        if force && state != MemberState::Primary {
+            return self.force_reconfig(server, &current, doc).await;
+        }
         if state != MemberState::Primary {
             return Err(not_writable_primary(format!(
                 "New config is rejected :: caused by :: replSetReconfig should only be run on a writable PRIMARY. Current state {};",
@@ -922,6 +925,69 @@ impl ReplCoordinator {
                 .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;
         }
         tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, "replSetReconfig config object with members parses ok");
+        Ok(Document::new())
+    }
+
+    /// replSetReconfig with `force: true` on a member that is not primary: the config is
+    /// installed outside consensus (see [`Store::force_config`]), with its version raised
+    /// by a random 10,000 to 100,000 as mongod raises it, and this member then takes over
+    /// as the new voters elect it.
+    async fn force_reconfig(
+        &self,
+        server: &ServerState,
+        current: &ReplSetConfig,
+        doc: &Document,
+    ) -> CommandResult {
+        let mut config = ReplSetConfig::parse(doc)?;
+        if config.set_name != current.set_name {
+            return Err(incompatible(format!(
+                "New and old configurations differ in replica set name; old was {}, and new is {}",
+                current.set_name, config.set_name
+            )));
+        }
+        let me = config.find_self(|h| self.is_self(server, h))?.clone();
+        config.settings.replica_set_id = current.settings.replica_set_id.clone();
+        let bump = 10_000
+            + u64::from_le_bytes(
+                crate::auth::scram::random_bytes(8)
+                    .try_into()
+                    .expect("eight bytes"),
+            ) % 90_000;
+        config.version = config.version.max(current.version) + bump as i64;
+        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+        let node_id = raft.metrics().borrow().id;
+        if node_id != me.id {
+            return Err(CommandError::new(
+                Code::InvalidReplicaSetConfig,
+                format!(
+                    "this node is member {node_id} of the set, not member {}",
+                    me.id
+                ),
+            ));
+        }
+        let _starting = self.raft_start.lock().await;
+        self.raft.write().take();
+        let _ = raft.shutdown().await;
+        let nodes: BTreeMap<u64, BasicNode> = config
+            .members
+            .iter()
+            .map(|m| (m.id, BasicNode::new(&m.host)))
+            .collect();
+        let entry = ReplEntry {
+            time_hint: crate::clock::pack(self.clock.now()) + 1,
+            op: ReplOp::SetConfig(config.clone()),
+        };
+        let forced = self
+            .store
+            .force_config(node_id, config.voter_ids(), nodes, entry);
+        // Raft comes back either way: with the new config, or as it was.
+        let restarted = self.start_raft(node_id, self.settings_of(&config)).await;
+        forced.map_err(|e| {
+            CommandError::new(Code::InternalError, format!("cannot force the config: {e}"))
+        })?;
+        restarted?;
+        tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, force = true,
+            "replSetReconfig config object with members parses ok");
         Ok(Document::new())
     }
 

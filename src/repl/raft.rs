@@ -32,7 +32,7 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::io::Write as _;
@@ -172,6 +172,48 @@ impl Store {
             clock,
         };
         Ok((Arc::new(store), rx))
+    }
+
+    /// A forced reconfig on a member that cannot reach a primary (mongod's
+    /// `force: true`, unsafe by design): with Raft stopped, appends to this member's own
+    /// log a membership of `nodes` (voters `voters`) and the new config, in a term after
+    /// every term it has seen, as if it had led that term. When Raft starts again, the
+    /// new membership is in force here; this member campaigns among the new voters,
+    /// and once elected commits both entries and replicates them to the others.
+    pub fn force_config(
+        &self,
+        node_id: u64,
+        voters: BTreeSet<u64>,
+        nodes: BTreeMap<u64, BasicNode>,
+        entry: ReplEntry,
+    ) -> std::io::Result<()> {
+        let mut inner = self.inner.lock();
+        let term = inner.vote.map(|v| v.leader_id().term).unwrap_or(0) + 1;
+        let last = inner
+            .log
+            .keys()
+            .next_back()
+            .copied()
+            .or(inner.last_purged.map(|l| l.index))
+            .unwrap_or(0);
+        let leader = openraft::CommittedLeaderId::new(term, node_id);
+        let membership = openraft::Membership::new(vec![voters], nodes);
+        inner.log.insert(
+            last + 1,
+            Entry {
+                log_id: LogId::new(leader, last + 1),
+                payload: EntryPayload::Membership(membership),
+            },
+        );
+        inner.log.insert(
+            last + 2,
+            Entry {
+                log_id: LogId::new(leader, last + 2),
+                payload: EntryPayload::Normal(entry),
+            },
+        );
+        inner.vote = Some(Vote::new(term, node_id));
+        self.persist(&inner)
     }
 
     /// Makes `catalog` the state machine and loads what it records as applied.

@@ -276,3 +276,15 @@ pub fn is_closed(s: &mut TcpStream) -> bool {
 pub fn ping_doc() -> Document {
     doc! {"ping": 1, "$db": "admin"}
 }
+
+/// Polls `probe` every 50 ms until it returns Some, for at most `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
