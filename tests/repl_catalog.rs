@@ -100,7 +100,7 @@ impl Node {
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
     /// One command over a fresh connection; None if the member cannot be reached.
@@ -125,6 +125,13 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of the log of {}\n{}",
+                self.addr(),
+                self.log_tail()
+            );
+        }
     }
 }
 
@@ -441,6 +448,11 @@ fn signed_cluster_time_is_checked(nodes: &[Node], p: usize) {
 
 /// Three members on fixed ports, no auth, fast heartbeats and elections, initiated.
 fn fast_set() -> (Vec<Node>, usize) {
+    set_with_timeout(1000)
+}
+
+/// Three members on fixed ports, no auth, heartbeats every 200 ms, initiated.
+fn set_with_timeout(election_timeout_millis: i32) -> (Vec<Node>, usize) {
     let mut nodes: Vec<Node> = (0..3)
         .map(|_| Node::new(&["--replSet", SET], &[]))
         .collect();
@@ -452,7 +464,7 @@ fn fast_set() -> (Vec<Node>, usize) {
         "members": nodes.iter().enumerate()
             .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
             .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": election_timeout_millis},
     };
     let reply = nodes[0].command(doc! {"replSetInitiate": config}).unwrap();
     assert!(ok(&reply), "{reply}");
@@ -499,16 +511,22 @@ fn killed_primary_is_replaced_and_rejoins_caught_up() {
             .then_some(())
         },
     );
-    let status = nodes[q].command(doc! {"replSetGetStatus": 1}).unwrap();
-    let back = status
-        .get_array("members")
-        .unwrap()
-        .iter()
-        .filter_map(Bson::as_document)
-        .find(|m| m.get_str("name") == Ok(nodes[p].addr().as_str()))
-        .unwrap()
-        .clone();
-    assert_eq!(back.get_str("stateStr"), Ok("SECONDARY"), "{status}");
+    // The new primary's heartbeats see it as a secondary too.
+    eventually(
+        Duration::from_secs(10),
+        "the primary to see it as SECONDARY",
+        || {
+            let status = nodes[q].command(doc! {"replSetGetStatus": 1})?;
+            let back = status
+                .get_array("members")
+                .ok()?
+                .iter()
+                .filter_map(Bson::as_document)
+                .find(|m| m.get_str("name") == Ok(nodes[p].addr().as_str()))?
+                .clone();
+            (back.get_str("stateStr") == Ok("SECONDARY")).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -733,15 +751,18 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
         .command(doc! {"replSetReconfig": config, "force": true})
         .unwrap();
     assert!(ok(&forced), "{forced}");
-    eventually(Duration::from_secs(15), "the survivor as primary", || {
-        nodes[s].is_primary().then_some(())
-    });
-    let now = nodes[s]
-        .command(doc! {"replSetGetConfig": 1})
-        .unwrap()
-        .get_document("config")
-        .unwrap()
-        .clone();
+    let now = eventually(
+        Duration::from_secs(15),
+        "the survivor as primary of the forced config",
+        || {
+            let config = nodes[s]
+                .command(doc! {"replSetGetConfig": 1})?
+                .get_document("config")
+                .ok()?
+                .clone();
+            (nodes[s].is_primary() && config.get_i32("version").ok()? > version).then_some(config)
+        },
+    );
     assert!(now.get_i32("version").unwrap() >= version + 10_000, "{now}");
     assert_eq!(now.get_array("members").unwrap().len(), 1, "{now}");
     let reply = nodes[s]
@@ -767,4 +788,46 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
         now.get_i32("version"),
         "{again}"
     );
+}
+
+#[test]
+fn sigterm_on_the_primary_hands_over_before_the_election_timeout() {
+    // A 10 s election timeout: only a hand-over makes a new primary appear sooner.
+    let (mut nodes, p) = set_with_timeout(10_000);
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    eventually(
+        Duration::from_secs(10),
+        "both secondaries seen healthy",
+        || {
+            let status = nodes[p].command(doc! {"replSetGetStatus": 1})?;
+            let healthy = status
+                .get_array("members")
+                .ok()?
+                .iter()
+                .filter_map(Bson::as_document)
+                .filter(|m| m.get_f64("health") == Ok(1.0))
+                .count();
+            (healthy == 3).then_some(())
+        },
+    );
+    signal(&nodes[p], "-TERM");
+    let stopped_at = Instant::now();
+    let q = eventually(
+        Duration::from_secs(8),
+        "a new primary after SIGTERM",
+        || agreed_primary(&nodes, &others),
+    );
+    let took = stopped_at.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: no hand-over, the election timeout ran out"
+    );
+    let exit = nodes[p].child.as_mut().unwrap().wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    nodes[p].child = None;
+    let reply = nodes[q]
+        .command(doc! {"createUser": "after", "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    println!("new primary {took:?} after SIGTERM of the primary (electionTimeoutMillis 10000)");
 }
