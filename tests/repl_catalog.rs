@@ -73,7 +73,7 @@ impl Node {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("stderr.txt")).unwrap())
             .spawn()
             .expect("spawn ferrod");
         self.child = Some(child);
@@ -99,6 +99,9 @@ impl Node {
 
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let stderr =
+            std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default();
+        let text = format!("{text}{stderr}");
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
@@ -448,11 +451,6 @@ fn signed_cluster_time_is_checked(nodes: &[Node], p: usize) {
 
 /// Three members on fixed ports, no auth, fast heartbeats and elections, initiated.
 fn fast_set() -> (Vec<Node>, usize) {
-    set_with_timeout(1000)
-}
-
-/// Three members on fixed ports, no auth, heartbeats every 200 ms, initiated.
-fn set_with_timeout(election_timeout_millis: i32) -> (Vec<Node>, usize) {
     let mut nodes: Vec<Node> = (0..3)
         .map(|_| Node::new(&["--replSet", SET], &[]))
         .collect();
@@ -464,7 +462,7 @@ fn set_with_timeout(election_timeout_millis: i32) -> (Vec<Node>, usize) {
         "members": nodes.iter().enumerate()
             .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
             .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": election_timeout_millis},
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
     };
     let reply = nodes[0].command(doc! {"replSetInitiate": config}).unwrap();
     assert!(ok(&reply), "{reply}");
@@ -654,13 +652,18 @@ fn primary_cut_off_from_the_majority_stops_being_primary() {
     for &i in &others {
         signal(&nodes[i], "-CONT");
     }
-    let q = eventually(Duration::from_secs(20), "a primary again", || {
-        agreed_primary(&nodes, &[0, 1, 2])
-    });
-    let reply = nodes[q]
-        .command(doc! {"createUser": "together", "pwd": "x", "roles": []})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
+    // The resumed members' timers have run out while they were frozen, so an election
+    // may follow: write to whichever member is primary until one acknowledges.
+    eventually(
+        Duration::from_secs(20),
+        "a primary that takes writes again",
+        || {
+            let q = agreed_primary(&nodes, &[0, 1, 2])?;
+            let reply =
+                nodes[q].command(doc! {"createUser": "together", "pwd": "x", "roles": []})?;
+            (ok(&reply) || reply.get_i32("code") == Ok(51003)).then_some(())
+        },
+    );
     println!("the cut-off primary stepped down after {took:?} (electionTimeoutMillis 1000)");
 }
 
@@ -788,46 +791,4 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
         now.get_i32("version"),
         "{again}"
     );
-}
-
-#[test]
-fn sigterm_on_the_primary_hands_over_before_the_election_timeout() {
-    // A 10 s election timeout: only a hand-over makes a new primary appear sooner.
-    let (mut nodes, p) = set_with_timeout(10_000);
-    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
-    eventually(
-        Duration::from_secs(10),
-        "both secondaries seen healthy",
-        || {
-            let status = nodes[p].command(doc! {"replSetGetStatus": 1})?;
-            let healthy = status
-                .get_array("members")
-                .ok()?
-                .iter()
-                .filter_map(Bson::as_document)
-                .filter(|m| m.get_f64("health") == Ok(1.0))
-                .count();
-            (healthy == 3).then_some(())
-        },
-    );
-    signal(&nodes[p], "-TERM");
-    let stopped_at = Instant::now();
-    let q = eventually(
-        Duration::from_secs(8),
-        "a new primary after SIGTERM",
-        || agreed_primary(&nodes, &others),
-    );
-    let took = stopped_at.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "{took:?}: no hand-over, the election timeout ran out"
-    );
-    let exit = nodes[p].child.as_mut().unwrap().wait().unwrap();
-    assert!(exit.success(), "{exit}");
-    nodes[p].child = None;
-    let reply = nodes[q]
-        .command(doc! {"createUser": "after", "pwd": "x", "roles": []})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
-    println!("new primary {took:?} after SIGTERM of the primary (electionTimeoutMillis 10000)");
 }

@@ -6,11 +6,9 @@
 //! - [`transport`]: the one door to other members.
 //! - [`heartbeat`]: `replSetHeartbeat` to every other member, every heartbeatIntervalMillis.
 //!
-//! The Raft leader is the primary. openraft's own election timer is off: as in mongod, a
-//! member runs for election when it has not heard from a primary (through its heartbeats)
-//! for electionTimeoutMillis, plus a small random offset. Priority-0 and hidden members
-//! stay Raft voters (their `votes` count as in mongod) but never run, so they never
-//! become primary; replSetFreeze and replSetStepDown keep a member out for a while.
+//! The Raft leader is the primary. Priority-0 and hidden members stay Raft voters (their
+//! `votes` count as in mongod) but have elections switched off on their own node, so they
+//! never become primary; replSetFreeze and replSetStepDown switch them off for a while.
 
 pub mod config;
 mod heartbeat;
@@ -127,8 +125,7 @@ pub struct ReplCoordinator {
     stepping_down: AtomicBool,
     /// Serializes initiate and reconfig.
     config_change: tokio::sync::Mutex<()>,
-    /// When this member runs for election if it still hears from no primary.
-    election_due: Mutex<Instant>,
+    elect_enabled: Mutex<Option<bool>>,
     last_summary: Mutex<Option<TopologySummary>>,
     /// The term this node last became leader in, and when.
     leader_since: Mutex<Option<(u64, Instant)>>,
@@ -182,7 +179,7 @@ impl ReplCoordinator {
             no_elect_until: Mutex::new(None),
             stepping_down: AtomicBool::new(false),
             config_change: tokio::sync::Mutex::new(()),
-            election_due: Mutex::new(Instant::now() + Duration::from_secs(10)),
+            elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
             leader_since: Mutex::new(None),
         }))
@@ -342,7 +339,7 @@ impl ReplCoordinator {
         let (log_store, state_machine) = openraft::storage::Adaptor::new(self.store.clone());
         let raft = Raft::new(
             node_id,
-            raft::raft_config(&settings),
+            raft::raft_config(&settings, true),
             network,
             log_store,
             state_machine,
@@ -350,6 +347,7 @@ impl ReplCoordinator {
         .await
         .map_err(|e| CommandError::new(Code::InternalError, format!("cannot start Raft: {e}")))?;
         *self.raft.write() = Some((raft.clone(), settings));
+        *self.elect_enabled.lock() = None;
         Ok(raft)
     }
 
@@ -409,7 +407,7 @@ impl ReplCoordinator {
         if metrics.state == RaftRole::Leader
             && metrics.current_leader == Some(me.id)
             && !self.stepping_down.load(Ordering::Acquire)
-            && self.sees_a_majority(&config, &me, &metrics)
+            && self.sees_a_majority(&config, &me, metrics.current_term)
         {
             MemberState::Primary
         } else {
@@ -421,19 +419,7 @@ impl ReplCoordinator {
     /// within the election timeout: a primary cut off from the majority stops being
     /// primary, as mongod's steps down, while the others elect a new one. Until one
     /// election timeout after it was elected, every voter counts as seen.
-    fn sees_a_majority(
-        &self,
-        config: &ReplSetConfig,
-        me: &MemberConfig,
-        metrics: &openraft::RaftMetrics<u64, BasicNode>,
-    ) -> bool {
-        let voters: Vec<&MemberConfig> = config.members.iter().filter(|m| m.is_voter()).collect();
-        // A leader no majority has acknowledged in its term is not primary: a member that
-        // restarts as the leader of an old term must not say it is.
-        if voters.len() > 1 && metrics.millis_since_quorum_ack.is_none() {
-            return false;
-        }
-        let term = metrics.current_term;
+    fn sees_a_majority(&self, config: &ReplSetConfig, me: &MemberConfig, term: u64) -> bool {
         let window = Duration::from_millis(config.settings.election_timeout_millis.max(1) as u64);
         let elected_at = {
             let mut since = self.leader_since.lock();
@@ -448,6 +434,7 @@ impl ReplCoordinator {
         };
         let fresh = elected_at.elapsed() < window;
         let health = self.health.lock();
+        let voters: Vec<&MemberConfig> = config.members.iter().filter(|m| m.is_voter()).collect();
         let seen = voters
             .iter()
             .filter(|m| {
@@ -523,7 +510,7 @@ impl ReplCoordinator {
                 _ = server.shutdown.cancelled() => return,
             }
             self.apply_timing_settings().await;
-            self.run_election_timer(&server);
+            self.update_election_switch(&server);
             self.refresh_topology(&server);
         }
     }
@@ -544,9 +531,7 @@ impl ReplCoordinator {
         self.topology_counter()
     }
 
-    /// Ends a stepdown once it is over, and runs for election when due: this member is
-    /// electable, not frozen, and has heard from no primary for electionTimeoutMillis.
-    fn run_election_timer(&self, server: &ServerState) {
+    fn update_election_switch(&self, server: &ServerState) {
         let Some(raft) = self.raft() else { return };
         let metrics = raft.metrics().borrow().clone();
         let frozen = self
@@ -561,69 +546,19 @@ impl ReplCoordinator {
             self.stepping_down.store(false, Ordering::Release);
             raft.runtime_config().heartbeat(true);
         }
-        let config = self.config();
-        let timeout = Duration::from_millis(
-            config
-                .as_ref()
-                .map(|c| c.settings.election_timeout_millis.max(1) as u64)
-                .unwrap_or(10_000),
-        );
-        let me = config.as_ref().and_then(|c| self.self_member(server, c));
-        let electable = me.as_ref().is_some_and(|m| m.is_electable()) && !frozen;
-        let primary_heard = match metrics.current_leader {
-            _ if metrics.state == RaftRole::Leader => true,
-            Some(leader) => self
-                .health
-                .lock()
-                .get(&leader)
-                .and_then(|h| h.last_ok)
-                .is_some_and(|t| t.elapsed() < timeout),
-            None => false,
+        let electable = match self.config() {
+            // Before the first config is applied only the initiating node has a log.
+            None => true,
+            Some(config) => self
+                .self_member(server, &config)
+                .is_some_and(|m| m.is_electable()),
         };
-        let alone = config
-            .as_ref()
-            .is_some_and(|c| c.voter_ids().len() == 1 && me.as_ref().is_some_and(|m| m.is_voter()));
-        let mut due = self.election_due.lock();
-        let now = Instant::now();
-        // A candidate that lost (or heard nothing) runs again when due.
-        if primary_heard || !electable {
-            *due = now + timeout + election_jitter(timeout);
-            return;
+        let enable = electable && !frozen;
+        let mut current = self.elect_enabled.lock();
+        if *current != Some(enable) {
+            raft.runtime_config().elect(enable);
+            *current = Some(enable);
         }
-        if (alone && metrics.state != RaftRole::Candidate) || now >= *due {
-            *due = now + timeout + election_jitter(timeout);
-            // mongod's dry run: a member that knows of a healthy member with a later
-            // optime would lose (its log is behind) and only push the term up, which
-            // keeps the member that can win from winning. It leaves the election to it.
-            if self.a_healthy_member_is_ahead() {
-                return;
-            }
-            tracing::info!(target: "REPL", id = 21438, ctx = "ReplCoord",
-                "Starting an election, since we've seen no PRIMARY in election timeout period");
-            tokio::spawn(async move {
-                let _ = raft.trigger().elect().await;
-            });
-        }
-    }
-
-    /// Whether a member that answered heartbeats within the last few has applied more of
-    /// the log than this one: its optime `{ts, t}` is later.
-    fn a_healthy_member_is_ahead(&self) -> bool {
-        let key = |optime: &Document| {
-            let t = optime.get_i64("t").unwrap_or(-1);
-            let ts = optime
-                .get_timestamp("ts")
-                .map(crate::clock::pack)
-                .unwrap_or(0);
-            (t, ts)
-        };
-        let mine = key(&self.my_optime().0);
-        self.health
-            .lock()
-            .values()
-            .filter(|h| h.healthy)
-            .filter_map(|h| h.optime.as_ref())
-            .any(|theirs| key(theirs) > mine)
     }
 
     fn settings_of(&self, config: &ReplSetConfig) -> RaftSettings {
@@ -1090,7 +1025,9 @@ impl ReplCoordinator {
         let raft = self.raft().ok_or_else(not_yet_initialized)?;
         *self.no_elect_until.lock() = Some(Instant::now() + step_down);
         self.stepping_down.store(true, Ordering::Release);
-        // Without heartbeats from us the secondaries' leases run out (see raft_config);
+        raft.runtime_config().elect(false);
+        *self.elect_enabled.lock() = Some(false);
+        // Without heartbeats from us the secondaries time out and elect one of themselves;
         // ask an electable one to run at once.
         raft.runtime_config().heartbeat(false);
         self.topology_counter.send_modify(|c| *c += 1);
@@ -1110,40 +1047,6 @@ impl ReplCoordinator {
                 .await;
         }
         Ok(Document::new())
-    }
-
-    /// At shutdown: a primary steps down and waits (at most `within`) until a caught-up
-    /// secondary has taken over, so that clients see a new primary at once instead of
-    /// after an election timeout.
-    pub async fn hand_over(&self, server: &ServerState, within: Duration) {
-        if self.my_state(server) != MemberState::Primary {
-            return;
-        }
-        tracing::info!(target: "REPL", id = 21328, ctx = "SignalHandler", "Stepping down from primary in response to shutdown");
-        let started = Instant::now();
-        if let Err(e) = self
-            .step_down(server, Duration::from_secs(60), within, false)
-            .await
-        {
-            tracing::info!(target: "REPL", id = 7_000_030, ctx = "SignalHandler", error = %e.message,
-                "No secondary to hand over to; shutting down as primary");
-            return;
-        }
-        let me = self
-            .config()
-            .and_then(|c| self.self_member(server, &c))
-            .map(|m| m.host);
-        while started.elapsed() < within {
-            if let Some(primary) = self.primary_host(server) {
-                if Some(&primary) != me.as_ref() {
-                    tracing::info!(target: "REPL", id = 7_000_031, ctx = "SignalHandler",
-                        primary = %primary, tookMillis = started.elapsed().as_millis() as i64,
-                        "Handed over to a new primary");
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// replSetStepUp: run for election now.
@@ -1166,25 +1069,10 @@ impl ReplCoordinator {
             ));
         }
         let raft = self.raft().ok_or_else(not_yet_initialized)?;
-        // The other voters grant votes only once their lease on the old primary has run
-        // out (see raft_config): run again until elected, for a bounded time.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            raft.trigger().elect().await.map_err(|e| {
-                CommandError::new(Code::CommandFailed, format!("Election failed: {e}"))
-            })?;
-            let elected = raft
-                .wait(Some(Duration::from_millis(250)))
-                .state(RaftRole::Leader, "stepped up")
-                .await
-                .is_ok();
-            if elected {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(CommandError::new(Code::CommandFailed, "Election failed."));
-            }
-        }
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|e| CommandError::new(Code::CommandFailed, format!("Election failed: {e}")))?;
         Ok(doc! {"message": "Successfully stepped up."})
     }
 
@@ -1413,15 +1301,6 @@ impl ReplCoordinator {
     pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
         self.health.lock().retain(|id, _| keep.contains(id));
     }
-}
-
-/// A random offset of up to 15% of the election timeout (at most 800 ms), so that two
-/// secondaries rarely run at the same moment.
-fn election_jitter(timeout: Duration) -> Duration {
-    let span = (timeout.as_millis() as u64 * 15 / 100).clamp(1, 800);
-    let bytes = crate::auth::scram::random_bytes(8);
-    let r = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
-    Duration::from_millis(r % span)
 }
 
 pub fn not_yet_initialized() -> CommandError {

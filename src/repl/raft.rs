@@ -659,22 +659,22 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
 }
 
 /// openraft's settings from the replica-set settings: the heartbeat interval as is, and
-/// openraft's own elections off (the coordinator runs for election after
-/// electionTimeoutMillis without a primary, as mongod does). openraft's election timeout
-/// is still its leader lease: a member refuses votes until that long after it last heard
-/// from the leader. It is kept just above the heartbeat interval, so that after a
-/// stepdown (the old primary stops its heartbeats) a successor is elected within about
-/// one heartbeat interval, and after a crash as soon as the coordinator runs.
-pub fn raft_config(settings: &RaftSettings) -> Arc<openraft::Config> {
+/// the election timer at half of electionTimeoutMillis, randomized over [t, 1.15 t] as
+/// mongod randomizes its own. Half, because an openraft follower refuses votes while the
+/// old leader's lease lasts (the timer's maximum since it last heard from it): the first
+/// candidacy after a primary dies falls inside that lease, and the second, at about
+/// electionTimeoutMillis, is the one that wins. With the whole timeout on the timer a
+/// failover took about twice electionTimeoutMillis.
+pub fn raft_config(settings: &RaftSettings, electable: bool) -> Arc<openraft::Config> {
     let hb = settings.heartbeat_interval_millis.max(1) as u64;
-    let et = hb + (hb / 5).max(50);
+    let et = (settings.election_timeout_millis as u64 / 2).max(hb + 1);
     let config = openraft::Config {
         cluster_name: settings.set_name.clone(),
         heartbeat_interval: hb,
         election_timeout_min: et,
         election_timeout_max: et + (et * 15 / 100).max(1),
-        enable_elect: false,
-        install_snapshot_timeout: (settings.election_timeout_millis as u64).max(1000),
+        enable_elect: electable,
+        install_snapshot_timeout: et.max(1000),
         // The state machine is rebuilt from the log on restart, so the log is kept whole.
         snapshot_policy: openraft::SnapshotPolicy::Never,
         ..Default::default()
