@@ -15,7 +15,8 @@ pub struct OpInfo {
     /// The client's address, formatted only when currentOp asks.
     pub client: std::net::SocketAddr,
     pub app_name: Option<String>,
-    pub ns: String,
+    /// The request's `$db`; currentOp shows the namespace `<db>.$cmd`.
+    pub db: String,
     /// The request itself (handlers borrow it from here).
     pub command: Document,
     /// Fields currentOp shows as "xxx".
@@ -49,7 +50,7 @@ impl OpRegistry {
         conn_id: u64,
         client: std::net::SocketAddr,
         app_name: Option<String>,
-        ns: String,
+        db: String,
         command: Document,
         redacted_fields: &'static [&'static str],
     ) -> OpGuard<'_> {
@@ -59,7 +60,7 @@ impl OpRegistry {
             conn_id,
             client,
             app_name,
-            ns,
+            db,
             command,
             redacted_fields,
             started: Instant::now(),
@@ -107,7 +108,7 @@ impl OpRegistry {
                     "client": op.client.to_string(),
                     "desc": format!("conn{}", op.conn_id),
                     "op": "command",
-                    "ns": op.ns.clone(),
+                    "ns": format!("{}.$cmd", op.db),
                     "command": redacted(&op.command, op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,

@@ -389,7 +389,7 @@ async fn run(
         client.id,
         client.remote,
         client.app_name(),
-        format!("{db}.$cmd"),
+        db.clone(),
         body,
         command.redacted_fields,
     );
