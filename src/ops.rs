@@ -2,6 +2,7 @@
 
 use bson::{doc, Document};
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,8 +18,11 @@ pub struct OpInfo {
     pub app_name: Option<String>,
     /// The request's `$db`; currentOp shows the namespace `<db>.$cmd`.
     pub db: String,
-    /// The request itself (handlers borrow it from here).
+    /// The request itself (handlers borrow it from here), possibly without the generic
+    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all.
     pub command: Document,
+    /// The raw request body when `command` leaves arguments out.
+    pub raw_body: Option<Vec<u8>>,
     /// Fields currentOp shows as "xxx".
     pub redacted_fields: &'static [&'static str],
     pub started: Instant,
@@ -47,21 +51,21 @@ impl Drop for OpGuard<'_> {
 impl OpRegistry {
     pub fn register(
         &self,
-        conn_id: u64,
-        client: std::net::SocketAddr,
-        app_name: Option<String>,
+        client: &crate::state::Client,
         db: String,
         command: Document,
+        raw_body: Option<Vec<u8>>,
         redacted_fields: &'static [&'static str],
     ) -> OpGuard<'_> {
         let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(OpInfo {
             opid,
-            conn_id,
-            client,
-            app_name,
+            conn_id: client.id,
+            client: client.remote,
+            app_name: client.app_name(),
             db,
             command,
+            raw_body,
             redacted_fields,
             started: Instant::now(),
             started_wall: bson::DateTime::now(),
@@ -109,7 +113,7 @@ impl OpRegistry {
                     "desc": format!("conn{}", op.conn_id),
                     "op": "command",
                     "ns": format!("{}.$cmd", op.db),
-                    "command": redacted(&op.command, op.redacted_fields),
+                    "command": redacted(&op.full_command(), op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
@@ -123,6 +127,28 @@ impl OpRegistry {
             })
             .collect()
     }
+}
+
+impl OpInfo {
+    /// The request as the client sent it, every argument in place.
+    pub fn full_command(&self) -> Cow<'_, Document> {
+        full_command(&self.command, self.raw_body.as_deref())
+    }
+}
+
+/// `command` with the arguments the wire layer left out of it put back from `raw_body`,
+/// in their places: the raw body decoded, then the document sequences `command` also
+/// holds (they come after the body's fields, as when they were folded in).
+pub fn full_command<'a>(command: &'a Document, raw_body: Option<&[u8]>) -> Cow<'a, Document> {
+    let Some(Ok(mut full)) = raw_body.map(crate::wire::decode_document) else {
+        return Cow::Borrowed(command);
+    };
+    for (key, value) in command {
+        if !full.contains_key(key) {
+            full.insert(key.clone(), value.clone());
+        }
+    }
+    Cow::Owned(full)
 }
 
 /// A copy of `command` with each of `fields` that is present replaced by "xxx".

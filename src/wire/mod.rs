@@ -240,6 +240,11 @@ impl<'a> Reader<'a> {
     /// mongod's default validation is structural only, so invalid UTF-8 is accepted
     /// (decoded as U+FFFD) rather than refused.
     pub fn document(&mut self) -> Result<Document, ParseError> {
+        decode_document(self.document_bytes()?)
+    }
+
+    /// The bytes of the next document, with [`Reader::document`]'s checks, undecoded.
+    pub fn document_bytes(&mut self) -> Result<&'a [u8], ParseError> {
         if self.remaining() < 5 {
             return Err(ParseError::InvalidBson(format!(
                 "a document needs at least 5 bytes, {} left",
@@ -256,7 +261,7 @@ impl<'a> Reader<'a> {
         if declared > MAX_BSON_SIZE as i64 {
             return Err(ParseError::BsonTooLarge(declared));
         }
-        decode_document(self.take(declared as usize, "document")?)
+        self.take(declared as usize, "document")
     }
 }
 
@@ -270,7 +275,7 @@ impl<'a> Reader<'a> {
 /// `Document::from_reader` goes through serde and turns `{$oid: ...}`, `{$date: ...}` and
 /// the like into ObjectId, DateTime..., which mongod never does. The lossy path has that
 /// flaw still (bson 2.15 has no other), so it is kept for documents that need it.
-fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
+pub fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
     if let Some(doc) = bson::RawDocument::from_bytes(raw)
         .ok()
         .and_then(|raw| direct_document(raw).ok())
@@ -328,6 +333,63 @@ fn direct_value(value: bson::RawBsonRef<'_>) -> bson::raw::Result<Bson> {
         R::Timestamp(t) => Bson::Timestamp(t),
         other => Bson::try_from(other)?,
     })
+}
+
+/// Generic arguments a server leaves out of the request document it builds: no handler
+/// reads them, and building their nested documents was most of the cost of decoding a
+/// driver's ping. The raw request keeps them for currentOp, logs and messages.
+pub const ELIDED_ARGUMENTS: &[&str] = &["lsid", "$clusterTime"];
+
+/// The request document without [`ELIDED_ARGUMENTS`], when `raw` holds one of them
+/// (not as the command name, its first field) and decodes cleanly on the direct path;
+/// None when the whole document is to be decoded as usual.
+pub(crate) fn decode_eliding(raw: &[u8]) -> Option<Document> {
+    let raw = bson::RawDocument::from_bytes(raw).ok()?;
+    let mut doc = Document::new();
+    let mut elided = false;
+    for (i, element) in raw.into_iter().enumerate() {
+        let (key, value) = element.ok()?;
+        if i > 0 && ELIDED_ARGUMENTS.contains(&key) {
+            // Left out, but still checked as decoding would check it.
+            check_value(value)?;
+            elided = true;
+            continue;
+        }
+        doc.insert(key, direct_value(value).ok()?);
+    }
+    elided.then_some(doc)
+}
+
+/// Some(()) when [`direct_value`] would convert `value`, without building anything for
+/// the types it handles itself.
+fn check_value(value: bson::RawBsonRef<'_>) -> Option<()> {
+    use bson::RawBsonRef as R;
+    match value {
+        R::Document(d) => {
+            for element in d {
+                check_value(element.ok()?.1)?;
+            }
+        }
+        R::Array(a) => {
+            for item in a {
+                check_value(item.ok()?)?;
+            }
+        }
+        R::Double(_)
+        | R::String(_)
+        | R::Binary(_)
+        | R::ObjectId(_)
+        | R::Boolean(_)
+        | R::DateTime(_)
+        | R::Null
+        | R::Int32(_)
+        | R::Int64(_)
+        | R::Timestamp(_) => {}
+        other => {
+            direct_value(other).ok()?;
+        }
+    }
+    Some(())
 }
 
 /// Whether a JavaScript-code-with-scope element is anywhere in `raw`; true when the
