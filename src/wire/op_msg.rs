@@ -65,17 +65,20 @@ impl OpMsg {
     /// The command as handlers see it: the body, with each document sequence folded in
     /// as an array under its identifier.
     pub fn into_command(self) -> Document {
-        let mut body = Document::new();
+        // Not a placeholder Document::new(): each one draws an ahash seed from a counter
+        // all threads share.
+        let mut body = None;
         let mut sequences = Vec::new();
         for section in self.sections {
             match section {
-                Section::Body(doc) => body = doc,
+                Section::Body(doc) => body = Some(doc),
                 Section::Sequence {
                     identifier,
                     documents,
                 } => sequences.push((identifier, documents)),
             }
         }
+        let mut body = body.unwrap_or_default();
         for (identifier, documents) in sequences {
             body.insert(
                 identifier,
