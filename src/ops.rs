@@ -27,7 +27,15 @@ pub struct OpInfo {
     pub redacted_fields: &'static [&'static str],
     pub started: Instant,
     pub started_wall: bson::DateTime,
-    pub cancel: CancellationToken,
+    /// killOp's request to stop, and the token an async handler waits on; created only
+    /// when one is needed, as most commands finish without either.
+    cancel: Mutex<Cancel>,
+}
+
+#[derive(Debug, Default)]
+struct Cancel {
+    requested: bool,
+    token: Option<CancellationToken>,
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +77,7 @@ impl OpRegistry {
             redacted_fields,
             started: Instant::now(),
             started_wall: bson::DateTime::now(),
-            cancel: CancellationToken::new(),
+            cancel: Mutex::new(Cancel::default()),
         });
         self.ops.lock().insert(opid, info.clone());
         OpGuard {
@@ -82,7 +90,7 @@ impl OpRegistry {
     pub fn kill(&self, opid: u32) -> bool {
         match self.ops.lock().get(&opid) {
             Some(op) => {
-                op.cancel.cancel();
+                op.request_cancel();
                 true
             }
             None => false,
@@ -93,7 +101,7 @@ impl OpRegistry {
     pub fn kill_all(&self) -> usize {
         let ops = self.ops.lock();
         for op in ops.values() {
-            op.cancel.cancel();
+            op.request_cancel();
         }
         ops.len()
     }
@@ -117,7 +125,7 @@ impl OpRegistry {
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
-                    "killPending": op.cancel.is_cancelled(),
+                    "killPending": op.cancel_requested(),
                 };
                 if let Some(app) = &op.app_name {
                     entry.insert("appName", app.clone());
@@ -130,6 +138,30 @@ impl OpRegistry {
 }
 
 impl OpInfo {
+    /// The token that is cancelled when killOp (or shutdown) stops this operation;
+    /// already cancelled if that happened before the first call.
+    pub fn cancellation(&self) -> CancellationToken {
+        let mut cancel = self.cancel.lock();
+        let requested = cancel.requested;
+        let token = cancel.token.get_or_insert_with(CancellationToken::new);
+        if requested {
+            token.cancel();
+        }
+        token.clone()
+    }
+
+    fn request_cancel(&self) {
+        let mut cancel = self.cancel.lock();
+        cancel.requested = true;
+        if let Some(token) = &cancel.token {
+            token.cancel();
+        }
+    }
+
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.lock().requested
+    }
+
     /// The request as the client sent it, every argument in place.
     pub fn full_command(&self) -> Cow<'_, Document> {
         full_command(&self.command, self.raw_body.as_deref())
@@ -160,4 +192,27 @@ pub fn redacted(command: &Document, fields: &[&str]) -> Document {
         }
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Client;
+
+    #[test]
+    fn kill_reaches_a_token_made_before_or_after_it() {
+        let registry = OpRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let client = Client::new(1, addr, addr);
+        let early = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let late = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let token = early.info.cancellation();
+        assert!(!token.is_cancelled() && !early.info.cancel_requested());
+        assert!(registry.kill(early.info.opid) && registry.kill(late.info.opid));
+        assert!(token.is_cancelled() && early.info.cancel_requested());
+        assert!(late.info.cancellation().is_cancelled());
+        let opid = late.info.opid;
+        drop(late);
+        assert!(!registry.kill(opid));
+    }
 }

@@ -423,7 +423,7 @@ async fn run(
     let result = match command.handler {
         Handler::Sync(f) => f(&invocation, body),
         Handler::Async(f) => {
-            let cancel = invocation.op.cancel.clone();
+            let cancel = invocation.op.cancellation();
             let fut = f(invocation.clone(), body.clone());
             let limited = async {
                 match time_limit {
