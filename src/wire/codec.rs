@@ -401,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_leave_out_lsid_and_cluster_time_and_keep_them_raw() {
+    fn requests_leave_out_lsid_and_keep_it_raw() {
         use bson::{spec::BinarySubtype, Binary, Timestamp};
         let lsid = doc! {"id": Binary { subtype: BinarySubtype::Uuid, bytes: vec![7; 16] }};
         let time = doc! {"clusterTime": Timestamp { time: 5, increment: 1 }, "signature": {"keyId": 0_i64}};
@@ -414,6 +414,11 @@ mod tests {
             // The command name is never left out.
             (doc! {"lsid": 1, "$db": "admin"}, None, false),
             (doc! {"ping": 1, "$db": "admin"}, None, false),
+            (
+                doc! {"ping": 1, "$clusterTime": time, "$db": "admin"},
+                None,
+                false,
+            ),
             // A sequence must still meet the field it would shadow.
             (
                 doc! {"insert": "c", "lsid": lsid.clone(), "$db": "a"},
@@ -459,6 +464,12 @@ mod tests {
                     let full = crate::ops::full_command(&command, incoming.raw_body.as_deref());
                     assert_eq!(*full, usual.into_command(), "{body}");
                     assert_eq!(*full != command, elided, "{body}");
+                    // Cluster time gossip reads it from the parsed request.
+                    assert_eq!(
+                        command.get("$clusterTime"),
+                        full.get("$clusterTime"),
+                        "{body}"
+                    );
                 }
                 (Err(a), Err(b)) => assert_eq!(a, b),
                 other => panic!("{body}: {other:?}"),
