@@ -332,10 +332,31 @@ pub async fn dispatch(
     body: Document,
     exhaust_allowed: bool,
 ) -> Reply {
+    dispatch_request(server, client, body, None, exhaust_allowed).await
+}
+
+/// [`dispatch`] for a request whose `body` leaves out generic arguments that `raw_body`
+/// (the body as received) still holds; see [`crate::wire::ELIDED_ARGUMENTS`].
+pub async fn dispatch_request(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    body: Document,
+    raw_body: Option<Vec<u8>>,
+    exhaust_allowed: bool,
+) -> Reply {
     let name = body.keys().next().cloned().unwrap_or_default();
     let command = lookup(&name).filter(|c| is_available(server, c));
     let compress = command.is_none_or(|c| c.compress_reply);
-    let result = run(server, client, &name, command, body, exhaust_allowed).await;
+    let result = run(
+        server,
+        client,
+        &name,
+        command,
+        body,
+        raw_body,
+        exhaust_allowed,
+    )
+    .await;
     let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
     let mut body = match result {
         Ok(mut reply) => {
@@ -360,6 +381,7 @@ async fn run(
     name: &str,
     command: Option<&'static Command>,
     body: Document,
+    raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
 ) -> CommandResult {
     let db = request_db(&body)?;
@@ -384,19 +406,14 @@ async fn run(
         validate(&body)?;
     }
     if access == Access::NeedsPrivileges {
-        check_privileges(server, client, command, &db, &body)?;
+        check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
     crate::cluster_time::gossip_in(server, client, &body)?;
     let time_limit = max_time(&body)?;
 
-    let guard = server.ops.register(
-        client.id,
-        client.remote,
-        client.app_name(),
-        format!("{db}.$cmd"),
-        body,
-        command.redacted_fields,
-    );
+    let guard = server
+        .ops
+        .register(client, db.clone(), body, raw_body, command.redacted_fields);
     // The registry keeps the command for currentOp; the handler borrows it from there.
     let body = &guard.info.command;
     let invocation = Invocation {
@@ -421,7 +438,7 @@ async fn run(
             Err(e) => Err(e),
         },
     };
-    log_if_slow(&invocation, command, body, started.elapsed(), &result);
+    log_if_slow(&invocation, command, started.elapsed(), &result);
     result
 }
 
@@ -443,9 +460,10 @@ async fn bounded(
             None => fut.await,
         }
     };
+    let cancel = invocation.op.cancellation();
     tokio::select! {
         result = limited => result,
-        _ = invocation.op.cancel.cancelled() => Err(interruption(server)),
+        _ = cancel.cancelled() => Err(interruption(server)),
     }
 }
 
@@ -497,6 +515,7 @@ fn check_privileges(
     command: &Command,
     db: &str,
     body: &Document,
+    raw_body: Option<&[u8]>,
 ) -> CommandResult<()> {
     let required: Vec<_> = command
         .privileges
@@ -510,7 +529,10 @@ fn check_privileges(
         Code::Unauthorized,
         format!(
             "not authorized on {db} to execute command {}",
-            shell_format(&Bson::Document(snip_for_logging(command, body)))
+            shell_format(&Bson::Document(snip_for_logging(
+                command,
+                &crate::ops::full_command(body, raw_body)
+            )))
         ),
     ))
 }
@@ -553,18 +575,13 @@ pub(crate) fn shell_format(value: &Bson) -> String {
 
 /// mongod's "Slow query" line (id 51803). The command, `comment` included, is logged as
 /// structured attributes, as mongod does.
-fn log_if_slow(
-    inv: &Invocation,
-    command: &Command,
-    body: &Document,
-    elapsed: Duration,
-    result: &CommandResult,
-) {
+fn log_if_slow(inv: &Invocation, command: &Command, elapsed: Duration, result: &CommandResult) {
     let millis = elapsed.as_millis() as u64;
     if millis < inv.server.config.slowms {
         return;
     }
-    let command_json = Bson::Document(snip_for_logging(command, body)).into_relaxed_extjson();
+    let body = inv.op.full_command();
+    let command_json = Bson::Document(snip_for_logging(command, &body)).into_relaxed_extjson();
     let ctx = format!("conn{}", inv.client.id);
     let ns = format!("{}.$cmd", inv.db);
     // Left out when the client gave no application name, as mongod does.

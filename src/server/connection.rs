@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
 
 /// First read size; the codec reserves more once a frame's length is known. Kept at
 /// 1 KiB: the buffer is allocated afresh for every request (it is given back when the
@@ -70,7 +69,7 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
         }
         loop {
-            let incoming = match codec.decode(&mut buf) {
+            let incoming = match codec.decode_request(&mut buf) {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
                 Err(CodecError::Fatal(e)) => {
@@ -173,7 +172,10 @@ async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incom
         Body::Msg(msg) => {
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
-            let reply = commands::dispatch(server, client, msg.into_command(), exhaust).await;
+            let command = msg.into_command();
+            let reply =
+                commands::dispatch_request(server, client, command, incoming.raw_body, exhaust)
+                    .await;
             if reply.hang_up {
                 return Answer::HangUp;
             }
