@@ -408,7 +408,7 @@ async fn run(
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
-    crate::cluster_time::gossip_in(server, client, &body)?;
+    crate::cluster_time::gossip_in(server, client, &body, raw_body.as_deref())?;
     let time_limit = max_time(&body)?;
 
     let guard = server

@@ -401,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_leave_out_lsid_and_keep_it_raw() {
+    fn requests_leave_out_lsid_and_cluster_time_and_keep_them_raw() {
         use bson::{spec::BinarySubtype, Binary, Timestamp};
         let lsid = doc! {"id": Binary { subtype: BinarySubtype::Uuid, bytes: vec![7; 16] }};
         let time = doc! {"clusterTime": Timestamp { time: 5, increment: 1 }, "signature": {"keyId": 0_i64}};
@@ -417,7 +417,7 @@ mod tests {
             (
                 doc! {"ping": 1, "$clusterTime": time, "$db": "admin"},
                 None,
-                false,
+                true,
             ),
             // A sequence must still meet the field it would shadow.
             (

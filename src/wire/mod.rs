@@ -337,9 +337,9 @@ fn direct_value(value: bson::RawBsonRef<'_>) -> bson::raw::Result<Bson> {
 
 /// Generic arguments a server leaves out of the request document it builds: no handler
 /// reads them, and building their nested documents is a good part of decoding a driver's
-/// request. The raw request keeps them for currentOp, logs and messages. `$clusterTime`
-/// is not one: signed cluster time gossip reads it from the parsed request.
-pub const ELIDED_ARGUMENTS: &[&str] = &["lsid"];
+/// request. The raw request keeps them for currentOp, logs and messages, and signed
+/// cluster time gossip reads `$clusterTime` from it.
+pub const ELIDED_ARGUMENTS: &[&str] = &["lsid", "$clusterTime"];
 
 /// The request document without [`ELIDED_ARGUMENTS`], when `raw` holds one of them
 /// (not as the command name, its first field) and decodes cleanly on the direct path;
