@@ -1,7 +1,7 @@
 //! OP_MSG: flag bits, a body section (kind 0), document sequences (kind 1), optional CRC-32C.
 
 use super::{write_cstring, write_document, ParseError, Reader, HEADER_LEN};
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 
 pub const CHECKSUM_PRESENT: u32 = 1 << 0;
 pub const MORE_TO_COME: u32 = 1 << 1;
@@ -18,6 +18,10 @@ const SECURITY_TOKEN_KIND: u8 = 2;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Section {
     Body(Document),
+    /// A body already encoded: replies whose handler wrote BSON bytes directly (large
+    /// ones, where building a `Document` would cost more than the command itself).
+    /// Never produced by parsing.
+    EncodedBody(RawDocumentBuf),
     Sequence {
         identifier: String,
         documents: Vec<Document>,
@@ -40,6 +44,14 @@ impl OpMsg {
         }
     }
 
+    /// A message whose body is already encoded.
+    pub fn from_encoded_body(body: RawDocumentBuf) -> Self {
+        OpMsg {
+            flags: 0,
+            sections: vec![Section::EncodedBody(body)],
+        }
+    }
+
     pub fn checksum_present(&self) -> bool {
         self.flags & CHECKSUM_PRESENT != 0
     }
@@ -55,7 +67,7 @@ impl OpMsg {
     pub fn body(&self) -> Option<&Document> {
         self.sections.iter().find_map(|s| match s {
             Section::Body(doc) => Some(doc),
-            Section::Sequence { .. } => None,
+            Section::EncodedBody(_) | Section::Sequence { .. } => None,
         })
     }
 
@@ -67,6 +79,7 @@ impl OpMsg {
         for section in self.sections {
             match section {
                 Section::Body(doc) => body = doc,
+                Section::EncodedBody(raw) => body = raw.to_document().unwrap_or_default(),
                 Section::Sequence {
                     identifier,
                     documents,
@@ -171,6 +184,10 @@ impl OpMsg {
                 Section::Body(doc) => {
                     out.push(0);
                     write_document(doc, out);
+                }
+                Section::EncodedBody(raw) => {
+                    out.push(0);
+                    out.extend_from_slice(raw.as_bytes());
                 }
                 Section::Sequence {
                     identifier,
