@@ -16,11 +16,16 @@ pub const CONN_POOL_STATS: Command = Command {
 
 /// A count as mongod's `appendNumber` writes it: int32 when small, int64 otherwise.
 pub fn number(n: u64) -> Bson {
-    if n < (1 << 30) {
+    if fits_int32(n) {
         Bson::Int32(n as i32)
     } else {
         Bson::Int64(n as i64)
     }
+}
+
+/// Where [`number`] switches to int64 (mongod's appendNumber threshold).
+fn fits_int32(n: u64) -> bool {
+    n < (1 << 30)
 }
 
 /// The six counters of a snapshot, under mongod's names for each level: `inUse`... for a
@@ -127,18 +132,14 @@ impl Writer {
         self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 
-    /// As [`number`] encodes it.
+    /// As [`number`] encodes it (without making a `Bson` per counter).
     fn number(&mut self, key: &str, n: u64) {
-        match number(n) {
-            Bson::Int32(v) => {
-                self.key(0x10, key);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
-            Bson::Int64(v) => {
-                self.key(0x12, key);
-                self.buf.extend_from_slice(&v.to_le_bytes());
-            }
-            _ => unreachable!("number() gives an integer"),
+        if fits_int32(n) {
+            self.key(0x10, key);
+            self.buf.extend_from_slice(&(n as i32).to_le_bytes());
+        } else {
+            self.key(0x12, key);
+            self.buf.extend_from_slice(&(n as i64).to_le_bytes());
         }
     }
 
@@ -185,26 +186,35 @@ fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult<RawDocumentB
 
 /// The reply without `ok` and the cluster time, which the dispatcher appends.
 fn encode(report: &StatsReport, replica_sets: &Document) -> RawDocumentBuf {
+    let hosts = report.hosts();
     let host_count: usize = report.pools.iter().map(|p| p.hosts.len()).sum();
     // About 110 bytes per host document, listed once per pool and once under `hosts`.
-    let mut w = Writer::new(512 + 128 * (host_count + report.hosts.len()));
+    let mut w = Writer::new(512 + 128 * (host_count + hosts.len()));
     for name in CLIENT_CONNECTION_FIELDS {
         w.number(name, 0);
     }
     w.counters(&TOTAL_FIELDS, &report.total);
     w.begin_document("pools");
+    let mut pool_hosts = 0..0;
     for pool in &report.pools {
         w.begin_document(&pool.name);
         w.counters(&POOL_FIELDS, &pool.total);
+        pool_hosts.start = w.buf.len();
         for (host, s) in &pool.hosts {
             w.host(host, s);
         }
+        pool_hosts.end = w.buf.len();
         w.end_document();
     }
     w.end_document();
     w.begin_document("hosts");
-    for (host, s) in &report.hosts {
-        w.host(host, s);
+    if report.pools.len() == 1 {
+        // One named pool: `hosts` lists the same host documents; copy their bytes.
+        w.buf.extend_from_within(pool_hosts);
+    } else {
+        for (host, s) in hosts.iter() {
+            w.host(host, s);
+        }
     }
     w.end_document();
     w.document("replicaSets", replica_sets);
@@ -236,7 +246,7 @@ mod tests {
         }
         reply.insert("pools", pools);
         let mut hosts = Document::new();
-        for (host, s) in &report.hosts {
+        for (host, s) in report.hosts().iter() {
             hosts.insert(&**host, host_doc(s));
         }
         reply.insert("hosts", hosts);
@@ -286,12 +296,16 @@ mod tests {
         let (a, b) = (pool("NetworkInterfaceTL-ReplNetwork", 40), pool("other", 3));
         let mut total = a.total;
         total += b.total;
-        let report = StatsReport {
+        let one = StatsReport {
+            total: a.total,
+            pools: vec![a.clone()],
+        };
+        check(&one, &Document::new());
+        let two = StatsReport {
             total,
-            hosts: hosts(40),
             pools: vec![a, b],
         };
         let replica_sets = bson::doc! {"rs0": {"hosts": [{"addr": "a:1", "ok": true}]}};
-        check(&report, &replica_sets);
+        check(&two, &replica_sets);
     }
 }
