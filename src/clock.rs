@@ -90,7 +90,7 @@ impl LogicalClock {
         body.insert("operationTime", now);
     }
 
-    /// [`Clock::stamp_reply`] for a reply already encoded: the same two fields appended.
+    /// [`Self::stamp_reply`] for a reply already encoded: the same two fields appended.
     pub fn stamp_encoded_reply(&self, body: &mut bson::RawDocumentBuf) {
         let now = self.now();
         let cluster_time = bson::RawDocumentBuf::from_document(&self.cluster_time_document(now))
