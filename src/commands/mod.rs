@@ -53,7 +53,7 @@ use crate::auth;
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,6 +82,9 @@ pub enum Handler {
     Async(fn(Invocation, Document) -> BoxFuture),
     /// Works out a catalog change, which the dispatcher commits (replicated on a set).
     CatalogWrite(fn(&Invocation, &Document) -> CommandResult<CatalogChange>),
+    /// Writes its reply as BSON bytes: for replies so large (connPoolStats with many
+    /// hosts) that building and freeing a `Document` tree would dominate the command.
+    SyncEncoded(fn(&Invocation, &Document) -> CommandResult<RawDocumentBuf>),
 }
 
 /// The resource a required privilege applies to.
@@ -276,9 +279,27 @@ pub fn is_generic_argument(name: &str) -> bool {
     GENERIC_ARGUMENTS.contains(&name)
 }
 
+/// A reply body as a handler made it.
+#[derive(Debug)]
+pub enum ReplyBody {
+    Document(Document),
+    /// From a [`Handler::SyncEncoded`] handler.
+    Encoded(RawDocumentBuf),
+}
+
+impl ReplyBody {
+    /// The body as a `Document` (decoding an encoded one), for callers inside the server.
+    pub fn into_document(self) -> Document {
+        match self {
+            ReplyBody::Document(d) => d,
+            ReplyBody::Encoded(raw) => raw.to_document().unwrap_or_default(),
+        }
+    }
+}
+
 /// What the connection sends back: the reply body and whether it may be compressed.
 pub struct Reply {
-    pub body: Document,
+    pub body: ReplyBody,
     pub compress: bool,
     /// Close the connection instead of sending `body`.
     pub hang_up: bool,
@@ -358,16 +379,27 @@ pub async fn dispatch_request(
     )
     .await;
     let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
-    let mut body = match result {
-        Ok(mut reply) => {
+    let body = match result {
+        Ok(ReplyBody::Document(mut reply)) => {
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
-            reply
+            server.clock.stamp_reply(&mut reply);
+            ReplyBody::Document(reply)
         }
-        Err(err) => err.to_document(),
+        Ok(ReplyBody::Encoded(mut reply)) => {
+            if !matches!(reply.get("ok"), Ok(Some(_))) {
+                reply.append("ok", 1.0);
+            }
+            server.clock.stamp_encoded_reply(&mut reply);
+            ReplyBody::Encoded(reply)
+        }
+        Err(err) => {
+            let mut reply = err.to_document();
+            server.clock.stamp_reply(&mut reply);
+            ReplyBody::Document(reply)
+        }
     };
-    server.clock.stamp_reply(&mut body);
     Reply {
         body,
         compress,
@@ -383,7 +415,7 @@ async fn run(
     body: Document,
     raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
-) -> CommandResult {
+) -> CommandResult<ReplyBody> {
     let db = request_db(&body)?;
     let Some(command) = command else {
         return Err(CommandError::new(
@@ -425,15 +457,20 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let result = match command.handler {
-        Handler::Sync(f) => f(&invocation, body),
+        Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
+        Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
         Handler::Async(f) => {
             let fut = f(invocation.clone(), body.clone());
-            bounded(server, &invocation, time_limit, fut).await
+            bounded(server, &invocation, time_limit, fut)
+                .await
+                .map(ReplyBody::Document)
         }
         Handler::CatalogWrite(f) => match f(&invocation, body) {
             Ok(change) => {
                 let fut = catalog_write::commit(&invocation, body, change);
-                bounded(server, &invocation, time_limit, fut).await
+                bounded(server, &invocation, time_limit, fut)
+                    .await
+                    .map(ReplyBody::Document)
             }
             Err(e) => Err(e),
         },
@@ -575,7 +612,12 @@ pub(crate) fn shell_format(value: &Bson) -> String {
 
 /// mongod's "Slow query" line (id 51803). The command, `comment` included, is logged as
 /// structured attributes, as mongod does.
-fn log_if_slow(inv: &Invocation, command: &Command, elapsed: Duration, result: &CommandResult) {
+fn log_if_slow(
+    inv: &Invocation,
+    command: &Command,
+    elapsed: Duration,
+    result: &CommandResult<ReplyBody>,
+) {
     let millis = elapsed.as_millis() as u64;
     if millis < inv.server.config.slowms {
         return;

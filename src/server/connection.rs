@@ -4,7 +4,7 @@
 //! read loop (a request's state is boxed while it runs), so thousands of idle clients
 //! cost little.
 
-use crate::commands;
+use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
 use crate::wire::codec::encode_message;
@@ -183,20 +183,19 @@ async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incom
                 return Answer::Nothing;
             }
             let compressor = message.compressor.filter(|_| reply.compress);
-            Answer::Reply(reply_to(
-                request_id,
-                compressor,
-                Body::Msg(OpMsg::from_body(reply.body)),
-            ))
+            let msg = match reply.body {
+                ReplyBody::Document(body) => OpMsg::from_body(body),
+                ReplyBody::Encoded(body) => OpMsg::from_encoded_body(body),
+            };
+            Answer::Reply(reply_to(request_id, compressor, Body::Msg(msg)))
         }
         Body::Query(query) => {
             Stats::add(&server.stats.op_query, 1);
             let body = match handshake_command(&query) {
-                Ok(command) => {
-                    commands::dispatch(server, client, command, false)
-                        .await
-                        .body
-                }
+                Ok(command) => commands::dispatch(server, client, command, false)
+                    .await
+                    .body
+                    .into_document(),
                 Err(e) => {
                     return Answer::Reply(reply_to(
                         request_id,

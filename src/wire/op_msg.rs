@@ -4,7 +4,7 @@ use super::{
     decode_document, decode_eliding, write_cstring, write_document, ParseError, Reader,
     ELIDED_ARGUMENTS, HEADER_LEN,
 };
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 
 pub const CHECKSUM_PRESENT: u32 = 1 << 0;
 pub const MORE_TO_COME: u32 = 1 << 1;
@@ -21,6 +21,10 @@ const SECURITY_TOKEN_KIND: u8 = 2;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Section {
     Body(Document),
+    /// A body already encoded: replies whose handler wrote BSON bytes directly (large
+    /// ones, where building a `Document` would cost more than the command itself).
+    /// Never produced by parsing.
+    EncodedBody(RawDocumentBuf),
     Sequence {
         identifier: String,
         documents: Vec<Document>,
@@ -43,6 +47,14 @@ impl OpMsg {
         }
     }
 
+    /// A message whose body is already encoded.
+    pub fn from_encoded_body(body: RawDocumentBuf) -> Self {
+        OpMsg {
+            flags: 0,
+            sections: vec![Section::EncodedBody(body)],
+        }
+    }
+
     pub fn checksum_present(&self) -> bool {
         self.flags & CHECKSUM_PRESENT != 0
     }
@@ -58,7 +70,7 @@ impl OpMsg {
     pub fn body(&self) -> Option<&Document> {
         self.sections.iter().find_map(|s| match s {
             Section::Body(doc) => Some(doc),
-            Section::Sequence { .. } => None,
+            Section::EncodedBody(_) | Section::Sequence { .. } => None,
         })
     }
 
@@ -72,6 +84,7 @@ impl OpMsg {
         for section in self.sections {
             match section {
                 Section::Body(doc) => body = Some(doc),
+                Section::EncodedBody(raw) => body = raw.to_document().ok(),
                 Section::Sequence {
                     identifier,
                     documents,
@@ -212,6 +225,10 @@ impl OpMsg {
                 Section::Body(doc) => {
                     out.push(0);
                     write_document(doc, out);
+                }
+                Section::EncodedBody(raw) => {
+                    out.push(0);
+                    out.extend_from_slice(raw.as_bytes());
                 }
                 Section::Sequence {
                     identifier,
