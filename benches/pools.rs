@@ -2,6 +2,10 @@
 //!
 //!     cargo bench --bench pools
 //!
+//! `FERROD_BENCH_ONLY=stats` runs only the connPoolStats series (10 and 1,000 hosts);
+//! `FERROD_BENCH_FERROD=PATH` runs another ferrod binary (e.g. an older build, to compare
+//! two builds in back-to-back runs).
+//!
 //! 1. Checkout + return through `PoolManager` in process, against one local peer,
 //!    next to the round trip of one command on an already checked-out connection.
 //! 2. A real ferrod process holding pools to 10 and then 1,000 local peer ports with 8
@@ -99,7 +103,9 @@ struct Ferrod {
 impl Ferrod {
     fn start() -> Ferrod {
         let dbpath = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrod"))
+        let binary = std::env::var("FERROD_BENCH_FERROD")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrod").into());
+        let mut child = Command::new(binary)
             .args(["--port", "0", "--logFormat", "json", "--dbpath"])
             .arg(dbpath.path())
             .args(["--setParameter", "enableTestCommands=1"])
@@ -306,6 +312,27 @@ fn stats_series(client: &mut Client, rounds: usize) -> Series {
     }
 }
 
+fn row(name: &str, f: &Figures) {
+    println!(
+        "{name:<56} n {:>5}  p50 {:>9}  p90 {:>9}  p99 {:>9}  max {:>9}",
+        f.n,
+        us(f.p50),
+        us(f.p90),
+        us(f.p99),
+        us(f.max)
+    );
+}
+
+fn series(name: &str, s: &Series) {
+    row(name, &s.command);
+    row("  ping interleaved with it (baseline)", &s.ping);
+    println!(
+        "  ratio to ping: p50 {:.2}  p99 {:.2}",
+        s.command.p50.as_secs_f64() / s.ping.p50.as_secs_f64(),
+        s.command.p99.as_secs_f64() / s.ping.p99.as_secs_f64()
+    );
+}
+
 fn in_process_checkout(rt: &tokio::runtime::Runtime) {
     let ops = 200_000;
     let commands = 20_000;
@@ -378,7 +405,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    in_process_checkout(&rt);
+    let stats_only = std::env::var("FERROD_BENCH_ONLY").as_deref() == Ok("stats");
+    if !stats_only {
+        in_process_checkout(&rt);
+    }
 
     let hosts = rt.block_on(start_peers(1_000 + 2));
     let (big_host, small_host) = (hosts[1_000].clone(), hosts[1_001].clone());
@@ -388,7 +418,8 @@ fn main() {
     let mut client = server.client();
 
     fill(&server, &hosts[..10], CONNS_PER_HOST);
-    let drop10 = drop_series(&server, &mut client, &hosts[..10], CONNS_PER_HOST, rounds);
+    let drop10 = (!stats_only)
+        .then(|| drop_series(&server, &mut client, &hosts[..10], CONNS_PER_HOST, rounds));
     let stats10 = stats_series(&mut client, rounds);
 
     let started = Instant::now();
@@ -399,8 +430,18 @@ fn main() {
         started.elapsed().as_secs_f64(),
         totals.get_i32("totalAvailable").unwrap()
     );
-    let drop1000 = drop_series(&server, &mut client, hosts, CONNS_PER_HOST, rounds);
+    let drop1000 =
+        (!stats_only).then(|| drop_series(&server, &mut client, hosts, CONNS_PER_HOST, rounds));
     let stats1000 = stats_series(&mut client, rounds);
+    if stats_only {
+        println!();
+        series("connPoolStats, 10 hosts x 8", &stats10);
+        series("connPoolStats, 1,000 hosts x 8", &stats1000);
+        println!("load average now {}", load_average());
+        println!("reproduce: FERROD_BENCH_ONLY=stats cargo bench --bench pools");
+        return;
+    }
+    let (drop10, drop1000) = (drop10.unwrap(), drop1000.unwrap());
     fill(&server, std::slice::from_ref(&small_host), 1);
     let drop_one_conn = drop_series(
         &server,
@@ -418,25 +459,6 @@ fn main() {
         rounds,
     );
 
-    let row = |name: &str, f: &Figures| {
-        println!(
-            "{name:<56} n {:>5}  p50 {:>9}  p90 {:>9}  p99 {:>9}  max {:>9}",
-            f.n,
-            us(f.p50),
-            us(f.p90),
-            us(f.p99),
-            us(f.max)
-        );
-    };
-    let series = |name: &str, s: &Series| {
-        row(name, &s.command);
-        row("  ping interleaved with it (baseline)", &s.ping);
-        println!(
-            "  ratio to ping: p50 {:.2}  p99 {:.2}",
-            s.command.p50.as_secs_f64() / s.ping.p50.as_secs_f64(),
-            s.command.p99.as_secs_f64() / s.ping.p99.as_secs_f64()
-        );
-    };
     println!();
     series("dropConnections 1 host (8 conns), 10 hosts x 8", &drop10);
     series(

@@ -216,7 +216,7 @@ fn hello_reply(c: &mut Criterion) {
             let reply =
                 futures::executor::block_on(dispatch(&server, &client, msg.into_command(), false));
             out.clear();
-            encode_message(&message(reply.body, None), &mut out);
+            encode_message(&message(reply.body.into_document(), None), &mut out);
             black_box(&out);
         })
     });

@@ -90,6 +90,15 @@ impl LogicalClock {
         body.insert("operationTime", now);
     }
 
+    /// [`Self::stamp_reply`] for a reply already encoded: the same two fields appended.
+    pub fn stamp_encoded_reply(&self, body: &mut bson::RawDocumentBuf) {
+        let now = self.now();
+        let cluster_time = bson::RawDocumentBuf::from_document(&self.cluster_time_document(now))
+            .expect("a cluster time document encodes");
+        body.append("$clusterTime", cluster_time);
+        body.append("operationTime", now);
+    }
+
     /// `$clusterTime` for a reply: signed when there are keys (with a keyFile, once the
     /// primary has made them), else a zero hash and keyId 0 as mongod sends then.
     pub fn cluster_time_document(&self, ts: Timestamp) -> Document {

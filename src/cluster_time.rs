@@ -163,6 +163,12 @@ impl ClusterKeys {
     }
 }
 
+fn raw_cluster_time(raw_body: Option<&[u8]>) -> Option<Bson> {
+    let raw = bson::RawDocument::from_bytes(raw_body?).ok()?;
+    let value = raw.get("$clusterTime").ok()??;
+    Bson::try_from(value.to_raw_bson()).ok()
+}
+
 /// A `$clusterTime` as a client sends it.
 struct SignedTime {
     time: Timestamp,
@@ -215,14 +221,24 @@ fn parse(value: &Bson) -> CommandResult<SignedTime> {
 /// Takes in a request's `$clusterTime` (only with a keyFile: without one, nothing is
 /// signed and a client's time is not taken): refused if it is later than this node's
 /// and its proof does not hold, unless the client may advance the clock.
-pub fn gossip_in(server: &ServerState, client: &Client, body: &Document) -> CommandResult<()> {
+/// `raw_body` is the request as sent, when the parsed `body` leaves `$clusterTime` out.
+pub fn gossip_in(
+    server: &ServerState,
+    client: &Client,
+    body: &Document,
+    raw_body: Option<&[u8]>,
+) -> CommandResult<()> {
     let Some(keys) = server.clock.keys() else {
         return Ok(());
     };
-    let Some(value) = body.get("$clusterTime") else {
-        return Ok(());
+    let value = match body.get("$clusterTime") {
+        Some(value) => value.clone(),
+        None => match raw_cluster_time(raw_body) {
+            Some(value) => value,
+            None => return Ok(()),
+        },
     };
-    let signed = parse(value)?;
+    let signed = parse(&value)?;
     if pack(signed.time) <= pack(server.clock.now()) {
         return Ok(());
     }

@@ -2,6 +2,7 @@
 
 use bson::{doc, Document};
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -15,14 +16,26 @@ pub struct OpInfo {
     /// The client's address, formatted only when currentOp asks.
     pub client: std::net::SocketAddr,
     pub app_name: Option<String>,
-    pub ns: String,
-    /// The request itself (handlers borrow it from here).
+    /// The request's `$db`; currentOp shows the namespace `<db>.$cmd`.
+    pub db: String,
+    /// The request itself (handlers borrow it from here), possibly without the generic
+    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all.
     pub command: Document,
+    /// The raw request body when `command` leaves arguments out.
+    pub raw_body: Option<Vec<u8>>,
     /// Fields currentOp shows as "xxx".
     pub redacted_fields: &'static [&'static str],
     pub started: Instant,
     pub started_wall: bson::DateTime,
-    pub cancel: CancellationToken,
+    /// killOp's request to stop, and the token an async handler waits on; created only
+    /// when one is needed, as most commands finish without either.
+    cancel: Mutex<Cancel>,
+}
+
+#[derive(Debug, Default)]
+struct Cancel {
+    requested: bool,
+    token: Option<CancellationToken>,
 }
 
 #[derive(Debug, Default)]
@@ -46,25 +59,25 @@ impl Drop for OpGuard<'_> {
 impl OpRegistry {
     pub fn register(
         &self,
-        conn_id: u64,
-        client: std::net::SocketAddr,
-        app_name: Option<String>,
-        ns: String,
+        client: &crate::state::Client,
+        db: String,
         command: Document,
+        raw_body: Option<Vec<u8>>,
         redacted_fields: &'static [&'static str],
     ) -> OpGuard<'_> {
         let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(OpInfo {
             opid,
-            conn_id,
-            client,
-            app_name,
-            ns,
+            conn_id: client.id,
+            client: client.remote,
+            app_name: client.app_name(),
+            db,
             command,
+            raw_body,
             redacted_fields,
             started: Instant::now(),
             started_wall: bson::DateTime::now(),
-            cancel: CancellationToken::new(),
+            cancel: Mutex::new(Cancel::default()),
         });
         self.ops.lock().insert(opid, info.clone());
         OpGuard {
@@ -77,7 +90,7 @@ impl OpRegistry {
     pub fn kill(&self, opid: u32) -> bool {
         match self.ops.lock().get(&opid) {
             Some(op) => {
-                op.cancel.cancel();
+                op.request_cancel();
                 true
             }
             None => false,
@@ -88,7 +101,7 @@ impl OpRegistry {
     pub fn kill_all(&self) -> usize {
         let ops = self.ops.lock();
         for op in ops.values() {
-            op.cancel.cancel();
+            op.request_cancel();
         }
         ops.len()
     }
@@ -107,12 +120,12 @@ impl OpRegistry {
                     "client": op.client.to_string(),
                     "desc": format!("conn{}", op.conn_id),
                     "op": "command",
-                    "ns": op.ns.clone(),
-                    "command": redacted(&op.command, op.redacted_fields),
+                    "ns": format!("{}.$cmd", op.db),
+                    "command": redacted(&op.full_command(), op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
-                    "killPending": op.cancel.is_cancelled(),
+                    "killPending": op.cancel_requested(),
                 };
                 if let Some(app) = &op.app_name {
                     entry.insert("appName", app.clone());
@@ -124,6 +137,52 @@ impl OpRegistry {
     }
 }
 
+impl OpInfo {
+    /// The token that is cancelled when killOp (or shutdown) stops this operation;
+    /// already cancelled if that happened before the first call.
+    pub fn cancellation(&self) -> CancellationToken {
+        let mut cancel = self.cancel.lock();
+        let requested = cancel.requested;
+        let token = cancel.token.get_or_insert_with(CancellationToken::new);
+        if requested {
+            token.cancel();
+        }
+        token.clone()
+    }
+
+    fn request_cancel(&self) {
+        let mut cancel = self.cancel.lock();
+        cancel.requested = true;
+        if let Some(token) = &cancel.token {
+            token.cancel();
+        }
+    }
+
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.lock().requested
+    }
+
+    /// The request as the client sent it, every argument in place.
+    pub fn full_command(&self) -> Cow<'_, Document> {
+        full_command(&self.command, self.raw_body.as_deref())
+    }
+}
+
+/// `command` with the arguments the wire layer left out of it put back from `raw_body`,
+/// in their places: the raw body decoded, then the document sequences `command` also
+/// holds (they come after the body's fields, as when they were folded in).
+pub fn full_command<'a>(command: &'a Document, raw_body: Option<&[u8]>) -> Cow<'a, Document> {
+    let Some(Ok(mut full)) = raw_body.map(crate::wire::decode_document) else {
+        return Cow::Borrowed(command);
+    };
+    for (key, value) in command {
+        if !full.contains_key(key) {
+            full.insert(key.clone(), value.clone());
+        }
+    }
+    Cow::Owned(full)
+}
+
 /// A copy of `command` with each of `fields` that is present replaced by "xxx".
 pub fn redacted(command: &Document, fields: &[&str]) -> Document {
     let mut shown = command.clone();
@@ -133,4 +192,27 @@ pub fn redacted(command: &Document, fields: &[&str]) -> Document {
         }
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Client;
+
+    #[test]
+    fn kill_reaches_a_token_made_before_or_after_it() {
+        let registry = OpRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let client = Client::new(1, addr, addr);
+        let early = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let late = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let token = early.info.cancellation();
+        assert!(!token.is_cancelled() && !early.info.cancel_requested());
+        assert!(registry.kill(early.info.opid) && registry.kill(late.info.opid));
+        assert!(token.is_cancelled() && early.info.cancel_requested());
+        assert!(late.info.cancellation().is_cancelled());
+        let opid = late.info.opid;
+        drop(late);
+        assert!(!registry.kill(opid));
+    }
 }

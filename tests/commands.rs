@@ -268,15 +268,22 @@ fn inflight_op_shows_its_comment_in_current_op_and_kill_op_interrupts_it() {
                 .get("connectionId")
                 .unwrap(),
         );
+        let lsid = doc! {"id": bson::Uuid::new()};
         send(
             &mut busy,
             31,
-            doc! {"sleep": 1, "secs": 30, "lock": "none", "comment": comment.clone()},
+            doc! {"sleep": 1, "secs": 30, "lsid": lsid.clone(), "lock": "none", "comment": comment.clone()},
         );
         let op = wait_for_sleep_op(&mut observer);
+        let command = op.get_document("command").unwrap();
+        assert_eq!(command.get("comment"), Some(&comment), "{op}");
+        // The session id the server leaves out of the parsed request shows, in its place.
+        assert_eq!(command.get_document("lsid"), Ok(&lsid), "{op}");
+        assert_eq!(op.get_document("lsid"), Ok(&lsid), "{op}");
+        let keys: Vec<&str> = command.keys().map(String::as_str).collect();
         assert_eq!(
-            op.get_document("command").unwrap().get("comment"),
-            Some(&comment),
+            keys[..5],
+            ["sleep", "secs", "lsid", "lock", "comment"],
             "{op}"
         );
         assert_eq!(op.get_str("op"), Ok("command"));

@@ -53,7 +53,7 @@ use crate::auth;
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,6 +82,9 @@ pub enum Handler {
     Async(fn(Invocation, Document) -> BoxFuture),
     /// Works out a catalog change, which the dispatcher commits (replicated on a set).
     CatalogWrite(fn(&Invocation, &Document) -> CommandResult<CatalogChange>),
+    /// Writes its reply as BSON bytes: for replies so large (connPoolStats with many
+    /// hosts) that building and freeing a `Document` tree would dominate the command.
+    SyncEncoded(fn(&Invocation, &Document) -> CommandResult<RawDocumentBuf>),
 }
 
 /// The resource a required privilege applies to.
@@ -276,9 +279,27 @@ pub fn is_generic_argument(name: &str) -> bool {
     GENERIC_ARGUMENTS.contains(&name)
 }
 
+/// A reply body as a handler made it.
+#[derive(Debug)]
+pub enum ReplyBody {
+    Document(Document),
+    /// From a [`Handler::SyncEncoded`] handler.
+    Encoded(RawDocumentBuf),
+}
+
+impl ReplyBody {
+    /// The body as a `Document` (decoding an encoded one), for callers inside the server.
+    pub fn into_document(self) -> Document {
+        match self {
+            ReplyBody::Document(d) => d,
+            ReplyBody::Encoded(raw) => raw.to_document().unwrap_or_default(),
+        }
+    }
+}
+
 /// What the connection sends back: the reply body and whether it may be compressed.
 pub struct Reply {
-    pub body: Document,
+    pub body: ReplyBody,
     pub compress: bool,
     /// Close the connection instead of sending `body`.
     pub hang_up: bool,
@@ -332,21 +353,53 @@ pub async fn dispatch(
     body: Document,
     exhaust_allowed: bool,
 ) -> Reply {
+    dispatch_request(server, client, body, None, exhaust_allowed).await
+}
+
+/// [`dispatch`] for a request whose `body` leaves out generic arguments that `raw_body`
+/// (the body as received) still holds; see [`crate::wire::ELIDED_ARGUMENTS`].
+pub async fn dispatch_request(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    body: Document,
+    raw_body: Option<Vec<u8>>,
+    exhaust_allowed: bool,
+) -> Reply {
     let name = body.keys().next().cloned().unwrap_or_default();
     let command = lookup(&name).filter(|c| is_available(server, c));
     let compress = command.is_none_or(|c| c.compress_reply);
-    let result = run(server, client, &name, command, body, exhaust_allowed).await;
+    let result = run(
+        server,
+        client,
+        &name,
+        command,
+        body,
+        raw_body,
+        exhaust_allowed,
+    )
+    .await;
     let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
-    let mut body = match result {
-        Ok(mut reply) => {
+    let body = match result {
+        Ok(ReplyBody::Document(mut reply)) => {
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
-            reply
+            server.clock.stamp_reply(&mut reply);
+            ReplyBody::Document(reply)
         }
-        Err(err) => err.to_document(),
+        Ok(ReplyBody::Encoded(mut reply)) => {
+            if !matches!(reply.get("ok"), Ok(Some(_))) {
+                reply.append("ok", 1.0);
+            }
+            server.clock.stamp_encoded_reply(&mut reply);
+            ReplyBody::Encoded(reply)
+        }
+        Err(err) => {
+            let mut reply = err.to_document();
+            server.clock.stamp_reply(&mut reply);
+            ReplyBody::Document(reply)
+        }
     };
-    server.clock.stamp_reply(&mut body);
     Reply {
         body,
         compress,
@@ -360,8 +413,9 @@ async fn run(
     name: &str,
     command: Option<&'static Command>,
     body: Document,
+    raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
-) -> CommandResult {
+) -> CommandResult<ReplyBody> {
     let db = request_db(&body)?;
     let Some(command) = command else {
         return Err(CommandError::new(
@@ -384,19 +438,14 @@ async fn run(
         validate(&body)?;
     }
     if access == Access::NeedsPrivileges {
-        check_privileges(server, client, command, &db, &body)?;
+        check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
-    crate::cluster_time::gossip_in(server, client, &body)?;
+    crate::cluster_time::gossip_in(server, client, &body, raw_body.as_deref())?;
     let time_limit = max_time(&body)?;
 
-    let guard = server.ops.register(
-        client.id,
-        client.remote,
-        client.app_name(),
-        format!("{db}.$cmd"),
-        body,
-        command.redacted_fields,
-    );
+    let guard = server
+        .ops
+        .register(client, db.clone(), body, raw_body, command.redacted_fields);
     // The registry keeps the command for currentOp; the handler borrows it from there.
     let body = &guard.info.command;
     let invocation = Invocation {
@@ -408,20 +457,25 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let result = match command.handler {
-        Handler::Sync(f) => f(&invocation, body),
+        Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
+        Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
         Handler::Async(f) => {
             let fut = f(invocation.clone(), body.clone());
-            bounded(server, &invocation, time_limit, fut).await
+            bounded(server, &invocation, time_limit, fut)
+                .await
+                .map(ReplyBody::Document)
         }
         Handler::CatalogWrite(f) => match f(&invocation, body) {
             Ok(change) => {
                 let fut = catalog_write::commit(&invocation, body, change);
-                bounded(server, &invocation, time_limit, fut).await
+                bounded(server, &invocation, time_limit, fut)
+                    .await
+                    .map(ReplyBody::Document)
             }
             Err(e) => Err(e),
         },
     };
-    log_if_slow(&invocation, command, body, started.elapsed(), &result);
+    log_if_slow(&invocation, command, started.elapsed(), &result);
     result
 }
 
@@ -443,9 +497,10 @@ async fn bounded(
             None => fut.await,
         }
     };
+    let cancel = invocation.op.cancellation();
     tokio::select! {
         result = limited => result,
-        _ = invocation.op.cancel.cancelled() => Err(interruption(server)),
+        _ = cancel.cancelled() => Err(interruption(server)),
     }
 }
 
@@ -497,6 +552,7 @@ fn check_privileges(
     command: &Command,
     db: &str,
     body: &Document,
+    raw_body: Option<&[u8]>,
 ) -> CommandResult<()> {
     let required: Vec<_> = command
         .privileges
@@ -510,7 +566,10 @@ fn check_privileges(
         Code::Unauthorized,
         format!(
             "not authorized on {db} to execute command {}",
-            shell_format(&Bson::Document(snip_for_logging(command, body)))
+            shell_format(&Bson::Document(snip_for_logging(
+                command,
+                &crate::ops::full_command(body, raw_body)
+            )))
         ),
     ))
 }
@@ -556,15 +615,15 @@ pub(crate) fn shell_format(value: &Bson) -> String {
 fn log_if_slow(
     inv: &Invocation,
     command: &Command,
-    body: &Document,
     elapsed: Duration,
-    result: &CommandResult,
+    result: &CommandResult<ReplyBody>,
 ) {
     let millis = elapsed.as_millis() as u64;
     if millis < inv.server.config.slowms {
         return;
     }
-    let command_json = Bson::Document(snip_for_logging(command, body)).into_relaxed_extjson();
+    let body = inv.op.full_command();
+    let command_json = Bson::Document(snip_for_logging(command, &body)).into_relaxed_extjson();
     let ctx = format!("conn{}", inv.client.id);
     let ns = format!("{}.$cmd", inv.db);
     // Left out when the client gave no application name, as mongod does.

@@ -90,7 +90,7 @@ fn users_info(inv: &Invocation, cmd: &Document) -> CommandResult {
         return Err(unauthorized(format!(
             "not authorized on {} to execute command {}",
             inv.db,
-            super::shell_format(&Bson::Document(cmd.clone()))
+            super::shell_format(&Bson::Document(inv.op.full_command().into_owned()))
         )));
     }
     let docs: Vec<Document> = match selection {

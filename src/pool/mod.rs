@@ -22,6 +22,7 @@ use crate::params::{self, Parameters};
 use bson::Document;
 use host::{CheckoutRequest, Event, HostHandle};
 use parking_lot::{Mutex, RwLock};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -196,8 +197,26 @@ pub struct StatsReport {
     pub total: Snapshot,
     /// Named pools by name; each with its totals and its hosts sorted by `host:port`.
     pub pools: Vec<PoolStats>,
-    /// Every host over all named pools, sorted by `host:port`.
-    pub hosts: Vec<(Arc<str>, Snapshot)>,
+}
+
+impl StatsReport {
+    /// Every host over all named pools, sorted by `host:port`: with one named pool (the
+    /// usual case) its own list, borrowed rather than copied.
+    pub fn hosts(&self) -> Cow<'_, [(Arc<str>, Snapshot)]> {
+        match self.pools.as_slice() {
+            [] => Cow::Borrowed(&[]),
+            [only] => Cow::Borrowed(&only.hosts),
+            several => {
+                let mut by_host: BTreeMap<Arc<str>, Snapshot> = BTreeMap::new();
+                for pool in several {
+                    for (host, snapshot) in &pool.hosts {
+                        *by_host.entry(host.clone()).or_default() += *snapshot;
+                    }
+                }
+                Cow::Owned(by_host.into_iter().collect())
+            }
+        }
+    }
 }
 
 /// One named pool in a [`StatsReport`].
@@ -418,19 +437,6 @@ impl PoolManager {
                 hosts,
             });
         }
-        report.hosts = match report.pools.as_slice() {
-            [] => Vec::new(),
-            [only] => only.hosts.clone(),
-            several => {
-                let mut by_host: BTreeMap<Arc<str>, Snapshot> = BTreeMap::new();
-                for pool in several {
-                    for (host, snapshot) in &pool.hosts {
-                        *by_host.entry(host.clone()).or_default() += *snapshot;
-                    }
-                }
-                by_host.into_iter().collect()
-            }
-        };
         report
     }
 

@@ -128,7 +128,8 @@ async fn create_root_user(
     };
     let reply = crate::commands::dispatch(server, &client, cmd, false)
         .await
-        .body;
+        .body
+        .into_document();
     match reply.get("ok") {
         Some(Bson::Double(ok)) if *ok == 1.0 => Ok(()),
         // Another primary created it meanwhile.

@@ -4,7 +4,7 @@
 //! read loop (a request's state is boxed while it runs), so thousands of idle clients
 //! cost little.
 
-use crate::commands;
+use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
 use crate::wire::codec::encode_message;
@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
 
 /// First read size; the codec reserves more once a frame's length is known. Kept at
 /// 1 KiB: the buffer is allocated afresh for every request (it is given back when the
@@ -70,7 +69,7 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
         }
         loop {
-            let incoming = match codec.decode(&mut buf) {
+            let incoming = match codec.decode_request(&mut buf) {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
                 Err(CodecError::Fatal(e)) => {
@@ -173,7 +172,10 @@ async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incom
         Body::Msg(msg) => {
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
-            let reply = commands::dispatch(server, client, msg.into_command(), exhaust).await;
+            let command = msg.into_command();
+            let reply =
+                commands::dispatch_request(server, client, command, incoming.raw_body, exhaust)
+                    .await;
             if reply.hang_up {
                 return Answer::HangUp;
             }
@@ -181,20 +183,19 @@ async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incom
                 return Answer::Nothing;
             }
             let compressor = message.compressor.filter(|_| reply.compress);
-            Answer::Reply(reply_to(
-                request_id,
-                compressor,
-                Body::Msg(OpMsg::from_body(reply.body)),
-            ))
+            let msg = match reply.body {
+                ReplyBody::Document(body) => OpMsg::from_body(body),
+                ReplyBody::Encoded(body) => OpMsg::from_encoded_body(body),
+            };
+            Answer::Reply(reply_to(request_id, compressor, Body::Msg(msg)))
         }
         Body::Query(query) => {
             Stats::add(&server.stats.op_query, 1);
             let body = match handshake_command(&query) {
-                Ok(command) => {
-                    commands::dispatch(server, client, command, false)
-                        .await
-                        .body
-                }
+                Ok(command) => commands::dispatch(server, client, command, false)
+                    .await
+                    .body
+                    .into_document(),
                 Err(e) => {
                     return Answer::Reply(reply_to(
                         request_id,

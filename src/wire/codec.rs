@@ -19,6 +19,9 @@ pub struct Incoming {
     pub message: Result<Message, ParseError>,
     /// Set when the frame was OP_COMPRESSED and decompressed cleanly.
     pub compressed: Option<CompressedSizes>,
+    /// From [`WireCodec::decode_request`]: the raw OP_MSG body, when the decoded body
+    /// leaves out [`super::ELIDED_ARGUMENTS`].
+    pub raw_body: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,15 @@ pub fn check_length(length: i32) -> Result<usize, ParseError> {
 
 /// Parses one whole message (header included) whose length has been checked.
 pub fn decode_message(frame: &[u8]) -> Result<Message, ParseError> {
+    decode_message_eliding(frame, false).map(|(message, _)| message)
+}
+
+/// [`decode_message`]; with `elide`, an uncompressed OP_MSG body may leave out
+/// [`super::ELIDED_ARGUMENTS`], and then its raw bytes come back too.
+fn decode_message_eliding(
+    frame: &[u8],
+    elide: bool,
+) -> Result<(Message, Option<Vec<u8>>), ParseError> {
     if frame.len() < HEADER_LEN {
         return Err(ParseError::BadLength(frame.len() as i64));
     }
@@ -48,19 +60,26 @@ pub fn decode_message(frame: &[u8]) -> Result<Message, ParseError> {
         return Err(ParseError::BadLength(header.message_length as i64));
     }
     let rest = &frame[HEADER_LEN..];
+    let mut raw_body = None;
     let (compressor, body) = match header.op_code {
         OP_COMPRESSED => {
             let (compressor, body) = decode_compressed(&header, rest)?;
             (Some(compressor), body)
         }
+        OP_MSG if elide => {
+            let (msg, raw) = OpMsg::parse_request(&frame[..HEADER_LEN], rest, true)?;
+            raw_body = raw;
+            (None, Body::Msg(msg))
+        }
         op => (None, decode_body(op, &frame[..HEADER_LEN], rest)?),
     };
-    Ok(Message {
+    let message = Message {
         request_id: header.request_id,
         response_to: header.response_to,
         compressor,
         body,
-    })
+    };
+    Ok((message, raw_body))
 }
 
 fn decode_body(op_code: i32, header: &[u8], bytes: &[u8]) -> Result<Body, ParseError> {
@@ -197,46 +216,62 @@ const MAX_RESERVE_AHEAD: usize = 1 << 20;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WireCodec;
 
+impl WireCodec {
+    /// [`Decoder::decode`] for a server reading requests: an OP_MSG body may leave out
+    /// [`super::ELIDED_ARGUMENTS`] (see [`Incoming::raw_body`]).
+    pub fn decode_request(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        decode_frame(src, true)
+    }
+}
+
 impl Decoder for WireCodec {
     type Item = Incoming;
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
-        if src.len() < 4 {
-            return Ok(None);
-        }
-        let length = check_length(le_i32(src, 0)).map_err(CodecError::Fatal)?;
-        if src.len() < length {
-            // Grow with what arrives rather than with what the header claims, so a header
-            // alone cannot make the server hold 48 MB.
-            src.reserve((length - src.len()).min(MAX_RESERVE_AHEAD));
-            return Ok(None);
-        }
-        let frame = src.split_to(length);
-        let header = Header::read(&frame);
-        let message = decode_message(&frame);
-        let compressed = match &message {
-            Err(e) if e.closes_connection() => return Err(CodecError::Fatal(e.clone())),
-            Ok(Message {
-                compressor: Some(compressor),
-                ..
-            }) => Some(CompressedSizes {
-                compressor: *compressor,
-                // decode_message checked both: the preamble is there and the size
-                // field matches what the body expanded to.
-                uncompressed: le_i32(&frame, HEADER_LEN + 4) as usize,
-                compressed: length - HEADER_LEN - COMPRESSED_PREAMBLE_LEN,
-            }),
-            _ => None,
-        };
-        Ok(Some(Incoming {
-            header,
-            more_to_come: raw_more_to_come(&frame),
-            compressor: raw_compressor(&frame),
-            message,
-            compressed,
-        }))
+        decode_frame(src, false)
     }
+}
+
+fn decode_frame(src: &mut BytesMut, elide: bool) -> Result<Option<Incoming>, CodecError> {
+    if src.len() < 4 {
+        return Ok(None);
+    }
+    let length = check_length(le_i32(src, 0)).map_err(CodecError::Fatal)?;
+    if src.len() < length {
+        // Grow with what arrives rather than with what the header claims, so a header
+        // alone cannot make the server hold 48 MB.
+        src.reserve((length - src.len()).min(MAX_RESERVE_AHEAD));
+        return Ok(None);
+    }
+    let frame = src.split_to(length);
+    let header = Header::read(&frame);
+    let (message, raw_body) = match decode_message_eliding(&frame, elide) {
+        Ok((message, raw_body)) => (Ok(message), raw_body),
+        Err(e) => (Err(e), None),
+    };
+    let compressed = match &message {
+        Err(e) if e.closes_connection() => return Err(CodecError::Fatal(e.clone())),
+        Ok(Message {
+            compressor: Some(compressor),
+            ..
+        }) => Some(CompressedSizes {
+            compressor: *compressor,
+            // decode_message checked both: the preamble is there and the size
+            // field matches what the body expanded to.
+            uncompressed: le_i32(&frame, HEADER_LEN + 4) as usize,
+            compressed: length - HEADER_LEN - COMPRESSED_PREAMBLE_LEN,
+        }),
+        _ => None,
+    };
+    Ok(Some(Incoming {
+        header,
+        more_to_come: raw_more_to_come(&frame),
+        compressor: raw_compressor(&frame),
+        message,
+        compressed,
+        raw_body,
+    }))
 }
 
 impl Encoder<&Message> for WireCodec {
@@ -363,6 +398,79 @@ mod tests {
             compressor: None,
             body: Body::Msg(OpMsg::from_body(body)),
         });
+    }
+
+    #[test]
+    fn requests_leave_out_lsid_and_cluster_time_and_keep_them_raw() {
+        use bson::{spec::BinarySubtype, Binary, Timestamp};
+        let lsid = doc! {"id": Binary { subtype: BinarySubtype::Uuid, bytes: vec![7; 16] }};
+        let time = doc! {"clusterTime": Timestamp { time: 5, increment: 1 }, "signature": {"keyId": 0_i64}};
+        let cases = [
+            (
+                doc! {"ping": 1, "lsid": lsid.clone(), "$clusterTime": time.clone(), "$db": "admin"},
+                None,
+                true,
+            ),
+            // The command name is never left out.
+            (doc! {"lsid": 1, "$db": "admin"}, None, false),
+            (doc! {"ping": 1, "$db": "admin"}, None, false),
+            (
+                doc! {"ping": 1, "$clusterTime": time, "$db": "admin"},
+                None,
+                true,
+            ),
+            // A sequence must still meet the field it would shadow.
+            (
+                doc! {"insert": "c", "lsid": lsid.clone(), "$db": "a"},
+                Some("lsid.id"),
+                false,
+            ),
+            (
+                doc! {"insert": "c", "lsid": lsid, "$db": "a"},
+                Some("documents"),
+                true,
+            ),
+        ];
+        for (body, sequence, elided) in cases {
+            let mut sections = vec![Section::Body(body.clone())];
+            if let Some(identifier) = sequence {
+                sections.push(Section::Sequence {
+                    identifier: identifier.into(),
+                    documents: vec![doc! {"a": 1}],
+                });
+            }
+            let mut bytes = Vec::new();
+            encode_message(
+                &Message {
+                    request_id: 1,
+                    response_to: 0,
+                    compressor: None,
+                    body: Body::Msg(OpMsg { flags: 0, sections }),
+                },
+                &mut bytes,
+            );
+            let usual = decode_message(&bytes);
+            let incoming = WireCodec
+                .decode_request(&mut BytesMut::from(&bytes[..]))
+                .unwrap()
+                .unwrap();
+            assert_eq!(incoming.raw_body.is_some(), elided, "{body}");
+            match (usual, incoming.message) {
+                (Ok(usual), Ok(message)) => {
+                    let (Body::Msg(usual), Body::Msg(msg)) = (usual.body, message.body) else {
+                        unreachable!("OP_MSG")
+                    };
+                    let command = msg.into_command();
+                    let full = crate::ops::full_command(&command, incoming.raw_body.as_deref());
+                    assert_eq!(*full, usual.into_command(), "{body}");
+                    assert_eq!(*full != command, elided, "{body}");
+                    // Left out of the parsed request, kept in the raw one.
+                    assert!(command.get("$clusterTime").is_none(), "{body}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 
     #[test]

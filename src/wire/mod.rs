@@ -15,7 +15,7 @@ pub use op_msg::{OpMsg, Section};
 pub use op_query::OpQuery;
 pub use op_reply::OpReply;
 
-use bson::Document;
+use bson::{Bson, Document};
 
 pub const HEADER_LEN: usize = 16;
 /// OP_COMPRESSED's fields before the compressed bytes: originalOpcode, uncompressedSize, compressorId.
@@ -240,6 +240,11 @@ impl<'a> Reader<'a> {
     /// mongod's default validation is structural only, so invalid UTF-8 is accepted
     /// (decoded as U+FFFD) rather than refused.
     pub fn document(&mut self) -> Result<Document, ParseError> {
+        decode_document(self.document_bytes()?)
+    }
+
+    /// The bytes of the next document, with [`Reader::document`]'s checks, undecoded.
+    pub fn document_bytes(&mut self) -> Result<&'a [u8], ParseError> {
         if self.remaining() < 5 {
             return Err(ParseError::InvalidBson(format!(
                 "a document needs at least 5 bytes, {} left",
@@ -256,7 +261,7 @@ impl<'a> Reader<'a> {
         if declared > MAX_BSON_SIZE as i64 {
             return Err(ParseError::BsonTooLarge(declared));
         }
-        decode_document(self.take(declared as usize, "document")?)
+        self.take(declared as usize, "document")
     }
 }
 
@@ -270,7 +275,13 @@ impl<'a> Reader<'a> {
 /// `Document::from_reader` goes through serde and turns `{$oid: ...}`, `{$date: ...}` and
 /// the like into ObjectId, DateTime..., which mongod never does. The lossy path has that
 /// flaw still (bson 2.15 has no other), so it is kept for documents that need it.
-fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
+pub fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
+    if let Some(doc) = bson::RawDocument::from_bytes(raw)
+        .ok()
+        .and_then(|raw| direct_document(raw).ok())
+    {
+        return Ok(doc);
+    }
     let strict = match bson::RawDocument::from_bytes(raw).and_then(Document::try_from) {
         Ok(doc) => return Ok(doc),
         Err(e) => ParseError::InvalidBson(e.to_string()),
@@ -282,6 +293,104 @@ fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
     // decoder behind a wrapper type.
     #[allow(deprecated)]
     Document::from_reader_utf8_lossy(raw).map_err(|_| strict)
+}
+
+/// The same Document as `Document::try_from(&RawDocument)`, built without it. bson's
+/// conversion goes through `RawBson`, which copies every subdocument into a buffer of its
+/// own before converting it, and that was most of the cost of decoding a driver's ping
+/// (`lsid`, `$clusterTime`). Types a request rarely holds go through bson's conversion;
+/// on any error the caller takes bson's path, so errors and lossy decoding are unchanged.
+fn direct_document(raw: &bson::RawDocument) -> bson::raw::Result<Document> {
+    let mut doc = Document::new();
+    for element in raw {
+        let (key, value) = element?;
+        doc.insert(key, direct_value(value)?);
+    }
+    Ok(doc)
+}
+
+fn direct_value(value: bson::RawBsonRef<'_>) -> bson::raw::Result<Bson> {
+    use bson::RawBsonRef as R;
+    Ok(match value {
+        R::Double(d) => Bson::Double(d),
+        R::String(s) => Bson::String(s.to_owned()),
+        R::Document(d) => Bson::Document(direct_document(d)?),
+        R::Array(a) => Bson::Array(
+            a.into_iter()
+                .map(|v| direct_value(v?))
+                .collect::<bson::raw::Result<_>>()?,
+        ),
+        R::Binary(b) => Bson::Binary(bson::Binary {
+            subtype: b.subtype,
+            bytes: b.bytes.to_vec(),
+        }),
+        R::ObjectId(o) => Bson::ObjectId(o),
+        R::Boolean(b) => Bson::Boolean(b),
+        R::DateTime(d) => Bson::DateTime(d),
+        R::Null => Bson::Null,
+        R::Int32(n) => Bson::Int32(n),
+        R::Int64(n) => Bson::Int64(n),
+        R::Timestamp(t) => Bson::Timestamp(t),
+        other => Bson::try_from(other)?,
+    })
+}
+
+/// Generic arguments a server leaves out of the request document it builds: no handler
+/// reads them, and building their nested documents is a good part of decoding a driver's
+/// request. The raw request keeps them for currentOp, logs and messages, and signed
+/// cluster time gossip reads `$clusterTime` from it.
+pub const ELIDED_ARGUMENTS: &[&str] = &["lsid", "$clusterTime"];
+
+/// The request document without [`ELIDED_ARGUMENTS`], when `raw` holds one of them
+/// (not as the command name, its first field) and decodes cleanly on the direct path;
+/// None when the whole document is to be decoded as usual.
+pub(crate) fn decode_eliding(raw: &[u8]) -> Option<Document> {
+    let raw = bson::RawDocument::from_bytes(raw).ok()?;
+    let mut doc = Document::new();
+    let mut elided = false;
+    for (i, element) in raw.into_iter().enumerate() {
+        let (key, value) = element.ok()?;
+        if i > 0 && ELIDED_ARGUMENTS.contains(&key) {
+            // Left out, but still checked as decoding would check it.
+            check_value(value)?;
+            elided = true;
+            continue;
+        }
+        doc.insert(key, direct_value(value).ok()?);
+    }
+    elided.then_some(doc)
+}
+
+/// Some(()) when [`direct_value`] would convert `value`, without building anything for
+/// the types it handles itself.
+fn check_value(value: bson::RawBsonRef<'_>) -> Option<()> {
+    use bson::RawBsonRef as R;
+    match value {
+        R::Document(d) => {
+            for element in d {
+                check_value(element.ok()?.1)?;
+            }
+        }
+        R::Array(a) => {
+            for item in a {
+                check_value(item.ok()?)?;
+            }
+        }
+        R::Double(_)
+        | R::String(_)
+        | R::Binary(_)
+        | R::ObjectId(_)
+        | R::Boolean(_)
+        | R::DateTime(_)
+        | R::Null
+        | R::Int32(_)
+        | R::Int64(_)
+        | R::Timestamp(_) => {}
+        other => {
+            direct_value(other).ok()?;
+        }
+    }
+    Some(())
 }
 
 /// Whether a JavaScript-code-with-scope element is anywhere in `raw`; true when the
@@ -309,11 +418,201 @@ fn may_hold_code_with_scope(raw: &[u8]) -> bool {
 }
 
 pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
-    doc.to_writer(out)
-        .expect("writing BSON to a Vec cannot fail");
+    // bson's `to_writer` serializes through serde into a Vec of its own and copies that;
+    // writing straight into `out` is several times cheaper for a reply. Anything the
+    // direct writer does not handle goes through bson, from the document's start.
+    let start = out.len();
+    if write_direct(doc, out).is_none() {
+        out.truncate(start);
+        doc.to_writer(out)
+            .expect("writing BSON to a Vec cannot fail");
+    }
+}
+
+/// Writes `doc` as bson's serializer does, for the common element types; None (with
+/// `out` partly written) for anything else, or a key bson would refuse.
+fn write_direct(doc: &Document, out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    for (key, value) in doc {
+        write_element(key.as_bytes(), value, out)?;
+    }
+    finish_document(start, out);
+    Some(())
+}
+
+fn finish_document(start: usize, out: &mut Vec<u8>) {
+    out.push(0);
+    let len = (out.len() - start) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn write_element(key: &[u8], value: &Bson, out: &mut Vec<u8>) -> Option<()> {
+    use bson::spec::{BinarySubtype, ElementType};
+    if key.contains(&0) {
+        return None;
+    }
+    let type_at = out.len();
+    out.push(0);
+    out.extend_from_slice(key);
+    out.push(0);
+    let element_type = match value {
+        Bson::Double(d) => {
+            out.extend_from_slice(&d.to_le_bytes());
+            ElementType::Double
+        }
+        Bson::String(s) => {
+            out.extend_from_slice(&(s.len() as i32 + 1).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+            ElementType::String
+        }
+        Bson::Document(d) => {
+            write_direct(d, out)?;
+            ElementType::EmbeddedDocument
+        }
+        Bson::Array(items) => {
+            let start = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let mut index = itoa_buf();
+            for (i, item) in items.iter().enumerate() {
+                write_element(decimal(i, &mut index), item, out)?;
+            }
+            finish_document(start, out);
+            ElementType::Array
+        }
+        Bson::Binary(b)
+            if b.subtype != BinarySubtype::BinaryOld && b.bytes.len() <= MAX_BSON_SIZE =>
+        {
+            out.extend_from_slice(&(b.bytes.len() as i32).to_le_bytes());
+            out.push(b.subtype.into());
+            out.extend_from_slice(&b.bytes);
+            ElementType::Binary
+        }
+        Bson::ObjectId(o) => {
+            out.extend_from_slice(&o.bytes());
+            ElementType::ObjectId
+        }
+        Bson::Boolean(b) => {
+            out.push(*b as u8);
+            ElementType::Boolean
+        }
+        Bson::DateTime(d) => {
+            out.extend_from_slice(&d.timestamp_millis().to_le_bytes());
+            ElementType::DateTime
+        }
+        Bson::Null => ElementType::Null,
+        Bson::Int32(n) => {
+            out.extend_from_slice(&n.to_le_bytes());
+            ElementType::Int32
+        }
+        Bson::Int64(n) => {
+            out.extend_from_slice(&n.to_le_bytes());
+            ElementType::Int64
+        }
+        Bson::Timestamp(t) => {
+            out.extend_from_slice(&t.increment.to_le_bytes());
+            out.extend_from_slice(&t.time.to_le_bytes());
+            ElementType::Timestamp
+        }
+        _ => return None,
+    };
+    out[type_at] = element_type as u8;
+    Some(())
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// `n` in decimal, written into the end of `buf` (an array index as a key).
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 pub(crate) fn write_cstring(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(s.as_bytes());
     out.push(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{doc, spec::BinarySubtype, Binary, Regex, Timestamp};
+
+    fn sample() -> Document {
+        doc! {
+            "ping": 1, "f": 2.5, "nan": f64::NAN, "s": "été", "empty": "", "t": true, "n": Bson::Null,
+            "i64": 1_i64 << 40, "ts": Timestamp { time: 1_700_000_000, increment: 7 },
+            "date": bson::DateTime::from_millis(-5), "oid": bson::oid::ObjectId::from_bytes([3; 12]),
+            "lsid": {"id": Binary { subtype: BinarySubtype::Uuid, bytes: vec![7; 16] }},
+            "arr": (0..12).map(Bson::Int32).collect::<Vec<_>>(),
+            "nested": {"a": [[], {}, {"b": [1, "x"]}], "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![] }},
+        }
+    }
+
+    #[test]
+    fn direct_writer_writes_what_bson_writes() {
+        let mut other = sample();
+        other.insert(
+            "old",
+            Binary {
+                subtype: BinarySubtype::BinaryOld,
+                bytes: vec![1, 2],
+            },
+        );
+        other.insert(
+            "re",
+            Regex {
+                pattern: "a".into(),
+                options: "i".into(),
+            },
+        );
+        for doc in [sample(), other, Document::new()] {
+            let mut ours = vec![9];
+            write_document(&doc, &mut ours);
+            let mut theirs = vec![9];
+            doc.to_writer(&mut theirs).unwrap();
+            assert_eq!(ours, theirs, "{doc}");
+        }
+    }
+
+    #[test]
+    fn direct_reader_builds_what_bson_builds() {
+        let mut doc = sample();
+        doc.insert(
+            "re",
+            Regex {
+                pattern: "a".into(),
+                options: "i".into(),
+            },
+        );
+        doc.insert(
+            "old",
+            Binary {
+                subtype: BinarySubtype::BinaryOld,
+                bytes: vec![1, 2],
+            },
+        );
+        doc.insert("code", Bson::JavaScriptCode("f()".into()));
+        let mut bytes = Vec::new();
+        doc.to_writer(&mut bytes).unwrap();
+        let raw = bson::RawDocument::from_bytes(&bytes).unwrap();
+        let ours = direct_document(raw).unwrap();
+        let theirs = Document::try_from(raw).unwrap();
+        // NaN != NaN: compare encodings.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        ours.to_writer(&mut a).unwrap();
+        theirs.to_writer(&mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(decode_document(&bytes).unwrap().len(), doc.len());
+    }
 }

@@ -1,7 +1,10 @@
 //! OP_MSG: flag bits, a body section (kind 0), document sequences (kind 1), optional CRC-32C.
 
-use super::{write_cstring, write_document, ParseError, Reader, HEADER_LEN};
-use bson::{Bson, Document};
+use super::{
+    decode_document, decode_eliding, write_cstring, write_document, ParseError, Reader,
+    ELIDED_ARGUMENTS, HEADER_LEN,
+};
+use bson::{Bson, Document, RawDocumentBuf};
 
 pub const CHECKSUM_PRESENT: u32 = 1 << 0;
 pub const MORE_TO_COME: u32 = 1 << 1;
@@ -18,6 +21,10 @@ const SECURITY_TOKEN_KIND: u8 = 2;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Section {
     Body(Document),
+    /// A body already encoded: replies whose handler wrote BSON bytes directly (large
+    /// ones, where building a `Document` would cost more than the command itself).
+    /// Never produced by parsing.
+    EncodedBody(RawDocumentBuf),
     Sequence {
         identifier: String,
         documents: Vec<Document>,
@@ -40,6 +47,14 @@ impl OpMsg {
         }
     }
 
+    /// A message whose body is already encoded.
+    pub fn from_encoded_body(body: RawDocumentBuf) -> Self {
+        OpMsg {
+            flags: 0,
+            sections: vec![Section::EncodedBody(body)],
+        }
+    }
+
     pub fn checksum_present(&self) -> bool {
         self.flags & CHECKSUM_PRESENT != 0
     }
@@ -55,24 +70,28 @@ impl OpMsg {
     pub fn body(&self) -> Option<&Document> {
         self.sections.iter().find_map(|s| match s {
             Section::Body(doc) => Some(doc),
-            Section::Sequence { .. } => None,
+            Section::EncodedBody(_) | Section::Sequence { .. } => None,
         })
     }
 
     /// The command as handlers see it: the body, with each document sequence folded in
     /// as an array under its identifier.
     pub fn into_command(self) -> Document {
-        let mut body = Document::new();
+        // Not a placeholder Document::new(): each one draws an ahash seed from a counter
+        // all threads share.
+        let mut body = None;
         let mut sequences = Vec::new();
         for section in self.sections {
             match section {
-                Section::Body(doc) => body = doc,
+                Section::Body(doc) => body = Some(doc),
+                Section::EncodedBody(raw) => body = raw.to_document().ok(),
                 Section::Sequence {
                     identifier,
                     documents,
                 } => sequences.push((identifier, documents)),
             }
         }
+        let mut body = body.unwrap_or_default();
         for (identifier, documents) in sequences {
             body.insert(
                 identifier,
@@ -88,6 +107,16 @@ impl OpMsg {
     /// sections, the body's presence, sequences shadowing body fields, and the checksum
     /// last, so a message with both a bad section and a bad checksum gets the section's error.
     pub fn parse(header: &[u8], bytes: &[u8]) -> Result<OpMsg, ParseError> {
+        Self::parse_request(header, bytes, false).map(|(msg, _)| msg)
+    }
+
+    /// [`OpMsg::parse`]; with `elide`, the body may leave out the generic arguments in
+    /// [`super::ELIDED_ARGUMENTS`], and then its raw bytes come back too.
+    pub(crate) fn parse_request(
+        header: &[u8],
+        bytes: &[u8],
+        elide: bool,
+    ) -> Result<(OpMsg, Option<Vec<u8>>), ParseError> {
         let mut reader = Reader::new(bytes);
         let flags = reader.i32("OP_MSG flags")? as u32;
         if flags & REQUIRED_MASK & !KNOWN_FLAGS != 0 {
@@ -104,6 +133,7 @@ impl OpMsg {
 
         let mut sections = Vec::new();
         let mut have_body = false;
+        let mut elided_from: Option<&[u8]> = None;
         let mut sequence_names: Vec<String> = Vec::new();
         while !reader.at_end() {
             match reader.u8("section kind")? {
@@ -112,7 +142,15 @@ impl OpMsg {
                         return Err(ParseError::MultipleBodies);
                     }
                     have_body = true;
-                    sections.push(Section::Body(reader.document()?));
+                    let raw = reader.document_bytes()?;
+                    let body = match elide.then(|| decode_eliding(raw)).flatten() {
+                        Some(body) => {
+                            elided_from = Some(raw);
+                            body
+                        }
+                        None => decode_document(raw)?,
+                    };
+                    sections.push(Section::Body(body));
                 }
                 1 => {
                     if sequence_names.len() >= MAX_SEQUENCES {
@@ -147,6 +185,22 @@ impl OpMsg {
         if !have_body {
             return Err(ParseError::NoBody);
         }
+        // A sequence named after a left-out argument must meet it in the shadowing check.
+        if let Some(raw) = elided_from {
+            let shadows = |name: &String| {
+                let first = name.split('.').next().unwrap_or_default();
+                ELIDED_ARGUMENTS.contains(&first)
+            };
+            if sequence_names.iter().any(shadows) {
+                let full = decode_document(raw)?;
+                if let Some(Section::Body(body)) =
+                    sections.iter_mut().find(|s| matches!(s, Section::Body(_)))
+                {
+                    *body = full;
+                }
+                elided_from = None;
+            }
+        }
         let msg = OpMsg { flags, sections };
         let body = msg.body().expect("checked above");
         if let Some(name) = sequence_names.iter().find(|n| path_exists(body, n)) {
@@ -159,7 +213,7 @@ impl OpMsg {
                 return Err(ParseError::ChecksumMismatch);
             }
         }
-        Ok(msg)
+        Ok((msg, elided_from.map(<[u8]>::to_vec)))
     }
 
     /// Writes flags and sections; with `checksumPresent`, the caller appends the CRC via
@@ -171,6 +225,10 @@ impl OpMsg {
                 Section::Body(doc) => {
                     out.push(0);
                     write_document(doc, out);
+                }
+                Section::EncodedBody(raw) => {
+                    out.push(0);
+                    out.extend_from_slice(raw.as_bytes());
                 }
                 Section::Sequence {
                     identifier,
