@@ -13,9 +13,11 @@
 //! Needs a running Docker engine and Compose (`docker compose` or `docker-compose`);
 //! `.ci/run` installs and starts them. Without them this test fails and says so.
 
-use std::io::Read;
+mod common;
+
+use common::run;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -33,63 +35,6 @@ const MISSING_DOCKER: &str = "this test needs a running Docker engine and Compos
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Outcome {
-    success: bool,
-    stdout: String,
-    text: String,
-}
-
-/// Runs `cmd` to the end or kills it after `timeout`, collecting its output.
-fn run(mut cmd: Command, timeout: Duration) -> Outcome {
-    let what = format!("{cmd:?}");
-    let mut child = match cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            return Outcome {
-                success: false,
-                stdout: String::new(),
-                text: format!("$ {what}\ncannot start it: {e}"),
-            }
-        }
-    };
-    let collect = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = collect(Box::new(child.stdout.take().unwrap()));
-    let stderr = collect(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let (success, note) = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break (status.success(), format!("exit status: {status}"));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (false, format!("killed after {} s", timeout.as_secs()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = stdout.join().unwrap();
-    let text = format!(
-        "$ {what}\n--- stdout\n{stdout}--- stderr\n{}--- {note}",
-        stderr.join().unwrap()
-    );
-    Outcome {
-        success,
-        stdout,
-        text,
-    }
 }
 
 /// Runs `cmd` and panics with its output unless it succeeds; returns its stdout.

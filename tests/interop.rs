@@ -7,62 +7,17 @@
 mod common;
 
 use bson::{doc, Bson};
-use common::Ferrod;
-use std::io::Read;
+use common::{run, Ferrod};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(3 * 60);
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// What a finished (or timed-out) process printed.
-struct Outcome {
-    success: bool,
-    output: String,
-}
-
-/// Runs `cmd` to the end, or kills it after `timeout`; collects stdout and stderr.
-fn run(mut cmd: Command, timeout: Duration) -> Outcome {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let collect = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = collect(Box::new(child.stdout.take().unwrap()));
-    let stderr = collect(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let (success, note) = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break (status.success(), format!("exit status: {status}"));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (false, format!("killed after {} s", timeout.as_secs()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = format!(
-        "$ {what}\n--- stdout\n{}--- stderr\n{}--- {note}",
-        stdout.join().unwrap(),
-        stderr.join().unwrap()
-    );
-    Outcome { success, output }
 }
 
 /// Runs install.sh once per test process; a failure fails every interop test with its output.
@@ -75,7 +30,7 @@ fn install() {
         if outcome.success {
             Ok(())
         } else {
-            Err(outcome.output)
+            Err(outcome.text)
         }
     });
     if let Err(output) = result {
@@ -112,10 +67,10 @@ fn run_script(servers: &[&Ferrod], mut cmd: Command) {
                 tail.join("\n")
             ));
         }
-        panic!("{}{logs}", outcome.output);
+        panic!("{}{logs}", outcome.text);
     }
     // The scripts print a line per check; show them with --nocapture.
-    println!("{}", outcome.output);
+    println!("{}", outcome.text);
 }
 
 fn mongosh(uri: &str) -> Command {
@@ -377,17 +332,17 @@ fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
     cmd.arg(targets.join(",")).arg(SET);
     cmd.current_dir(interop_dir());
     let outcome = run(cmd, SCRIPT_TIMEOUT);
-    assert!(outcome.success, "{}", outcome.output);
-    println!("{}", outcome.output);
+    assert!(outcome.success, "{}", outcome.text);
+    println!("{}", outcome.text);
     let killed = outcome
-        .output
+        .text
         .lines()
         .find_map(|l| l.strip_prefix("killed "))
         .expect("the script names the member it killed")
         .trim()
         .to_owned();
     let acknowledged: Vec<String> = outcome
-        .output
+        .text
         .lines()
         .find_map(|l| l.strip_prefix("acknowledged "))
         .expect("the script lists the acknowledged users")

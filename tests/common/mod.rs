@@ -288,3 +288,62 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// What a finished (or timed-out) process printed: `text` holds the command line, both
+/// streams and how it ended.
+pub struct Outcome {
+    pub success: bool,
+    pub stdout: String,
+    pub text: String,
+}
+
+/// Runs `cmd` to the end or kills it after `timeout`, collecting its output.
+pub fn run(mut cmd: Command, timeout: Duration) -> Outcome {
+    let what = format!("{cmd:?}");
+    let mut child = match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            return Outcome {
+                success: false,
+                stdout: String::new(),
+                text: format!("$ {what}\ncannot start it: {e}"),
+            }
+        }
+    };
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().unwrap()));
+    let stderr = collect(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let (success, note) = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status.success(), format!("exit status: {status}"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (false, format!("killed after {} s", timeout.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap();
+    let text = format!(
+        "$ {what}\n--- stdout\n{stdout}--- stderr\n{}--- {note}",
+        stderr.join().unwrap()
+    );
+    Outcome {
+        success,
+        stdout,
+        text,
+    }
+}
