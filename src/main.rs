@@ -32,7 +32,8 @@ async fn wait_for_signal(
     let grace_ms = server
         .params
         .get_i64(ferrod::params::SIGNALED_SHUTDOWN_TIMEOUT_MS);
-    server.begin_shutdown(std::time::Duration::from_millis(grace_ms.max(0) as u64));
+    let grace = std::time::Duration::from_millis(grace_ms.max(0) as u64);
+    server.shut_down(grace, false).await;
 }
 
 fn main() -> ExitCode {

@@ -151,6 +151,17 @@ impl ServerState {
         }
     }
 
+    /// Graceful shutdown as mongod does it: a primary first hands over to a caught-up
+    /// secondary (for at most 5 s, within the grace period: `docker stop` kills after
+    /// 10 s), then the server stops. `force` skips the hand-over.
+    pub async fn shut_down(self: Arc<Self>, grace: std::time::Duration, force: bool) {
+        if let (Some(repl), false) = (&self.repl, force) {
+            let within = grace.min(std::time::Duration::from_secs(5));
+            repl.hand_over(&self, within).await;
+        }
+        self.begin_shutdown(grace);
+    }
+
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.shutdown_grace_ms.load(Ordering::Relaxed))
     }

@@ -451,6 +451,11 @@ fn signed_cluster_time_is_checked(nodes: &[Node], p: usize) {
 
 /// Three members on fixed ports, no auth, fast heartbeats and elections, initiated.
 fn fast_set() -> (Vec<Node>, usize) {
+    set_with_election_timeout(1000)
+}
+
+/// Three members on fixed ports, no auth, heartbeats every 200 ms, initiated.
+fn set_with_election_timeout(millis: i32) -> (Vec<Node>, usize) {
     let mut nodes: Vec<Node> = (0..3)
         .map(|_| Node::new(&["--replSet", SET], &[]))
         .collect();
@@ -462,7 +467,7 @@ fn fast_set() -> (Vec<Node>, usize) {
         "members": nodes.iter().enumerate()
             .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
             .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": millis},
     };
     let reply = nodes[0].command(doc! {"replSetInitiate": config}).unwrap();
     assert!(ok(&reply), "{reply}");
@@ -791,4 +796,38 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
         now.get_i32("version"),
         "{again}"
     );
+}
+
+#[test]
+fn sigterm_on_the_primary_hands_over_well_before_the_election_timeout() {
+    // A 10 s election timeout: without a hand-over a new primary takes that long.
+    let (mut nodes, p) = set_with_election_timeout(10_000);
+    let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+    // The hand-over needs this primary's vote for its successor, which openraft grants
+    // once its leader lease (0.575 x the timeout) has passed since it was elected; a
+    // primary that has just been elected hands over only when that has run out.
+    std::thread::sleep(Duration::from_millis(6500));
+    signal(&nodes[p], "-TERM");
+    let stopped_at = Instant::now();
+    let q = eventually(
+        Duration::from_secs(10),
+        "a new primary after SIGTERM",
+        || agreed_primary(&nodes, &others),
+    );
+    let took = stopped_at.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "{took:?}: no hand-over, the election timeout ran out"
+    );
+    let exit = nodes[p].child.take().unwrap().wait().unwrap();
+    assert!(exit.success(), "{exit}");
+    eventually(
+        Duration::from_secs(10),
+        "a write on the new primary",
+        || {
+            let reply = nodes[q].command(doc! {"createUser": "after", "pwd": "x", "roles": []})?;
+            ok(&reply).then_some(())
+        },
+    );
+    println!("new primary {took:?} after SIGTERM of the primary (electionTimeoutMillis 10000)");
 }

@@ -36,7 +36,7 @@ fn shutdown(inv: &Invocation, cmd: &Document) -> CommandResult {
     .max(0);
     tracing::info!(target: "COMMAND", id = 4695400, ctx = format!("conn{}", inv.client.id),
         force, timeoutMillis = grace_ms, "Terminating via shutdown command");
-    inv.server
-        .begin_shutdown(Duration::from_millis(grace_ms as u64));
+    let grace = Duration::from_millis(grace_ms as u64);
+    tokio::spawn(inv.server.clone().shut_down(grace, force));
     Ok(Document::new())
 }

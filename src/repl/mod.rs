@@ -1049,6 +1049,42 @@ impl ReplCoordinator {
         Ok(Document::new())
     }
 
+    /// At shutdown: a primary steps down and waits (at most `within`) until a caught-up
+    /// secondary has taken over, so that clients see a new primary at once instead of
+    /// after an election timeout. The successor wins at once when this primary was
+    /// elected longer ago than openraft's leader lease (0.575 x electionTimeoutMillis):
+    /// this node then grants it its vote (see raft_config).
+    pub async fn hand_over(&self, server: &ServerState, within: Duration) {
+        if self.my_state(server) != MemberState::Primary {
+            return;
+        }
+        tracing::info!(target: "REPL", id = 21328, ctx = "SignalHandler", "Stepping down from primary in response to shutdown");
+        let started = Instant::now();
+        if let Err(e) = self
+            .step_down(server, Duration::from_secs(60), within, false)
+            .await
+        {
+            tracing::info!(target: "REPL", id = 7_000_030, ctx = "SignalHandler", error = %e.message,
+                "No secondary to hand over to; shutting down as primary");
+            return;
+        }
+        let me = self
+            .config()
+            .and_then(|c| self.self_member(server, &c))
+            .map(|m| m.host);
+        while started.elapsed() < within {
+            if let Some(primary) = self.primary_host(server) {
+                if Some(&primary) != me.as_ref() {
+                    tracing::info!(target: "REPL", id = 7_000_031, ctx = "SignalHandler",
+                        primary = %primary, tookMillis = started.elapsed().as_millis() as i64,
+                        "Handed over to a new primary");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// replSetStepUp: run for election now.
     pub async fn step_up(&self, server: &ServerState) -> CommandResult {
         let config = self.config().ok_or_else(not_yet_initialized)?;
