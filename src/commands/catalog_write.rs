@@ -32,35 +32,39 @@ impl CatalogChange {
         self.reply = reply;
         self
     }
+}
 
-    fn refused(self, error: CatalogError) -> CommandError {
-        match error {
-            CatalogError::Storage(_) => storage_error(error),
-            _ => self.on_conflict,
-        }
+/// The error for a batch the catalog refused.
+fn refused(error: CatalogError, on_conflict: CommandError) -> CommandError {
+    match error {
+        CatalogError::Storage(_) => storage_error(error),
+        _ => on_conflict,
     }
 }
 
 /// Applies `change` and waits for the write concern of `cmd`.
 pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> CommandResult {
+    let CatalogChange {
+        writes,
+        on_conflict,
+        mut reply,
+    } = change;
     let server = &inv.server;
     let Some(repl) = &server.repl else {
         write_concern::parse(cmd, true)?;
-        return match server.catalog().apply(change.writes.clone()) {
+        return match server.catalog().apply(writes) {
             Ok(()) => {
                 server.clock.tick();
-                Ok(change.reply)
+                Ok(reply)
             }
-            Err(e) => Err(change.refused(e)),
+            Err(e) => Err(refused(e, on_conflict)),
         };
     };
     let concern = write_concern::parse(cmd, false)?.unwrap_or_else(WriteConcern::majority_default);
     let members = repl.config().map(|c| c.members.len()).unwrap_or(0);
     let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
     let wait = async {
-        let (outcome, index) = repl
-            .propose(server, ReplOp::Catalog(change.writes.clone()))
-            .await?;
+        let (outcome, index) = repl.propose(server, ReplOp::Catalog(writes)).await?;
         match concern.w {
             W::Nodes(n) if satisfiable => repl.wait_replicated(index, n as usize).await?,
             _ => {}
@@ -77,16 +81,14 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
             Ok(outcome) => outcome?,
             // The write goes on; only the wait for its acknowledgement ended.
             Err(_) => {
-                let mut reply = change.reply;
                 reply.insert("writeConcernError", concern.timeout_error());
                 return Ok(reply);
             }
         },
     };
     if let Some(error) = outcome.error {
-        return Err(change.refused(error));
+        return Err(refused(error, on_conflict));
     }
-    let mut reply = change.reply;
     if !satisfiable {
         reply.insert("writeConcernError", unsatisfiable(&concern));
     }

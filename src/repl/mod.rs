@@ -434,9 +434,9 @@ impl ReplCoordinator {
         };
         let fresh = elected_at.elapsed() < window;
         let health = self.health.lock();
-        let voters: Vec<&MemberConfig> = config.members.iter().filter(|m| m.is_voter()).collect();
+        let voters = config.members.iter().filter(|m| m.is_voter());
         let seen = voters
-            .iter()
+            .clone()
             .filter(|m| {
                 m.id == me.id
                     || fresh
@@ -446,7 +446,7 @@ impl ReplCoordinator {
                         .is_some_and(|t| t.elapsed() < window)
             })
             .count();
-        seen > voters.len() / 2
+        seen > voters.count() / 2
     }
 
     pub fn primary_host(&self, server: &ServerState) -> Option<String> {
@@ -725,18 +725,23 @@ impl ReplCoordinator {
         self.write_entry(&raft, op).await
     }
 
-    /// Appends `op` through Raft. Its time hint is this node's wall clock, or just after
-    /// the latest cluster time it has seen, whichever is later, so that a write's
+    /// `op` as a log entry. Its time hint is this node's wall clock, or just after the
+    /// latest cluster time it has seen, whichever is later, so that a write's
     /// operationTime follows every time its client has been given.
-    async fn write_entry(&self, raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
+    fn entry(&self, op: ReplOp) -> ReplEntry {
         let wall = crate::clock::pack(bson::Timestamp {
             time: crate::clock::wall_seconds(),
             increment: 1,
         });
-        let entry = ReplEntry {
+        ReplEntry {
             time_hint: wall.max(crate::clock::pack(self.clock.now()) + 1),
             op,
-        };
+        }
+    }
+
+    /// Appends `op` through Raft.
+    async fn write_entry(&self, raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
+        let entry = self.entry(op);
         match raft.client_write(entry).await {
             Ok(response) => Ok((response.data, response.log_id.index)),
             Err(openraft::error::RaftError::APIError(e)) => {
@@ -839,13 +844,7 @@ impl ReplCoordinator {
                 state.name()
             )));
         }
-        let mut config = ReplSetConfig::parse(doc)?;
-        if config.set_name != current.set_name {
-            return Err(incompatible(format!(
-                "New and old configurations differ in replica set name; old was {}, and new is {}",
-                current.set_name, config.set_name
-            )));
-        }
+        let mut config = parse_for_reconfig(&current, doc)?;
         if !force && config.version <= current.version {
             return Err(incompatible(format!(
                 "New replica set configuration version must be greater than old, but {} is not greater than {} for replica set {}",
@@ -938,13 +937,7 @@ impl ReplCoordinator {
         current: &ReplSetConfig,
         doc: &Document,
     ) -> CommandResult {
-        let mut config = ReplSetConfig::parse(doc)?;
-        if config.set_name != current.set_name {
-            return Err(incompatible(format!(
-                "New and old configurations differ in replica set name; old was {}, and new is {}",
-                current.set_name, config.set_name
-            )));
-        }
+        let mut config = parse_for_reconfig(current, doc)?;
         let me = config.find_self(|h| self.is_self(server, h))?.clone();
         config.settings.replica_set_id = current.settings.replica_set_id.clone();
         let bump = 10_000
@@ -973,10 +966,7 @@ impl ReplCoordinator {
             .iter()
             .map(|m| (m.id, BasicNode::new(&m.host)))
             .collect();
-        let entry = ReplEntry {
-            time_hint: crate::clock::pack(self.clock.now()) + 1,
-            op: ReplOp::SetConfig(config.clone()),
-        };
+        let entry = self.entry(ReplOp::SetConfig(config.clone()));
         let forced = self
             .store
             .force_config(node_id, config.voter_ids(), nodes, entry);
@@ -1351,6 +1341,18 @@ fn removed_error() -> CommandError {
         Code::InvalidReplicaSetConfig,
         "Our replica set config is invalid or we are not a member of it",
     )
+}
+
+/// A reconfig's new config, which must keep the set's name.
+fn parse_for_reconfig(current: &ReplSetConfig, doc: &Document) -> CommandResult<ReplSetConfig> {
+    let config = ReplSetConfig::parse(doc)?;
+    if config.set_name != current.set_name {
+        return Err(incompatible(format!(
+            "New and old configurations differ in replica set name; old was {}, and new is {}",
+            current.set_name, config.set_name
+        )));
+    }
+    Ok(config)
 }
 
 fn incompatible(msg: impl Into<String>) -> CommandError {

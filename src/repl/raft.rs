@@ -278,6 +278,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every document of the replicated collections, with its collection and id.
+fn replicated_documents(
+    catalog: &dyn Catalog,
+) -> Result<Vec<(Collection, String, Document)>, CatalogError> {
+    let mut documents = Vec::new();
+    for collection in REPLICATED {
+        for doc in catalog.list(collection)? {
+            documents.push((collection, catalog_id(&doc), doc));
+        }
+    }
+    Ok(documents)
+}
+
 fn catalog_not_open() -> StorageError<u64> {
     io_error(CatalogError::Storage("the catalog is not open".into()))
 }
@@ -300,17 +313,15 @@ impl RaftSnapshotBuilder<TypeConfig> for Arc<Store> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let applied = self.applied.borrow().clone();
         let catalog = self.catalog().ok_or_else(catalog_not_open)?;
-        let mut documents = Vec::new();
-        for collection in REPLICATED {
-            for doc in catalog.list(collection).map_err(io_error)? {
-                let id = catalog_id(&doc);
-                documents.push(Write::Upsert {
-                    collection,
-                    id,
-                    doc,
-                });
-            }
-        }
+        let documents = replicated_documents(catalog.as_ref())
+            .map_err(io_error)?
+            .into_iter()
+            .map(|(collection, id, doc)| Write::Upsert {
+                collection,
+                id,
+                doc,
+            })
+            .collect();
         let data = serde_json::to_vec(&SnapshotData {
             applied: applied.clone(),
             documents,
@@ -500,13 +511,12 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         let data = snapshot.into_inner();
         let snapshot: SnapshotData = serde_json::from_slice(&data).map_err(io_error)?;
         let catalog = self.catalog().ok_or_else(catalog_not_open)?;
-        let mut writes = Vec::new();
-        for collection in REPLICATED {
-            for doc in catalog.list(collection).map_err(io_error)? {
-                let id = catalog_id(&doc);
-                writes.push(Write::Delete { collection, id });
-            }
-        }
+        // What the snapshot holds replaces every replicated document here.
+        let mut writes: Vec<Write> = replicated_documents(catalog.as_ref())
+            .map_err(io_error)?
+            .into_iter()
+            .map(|(collection, id, _)| Write::Delete { collection, id })
+            .collect();
         writes.extend(snapshot.documents);
         writes.push(applied_write(&snapshot.applied));
         catalog.apply(writes).map_err(io_error)?;
