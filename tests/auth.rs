@@ -8,7 +8,7 @@ use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, Document};
 use common::{op_msg_roundtrip, Ferrod};
 use ferrod::auth::scram::{Mechanism, ScramClient};
-use mongodb::options::{AuthMechanism, ClientOptions, Credential};
+use mongodb::options::AuthMechanism;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -102,17 +102,7 @@ async fn driver(
     pwd: &str,
     mechanism: Option<AuthMechanism>,
 ) -> mongodb::Client {
-    let mut options = ClientOptions::parse(server.uri()).await.unwrap();
-    options.credential = Some(
-        Credential::builder()
-            .username(user.to_owned())
-            .password(pwd.to_owned())
-            .source("admin".to_owned())
-            .mechanism(mechanism)
-            .build(),
-    );
-    options.server_selection_timeout = Some(Duration::from_secs(5));
-    mongodb::Client::with_options(options).unwrap()
+    common::driver(&server.uri(), Some((user, pwd)), mechanism).await
 }
 
 fn driver_error_is_auth_failure(err: &mongodb::error::Error) -> bool {

@@ -7,9 +7,9 @@
 mod common;
 
 use bson::doc;
-use common::{op_msg_roundtrip, FERROD};
+use common::{free_port, op_msg_roundtrip, FERROD};
 use serde_yaml::Value;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,14 +24,6 @@ fn examples() -> Vec<PathBuf> {
     files.sort();
     assert!(!files.is_empty(), "no example configs in {}", dir.display());
     files
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A ferrod started from a config file; killed when dropped.

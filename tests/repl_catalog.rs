@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::eventually;
+use common::{eventually, free_port};
 
 use bson::{doc, Bson, Document};
-use mongodb::options::{ClientOptions, Credential};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,11 +24,6 @@ const FAST_SCRAM: &[&str] = &[
     "--setParameter",
     "scramSHA256IterationCount=5000",
 ];
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A member on a fixed port and data directory, which can be killed and started again.
 struct Node {
@@ -169,20 +163,8 @@ fn user_names(node: &Node) -> Option<Vec<String>> {
 }
 
 async fn login(node: &Node, user: &str, pwd: &str) -> Result<mongodb::Client, String> {
-    let mut options = ClientOptions::parse(format!(
-        "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=3000",
-        node.addr()
-    ))
-    .await
-    .unwrap();
-    options.credential = Some(
-        Credential::builder()
-            .username(user.to_owned())
-            .password(pwd.to_owned())
-            .source("admin".to_owned())
-            .build(),
-    );
-    let client = mongodb::Client::with_options(options).unwrap();
+    let uri = format!("mongodb://{}/?directConnection=true", node.addr());
+    let client = common::driver(&uri, Some((user, pwd)), None).await;
     match client.database("admin").run_command(doc! {"ping": 1}).await {
         Ok(_) => Ok(client),
         Err(e) => Err(e.to_string()),

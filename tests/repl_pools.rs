@@ -9,7 +9,6 @@ mod common;
 
 use bson::{doc, Bson, Document};
 use common::Ferrod;
-use mongodb::options::{ClientOptions, Credential};
 use std::time::{Duration, Instant};
 
 const SET: &str = "rs0";
@@ -52,18 +51,7 @@ impl Member {
 }
 
 async fn driver(node: &Ferrod, login: Option<(&str, &str)>) -> mongodb::Client {
-    let mut options = ClientOptions::parse(node.uri()).await.unwrap();
-    options.server_selection_timeout = Some(Duration::from_secs(5));
-    if let Some((user, pwd)) = login {
-        options.credential = Some(
-            Credential::builder()
-                .username(user.to_owned())
-                .password(pwd.to_owned())
-                .source("admin".to_owned())
-                .build(),
-        );
-    }
-    mongodb::Client::with_options(options).unwrap()
+    common::driver(&node.uri(), login, None).await
 }
 
 async fn start_plain(n: usize) -> Vec<Member> {

@@ -347,3 +347,34 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Outcome {
         text,
     }
 }
+
+/// A port nobody listens on right now (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Rust-driver client for `uri` (5 s server selection), logged in to `admin` as
+/// `login` with `mechanism` (None: negotiated) when given.
+pub async fn driver(
+    uri: &str,
+    login: Option<(&str, &str)>,
+    mechanism: Option<mongodb::options::AuthMechanism>,
+) -> mongodb::Client {
+    let mut options = mongodb::options::ClientOptions::parse(uri).await.unwrap();
+    options.server_selection_timeout = Some(Duration::from_secs(5));
+    if let Some((user, pwd)) = login {
+        options.credential = Some(
+            mongodb::options::Credential::builder()
+                .username(user.to_owned())
+                .password(pwd.to_owned())
+                .source("admin".to_owned())
+                .mechanism(mechanism)
+                .build(),
+        );
+    }
+    mongodb::Client::with_options(options).unwrap()
+}

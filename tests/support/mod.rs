@@ -3,6 +3,7 @@
 //! small command wrappers on raw connections.
 #![allow(dead_code)]
 
+pub use crate::common::{eventually, free_port};
 use crate::common::{op_msg, op_msg_roundtrip, read_frame, FERROD};
 use bson::{doc, Bson, Document};
 use std::io::{BufRead, BufReader, Write};
@@ -10,15 +11,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A port nobody listens on right now (bound and released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// True if nothing listens on 127.0.0.1:`port` (we can bind it ourselves).
 pub fn port_is_free(port: u16) -> bool {
@@ -215,18 +207,6 @@ pub fn with_id(lines: &[String], id: i64) -> Vec<serde_json::Value> {
         .into_iter()
         .filter(|v| v["id"].as_i64() == Some(id))
         .collect()
-}
-
-/// Polls `probe` every 10 ms until it returns Some, for at most `timeout`.
-pub fn eventually<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The `inprog` entries another connection sees.
