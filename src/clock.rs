@@ -1,7 +1,8 @@
 //! The logical clock behind every reply's `$clusterTime` and `operationTime`.
 
 use crate::cluster_time::ClusterKeys;
-use bson::{doc, spec::BinarySubtype, Binary, Document, Timestamp};
+use bson::spec::{BinarySubtype, ElementType};
+use bson::{doc, Binary, Document, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -97,6 +98,50 @@ impl LogicalClock {
             .expect("a cluster time document encodes");
         body.append("$clusterTime", cluster_time);
         body.append("operationTime", now);
+    }
+
+    /// [`Self::stamp_reply`] written as BSON elements at the end of a document being
+    /// encoded, for replies made without a `Document` (the fast lane).
+    pub fn write_reply_times(&self, out: &mut Vec<u8>) {
+        let now = self.now();
+        let (key_id, hash) = self
+            .keys
+            .get()
+            .and_then(|k| k.sign(now))
+            .unwrap_or((0, [0; 20]));
+        let timestamp = |out: &mut Vec<u8>| {
+            out.extend_from_slice(&now.increment.to_le_bytes());
+            out.extend_from_slice(&now.time.to_le_bytes());
+        };
+        let document = |out: &mut Vec<u8>, start: usize| {
+            out.push(0);
+            let len = (out.len() - start) as i32;
+            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        };
+        out.push(ElementType::EmbeddedDocument as u8);
+        out.extend_from_slice(b"$clusterTime\0");
+        let cluster_time = out.len();
+        out.extend_from_slice(&[0; 4]);
+        out.push(ElementType::Timestamp as u8);
+        out.extend_from_slice(b"clusterTime\0");
+        timestamp(out);
+        out.push(ElementType::EmbeddedDocument as u8);
+        out.extend_from_slice(b"signature\0");
+        let signature = out.len();
+        out.extend_from_slice(&[0; 4]);
+        out.push(ElementType::Binary as u8);
+        out.extend_from_slice(b"hash\0");
+        out.extend_from_slice(&(hash.len() as i32).to_le_bytes());
+        out.push(u8::from(BinarySubtype::Generic));
+        out.extend_from_slice(&hash);
+        out.push(ElementType::Int64 as u8);
+        out.extend_from_slice(b"keyId\0");
+        out.extend_from_slice(&key_id.to_le_bytes());
+        document(out, signature);
+        document(out, cluster_time);
+        out.push(ElementType::Timestamp as u8);
+        out.extend_from_slice(b"operationTime\0");
+        timestamp(out);
     }
 
     /// `$clusterTime` for a reply: signed when there are keys (with a keyFile, once the

@@ -85,6 +85,10 @@ pub enum Handler {
     /// Writes its reply as BSON bytes: for replies so large (connPoolStats with many
     /// hosts) that building and freeing a `Document` tree would dominate the command.
     SyncEncoded(fn(&Invocation, &Document) -> CommandResult<RawDocumentBuf>),
+    /// Answers `{ok: 1}` and reads nothing (ping). A request for it that carries no
+    /// argument the dispatcher acts on is answered by the connection's fast lane without
+    /// coming here; see `server::fast_lane`.
+    ReplyOk,
 }
 
 /// The resource a required privilege applies to.
@@ -457,6 +461,7 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let result = match command.handler {
+        Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
         Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
         Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
         Handler::Async(f) => {

@@ -1,13 +1,12 @@
 //! ping: answers `{ok: 1}`.
 
 use super::{Command, Handler};
-use bson::Document;
 
 pub const PING: Command = Command {
     allowed_before_auth: true,
     ..Command::new(
         "ping",
         "a way to check that the server is alive. responds immediately even if server is in a db lock.",
-        Handler::Sync(|_, _| Ok(Document::new())),
+        Handler::ReplyOk,
     )
 };

@@ -4,6 +4,7 @@
 //! read loop (a request's state is boxed while it runs), so thousands of idle clients
 //! cost little.
 
+use super::fast_lane;
 use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
@@ -12,10 +13,12 @@ use crate::wire::{
     Body, CodecError, Disposition, Incoming, Message, OpMsg, OpQuery, OpReply, WireCodec, OP_QUERY,
 };
 use bson::Document;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -44,31 +47,31 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
     let shutdown = server.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            ready = stream.readable() => if ready.is_err() { return },
+        let read = tokio::select! {
+            read = read_more(&mut stream, &mut buf, &mut out) => read,
             _ = &mut shutdown => return,
-        }
-        if buf.capacity() - buf.len() == 0 {
-            buf.reserve(READ_CHUNK);
-        }
-        match stream.try_read_buf(&mut buf) {
+        };
+        match read {
             Ok(0) => return,
             Ok(n) => Stats::add(&server.stats.bytes_in, n as u64),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Nothing more to read: the connection goes idle here, so give its
-                // buffers back; the next request allocates again.
-                if buf.is_empty() {
-                    buf = BytesMut::new();
-                }
-                out = Vec::new();
-                continue;
-            }
             Err(e) => {
                 tracing::debug!(target: "NETWORK", id = 22989, ctx = ctx(client), error = %e, "Error receiving request from client");
                 return;
             }
         }
         loop {
+            if let Some(len) = fast_lane::whole_frame(&buf) {
+                out.clear();
+                out.reserve(REPLY_CAPACITY);
+                if fast_lane::answer(server, &buf[..len], &mut out) {
+                    buf.advance(len);
+                    Stats::add(&server.stats.num_requests, 1);
+                    if !send(server, client, &mut stream, &out).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
             let incoming = match codec.decode_request(&mut buf) {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
@@ -98,15 +101,54 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             if let Some(sizes) = encode_message(&reply, &mut out) {
                 server.stats.count_compressed(sizes);
             }
-            if let Err(e) = stream.write_all(&out).await {
-                // A client may close before reading its reply (the Node driver does so
-                // after endSessions); that is an ordinary end of the connection.
-                tracing::debug!(target: "NETWORK", id = 22990, ctx = ctx(client), error = %e, "Client went away before its reply was sent");
+            if !send(server, client, &mut stream, &out).await {
                 return;
             }
-            Stats::add(&server.stats.bytes_out, out.len() as u64);
         }
     }
+}
+
+/// Reads what has arrived into `buf`, waiting if nothing has. Before waiting, the
+/// connection is going idle, so it gives its buffers back; the next request allocates
+/// again. (A read that does not fill the buffer tells tokio the socket is drained, so a
+/// request costs one read call, not a second one that finds nothing.)
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        if buf.capacity() == buf.len() {
+            buf.reserve(READ_CHUNK);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+            Poll::Pending => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                *out = Vec::new();
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    })
+    .await
+}
+
+/// Writes a reply; false when the client has gone.
+async fn send(server: &ServerState, client: &Client, stream: &mut TcpStream, out: &[u8]) -> bool {
+    if let Err(e) = stream.write_all(out).await {
+        // A client may close before reading its reply (the Node driver does so after
+        // endSessions); that is an ordinary end of the connection.
+        tracing::debug!(target: "NETWORK", id = 22990, ctx = ctx(client), error = %e, "Client went away before its reply was sent");
+        return false;
+    }
+    Stats::add(&server.stats.bytes_out, out.len() as u64);
+    true
+}
+
+pub fn next_response_id() -> i32 {
+    NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Counts the connection in serverStatus `connections.active` while it runs a command.
@@ -127,7 +169,7 @@ impl Drop for ActiveGuard<'_> {
 
 fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: Body) -> Message {
     Message {
-        request_id: NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed),
+        request_id: next_response_id(),
         response_to: request_id,
         compressor,
         body,
@@ -137,7 +179,7 @@ fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: 
 /// What a request leaves the connection to do.
 // Lives for one request on the stack; boxing the reply would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
-enum Answer {
+pub(super) enum Answer {
     Reply(Message),
     /// `moreToCome`: the client wants no reply.
     Nothing,
@@ -146,7 +188,11 @@ enum Answer {
 }
 
 /// Runs one request.
-async fn handle(server: &Arc<ServerState>, client: &Arc<Client>, incoming: Incoming) -> Answer {
+pub(super) async fn handle(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    incoming: Incoming,
+) -> Answer {
     let request_id = incoming.header.request_id;
     let message = match incoming.message {
         Ok(message) => message,

@@ -2,6 +2,7 @@
 //! and graceful shutdown.
 
 mod connection;
+mod fast_lane;
 mod listener;
 
 pub use listener::{bind, run, Listeners};

@@ -363,7 +363,7 @@ pub(crate) fn decode_eliding(raw: &[u8]) -> Option<Document> {
 
 /// Some(()) when [`direct_value`] would convert `value`, without building anything for
 /// the types it handles itself.
-fn check_value(value: bson::RawBsonRef<'_>) -> Option<()> {
+pub(crate) fn check_value(value: bson::RawBsonRef<'_>) -> Option<()> {
     use bson::RawBsonRef as R;
     match value {
         R::Document(d) => {
