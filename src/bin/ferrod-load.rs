@@ -64,6 +64,11 @@ struct PingArgs {
     /// The ferrod binary (default: the one next to this tool).
     #[arg(long)]
     ferrod: Option<PathBuf>,
+    /// Add a `comment` to each ping. ferrod's fast lane leaves such a request to the
+    /// general path (parsed request, currentOp entry, reply document), so this measures
+    /// that path.
+    #[arg(long)]
+    comment: bool,
 }
 
 #[derive(Args)]
@@ -213,10 +218,10 @@ const WARM_UP: Duration = Duration::from_secs(1);
 /// `server_cpu` reads the server's CPU seconds so far, for the CPU spent per request.
 async fn ping_load(
     addr: SocketAddr,
-    connections: usize,
-    seconds: u64,
+    args: &PingArgs,
     server_cpu: &dyn Fn() -> Result<f64>,
 ) -> Result<LoadResult> {
+    let (connections, seconds) = (args.connections, args.seconds);
     let mut streams = Vec::with_capacity(connections);
     for _ in 0..connections {
         let stream = TcpStream::connect(addr)
@@ -228,7 +233,11 @@ async fn ping_load(
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + WARM_UP;
     let end = measure_from + Duration::from_secs(seconds);
-    let request = op_msg(0, 0, &driver_ping());
+    let mut ping = driver_ping();
+    if args.comment {
+        ping.insert("comment", "ferrod-load");
+    }
+    let request = op_msg(0, 0, &ping);
     let mut tasks = tokio::task::JoinSet::new();
     for mut stream in streams {
         let mut request = request.clone();
@@ -420,9 +429,7 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
             runs: Vec::new(),
         };
         for _ in 0..args.reps {
-            series
-                .runs
-                .push(ping_load(addr, args.connections, args.seconds, &no_cpu).await?);
+            series.runs.push(ping_load(addr, &args, &no_cpu).await?);
         }
         series.print();
         return Ok(());
@@ -435,9 +442,8 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     };
     if !args.compare {
         for _ in 0..args.reps {
-            base.runs.push(
-                ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?,
-            );
+            base.runs
+                .push(ping_load(baseline.addr, &args, &baseline_cpu).await?);
         }
         base.print();
         return Ok(());
@@ -452,9 +458,9 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     // Alternate the two servers so that a burst of outside load hits both alike.
     for _ in 0..args.reps {
         base.runs
-            .push(ping_load(baseline.addr, args.connections, args.seconds, &baseline_cpu).await?);
+            .push(ping_load(baseline.addr, &args, &baseline_cpu).await?);
         ours.runs
-            .push(ping_load(ferrod.addr, args.connections, args.seconds, &ferrod_cpu).await?);
+            .push(ping_load(ferrod.addr, &args, &ferrod_cpu).await?);
     }
     base.print();
     ours.print();
