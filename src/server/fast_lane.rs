@@ -382,6 +382,33 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// A driver's ping with a few bytes changed: the fast lane never panics, and
+        /// whatever it answers, the general path answers with the same bytes.
+        #[test]
+        fn a_mangled_ping_gets_the_general_paths_reply_or_goes_there(
+            changes in proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 1..4)
+        ) {
+            let server = server();
+            let mut frame = frame(&driver_ping());
+            for (at, byte) in changes {
+                let at = at % frame.len();
+                frame[at] = byte;
+            }
+            let Some(len) = whole_frame(&frame) else {
+                return Ok(());
+            };
+            let frame = &frame[..len];
+            let mut fast = Vec::new();
+            if answer(&server, frame, &mut fast) {
+                let general = general_reply(&server, frame);
+                proptest::prop_assert_eq!(&fast[8..], &general[8..]);
+            } else {
+                proptest::prop_assert!(fast.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn whole_frame_waits_for_every_byte_and_leaves_big_frames_alone() {
         let frame = frame(&doc! {"ping": 1, "$db": "admin"});
