@@ -109,38 +109,39 @@ impl LogicalClock {
             .get()
             .and_then(|k| k.sign(now))
             .unwrap_or((0, [0; 20]));
+        let element = |out: &mut Vec<u8>, kind: ElementType, name: &[u8]| {
+            out.push(kind as u8);
+            out.extend_from_slice(name);
+            out.push(0);
+        };
         let timestamp = |out: &mut Vec<u8>| {
             out.extend_from_slice(&now.increment.to_le_bytes());
             out.extend_from_slice(&now.time.to_le_bytes());
         };
-        let document = |out: &mut Vec<u8>, start: usize| {
+        // A subdocument's length is patched in when it ends.
+        let open = |out: &mut Vec<u8>, name: &[u8]| {
+            element(out, ElementType::EmbeddedDocument, name);
+            out.extend_from_slice(&[0; 4]);
+            out.len() - 4
+        };
+        let close = |out: &mut Vec<u8>, start: usize| {
             out.push(0);
             let len = (out.len() - start) as i32;
             out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         };
-        out.push(ElementType::EmbeddedDocument as u8);
-        out.extend_from_slice(b"$clusterTime\0");
-        let cluster_time = out.len();
-        out.extend_from_slice(&[0; 4]);
-        out.push(ElementType::Timestamp as u8);
-        out.extend_from_slice(b"clusterTime\0");
+        let cluster_time = open(out, b"$clusterTime");
+        element(out, ElementType::Timestamp, b"clusterTime");
         timestamp(out);
-        out.push(ElementType::EmbeddedDocument as u8);
-        out.extend_from_slice(b"signature\0");
-        let signature = out.len();
-        out.extend_from_slice(&[0; 4]);
-        out.push(ElementType::Binary as u8);
-        out.extend_from_slice(b"hash\0");
+        let signature = open(out, b"signature");
+        element(out, ElementType::Binary, b"hash");
         out.extend_from_slice(&(hash.len() as i32).to_le_bytes());
         out.push(u8::from(BinarySubtype::Generic));
         out.extend_from_slice(&hash);
-        out.push(ElementType::Int64 as u8);
-        out.extend_from_slice(b"keyId\0");
+        element(out, ElementType::Int64, b"keyId");
         out.extend_from_slice(&key_id.to_le_bytes());
-        document(out, signature);
-        document(out, cluster_time);
-        out.push(ElementType::Timestamp as u8);
-        out.extend_from_slice(b"operationTime\0");
+        close(out, signature);
+        close(out, cluster_time);
+        element(out, ElementType::Timestamp, b"operationTime");
         timestamp(out);
     }
 
