@@ -466,14 +466,14 @@ async fn run(
         Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
         Handler::Async(f) => {
             let fut = f(invocation.clone(), body.clone());
-            bounded(server, &invocation, time_limit, fut)
+            Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await
                 .map(ReplyBody::Document)
         }
         Handler::CatalogWrite(f) => match f(&invocation, body) {
             Ok(change) => {
                 let fut = catalog_write::commit(&invocation, body, change);
-                bounded(server, &invocation, time_limit, fut)
+                Box::pin(bounded(server, &invocation, time_limit, fut))
                     .await
                     .map(ReplyBody::Document)
             }

@@ -193,42 +193,57 @@ pub(super) async fn handle(
     client: &Arc<Client>,
     incoming: Incoming,
 ) -> Answer {
-    let request_id = incoming.header.request_id;
-    let message = match incoming.message {
+    // Taken apart first, so that the future keeps only what it needs across the await.
+    let Incoming {
+        header,
+        more_to_come,
+        compressor: frame_compressor,
+        message,
+        raw_body,
+        ..
+    } = incoming;
+    let request_id = header.request_id;
+    let Message {
+        compressor, body, ..
+    } = match message {
         Ok(message) => message,
         Err(e) if e.disposition() == Disposition::Ignore => {
-            tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = incoming.header.op_code, error = %e, "Operation isn't supported");
+            tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = header.op_code, error = %e, "Operation isn't supported");
             return Answer::Nothing;
         }
         Err(e) => {
             tracing::debug!(target: "NETWORK", id = 22632, ctx = ctx(client), error = %e, "invalid message");
-            if incoming.more_to_come {
+            if more_to_come {
                 return Answer::Nothing;
             }
             let error = from_parse_error(&e).to_document();
-            let body = if incoming.header.op_code == OP_QUERY {
+            let body = if header.op_code == OP_QUERY {
                 Body::Reply(legacy_error_reply(error))
             } else {
                 Body::Msg(OpMsg::from_body(with_cluster_time(server, error)))
             };
-            return Answer::Reply(reply_to(request_id, incoming.compressor, body));
+            return Answer::Reply(reply_to(request_id, frame_compressor, body));
         }
     };
-    match message.body {
+    // The dispatcher's future is boxed (as are the slow handlers' inside it): inline, it
+    // made this future 10 KB, allocated and copied for every request and held by every
+    // waiting one; now this one is about 1.2 KB and the dispatcher's 0.9 KB.
+    match body {
         Body::Msg(msg) => {
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
             let command = msg.into_command();
-            let reply =
-                commands::dispatch_request(server, client, command, incoming.raw_body, exhaust)
-                    .await;
+            let reply = Box::pin(commands::dispatch_request(
+                server, client, command, raw_body, exhaust,
+            ))
+            .await;
             if reply.hang_up {
                 return Answer::HangUp;
             }
             if more_to_come {
                 return Answer::Nothing;
             }
-            let compressor = message.compressor.filter(|_| reply.compress);
+            let compressor = compressor.filter(|_| reply.compress);
             let msg = match reply.body {
                 ReplyBody::Document(body) => OpMsg::from_body(body),
                 ReplyBody::Encoded(body) => OpMsg::from_encoded_body(body),
@@ -237,8 +252,10 @@ pub(super) async fn handle(
         }
         Body::Query(query) => {
             Stats::add(&server.stats.op_query, 1);
-            let body = match handshake_command(&query) {
-                Ok(command) => commands::dispatch(server, client, command, false)
+            let command = handshake_command(&query);
+            drop(query);
+            let body = match command {
+                Ok(command) => Box::pin(commands::dispatch(server, client, command, false))
                     .await
                     .body
                     .into_document(),
