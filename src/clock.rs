@@ -1,8 +1,9 @@
 //! The logical clock behind every reply's `$clusterTime` and `operationTime`.
 
 use crate::cluster_time::ClusterKeys;
-use bson::spec::{BinarySubtype, ElementType};
-use bson::{doc, Binary, Document, Timestamp};
+use crate::wire;
+use bson::spec::BinarySubtype;
+use bson::{doc, Binary, Bson, Document, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -93,74 +94,53 @@ impl LogicalClock {
 
     /// [`Self::stamp_reply`] for a reply already encoded: the same two fields appended.
     pub fn stamp_encoded_reply(&self, body: &mut bson::RawDocumentBuf) {
-        let now = self.now();
-        let cluster_time = bson::RawDocumentBuf::from_document(&self.cluster_time_document(now))
-            .expect("a cluster time document encodes");
-        body.append("$clusterTime", cluster_time);
-        body.append("operationTime", now);
+        let mut bytes = std::mem::take(body).into_bytes();
+        bytes.pop(); // the terminating NUL, written again by finish_document
+        self.write_reply_times(&mut bytes);
+        wire::finish_document(0, &mut bytes);
+        *body = bson::RawDocumentBuf::from_bytes(bytes).expect("a document with two more fields");
     }
 
     /// [`Self::stamp_reply`] written as BSON elements at the end of a document being
-    /// encoded, for replies made without a `Document` (the fast lane).
+    /// encoded, for replies made without a `Document`.
     pub fn write_reply_times(&self, out: &mut Vec<u8>) {
         let now = self.now();
-        let (key_id, hash) = self
-            .keys
-            .get()
-            .and_then(|k| k.sign(now))
-            .unwrap_or((0, [0; 20]));
-        let element = |out: &mut Vec<u8>, kind: ElementType, name: &[u8]| {
-            out.push(kind as u8);
-            out.extend_from_slice(name);
-            out.push(0);
-        };
-        let timestamp = |out: &mut Vec<u8>| {
-            out.extend_from_slice(&now.increment.to_le_bytes());
-            out.extend_from_slice(&now.time.to_le_bytes());
-        };
-        // A subdocument's length is patched in when it ends.
-        let open = |out: &mut Vec<u8>, name: &[u8]| {
-            element(out, ElementType::EmbeddedDocument, name);
-            out.extend_from_slice(&[0; 4]);
-            out.len() - 4
-        };
-        let close = |out: &mut Vec<u8>, start: usize| {
-            out.push(0);
-            let len = (out.len() - start) as i32;
-            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        };
-        let cluster_time = open(out, b"$clusterTime");
-        element(out, ElementType::Timestamp, b"clusterTime");
-        timestamp(out);
-        let signature = open(out, b"signature");
-        element(out, ElementType::Binary, b"hash");
-        out.extend_from_slice(&(hash.len() as i32).to_le_bytes());
-        out.push(u8::from(BinarySubtype::Generic));
-        out.extend_from_slice(&hash);
-        element(out, ElementType::Int64, b"keyId");
-        out.extend_from_slice(&key_id.to_le_bytes());
-        close(out, signature);
-        close(out, cluster_time);
-        element(out, ElementType::Timestamp, b"operationTime");
-        timestamp(out);
+        let (key_id, hash) = self.signature(now);
+        let plain = "plain elements with plain keys";
+        let cluster_time = wire::open_document(b"$clusterTime", out);
+        wire::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
+        let signature = wire::open_document(b"signature", out);
+        let hash = Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: hash.to_vec(),
+        });
+        wire::write_element(b"hash", &hash, out).expect(plain);
+        wire::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
+        wire::finish_document(signature, out);
+        wire::finish_document(cluster_time, out);
+        wire::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);
     }
 
-    /// `$clusterTime` for a reply: signed when there are keys (with a keyFile, once the
-    /// primary has made them), else a zero hash and keyId 0 as mongod sends then.
+    /// `$clusterTime` for a reply.
     pub fn cluster_time_document(&self, ts: Timestamp) -> Document {
-        let (key_id, hash) = self
-            .keys
-            .get()
-            .and_then(|k| k.sign(ts))
-            .map(|(id, proof)| (id, proof.to_vec()))
-            .unwrap_or((0, vec![0; 20]));
+        let (key_id, hash) = self.signature(ts);
         doc! {
             "clusterTime": ts,
             "signature": {
-                "hash": Binary { subtype: BinarySubtype::Generic, bytes: hash },
+                "hash": Binary { subtype: BinarySubtype::Generic, bytes: hash.to_vec() },
                 "keyId": key_id,
             },
         }
+    }
+
+    /// The keyId and proof that sign `ts`: from the keys when there are some (with a
+    /// keyFile, once the primary has made them), else keyId 0 and a zero hash, as mongod
+    /// sends then.
+    fn signature(&self, ts: Timestamp) -> (i64, [u8; 20]) {
+        self.keys
+            .get()
+            .and_then(|k| k.sign(ts))
+            .unwrap_or((0, [0; 20]))
     }
 }
 

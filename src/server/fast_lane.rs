@@ -18,9 +18,10 @@
 
 use crate::commands::{self, Command, Handler};
 use crate::state::{ServerState, Stats};
-use crate::wire::{check_value, le_i32, HEADER_LEN, OP_MSG};
-use bson::spec::ElementType;
-use bson::{RawBsonRef, RawDocument};
+use crate::wire::{
+    check_value, finish_document, le_i32, write_element, Header, HEADER_LEN, OP_MSG,
+};
+use bson::{Bson, RawBsonRef, RawDocument};
 
 /// Larger frames are never a bare instant command; they take the general path.
 const MAX_FRAME: usize = 4096;
@@ -45,20 +46,20 @@ pub fn answer(server: &ServerState, frame: &[u8], out: &mut Vec<u8>) -> bool {
     }
     Stats::add(&server.stats.op_command, 1);
     let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&super::connection::next_response_id().to_le_bytes());
-    out.extend_from_slice(&le_i32(frame, 4).to_le_bytes());
-    out.extend_from_slice(&OP_MSG.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0]);
+    Header {
+        message_length: 0,
+        request_id: super::connection::next_response_id(),
+        response_to: le_i32(frame, 4),
+        op_code: OP_MSG,
+    }
+    .write(out);
+    out.extend_from_slice(&0u32.to_le_bytes()); // flags
+    out.push(0); // section kind: body
     let body = out.len();
     out.extend_from_slice(&[0; 4]);
-    out.push(ElementType::Double as u8);
-    out.extend_from_slice(b"ok\0");
-    out.extend_from_slice(&1.0f64.to_le_bytes());
+    write_element(b"ok", &Bson::Double(1.0), out).expect("a double");
     server.clock.write_reply_times(out);
-    out.push(0);
-    let body_len = (out.len() - body) as i32;
-    out[body..body + 4].copy_from_slice(&body_len.to_le_bytes());
+    finish_document(body, out);
     let len = (out.len() - start) as i32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     true

@@ -441,13 +441,27 @@ fn write_direct(doc: &Document, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-fn finish_document(start: usize, out: &mut Vec<u8>) {
+/// Starts a subdocument element named `key` in a document being written; returns where
+/// its length goes, for [`finish_document`].
+pub(crate) fn open_document(key: &[u8], out: &mut Vec<u8>) -> usize {
+    out.push(bson::spec::ElementType::EmbeddedDocument as u8);
+    out.extend_from_slice(key);
+    out.push(0);
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Ends the document whose length goes at `start`.
+pub(crate) fn finish_document(start: usize, out: &mut Vec<u8>) {
     out.push(0);
     let len = (out.len() - start) as i32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-fn write_element(key: &[u8], value: &Bson, out: &mut Vec<u8>) -> Option<()> {
+/// Writes one element; None (with `out` partly written) for a key holding a NUL or a
+/// value type the direct writer leaves to bson.
+pub(crate) fn write_element(key: &[u8], value: &Bson, out: &mut Vec<u8>) -> Option<()> {
     use bson::spec::{BinarySubtype, ElementType};
     if key.contains(&0) {
         return None;
