@@ -34,6 +34,14 @@ pub fn wall_seconds() -> u32 {
         .unwrap_or(0)
 }
 
+/// The wall clock's current second, at its first increment, packed.
+fn wall_time() -> u64 {
+    pack(Timestamp {
+        time: wall_seconds(),
+        increment: 1,
+    })
+}
+
 impl Default for LogicalClock {
     fn default() -> Self {
         Self::new()
@@ -43,10 +51,7 @@ impl Default for LogicalClock {
 impl LogicalClock {
     pub fn new() -> Self {
         LogicalClock {
-            packed: AtomicU64::new(pack(Timestamp {
-                time: wall_seconds(),
-                increment: 1,
-            })),
+            packed: AtomicU64::new(wall_time()),
             keys: OnceLock::new(),
         }
     }
@@ -67,10 +72,7 @@ impl LogicalClock {
     /// Reserves a new, strictly later time: wall-clock seconds when they have moved on,
     /// otherwise the next increment.
     pub fn tick(&self) -> Timestamp {
-        let wall = pack(Timestamp {
-            time: wall_seconds(),
-            increment: 1,
-        });
+        let wall = wall_time();
         let prev = self
             .packed
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
@@ -78,6 +80,11 @@ impl LogicalClock {
             })
             .expect("the closure always returns Some");
         unpack(wall.max(prev + 1))
+    }
+
+    /// The time [`Self::tick`] would give now, without taking it.
+    pub fn next(&self) -> Timestamp {
+        unpack(wall_time().max(self.packed.load(Ordering::Acquire) + 1))
     }
 
     /// Moves the clock forward to `ts` if it is later (never backwards).

@@ -106,8 +106,6 @@ pub struct ReplCoordinator {
     pub set_name: String,
     pub transport: Arc<dyn Transport>,
     store: Arc<Store>,
-    /// The node's clock: entries are proposed no earlier than it.
-    clock: Arc<LogicalClock>,
     /// Where this node's Raft id and settings are kept across restarts.
     node_file: Option<PathBuf>,
     applied: watch::Receiver<Applied>,
@@ -161,13 +159,12 @@ impl ReplCoordinator {
         transport: Arc<dyn Transport>,
         clock: Arc<LogicalClock>,
     ) -> std::io::Result<Arc<ReplCoordinator>> {
-        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock.clone())?;
+        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock)?;
         let (topology_counter, _) = watch::channel(0);
         Ok(Arc::new(ReplCoordinator {
             set_name,
             transport,
             store,
-            clock,
             node_file: dbpath.map(|d| d.join(NODE_FILE)),
             applied,
             raft: RwLock::new(None),
@@ -729,12 +726,8 @@ impl ReplCoordinator {
     /// latest cluster time it has seen, whichever is later, so that a write's
     /// operationTime follows every time its client has been given.
     fn entry(&self, op: ReplOp) -> ReplEntry {
-        let wall = crate::clock::pack(bson::Timestamp {
-            time: crate::clock::wall_seconds(),
-            increment: 1,
-        });
         ReplEntry {
-            time_hint: wall.max(crate::clock::pack(self.clock.now()) + 1),
+            time_hint: crate::clock::pack(self.store.clock.next()),
             op,
         }
     }

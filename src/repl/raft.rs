@@ -134,8 +134,9 @@ pub struct Store {
     file: Option<PathBuf>,
     /// The state machine; attached once the catalog is open.
     catalog: OnceLock<Arc<dyn Catalog>>,
-    /// Moved forward to each applied entry's time.
-    clock: Arc<LogicalClock>,
+    /// The node's clock: moved forward to each applied entry's time, and entries are
+    /// proposed no earlier than it.
+    pub(super) clock: Arc<LogicalClock>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -148,6 +149,17 @@ struct StoreInner {
     snapshot: Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>,
     #[serde(skip)]
     snapshot_seq: u64,
+}
+
+impl StoreInner {
+    /// The last entry's id, in the log or purged from it.
+    fn last_log_id(&self) -> Option<LogId<u64>> {
+        self.log
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(self.last_purged)
+    }
 }
 
 impl Store {
@@ -189,13 +201,7 @@ impl Store {
     ) -> std::io::Result<()> {
         let mut inner = self.inner.lock();
         let term = inner.vote.map(|v| v.leader_id().term).unwrap_or(0) + 1;
-        let last = inner
-            .log
-            .keys()
-            .next_back()
-            .copied()
-            .or(inner.last_purged.map(|l| l.index))
-            .unwrap_or(0);
+        let last = inner.last_log_id().map_or(0, |l| l.index);
         let leader = openraft::CommittedLeaderId::new(term, node_id);
         let membership = openraft::Membership::new(vec![voters], nodes);
         inner.log.insert(
@@ -375,15 +381,9 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
         let inner = self.inner.lock();
-        let last = inner
-            .log
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(inner.last_purged);
         Ok(LogState {
             last_purged_log_id: inner.last_purged,
-            last_log_id: last,
+            last_log_id: inner.last_log_id(),
         })
     }
 
@@ -462,22 +462,16 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
             next.time = hint.max(next.time + 1);
             next.wall_millis = bson::DateTime::now().timestamp_millis();
             // The entry's writes and the record of having applied it, in one transaction.
-            let record = applied_write(&next);
-            let error = if writes.is_empty() {
-                catalog.apply(vec![record]).map_err(io_error)?;
-                None
-            } else {
-                writes.push(record.clone());
-                match catalog.apply(writes) {
-                    Ok(()) => None,
-                    Err(CatalogError::Storage(e)) => {
-                        return Err(io_error(CatalogError::Storage(e)))
-                    }
-                    // A refused batch changed nothing; only the record is written.
-                    Err(refused) => {
-                        catalog.apply(vec![record]).map_err(io_error)?;
-                        Some(refused)
-                    }
+            writes.push(applied_write(&next));
+            let error = match catalog.apply(writes) {
+                Ok(()) => None,
+                Err(e @ CatalogError::Storage(_)) => return Err(io_error(e)),
+                // A refused batch changed nothing; only the record is written.
+                Err(refused) => {
+                    catalog
+                        .apply(vec![applied_write(&next)])
+                        .map_err(io_error)?;
+                    Some(refused)
                 }
             };
             self.clock.advance_to(unpack(next.time));
