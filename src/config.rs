@@ -537,10 +537,11 @@ fn check_initial_members(hosts: Vec<String>, has_set: bool) -> Result<Vec<String
     }
     let mut seen = std::collections::BTreeSet::new();
     for host in &hosts {
-        let port_ok = host.rsplit_once(':').is_some_and(|(name, port)| {
-            !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !port_ok {
+        // mongod's host:port rules, and the port may not be left to its default.
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !has_port || crate::repl::config::check_host_and_port("initialMembers", host).is_err() {
             return Err(format!("initialMembers: '{host}' is not host:port"));
         }
         if !seen.insert(host.to_ascii_lowercase()) {
