@@ -11,7 +11,7 @@ use crate::auth;
 use crate::auth::privilege::ResourcePattern;
 use crate::catalog::{Catalog, Collection, Write};
 use crate::clock::{pack, unpack};
-use crate::error::{type_mismatch, Code, CommandError, CommandResult};
+use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
 use crate::state::{Client, ServerState};
 use bson::{doc, Bson, Document, Timestamp};
 use hmac::{Hmac, KeyInit, Mac};
@@ -86,10 +86,6 @@ impl ClusterKeys {
             .collect();
         *self.keys.write() = keys;
         *self.last_proof.lock() = None;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.read().is_empty()
     }
 
     /// `(keyId, proof)` for `time`, or None while no key covers it.
@@ -209,10 +205,7 @@ fn parse(value: &Bson) -> CommandResult<SignedTime> {
         None => return Err(missing("hash")),
     };
     let key_id = match signature.get("keyId") {
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Int32(n)) => *n as i64,
-        Some(Bson::Double(f)) if f.fract() == 0.0 => *f as i64,
-        Some(other) => return Err(type_mismatch("keyId", other, "long")),
+        Some(value) => whole_number(value).ok_or_else(|| type_mismatch("keyId", value, "long"))?,
         None => return Err(missing("keyId")),
     };
     Ok(SignedTime { time, hash, key_id })
@@ -267,26 +260,25 @@ mod tests {
         keys
     }
 
+    /// `secs` seconds after a fixed time, at `increment`.
+    fn at(secs: u32, increment: u32) -> Timestamp {
+        Timestamp {
+            time: 1_700_000_000 + secs,
+            increment,
+        }
+    }
+
     #[test]
     fn a_signed_time_validates_and_a_forged_one_does_not() {
-        let now = Timestamp {
-            time: 1_700_000_000,
-            increment: 3,
-        };
+        let now = at(0, 3);
         let first = ClusterKeys::default().next_key(now, 3600).unwrap();
         let keys = keys_with(vec![first]);
         let (id, p) = keys.sign(now).expect("a key covers now");
         keys.validate(now, id, &p).unwrap();
         // The proof covers later increments in the same range, not another second.
-        let later = Timestamp {
-            time: now.time,
-            increment: 9,
-        };
+        let later = at(0, 9);
         keys.validate(later, id, &p).unwrap();
-        let next_second = Timestamp {
-            time: now.time + 1,
-            increment: 1,
-        };
+        let next_second = at(1, 1);
         assert_eq!(
             keys.validate(next_second, id, &p).unwrap_err().code,
             Code::TimeProofMismatch
@@ -295,33 +287,21 @@ mod tests {
             keys.validate(now, id + 1, &p).unwrap_err().code,
             Code::KeyNotFound
         );
-        let expired = Timestamp {
-            time: now.time + 7200,
-            increment: 1,
-        };
+        let expired = at(7200, 1);
         assert!(keys.sign(expired).is_none());
     }
 
     #[test]
     fn two_keys_are_kept_ahead() {
-        let now = Timestamp {
-            time: 1_700_000_000,
-            increment: 1,
-        };
+        let now = at(0, 1);
         let first = ClusterKeys::default().next_key(now, 100).unwrap();
         let keys = keys_with(vec![first.clone()]);
         // Written by a later entry, so at a later cluster time.
-        let then = Timestamp {
-            time: now.time,
-            increment: 2,
-        };
+        let then = at(0, 2);
         let second = keys.next_key(then, 100).expect("a second key");
         let keys = keys_with(vec![first, second]);
         assert!(keys.next_key(now, 100).is_none());
-        let later = Timestamp {
-            time: now.time + 150,
-            increment: 1,
-        };
+        let later = at(150, 1);
         assert!(
             keys.next_key(later, 100).is_some(),
             "the first key has expired"

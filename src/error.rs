@@ -61,6 +61,17 @@ pub fn bad_value(msg: impl Into<String>) -> CommandError {
     CommandError::new(Code::BadValue, msg)
 }
 
+/// A numeric field read as mongod reads integers: an int, a long, or a double without
+/// a fraction.
+pub fn whole_number(value: &bson::Bson) -> Option<i64> {
+    match value {
+        bson::Bson::Int32(n) => Some(*n as i64),
+        bson::Bson::Int64(n) => Some(*n),
+        bson::Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
+        _ => None,
+    }
+}
+
 pub fn type_mismatch(field: &str, got: &bson::Bson, expected: &str) -> CommandError {
     CommandError::new(
         Code::TypeMismatch,

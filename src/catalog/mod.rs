@@ -80,23 +80,17 @@ pub enum Write {
 }
 
 impl Write {
+    pub fn collection(&self) -> Collection {
+        match self {
+            Write::Insert { collection, .. }
+            | Write::Replace { collection, .. }
+            | Write::Upsert { collection, .. }
+            | Write::Delete { collection, .. } => *collection,
+        }
+    }
+
     pub fn touches_keys(&self) -> bool {
-        matches!(
-            self,
-            Write::Insert {
-                collection: Collection::Keys,
-                ..
-            } | Write::Replace {
-                collection: Collection::Keys,
-                ..
-            } | Write::Upsert {
-                collection: Collection::Keys,
-                ..
-            } | Write::Delete {
-                collection: Collection::Keys,
-                ..
-            }
-        )
+        self.collection() == Collection::Keys
     }
 }
 

@@ -1,8 +1,8 @@
 //! killOp: interrupt an operation by its opid.
 
 use super::{cluster, Command, Handler, Invocation};
-use crate::error::{type_mismatch, Code, CommandError, CommandResult};
-use bson::{doc, Bson, Document};
+use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
+use bson::{doc, Document};
 
 pub const KILL_OP: Command = Command {
     admin_only: true,
@@ -22,10 +22,7 @@ fn kill_op(inv: &Invocation, cmd: &Document) -> CommandResult {
                 "Missing expected field \"op\"",
             ))
         }
-        Some(Bson::Int32(n)) => *n as i64,
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Double(d)) if d.fract() == 0.0 => *d as i64,
-        Some(other) => return Err(type_mismatch("op", other, "int")),
+        Some(value) => whole_number(value).ok_or_else(|| type_mismatch("op", value, "int"))?,
     };
     if let Ok(opid) = u32::try_from(opid) {
         inv.server.ops.kill(opid);

@@ -50,7 +50,7 @@ mod whatsmyuri;
 mod write_concern;
 
 use crate::auth;
-use crate::error::{type_mismatch, Code, CommandError, CommandResult};
+use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
 use bson::{Bson, Document, RawDocumentBuf};
@@ -336,10 +336,9 @@ fn request_db(body: &Document) -> CommandResult<String> {
 fn max_time(body: &Document) -> CommandResult<Option<Duration>> {
     let ms = match body.get("maxTimeMS") {
         None | Some(Bson::Null) => return Ok(None),
-        Some(Bson::Int32(n)) => *n as i64,
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Double(d)) if d.fract() == 0.0 => *d as i64,
-        Some(other) => return Err(type_mismatch("maxTimeMS", other, "int")),
+        Some(value) => {
+            whole_number(value).ok_or_else(|| type_mismatch("maxTimeMS", value, "int"))?
+        }
     };
     if !(0..=i32::MAX as i64).contains(&ms) {
         return Err(CommandError::new(

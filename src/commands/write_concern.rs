@@ -1,7 +1,7 @@
 //! The `writeConcern` argument of commands that write, parsed and checked as mongod does,
 //! and the `writeConcernError` a reply carries when the wait for it did not succeed.
 
-use crate::error::{bad_value, type_mismatch, Code, CommandError, CommandResult};
+use crate::error::{bad_value, type_mismatch, whole_number, Code, CommandError, CommandResult};
 use bson::{doc, Bson, Document};
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ pub fn parse(cmd: &Document, standalone: bool) -> CommandResult<Option<WriteConc
                             format!("Unrecognized write concern mode: {s}"),
                         ))
                     }
-                    v => match number(v) {
+                    v => match whole_number(v) {
                         Some(n) if n < 0 => {
                             return Err(failed_to_parse("w cannot be a negative value"))
                         }
@@ -108,12 +108,12 @@ pub fn parse(cmd: &Document, standalone: bool) -> CommandResult<Option<WriteConc
                 }
             }
             "wtimeout" | "wtimeoutMS" => {
-                let ms =
-                    number(value).ok_or_else(|| failed_to_parse("wtimeout must be a number"))?;
+                let ms = whole_number(value)
+                    .ok_or_else(|| failed_to_parse("wtimeout must be a number"))?;
                 concern.wtimeout = (ms > 0).then(|| Duration::from_millis(ms as u64));
             }
             "j" | "fsync" => {
-                if !matches!(value, Bson::Boolean(_)) && number(value).is_none() {
+                if !matches!(value, Bson::Boolean(_)) && whole_number(value).is_none() {
                     return Err(failed_to_parse(format!("{key} must be a boolean")));
                 }
             }
@@ -130,15 +130,6 @@ pub fn parse(cmd: &Document, standalone: bool) -> CommandResult<Option<WriteConc
         return Err(bad_value("cannot use 'w' > 1 on a standalone"));
     }
     Ok(Some(concern))
-}
-
-fn number(v: &Bson) -> Option<i64> {
-    match v {
-        Bson::Int32(n) => Some(*n as i64),
-        Bson::Int64(n) => Some(*n),
-        Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
