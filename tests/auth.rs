@@ -179,7 +179,7 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
         assert!(driver_error_is_auth_failure(&err), "{err}");
     }
     // The log lines arrive through a reader thread: give them a moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mechs: Vec<String> = server
             .auth_success_lines("u1")
@@ -191,8 +191,8 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
         if both {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{mechs:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "{mechs:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -81,6 +81,15 @@ fn dockerignore_keeps_build_output_and_the_key_out() {
     }
 }
 
+/// A YAML list of strings as `&str`s.
+fn strs(v: &serde_yaml::Value) -> Vec<&str> {
+    v.as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn compose_three_self_initiating_members_with_key_volumes_and_healthchecks() {
     let mut compose: serde_yaml::Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
@@ -90,12 +99,7 @@ fn compose_three_self_initiating_members_with_key_volumes_and_healthchecks() {
     assert_eq!(names, ["ferrod1", "ferrod2", "ferrod3"]);
     for (i, name) in names.iter().enumerate() {
         let service = &compose["services"][*name];
-        let command: Vec<&str> = service["command"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let command = strs(&service["command"]);
         assert_eq!(
             command,
             [
@@ -115,12 +119,7 @@ fn compose_three_self_initiating_members_with_key_volumes_and_healthchecks() {
         );
         // The member finds itself in --initialMembers by its host name.
         assert_eq!(service["hostname"].as_str(), Some(*name));
-        let volumes: Vec<&str> = service["volumes"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let volumes = strs(&service["volumes"]);
         assert_eq!(
             volumes,
             [
@@ -129,12 +128,7 @@ fn compose_three_self_initiating_members_with_key_volumes_and_healthchecks() {
             ]
         );
         assert!(compose["volumes"][format!("{name}-data").as_str()].is_null());
-        let test: Vec<&str> = service["healthcheck"]["test"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let test = strs(&service["healthcheck"]["test"]);
         assert_eq!(
             test,
             ["CMD", "/ferrod", "healthcheck", "--timeout-ms", "2000"]

@@ -57,11 +57,7 @@ fn server_with_authorization_is_healthy_without_credentials() {
 
 #[test]
 fn nothing_listening_exits_1() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port(); // bound and released: nothing listens there now
+    let port = common::free_port(); // bound and released: nothing listens there now
     let (out, took) = healthcheck(&["--port", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -590,6 +590,19 @@ fn priority_zero_and_hidden_members_never_become_primary() {
     );
 }
 
+/// An awaitable hello (maxAwaitTimeMS 10000) for `tv` over a fresh connection to `addr`:
+/// the reply and how long it took.
+fn awaitable_hello(addr: &str, tv: Document) -> (Document, Duration) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let reply = common::op_msg_roundtrip(
+        &mut s,
+        &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
+    );
+    (reply, started.elapsed())
+}
+
 #[test]
 fn awaitable_hello_waits_for_a_topology_change() {
     let nodes = start_set(3);
@@ -619,16 +632,7 @@ fn awaitable_hello_waits_for_a_topology_change() {
     let addr = nodes[p].addr();
     let waiter = std::thread::spawn({
         let tv = tv.clone();
-        move || {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let started = Instant::now();
-            let reply = common::op_msg_roundtrip(
-                &mut s,
-                &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
-            );
-            (reply, started.elapsed())
-        }
+        move || awaitable_hello(&addr, tv)
     });
     std::thread::sleep(Duration::from_millis(300));
     assert!(ok(&admin(
@@ -693,51 +697,6 @@ fn rust_driver_finds_the_primary_and_follows_a_stepdown() {
     });
 }
 
-/// A ferrod restarted on a fixed port and an existing data directory.
-struct Restarted {
-    child: std::process::Child,
-    port: u16,
-    _dbpath: tempfile::TempDir,
-}
-
-impl Restarted {
-    fn start(dbpath: tempfile::TempDir, port: u16) -> Restarted {
-        let child = std::process::Command::new(common::FERROD)
-            .args(["--port", &port.to_string(), "--replSet", SET, "--dbpath"])
-            .arg(dbpath.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn ferrod");
-        let node = Restarted {
-            child,
-            port,
-            _dbpath: dbpath,
-        };
-        eventually(
-            Duration::from_secs(10),
-            "the restarted ferrod to listen",
-            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
-        );
-        node
-    }
-
-    fn command(&self, mut cmd: Document) -> Document {
-        cmd.insert("$db", "admin");
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        common::op_msg_roundtrip(&mut s, &cmd)
-    }
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_whole_set_survives_kill_9_and_restart() {
     let nodes = start_set(3);
@@ -747,10 +706,10 @@ fn the_whole_set_survives_kill_9_and_restart() {
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     // kill -9 all three, then start them again on the same ports and data.
     let dirs: Vec<tempfile::TempDir> = nodes.into_iter().map(Ferrod::into_dbpath).collect();
-    let restarted: Vec<Restarted> = dirs
+    let restarted: Vec<Ferrod> = dirs
         .into_iter()
         .zip(&ports)
-        .map(|(dir, port)| Restarted::start(dir, *port))
+        .map(|(dir, port)| Ferrod::start_on_port(dir, *port, &["--replSet", SET]))
         .collect();
     let primary = eventually(
         Duration::from_secs(15),
@@ -758,7 +717,7 @@ fn the_whole_set_survives_kill_9_and_restart() {
         || {
             let hellos: Vec<Document> = restarted
                 .iter()
-                .map(|n| n.command(doc! {"hello": 1}))
+                .map(|n| admin(n, doc! {"hello": 1}))
                 .collect();
             let primaries: Vec<&Document> = hellos
                 .iter()
@@ -772,20 +731,20 @@ fn the_whole_set_survives_kill_9_and_restart() {
         .iter()
         .find(|n| primary.ends_with(&format!(":{}", n.port)))
         .unwrap();
-    let config = primary.command(doc! {"replSetGetConfig": 1});
+    let config = admin(primary, doc! {"replSetGetConfig": 1});
     assert_eq!(
         config.get_document("config").unwrap().get_i32("version"),
         Ok(version),
         "{config}"
     );
-    let s = primary.command(doc! {"replSetGetStatus": 1});
+    let s = admin(primary, doc! {"replSetGetStatus": 1});
     // Raft may let the old leader carry on in its term (it still holds the votes).
     assert!(
         s.get_i64("term").unwrap() >= term,
         "the term went back: {s}"
     );
     // Initiating again is refused: the set is already initialized.
-    let again = primary.command(doc! {"replSetInitiate": {}});
+    let again = admin(primary, doc! {"replSetInitiate": {}});
     assert_eq!(again.get_i32("code"), Ok(23), "{again}");
 }
 
@@ -837,16 +796,7 @@ fn awaitable_hello_ends_at_shutdown() {
         .unwrap()
         .clone();
     let addr = nodes[p].addr();
-    let waiter = std::thread::spawn(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let started = Instant::now();
-        let reply = common::op_msg_roundtrip(
-            &mut s,
-            &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
-        );
-        (reply, started.elapsed())
-    });
+    let waiter = std::thread::spawn(move || awaitable_hello(&addr, tv));
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let status = nodes[p].terminate();

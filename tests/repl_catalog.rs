@@ -107,10 +107,7 @@ impl Node {
         }
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        use std::io::Write;
-        s.write_all(&common::op_msg(7, 0, &cmd)).ok()?;
-        let (_, _, _, body) = common::read_frame(&mut s).ok()?;
-        Some(common::parse_op_msg_reply(&body))
+        try_roundtrip(&mut s, 7, &cmd)
     }
 
     fn is_primary(&self) -> bool {
@@ -146,8 +143,26 @@ fn agreed_primary(nodes: &[Node], running: &[usize]) -> Option<usize> {
     nodes[p].is_primary().then_some(p)
 }
 
+/// Sends `cmd` as OP_MSG with `request_id` and parses the reply; None if the connection
+/// fails.
+fn try_roundtrip(s: &mut TcpStream, request_id: i32, cmd: &Document) -> Option<Document> {
+    use std::io::Write;
+    s.write_all(&common::op_msg(request_id, 0, cmd)).ok()?;
+    let (_, _, _, body) = common::read_frame(s).ok()?;
+    Some(common::parse_op_msg_reply(&body))
+}
+
 fn ok(reply: &Document) -> bool {
     matches!(reply.get("ok"), Some(Bson::Double(v)) if *v == 1.0)
+}
+
+/// Creates `name` (password "x", no roles) on `node`, asserting it succeeded.
+fn create_user(node: &Node, name: &str) -> Document {
+    let reply = node
+        .command(doc! {"createUser": name, "pwd": "x", "roles": []})
+        .unwrap();
+    assert!(ok(&reply), "{reply}");
+    reply
 }
 
 fn user_names(node: &Node) -> Option<Vec<String>> {
@@ -462,10 +477,7 @@ fn set_with_election_timeout(millis: i32) -> (Vec<Node>, usize) {
 #[test]
 fn killed_primary_is_replaced_and_rejoins_caught_up() {
     let (mut nodes, p) = fast_set();
-    let reply = nodes[p]
-        .command(doc! {"createUser": "before", "pwd": "x", "roles": []})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
+    let reply = create_user(&nodes[p], "before");
     let t_before = reply.get_timestamp("operationTime").unwrap();
     nodes[p].kill();
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
@@ -474,10 +486,7 @@ fn killed_primary_is_replaced_and_rejoins_caught_up() {
     });
     // Written while the old primary is down.
     for i in 0..5 {
-        let reply = nodes[q]
-            .command(doc! {"createUser": format!("while{i}"), "pwd": "x", "roles": []})
-            .unwrap();
-        assert!(ok(&reply), "{reply}");
+        let reply = create_user(&nodes[q], &format!("while{i}"));
         let t = reply.get_timestamp("operationTime").unwrap();
         assert!(
             (t.time, t.increment) > (t_before.time, t_before.increment),
@@ -540,16 +549,11 @@ fn no_majority_acknowledged_user_is_lost_across_20_primary_kills() {
                 let reply = ports.iter().find_map(|port| {
                     let mut s = TcpStream::connect(("127.0.0.1", *port)).ok()?;
                     s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
-                    use std::io::Write;
                     let hello = doc! {"hello": 1, "$db": "admin"};
-                    s.write_all(&common::op_msg(1, 0, &hello)).ok()?;
-                    let (_, _, _, body) = common::read_frame(&mut s).ok()?;
-                    if common::parse_op_msg_reply(&body).get_bool("isWritablePrimary") != Ok(true) {
+                    if try_roundtrip(&mut s, 1, &hello)?.get_bool("isWritablePrimary") != Ok(true) {
                         return None;
                     }
-                    s.write_all(&common::op_msg(2, 0, &cmd)).ok()?;
-                    let (_, _, _, body) = common::read_frame(&mut s).ok()?;
-                    Some(common::parse_op_msg_reply(&body))
+                    try_roundtrip(&mut s, 2, &cmd)
                 });
                 match reply {
                     Some(r) if ok(&r) && !r.contains_key("writeConcernError") => {
@@ -673,9 +677,9 @@ fn reconfig_of_election_timeout_takes_effect_without_a_restart() {
     assert!(ok(&reply), "{reply}");
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
     // Every member runs with the new timing once it has the new config.
-    for &i in &(0..3).collect::<Vec<_>>() {
+    for node in &nodes {
         eventually(Duration::from_secs(10), "the new config everywhere", || {
-            let c = nodes[i].command(doc! {"replSetGetConfig": 1})?;
+            let c = node.command(doc! {"replSetGetConfig": 1})?;
             (c.get_document("config").ok()?.get_i32("version") == Ok(version + 1)).then_some(())
         });
     }
@@ -701,10 +705,7 @@ fn reconfig_of_election_timeout_takes_effect_without_a_restart() {
 #[test]
 fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
     let (mut nodes, p) = fast_set();
-    let reply = nodes[p]
-        .command(doc! {"createUser": "kept", "pwd": "x", "roles": []})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
+    create_user(&nodes[p], "kept");
     let s = (p + 1) % 3;
     eventually(Duration::from_secs(10), "the user on the survivor", || {
         user_names(&nodes[s])?
@@ -755,10 +756,7 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
     );
     assert!(now.get_i32("version").unwrap() >= version + 10_000, "{now}");
     assert_eq!(now.get_array("members").unwrap().len(), 1, "{now}");
-    let reply = nodes[s]
-        .command(doc! {"createUser": "after", "pwd": "x", "roles": []})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
+    create_user(&nodes[s], "after");
     let names = user_names(&nodes[s]).unwrap();
     assert!(
         names.contains(&"kept".to_owned()) && names.contains(&"after".to_owned()),
