@@ -183,6 +183,11 @@ def pool_counts(client, host):
     return h["inUse"] + h["available"] + h["refreshing"], h["created"]
 
 
+def pooled(client, host):
+    """The open connections of pool_counts, 0 if `host` has no pool."""
+    return (pool_counts(client, host) or (0, 0))[0]
+
+
 def wait_ready(client, seconds):
     """A primary and two secondaries as the driver sees them; returns the primary."""
     def ready():
@@ -199,23 +204,22 @@ def wait_ready(client, seconds):
 MEMBERS = [f"{s}:{PORT}" for s in SERVICES]
 
 
-def scenario(phases=None):
-    """Runs the phases in order (all by default) on one replica-set client."""
+def scenario():
+    """Runs the phases in order on one replica-set client."""
     refresh_addresses()
     log(f"compose network {network_name()}: {ADDRESSES}")
     client = set_client()
-    for phase in phases or PHASES:
+    for phase in PHASES:
         log(f"--- {phase.__name__}")
         phase(client)
 
 
 def discovery(client):
     """Discovery through replicaSet=rs0; every member agrees on the set and its primary."""
-    members = MEMBERS
     primary = wait_ready(client, 90)
     hello = client.admin.command("hello")
     check(hello["setName"] == SET, f"replicaSet={SET} finds the set from the host")
-    check(sorted(hello["hosts"]) == members, f"the set's hosts are the service names: {hello['hosts']}")
+    check(sorted(hello["hosts"]) == MEMBERS, f"the set's hosts are the service names: {hello['hosts']}")
     check(hello["isWritablePrimary"] and hello["me"] == primary, f"{primary} is the writable primary")
     topology = client.topology_description.topology_type_name
     check(topology == "ReplicaSetWithPrimary", f"topology type {topology}")
@@ -254,13 +258,12 @@ def authentication(client):
 def drop_connections_after_reconfig(client):
     """README's walkthrough: rs.reconfig removes a member, the primary's pool to it stays
     until dropConnections empties it; then the member is added back."""
-    members = MEMBERS
     primary = wait_ready(client, 60)
     p = direct(service_of(primary))
-    secondaries = sorted(m for m in members if m != primary)
+    secondaries = sorted(m for m in MEMBERS if m != primary)
     keep, removed = secondaries
     eventually(30, f"the primary's pool to {removed}",
-               lambda: (pool_counts(p, removed) or (0, 0))[0] > 0)
+               lambda: pooled(p, removed) > 0)
     cfg = client.admin.command("replSetGetConfig")["config"]
     full_members = cfg["members"]
     cfg["members"] = [m for m in full_members if m["host"] != removed]
@@ -270,15 +273,15 @@ def drop_connections_after_reconfig(client):
                lambda: sorted(status_members(p)) == sorted([primary, keep]))
     check(True, f"rs.reconfig removed {removed}: members {sorted([primary, keep])}")
     time.sleep(cfg.get("settings", {}).get("heartbeatIntervalMillis", 2000) / 1000 * 2)
-    open_now, _ = pool_counts(p, removed) or (0, 0)
+    open_now = pooled(p, removed)
     check(open_now > 0, f"the primary still pools {open_now} connection(s) to the removed {removed}")
     k = direct(service_of(keep))
     reply = p.admin.command("dropConnections", hostAndPort=[removed])
     check(reply["ok"] == 1, "dropConnections on the primary answers ok: 1")
-    check(pool_counts(p, removed)[0] == 0, f"the primary's pool to {removed} is empty")
-    check((pool_counts(p, keep) or (0, 0))[0] > 0, f"the primary's pool to {keep} is untouched")
+    check(pooled(p, removed) == 0, f"the primary's pool to {removed} is empty")
+    check(pooled(p, keep) > 0, f"the primary's pool to {keep} is untouched")
     k.admin.command("dropConnections", hostAndPort=[removed])
-    check((pool_counts(k, removed) or (0, 0))[0] == 0, f"{keep}'s pool to {removed} is empty too")
+    check(pooled(k, removed) == 0, f"{keep}'s pool to {removed} is empty too")
     # Put it back, for what follows.
     cfg["members"] = full_members
     cfg["version"] += 1
@@ -287,21 +290,20 @@ def drop_connections_after_reconfig(client):
                lambda: status_members(p).get(removed, {}).get("stateStr") == "SECONDARY"
                and status_members(p)[removed]["health"] == 1)
     check(True, f"{removed} re-added and SECONDARY again")
-    primary = wait_ready(client, 60)
+    wait_ready(client, 60)
 
 
 def network_partition(client):
     """docker network disconnect of a secondary: the others report it down and its pooled
     connections fail and leave the pools; reconnected, it recovers."""
-    members = MEMBERS
     primary = wait_ready(client, 60)
     net = network_name()
-    cut = sorted(m for m in members if m != primary)[0]
+    cut = sorted(m for m in MEMBERS if m != primary)[0]
     cut_service = service_of(cut)
-    others = [m for m in members if m != cut]
+    others = [m for m in MEMBERS if m != cut]
     p = direct(service_of(primary))
-    eventually(30, f"the primary's pool to {cut}", lambda: (pool_counts(p, cut) or (0, 0))[0] > 0)
-    _, created_before = pool_counts(p, cut)
+    eventually(30, f"the primary's pool to {cut}", lambda: pooled(p, cut) > 0)
+    _, created_before = pool_counts(p, cut) or (0, 0)
     run(["docker", "network", "disconnect", net, container(cut_service)])
     cut_at = time.monotonic()
     refresh_addresses()
@@ -314,7 +316,7 @@ def network_partition(client):
               f"{time.monotonic() - cut_at:.1f} s after the cut")
     # The heartbeats to it fail on their pooled connections, which leave the pool.
     eventually(60, f"the primary's pooled connections to {cut} to fail and be dropped",
-               lambda: pool_counts(p, cut)[0] == 0)
+               lambda: pooled(p, cut) == 0)
     check(True, f"the primary's pooled connections to {cut} failed and were dropped "
           f"({time.monotonic() - cut_at:.1f} s after the cut)")
     check(p.admin.command("dropConnections", hostAndPort=[cut])["ok"] == 1,
@@ -338,12 +340,12 @@ def network_partition(client):
     check(True, f"the driver sees a primary ({new_primary}) and two secondaries again")
     if new_primary == primary:
         eventually(30, f"fresh pooled connections from the primary to {cut}",
-                   lambda: pool_counts(p, cut)[1] > created_before and pool_counts(p, cut)[0] > 0)
+                   lambda: (pool_counts(p, cut) or (0, 0))[1] > created_before
+                   and pooled(p, cut) > 0)
         check(True, f"the primary pools fresh connections to {cut} again")
     else:
         # Its elections while cut off raised the term: a new election after the reconnect.
         log(f"note: the primary moved from {primary} to {new_primary} after the reconnect")
-    primary = new_primary
 
 
 def failover_on_docker_stop(client):
