@@ -1,0 +1,1 @@
+//! Hostile input: auth (cases added by that work).

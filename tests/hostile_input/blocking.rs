@@ -1,0 +1,1 @@
+//! Hostile input: blocking (cases added by that work).

@@ -1,0 +1,1 @@
+//! Hostile input: depth (cases added by that work).
