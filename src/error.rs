@@ -136,6 +136,7 @@ pub fn from_parse_error(err: &crate::wire::ParseError) -> CommandError {
     let code = match err {
         InvalidBson(_) => Code::InvalidBSON,
         BsonTooLarge(_) => Code::BSONObjectTooLarge,
+        TooDeep => Code::Overflow,
         MultipleBodies => Code::Location40430,
         DuplicateSequence(_) => Code::Location40431,
         UnknownSectionKind(_) => Code::Location40432,

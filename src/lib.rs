@@ -51,16 +51,7 @@ impl From<String> for StartupError {
 /// startup banner. Errors name what is wrong; nothing is listening yet.
 pub fn startup(server: &state::ServerState) -> Result<(), StartupError> {
     let config = &server.config;
-    // Before anything listens: a second server on the same dbpath stops here.
-    let catalog: std::sync::Arc<dyn catalog::Catalog> =
-        std::sync::Arc::new(catalog::RedbCatalog::open(&config.dbpath)?);
-    if server.catalog.set(catalog.clone()).is_err() {
-        return Err(String::from("the catalog was already opened").into());
-    }
-    if let Some(repl) = &server.repl {
-        repl.attach_catalog(catalog)
-            .map_err(|e| format!("cannot read the replica set state from the catalog: {e}"))?;
-    }
+    // Parameters first: maxBSONDepth bounds the reading of the store below.
     server
         .params
         .set_many(&config.set_parameters, true)
@@ -71,6 +62,16 @@ pub fn startup(server: &state::ServerState) -> Result<(), StartupError> {
             .set_many(&[(params::QUIET.into(), bson::Bson::Boolean(true))], true);
     }
     commands::apply_parameters(server);
+    // Before anything listens: a second server on the same dbpath stops here.
+    let catalog: std::sync::Arc<dyn catalog::Catalog> =
+        std::sync::Arc::new(catalog::RedbCatalog::open(&config.dbpath)?);
+    if server.catalog.set(catalog.clone()).is_err() {
+        return Err(String::from("the catalog was already opened").into());
+    }
+    if let Some(repl) = &server.repl {
+        repl.attach_catalog(catalog)
+            .map_err(|e| format!("cannot read the replica set state from the catalog: {e}"))?;
+    }
     if let Some(path) = &config.key_file {
         load_key_file(server, path)?;
     }

@@ -48,6 +48,8 @@ pub struct LogSink {
     quiet: AtomicBool,
     /// mongod's `logLevel`: 0 prints info and above, 1..5 add debug levels.
     verbosity: AtomicI32,
+    /// mongod's `maxLogSizeKB` in bytes: a larger attribute is truncated.
+    max_attribute_bytes: AtomicU64,
 }
 
 impl LogSink {
@@ -77,6 +79,7 @@ impl LogSink {
             startup_warnings: Mutex::new(Vec::new()),
             quiet: AtomicBool::new(quiet),
             verbosity: AtomicI32::new(0),
+            max_attribute_bytes: AtomicU64::new(10 * 1024),
         }))
     }
 
@@ -92,6 +95,12 @@ impl LogSink {
 
     pub fn verbosity(&self) -> i32 {
         self.verbosity.load(Ordering::Relaxed)
+    }
+
+    /// Sets `maxLogSizeKB`.
+    pub fn set_max_attribute_kb(&self, kb: u64) {
+        self.max_attribute_bytes
+            .store(kb.saturating_mul(1024), Ordering::Relaxed);
     }
 
     pub fn set_quiet(&self, quiet: bool) {
@@ -193,6 +202,8 @@ struct Record {
     ctx: String,
     msg: String,
     attr: Map<String, Value>,
+    /// Where attributes were cut, and their sizes before it (mongod's `truncated`, `size`).
+    truncated: Option<(Map<String, Value>, Map<String, Value>)>,
     startup_warning: bool,
 }
 
@@ -208,6 +219,10 @@ impl Record {
         });
         if !self.attr.is_empty() {
             line["attr"] = Value::Object(self.attr.clone());
+        }
+        if let Some((truncated, size)) = &self.truncated {
+            line["truncated"] = Value::Object(truncated.clone());
+            line["size"] = Value::Object(size.clone());
         }
         if self.startup_warning {
             line["tags"] = json!(["startupWarnings"]);
@@ -227,6 +242,13 @@ impl Record {
         if !self.attr.is_empty() {
             text.push(' ');
             text.push_str(&Value::Object(self.attr.clone()).to_string());
+        }
+        if let Some((truncated, size)) = &self.truncated {
+            text.push_str(&format!(
+                " truncated: {} size: {}",
+                Value::Object(truncated.clone()),
+                Value::Object(size.clone())
+            ));
         }
         text
     }
@@ -327,6 +349,9 @@ impl<S: Subscriber> Layer<S> for LogLayer {
             Level::DEBUG => "D1",
             Level::TRACE => "D2",
         };
+        let mut attr = fields.attr;
+        let limit = self.sink.max_attribute_bytes.load(Ordering::Relaxed) as usize;
+        let truncated = truncate_attributes(&mut attr, limit);
         self.sink.write_line(&Record {
             time: chrono::Utc::now(),
             severity,
@@ -334,8 +359,155 @@ impl<S: Subscriber> Layer<S> for LogLayer {
             id: fields.id,
             ctx: fields.ctx.unwrap_or_else(|| "-".to_owned()),
             msg: fields.msg,
-            attr: fields.attr,
+            attr,
+            truncated,
             startup_warning: fields.startup_warning,
         });
+    }
+}
+
+/// Cuts every attribute whose JSON is longer than `limit` bytes down to about `limit`, as
+/// mongod does past `maxLogSizeKB`; returns where each was cut and its size before, or None
+/// when nothing was cut.
+fn truncate_attributes(
+    attr: &mut Map<String, Value>,
+    limit: usize,
+) -> Option<(Map<String, Value>, Map<String, Value>)> {
+    let mut truncated = Map::new();
+    let mut sizes = Map::new();
+    for (name, value) in attr.iter_mut() {
+        let size = json_len(value);
+        if size <= limit {
+            continue;
+        }
+        let (cut, info) = truncate_value(value, limit);
+        *value = cut;
+        truncated.insert(name.clone(), info);
+        sizes.insert(name.clone(), json!(size));
+    }
+    (!truncated.is_empty()).then_some((truncated, sizes))
+}
+
+fn json_len(value: &Value) -> usize {
+    serde_json::to_string(value).map_or(0, |s| s.len())
+}
+
+/// `value` cut to at most `budget` bytes of JSON (strings shortened, trailing fields and
+/// elements left out), and mongod's description of the cut: `{type, size}` for a value
+/// cut short, `{truncated: {field: ...}, omitted: n}` for a document or array.
+fn truncate_value(value: &Value, budget: usize) -> (Value, Value) {
+    match value {
+        Value::Object(map) => {
+            let (kept, info) =
+                truncate_entries(map.iter().map(|(k, v)| (k.clone(), v)), budget, |k| {
+                    k.len() + 4
+                });
+            (Value::Object(kept.into_iter().collect()), info)
+        }
+        Value::Array(items) => {
+            let (kept, info) = truncate_entries(
+                items.iter().enumerate().map(|(i, v)| (i.to_string(), v)),
+                budget,
+                |_| 1,
+            );
+            (
+                Value::Array(kept.into_iter().map(|(_, v)| v).collect()),
+                info,
+            )
+        }
+        Value::String(s) => {
+            let mut end = budget.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            (
+                Value::String(s[..end].to_owned()),
+                json!({"type": "string", "size": s.len()}),
+            )
+        }
+        other => (
+            Value::Null,
+            json!({"type": type_name(other), "size": json_len(other)}),
+        ),
+    }
+}
+
+/// Keeps entries while they fit `budget` (each costing its JSON plus `overhead(key)`),
+/// cuts the first that does not, and counts the rest as omitted.
+fn truncate_entries<'a>(
+    entries: impl Iterator<Item = (String, &'a Value)>,
+    mut budget: usize,
+    overhead: impl Fn(&str) -> usize,
+) -> (Vec<(String, Value)>, Value) {
+    let mut kept = Vec::new();
+    let mut cut = Map::new();
+    let mut omitted = 0;
+    for (key, value) in entries {
+        if !cut.is_empty() {
+            omitted += 1;
+            continue;
+        }
+        let cost = json_len(value) + overhead(&key);
+        if cost <= budget {
+            budget -= cost;
+            kept.push((key, value.clone()));
+            continue;
+        }
+        let (partial, info) = truncate_value(value, budget.saturating_sub(overhead(&key)));
+        budget = 0;
+        kept.push((key.clone(), partial));
+        cut.insert(key, info);
+    }
+    let mut info = json!({"truncated": cut});
+    if omitted > 0 {
+        info["omitted"] = json!(omitted);
+    }
+    (kept, info)
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_attribute_is_cut_to_the_limit_and_the_cut_described() {
+        let big = "x".repeat(50_000);
+        let mut attr = Map::new();
+        attr.insert(
+            "command".into(),
+            json!({"createUser": "u", "customData": {"blob": big, "after": 1}, "$db": "admin"}),
+        );
+        attr.insert("durationMillis".into(), json!(3));
+        let (truncated, size) = truncate_attributes(&mut attr, 10 * 1024).expect("cut");
+        let cut = &attr["command"];
+        assert!(json_len(cut) <= 10 * 1024 + 64, "{}", json_len(cut));
+        assert_eq!(cut["createUser"], "u");
+        assert_eq!(attr["durationMillis"], 3, "small attributes stay whole");
+        assert_eq!(
+            truncated["command"],
+            json!({"truncated": {"customData": {"truncated": {"blob": {"type": "string", "size": 50_000}}, "omitted": 1}}, "omitted": 1})
+        );
+        assert!(size["command"].as_u64().unwrap() > 50_000);
+        assert!(!truncated.contains_key("durationMillis"));
+    }
+
+    #[test]
+    fn attributes_within_the_limit_are_untouched() {
+        let mut attr = Map::new();
+        attr.insert("command".into(), json!({"ping": 1}));
+        let before = attr.clone();
+        assert!(truncate_attributes(&mut attr, 10 * 1024).is_none());
+        assert_eq!(attr, before);
     }
 }

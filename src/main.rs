@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 mod healthcheck;
 
+/// The stack of every runtime thread, async workers and blocking threads alike.
+const WORKER_STACK_BYTES: usize = 16 << 20;
+
 /// Installs the SIGTERM/SIGINT handlers (before anything listens, so that a signal sent as
 /// soon as the port opens already shuts down gracefully) and returns the task body that
 /// turns the first signal into a graceful shutdown.
@@ -98,6 +101,10 @@ fn main() -> ExitCode {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Documents are walked recursively once maxBSONDepth (at most 250 levels) has
+        // bounded them; 16 MiB covers the deepest walk with room to spare, also in debug
+        // builds, whose frames are several times larger. Only touched pages use memory.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {

@@ -60,6 +60,10 @@ pub const POOL_REFRESH_REQUIREMENT_MS: &str = "ShardingTaskExecutorPoolRefreshRe
 pub const POOL_REFRESH_TIMEOUT_MS: &str = "ShardingTaskExecutorPoolRefreshTimeoutMS";
 pub const KEYS_ROTATION_INTERVAL_SEC: &str = "KeysRotationIntervalSec";
 pub const PERIODIC_NOOP_INTERVAL_SECS: &str = "periodicNoopIntervalSecs";
+/// Startup-only: how deeply documents in requests may nest (mongod's BSONDepth).
+pub const MAX_BSON_DEPTH: &str = "maxBSONDepth";
+/// The size past which a logged attribute is truncated, in KB.
+pub const MAX_LOG_SIZE_KB: &str = "maxLogSizeKB";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -109,6 +113,14 @@ pub static PARAMETERS: &[ParamSpec] = &[
     // The primary's no-op writes that keep the cluster time moving while idle.
     int_param!(PERIODIC_NOOP_INTERVAL_SECS, 10, 1, 10, runtime: false),
     int_param!("maxTransactionLockRequestTimeoutMillis", 5, -1, I32_MAX, runtime: true),
+    int_param!(
+        MAX_BSON_DEPTH,
+        crate::wire::depth::DEFAULT_MAX_BSON_DEPTH as i32,
+        crate::wire::depth::MIN_MAX_BSON_DEPTH as i64,
+        crate::wire::depth::MAX_MAX_BSON_DEPTH as i64,
+        runtime: false
+    ),
+    int_param!(MAX_LOG_SIZE_KB, 10, 0, I32_MAX, runtime: true),
 ];
 
 fn spec(name: &str) -> Option<&'static ParamSpec> {

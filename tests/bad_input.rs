@@ -160,6 +160,22 @@ fn code_with_scope_element(name: &str, code: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An element `name: {a: {a: ... {}}}` holding `levels` documents, written by hand (the
+/// bson crate would recurse once per level).
+fn deep_element(name: &str, levels: usize) -> Vec<u8> {
+    let mut inner = raw_doc(&[]);
+    for _ in 1..levels {
+        let mut element = vec![0x03, b'a', 0];
+        element.extend_from_slice(&inner);
+        inner = raw_doc(&element);
+    }
+    let mut out = vec![0x03];
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&inner);
+    out
+}
+
 /// A binary element `name: BinData(0, <len zero bytes>)`.
 fn binary_element(name: &str, len: usize) -> Vec<u8> {
     let mut out = vec![0x05];
@@ -432,6 +448,80 @@ fn cases() -> Vec<Case> {
             "BSON document over 16 MiB",
             msg(0, &body_raw(&big_doc)),
             Error(10334),
+        ),
+        // -- nesting past maxBSONDepth (200): Overflow, as mongod's validateBSON says
+        case(
+            "ping nested 200 levels",
+            msg(
+                0,
+                &body_raw(&raw_doc(&ping_elements(&deep_element("x", 200)))),
+            ),
+            Accepted,
+        ),
+        case(
+            "ping nested 201 levels",
+            msg(
+                0,
+                &body_raw(&raw_doc(&ping_elements(&deep_element("x", 201)))),
+            ),
+            Error(15),
+        ),
+        case(
+            "ping nested 20,000 levels",
+            msg(
+                0,
+                &body_raw(&raw_doc(&ping_elements(&deep_element("x", 20_000)))),
+            ),
+            Error(15),
+        ),
+        case(
+            "a document sequence nested 300 levels",
+            msg(
+                0,
+                &concat(&[body(&ping()), {
+                    let deep = raw_doc(&deep_element("x", 300));
+                    let mut seq = vec![1u8];
+                    seq.extend_from_slice(&((4 + 2 + deep.len()) as i32).to_le_bytes());
+                    seq.extend_from_slice(b"d\0");
+                    seq.extend_from_slice(&deep);
+                    seq
+                }]),
+            ),
+            Error(15),
+        ),
+        case(
+            "OP_COMPRESSED ping nested 5,000 levels",
+            {
+                let plain = msg(
+                    0,
+                    &body_raw(&raw_doc(&ping_elements(&deep_element("x", 5_000)))),
+                );
+                compressed(OP_MSG, (plain.len() - 16) as i32, 0, &plain[16..])
+            },
+            Error(15),
+        ),
+        case(
+            "OP_QUERY hello nested 5,000 levels",
+            frame(
+                BAD_ID,
+                OP_QUERY,
+                &concat(&[
+                    vec![0; 4],
+                    b"admin.$cmd\0".to_vec(),
+                    vec![0; 4],
+                    (-1i32).to_le_bytes().to_vec(),
+                    raw_doc(&concat(&[
+                        {
+                            let mut hello = vec![0x10];
+                            hello.extend_from_slice(b"hello\0");
+                            hello.extend_from_slice(&1i32.to_le_bytes());
+                            hello
+                        },
+                        deep_element("x", 5_000),
+                    ])),
+                ]),
+            ),
+            LegacyError(15),
         ),
         // bson 2.15 cannot decode this one lossily (the fuzz target's first find).
         case(

@@ -92,6 +92,16 @@ impl Write {
     pub fn touches_keys(&self) -> bool {
         self.collection() == Collection::Keys
     }
+
+    /// The document this write stores, if it stores one.
+    pub fn doc(&self) -> Option<&Document> {
+        match self {
+            Write::Insert { doc, .. } | Write::Replace { doc, .. } | Write::Upsert { doc, .. } => {
+                Some(doc)
+            }
+            Write::Delete { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +135,21 @@ pub trait Catalog: Send + Sync {
 }
 
 /// Serde for a document as base64 of its BSON bytes.
+/// Decodes a document of the catalog or the replication log. A field nested deeper than
+/// `maxBSONDepth` (which only an older build could have stored) is left out with a
+/// warning, so that such a document can still be read, and dropped or rewritten.
+pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Document, crate::wire::ParseError> {
+    let (doc, dropped) = crate::wire::decode_stored(bytes)?;
+    if !dropped.is_empty() {
+        tracing::warn!(target: "STORAGE", id = 7_000_040, ctx = "catalog",
+            documentId = %doc.get("_id").map(ToString::to_string).unwrap_or_default(),
+            fields = ?dropped,
+            maxBSONDepth = crate::wire::depth::max_bson_depth() as i64,
+            "Stored document has fields nested deeper than maxBSONDepth; read without them");
+    }
+    Ok(doc)
+}
+
 mod bson_bytes {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
@@ -141,7 +166,7 @@ mod bson_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Document, D::Error> {
         let text = String::deserialize(d)?;
         let bytes = B64.decode(text).map_err(D::Error::custom)?;
-        Document::from_reader(bytes.as_slice()).map_err(D::Error::custom)
+        super::decode_stored(&bytes).map_err(D::Error::custom)
     }
 }
 

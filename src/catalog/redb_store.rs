@@ -62,7 +62,7 @@ impl RedbCatalog {
 }
 
 fn decode(bytes: &[u8]) -> Result<Document, CatalogError> {
-    Document::from_reader(bytes).map_err(storage)
+    super::decode_stored(bytes).map_err(storage)
 }
 
 fn encode(doc: &Document) -> Result<Vec<u8>, CatalogError> {

@@ -8,6 +8,7 @@ use crate::auth::users::storage_error;
 use crate::catalog::{CatalogError, Write};
 use crate::error::{Code, CommandError, CommandResult};
 use crate::repl::raft::ReplOp;
+use crate::wire::depth;
 use bson::{doc, Document};
 
 /// One command's writes and what it answers.
@@ -49,6 +50,7 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
         on_conflict,
         mut reply,
     } = change;
+    check_storable(&writes)?;
     let server = &inv.server;
     let Some(repl) = &server.repl else {
         write_concern::parse(cmd, true)?;
@@ -93,6 +95,24 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
         reply.insert("writeConcernError", unsatisfiable(&concern));
     }
     Ok(reply)
+}
+
+/// mongod's storage validation of nesting: no field of a stored document deeper than the
+/// user-storage limit (`maxBSONDepth` less 20), checked before anything is written or
+/// proposed.
+fn check_storable(writes: &[Write]) -> CommandResult<()> {
+    let limit = depth::max_depth_for_user_storage();
+    if writes
+        .iter()
+        .filter_map(Write::doc)
+        .any(|doc| depth::field_depth(doc) > limit)
+    {
+        return Err(CommandError::new(
+            Code::Overflow,
+            format!("Document exceeds maximum nesting depth of {limit}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The `writeConcernError` for `w` above the number of members that can acknowledge.

@@ -42,4 +42,8 @@ pub fn apply(server: &crate::state::ServerState) {
         server.log.set_quiet(quiet);
     }
     server.pools.apply_settings(&server.params);
+    server
+        .log
+        .set_max_attribute_kb(server.params.get_i64(params::MAX_LOG_SIZE_KB) as u64);
+    crate::wire::depth::set_max_bson_depth(server.params.get_i64(params::MAX_BSON_DEPTH) as u32);
 }

@@ -19,7 +19,7 @@
 use crate::commands::{self, Command, Handler};
 use crate::state::{ServerState, Stats};
 use crate::wire::{
-    check_value, finish_document, le_i32, write_element, Header, HEADER_LEN, OP_MSG,
+    check_value, depth, finish_document, le_i32, write_element, Header, HEADER_LEN, OP_MSG,
 };
 use bson::{Bson, RawBsonRef, RawDocument};
 
@@ -74,7 +74,13 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     if server.config.slowms == 0 {
         return false;
     }
-    let Ok(body) = RawDocument::from_bytes(&frame[BODY_AT..]) else {
+    // The walks below recurse: anything nested past maxBSONDepth takes the general path,
+    // which refuses it.
+    let body_bytes = &frame[BODY_AT..];
+    if depth::check_raw(body_bytes, depth::max_bson_depth()) != depth::RawDepth::Within {
+        return false;
+    }
+    let Ok(body) = RawDocument::from_bytes(body_bytes) else {
         return false;
     };
     let mut elements = body.iter();

@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod compression;
+pub mod depth;
 pub mod op_msg;
 pub mod op_query;
 pub mod op_reply;
@@ -121,6 +122,9 @@ pub enum ParseError {
     InvalidBson(String),
     #[error("BSONObj size: {0} (0x{0:X}) is invalid. Size must be between 0 and 16793600(16MB)")]
     BsonTooLarge(i64),
+    /// Nested deeper than `maxBSONDepth` ([`depth`]).
+    #[error("{}", depth::TOO_DEEP_MESSAGE)]
+    TooDeep,
     #[error("invalid OP_REPLY: {0}")]
     BadReply(String),
     #[error("Compression algorithm specified in message is not available: {0}")]
@@ -167,7 +171,8 @@ impl ParseError {
             | SequenceShadowsBody(_)
             | BadSequence(_)
             | InvalidBson(_)
-            | BsonTooLarge(_) => Disposition::ErrorReply,
+            | BsonTooLarge(_)
+            | TooDeep => Disposition::ErrorReply,
         }
     }
 
@@ -243,7 +248,8 @@ impl<'a> Reader<'a> {
         decode_document(self.document_bytes()?)
     }
 
-    /// The bytes of the next document, with [`Reader::document`]'s checks, undecoded.
+    /// The bytes of the next document, with [`Reader::document`]'s checks, undecoded. Its
+    /// nesting is checked against `maxBSONDepth` here, before anything recursive reads it.
     pub fn document_bytes(&mut self) -> Result<&'a [u8], ParseError> {
         if self.remaining() < 5 {
             return Err(ParseError::InvalidBson(format!(
@@ -261,7 +267,11 @@ impl<'a> Reader<'a> {
         if declared > MAX_BSON_SIZE as i64 {
             return Err(ParseError::BsonTooLarge(declared));
         }
-        self.take(declared as usize, "document")
+        let bytes = self.take(declared as usize, "document")?;
+        if depth::check_raw(bytes, depth::max_bson_depth()) == depth::RawDepth::TooDeep {
+            return Err(ParseError::TooDeep);
+        }
+        Ok(bytes)
     }
 }
 
@@ -293,6 +303,35 @@ pub fn decode_document(raw: &[u8]) -> Result<Document, ParseError> {
     // decoder behind a wrapper type.
     #[allow(deprecated)]
     Document::from_reader_utf8_lossy(raw).map_err(|_| strict)
+}
+
+/// A document read back from ferrod's own store or log. Reading must not overflow the
+/// stack whatever an older build wrote: a top-level field nested deeper than
+/// `maxBSONDepth` allows is left out, and its name returned for the caller to report.
+pub fn decode_stored(raw: &[u8]) -> Result<(Document, Vec<String>), ParseError> {
+    use bson::RawBsonRef as R;
+    let limit = depth::max_bson_depth();
+    if depth::check_raw(raw, limit) != depth::RawDepth::TooDeep {
+        return decode_document(raw).map(|doc| (doc, Vec::new()));
+    }
+    let invalid = |e: bson::raw::Error| ParseError::InvalidBson(e.to_string());
+    let mut kept = Document::new();
+    let mut dropped = Vec::new();
+    for element in bson::RawDocument::from_bytes(raw).map_err(invalid)? {
+        let (key, value) = element.map_err(invalid)?;
+        let inner = match value {
+            R::Document(d) => Some(d.as_bytes()),
+            R::Array(a) => Some(a.as_bytes()),
+            R::JavaScriptCodeWithScope(c) => Some(c.scope.as_bytes()),
+            _ => None,
+        };
+        if inner.is_some_and(|b| depth::check_raw(b, limit - 1) != depth::RawDepth::Within) {
+            dropped.push(key.to_owned());
+            continue;
+        }
+        kept.insert(key, direct_value(value).map_err(invalid)?);
+    }
+    Ok((kept, dropped))
 }
 
 /// The same Document as `Document::try_from(&RawDocument)`, built without it. bson's

@@ -5,9 +5,10 @@
 //! other clients afterwards.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 mod auth;
 mod blocking;
 mod depth;
+mod log_size;
