@@ -2,7 +2,7 @@
 //! and graceful shutdown.
 
 mod connection;
-mod fast_lane;
+pub mod fast_lane;
 mod listener;
 
 pub use listener::{bind, run, Listeners};
