@@ -2,6 +2,7 @@
 //! The command line beats the file, which beats the defaults, as with mongod.
 
 use crate::log::LogFormat;
+use crate::pool::host_and_port::{HostAndPort, Parsed};
 use crate::wire::Compressor;
 use bson::{doc, Bson, Document};
 use clap::Parser;
@@ -538,13 +539,10 @@ fn check_initial_members(hosts: Vec<String>, has_set: bool) -> Result<Vec<String
     let mut seen = std::collections::BTreeSet::new();
     for host in &hosts {
         // mongod's host:port rules, and the port may not be left to its default.
-        let has_port = host
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| port.parse::<u16>().is_ok_and(|p| p > 0));
-        if !has_port || crate::repl::config::check_host_and_port("initialMembers", host).is_err() {
+        let Ok(Parsed::Full(parsed)) = HostAndPort::parse(host) else {
             return Err(format!("initialMembers: '{host}' is not host:port"));
-        }
-        if !seen.insert(host.to_ascii_lowercase()) {
+        };
+        if !seen.insert(parsed) {
             return Err(format!("initialMembers: '{host}' is listed twice"));
         }
     }

@@ -77,6 +77,16 @@ pub enum Write {
     },
     /// Removes a document if present.
     Delete { collection: Collection, id: String },
+    /// A precondition for compare-on-write: the batch fails with
+    /// [`CatalogError::Changed`] unless the document `id` (with `id: None`, the whole
+    /// collection) still has the [`Catalog::version`] `version` the writer read before it
+    /// read the documents it changes. It is checked where the batch is applied, so every
+    /// member of a replica set decides alike.
+    Expect {
+        collection: Collection,
+        id: Option<String>,
+        version: Option<String>,
+    },
 }
 
 impl Write {
@@ -85,7 +95,8 @@ impl Write {
             Write::Insert { collection, .. }
             | Write::Replace { collection, .. }
             | Write::Upsert { collection, .. }
-            | Write::Delete { collection, .. } => *collection,
+            | Write::Delete { collection, .. }
+            | Write::Expect { collection, .. } => *collection,
         }
     }
 
@@ -108,6 +119,8 @@ impl Write {
 pub enum CatalogError {
     Duplicate(String),
     NotFound(String),
+    /// A [`Write::Expect`] failed: what the writer read changed before its batch applied.
+    Changed(Collection),
     /// The store itself failed (I/O, corruption).
     Storage(String),
 }
@@ -117,6 +130,7 @@ impl fmt::Display for CatalogError {
         match self {
             CatalogError::Duplicate(id) => write!(f, "duplicate id {id}"),
             CatalogError::NotFound(id) => write!(f, "no document with id {id}"),
+            CatalogError::Changed(c) => write!(f, "{} changed meanwhile", c.table_name()),
             CatalogError::Storage(msg) => write!(f, "catalog storage error: {msg}"),
         }
     }
@@ -130,6 +144,13 @@ pub trait Catalog: Send + Sync {
     /// Every document of a collection, in id order.
     fn list(&self, collection: Collection) -> Result<Vec<Document>, CatalogError>;
     fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError>;
+    /// A digest of what a document holds now (None: absent) or, with `id: None`, of a
+    /// whole collection; what [`Write::Expect`] compares.
+    fn version(
+        &self,
+        collection: Collection,
+        id: Option<&str>,
+    ) -> Result<Option<String>, CatalogError>;
     /// Applies the batch atomically and durably: when this returns Ok, it survives a crash.
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError>;
 }

@@ -65,6 +65,29 @@ fn decode(bytes: &[u8]) -> Result<Document, CatalogError> {
     super::decode_stored(bytes).map_err(storage)
 }
 
+/// [`Catalog::version`] read from a table: SHA-256 of the stored bytes, which are the same
+/// on every member that applied the same batches.
+fn version_in<T: ReadableTable<&'static str, &'static [u8]>>(
+    t: &T,
+    id: Option<&str>,
+) -> Result<Option<String>, CatalogError> {
+    use sha2::{Digest, Sha256};
+    let Some(id) = id else {
+        let mut hash = Sha256::new();
+        for entry in t.iter().map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            for part in [key.value().as_bytes(), value.value()] {
+                hash.update((part.len() as u64).to_le_bytes());
+                hash.update(part);
+            }
+        }
+        return Ok(Some(hex::encode(hash.finalize())));
+    };
+    Ok(t.get(id)
+        .map_err(storage)?
+        .map(|value| hex::encode(Sha256::digest(value.value()))))
+}
+
 fn encode(doc: &Document) -> Result<Vec<u8>, CatalogError> {
     let mut out = Vec::new();
     doc.to_writer(&mut out).map_err(storage)?;
@@ -92,6 +115,19 @@ impl Catalog for RedbCatalog {
 
     fn is_empty(&self, collection: Collection) -> Result<bool, CatalogError> {
         self.read(collection, true, |t| t.is_empty().map_err(storage))
+    }
+
+    fn version(
+        &self,
+        collection: Collection,
+        id: Option<&str>,
+    ) -> Result<Option<String>, CatalogError> {
+        // A table never written to holds what an empty one does.
+        let empty = match id {
+            Some(_) => None,
+            None => Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest([]))),
+        };
+        self.read(collection, empty, |t| version_in(t, id))
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
@@ -135,6 +171,16 @@ impl Catalog for RedbCatalog {
                     let mut t = txn.open_table(table(collection)).map_err(storage)?;
                     t.remove(id.as_str()).map_err(storage)?;
                 }
+                Write::Expect {
+                    collection,
+                    id,
+                    version,
+                } => {
+                    let t = txn.open_table(table(collection)).map_err(storage)?;
+                    if version_in(&t, id.as_deref())? != version {
+                        return Err(CatalogError::Changed(collection));
+                    }
+                }
             }
         }
         // Dropping an uncommitted transaction (the early returns above) aborts it.
@@ -169,5 +215,51 @@ mod tests {
         let c = RedbCatalog::open(dir.path()).unwrap();
         assert_eq!(c.list(Collection::Users).unwrap().len(), 1);
         assert!(c.is_empty(Collection::Roles).unwrap());
+    }
+
+    #[test]
+    fn expect_holds_only_while_what_was_read_is_unchanged() {
+        let c = RedbCatalog::in_memory();
+        let users = Collection::Users;
+        let expect = |id: Option<&str>| Write::Expect {
+            collection: users,
+            id: id.map(str::to_owned),
+            version: c.version(users, id).unwrap(),
+        };
+        let upsert = |n: i32| Write::Upsert {
+            collection: users,
+            id: "admin.a".into(),
+            doc: doc! {"_id": "admin.a", "n": n},
+        };
+        // A table never written to reads as the empty one it becomes.
+        let never_written = expect(None);
+        c.apply(vec![
+            upsert(1),
+            Write::Delete {
+                collection: users,
+                id: "admin.a".into(),
+            },
+        ])
+        .unwrap();
+        c.apply(vec![never_written.clone()]).unwrap();
+
+        let absent = expect(Some("admin.a"));
+        c.apply(vec![absent.clone(), upsert(1)]).unwrap();
+        let (one, all) = (expect(Some("admin.a")), expect(None));
+        assert_eq!(
+            c.apply(vec![absent, upsert(2)]),
+            Err(CatalogError::Changed(users))
+        );
+        assert_eq!(
+            c.apply(vec![never_written, upsert(2)]),
+            Err(CatalogError::Changed(users))
+        );
+        c.apply(vec![one.clone(), all.clone(), upsert(2)]).unwrap();
+        assert_eq!(c.apply(vec![one]), Err(CatalogError::Changed(users)));
+        assert_eq!(c.apply(vec![all]), Err(CatalogError::Changed(users)));
+        assert_eq!(
+            c.get(users, "admin.a").unwrap(),
+            Some(doc! {"_id": "admin.a", "n": 2})
+        );
     }
 }

@@ -1,11 +1,17 @@
 //! How the user- and role-management commands write. A handler works out a
 //! [`CatalogChange`]; [`commit`] applies it: on a replica set through the replicated log,
 //! waiting for the command's write concern; on a standalone straight to the catalog.
+//!
+//! Handlers that read before they write (grantRolesToUser reads the user's roles) are
+//! made atomic by compare-on-write: they read the [`Catalog::version`] of what they rely
+//! on first ([`expect`]), and their batch carries it as a [`Write::Expect`]. A batch
+//! refused because something changed meanwhile is worked out again from fresh reads
+//! ([`run`]), as mongod's user-management lock would have made it wait.
 
 use super::write_concern::{self, WriteConcern, W};
 use super::Invocation;
 use crate::auth::users::storage_error;
-use crate::catalog::{CatalogError, Write};
+use crate::catalog::{Catalog, CatalogError, Collection, Write};
 use crate::error::{Code, CommandError, CommandResult};
 use crate::repl::raft::ReplOp;
 use crate::wire::depth;
@@ -29,22 +35,85 @@ impl CatalogChange {
         }
     }
 
+    /// Puts preconditions (see [`expect`]) ahead of the writes.
+    pub fn expecting(mut self, preconditions: Vec<Write>) -> CatalogChange {
+        self.writes.splice(0..0, preconditions);
+        self
+    }
+
     pub fn with_reply(mut self, reply: Document) -> CatalogChange {
         self.reply = reply;
         self
     }
 }
 
+/// A precondition on the document `id` (on the whole collection with None) as it is now.
+/// Call it before reading what the batch is worked out from.
+pub fn expect(
+    catalog: &dyn Catalog,
+    collection: Collection,
+    id: Option<&str>,
+) -> CommandResult<Write> {
+    Ok(Write::Expect {
+        collection,
+        id: id.map(str::to_owned),
+        version: catalog.version(collection, id).map_err(storage_error)?,
+    })
+}
+
+/// How many times a handler is worked out again after its reads went stale before the
+/// command gives up with WriteConflict (only a flood of edits of the same documents
+/// gets there: each round, one of the competing batches applies).
+const MAX_ATTEMPTS: usize = 1000;
+
+/// Runs a catalog-writing handler and commits its change, again from fresh reads while
+/// what it read changes before its batch applies.
+pub async fn run(
+    inv: &Invocation,
+    cmd: &Document,
+    handler: fn(&Invocation, &Document) -> CommandResult<CatalogChange>,
+) -> CommandResult {
+    for _ in 0..MAX_ATTEMPTS {
+        let change = handler(inv, cmd)?;
+        match commit(inv, cmd, change).await {
+            Err(Refusal::Changed) => tokio::task::yield_now().await,
+            Err(Refusal::Error(e)) => return Err(e),
+            Ok(reply) => return Ok(reply),
+        }
+    }
+    Err(CommandError::new(
+        Code::WriteConflict,
+        "the user and role documents kept changing; try again",
+    ))
+}
+
+enum Refusal {
+    /// A [`Write::Expect`] failed: work the change out again.
+    Changed,
+    Error(CommandError),
+}
+
+impl From<CommandError> for Refusal {
+    fn from(e: CommandError) -> Refusal {
+        Refusal::Error(e)
+    }
+}
+
 /// The error for a batch the catalog refused.
-fn refused(error: CatalogError, on_conflict: CommandError) -> CommandError {
+fn refused(error: CatalogError, on_conflict: CommandError) -> Refusal {
     match error {
-        CatalogError::Storage(_) => storage_error(error),
-        _ => on_conflict,
+        CatalogError::Changed(_) => Refusal::Changed,
+        CatalogError::Storage(_) => Refusal::Error(storage_error(error)),
+        CatalogError::Duplicate(_) | CatalogError::NotFound(_) => Refusal::Error(on_conflict),
     }
 }
 
 /// Applies `change` and waits for the write concern of `cmd`.
-pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> CommandResult {
+async fn commit(
+    inv: &Invocation,
+    cmd: &Document,
+    change: CatalogChange,
+) -> Result<Document, Refusal> {
     let CatalogChange {
         writes,
         on_conflict,
@@ -67,17 +136,21 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
     let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
     let wait = async {
         let (outcome, index) = repl.propose(server, ReplOp::Catalog(writes)).await?;
+        // A refused batch changed nothing: there is nothing to wait for.
+        if let Some(error) = outcome.error {
+            return Err(refused(error, on_conflict));
+        }
         match concern.w {
             W::Nodes(n) if satisfiable => repl.wait_replicated(index, n as usize).await?,
             _ => {}
         }
-        Ok::<_, CommandError>(outcome)
+        Ok::<_, Refusal>(())
     };
     // w: 0 and 1 ignore wtimeout, as in mongod.
     let limit = concern
         .wtimeout
         .filter(|_| !matches!(concern.w, W::Nodes(0 | 1)));
-    let outcome = match limit {
+    match limit {
         None => wait.await?,
         Some(limit) => match tokio::time::timeout(limit, wait).await {
             Ok(outcome) => outcome?,
@@ -87,9 +160,6 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
                 return Ok(reply);
             }
         },
-    };
-    if let Some(error) = outcome.error {
-        return Err(refused(error, on_conflict));
     }
     if !satisfiable {
         reply.insert("writeConcernError", unsatisfiable(&concern));

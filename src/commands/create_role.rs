@@ -1,5 +1,6 @@
 //! createRole and updateRole: user-defined roles with privileges and inherited roles.
 
+use super::catalog_write::expect;
 use super::user_admin::{
     check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
 };
@@ -90,6 +91,12 @@ pub fn role_document(role: &Name, privileges: &[Privilege], subroles: &[Name]) -
 
 fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let request = parse(cmd, "createRole")?;
+    // mongod's checks, in its order, once the command runs.
+    match request.role.db.as_str() {
+        "local" => return Err(bad_value("Cannot create roles in the local database")),
+        "$external" => return Err(bad_value("Cannot create roles in the $external database")),
+        _ => {}
+    }
     if roles::is_builtin(&request.role.name, &request.role.db) {
         return Err(bad_value(
             "Cannot create roles with the same name as a built-in role",
@@ -100,6 +107,8 @@ fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
     check_may_change_roles(inv, &subroles, true)?;
     check_may_change_privileges(inv, &privileges, true)?;
     let catalog = inv.server.catalog();
+    // The roles checked to exist and to make no cycle, as read here.
+    let precondition = expect(catalog.as_ref(), Collection::Roles, None)?;
     check_roles_exist(catalog.as_ref(), &subroles)?;
     check_no_cycle(catalog.as_ref(), &request.role, &subroles)?;
     let doc = role_document(&request.role, &privileges, &subroles);
@@ -112,7 +121,7 @@ fn create_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
         Code::Location51002,
         format!("Role \"{}\" already exists", request.role),
     );
-    Ok(CatalogChange::new(vec![write], exists))
+    Ok(CatalogChange::new(vec![precondition, write], exists))
 }
 
 fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
@@ -127,6 +136,7 @@ fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
         check_may_change_privileges(inv, privileges, true)?;
     }
     let catalog = inv.server.catalog();
+    let precondition = expect(catalog.as_ref(), Collection::Roles, None)?;
     let stored = users::get_role(catalog.as_ref(), &request.role)?
         .ok_or_else(|| role_not_found(&request.role))?;
     let privileges = request
@@ -140,7 +150,7 @@ fn update_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
         }
         None => users::stored_roles(&stored),
     };
-    Ok(save_role(&request.role, &privileges, &subroles))
+    Ok(save_role(&request.role, &privileges, &subroles).expecting(vec![precondition]))
 }
 
 /// Replaces a stored role document.

@@ -1,5 +1,6 @@
 //! createUser: a new user with SCRAM credentials (never the password) and roles.
 
+use super::catalog_write::expect;
 use super::user_admin::{
     bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
     mechanisms_arg, name_arg, new_uuid, password_arg, request_db, USER_FIELDS,
@@ -62,8 +63,25 @@ fn parse(cmd: &Document) -> CommandResult<Request> {
 
 fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let request = parse(cmd)?;
+    // mongod's first check once the command runs (user_management_commands.cpp).
+    if request.user.db == "local" {
+        return Err(bad_value("Cannot create users in the local database"));
+    }
     check_may_change_roles(inv, &request.roles, true)?;
     let catalog = inv.server.catalog();
+    // The roles checked to exist, as read here.
+    let mut preconditions = vec![expect(catalog.as_ref(), Collection::Roles, None)?];
+    if through_localhost_exception(inv) {
+        // The exception lets one first user in: the batch holds only if there is still
+        // no user when it applies, and a retry finds the exception closed.
+        preconditions.push(expect(catalog.as_ref(), Collection::Users, None)?);
+        if !crate::auth::localhost_exception(&inv.server, &inv.client) {
+            return Err(CommandError::new(
+                Code::Unauthorized,
+                "command createUser requires authentication",
+            ));
+        }
+    }
     check_roles_exist(catalog.as_ref(), &request.roles)?;
     let credentials = derive_credentials(
         inv,
@@ -92,5 +110,11 @@ fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
         Code::Location51003,
         format!("User \"{}\" already exists", request.user),
     );
-    Ok(CatalogChange::new(vec![write], exists))
+    Ok(CatalogChange::new(vec![write], exists).expecting(preconditions))
+}
+
+/// With authorization on, only the localhost exception lets a client that is not logged
+/// in run createUser (see the dispatcher's authentication check).
+fn through_localhost_exception(inv: &Invocation) -> bool {
+    crate::auth::enforced(&inv.server) && inv.client.auth.lock().user.is_none()
 }

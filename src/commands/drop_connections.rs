@@ -54,7 +54,7 @@ fn parse_hosts(value: &Bson) -> CommandResult<Vec<HostAndPort>> {
                 // Without an explicit port it can name no pool (mongod's documented
                 // behaviour: ignored).
                 Ok(Parsed::HostOnly(_)) => {}
-                Err(msg) => return Err(CommandError::new(Code::FailedToParse, msg)),
+                Err(e) => return Err(CommandError::new(Code::FailedToParse, e.to_string())),
             },
             other => {
                 return Err(type_mismatch(

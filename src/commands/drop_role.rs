@@ -1,6 +1,7 @@
 //! dropRole and dropAllRolesFromDatabase. As in mongod, a dropped role is also removed
 //! from every user and role that had it, in the same batch.
 
+use super::catalog_write::expect;
 use super::user_admin::{check_fields, name_arg};
 use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
@@ -41,13 +42,24 @@ fn drop_role(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
             "{role} is a built-in role and cannot be modified"
         )));
     }
+    let preconditions = preconditions(inv)?;
     if users::get_role(inv.server.catalog().as_ref(), &role)?.is_none() {
         return Err(role_not_found(&role));
     }
-    drop_roles(inv, &[role])
+    Ok(drop_roles(inv, &[role])?.expecting(preconditions))
+}
+
+/// Every user and role as read here: dropping roles rewrites whichever hold them.
+fn preconditions(inv: &Invocation) -> CommandResult<Vec<Write>> {
+    let catalog = inv.server.catalog();
+    Ok(vec![
+        expect(catalog.as_ref(), Collection::Users, None)?,
+        expect(catalog.as_ref(), Collection::Roles, None)?,
+    ])
 }
 
 fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogChange> {
+    let preconditions = preconditions(inv)?;
     let all = inv
         .server
         .catalog()
@@ -58,7 +70,9 @@ fn drop_all_roles(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogCha
         .filter(|r| r.get_str("db") == Ok(inv.db.as_str()))
         .filter_map(|r| Some(Name::new(r.get_str("role").ok()?, r.get_str("db").ok()?)))
         .collect();
-    Ok(drop_roles(inv, &dropped)?.with_reply(doc! {"n": dropped.len() as i32}))
+    Ok(drop_roles(inv, &dropped)?
+        .expecting(preconditions)
+        .with_reply(doc! {"n": dropped.len() as i32}))
 }
 
 /// Deletes the roles and strips them from every user and remaining role, atomically.
@@ -93,7 +107,7 @@ fn drop_roles(inv: &Invocation, dropped: &[Name]) -> CommandResult<CatalogChange
             }
         }
     }
-    // Upserts and deletes cannot be refused.
+    // Upserts and deletes cannot be refused (a failed precondition is retried).
     Ok(CatalogChange::new(
         writes,
         CommandError::new(Code::InternalError, "unexpected catalog conflict"),

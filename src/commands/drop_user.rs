@@ -1,5 +1,6 @@
 //! dropUser and dropAllUsersFromDatabase.
 
+use super::catalog_write::expect;
 use super::user_admin::{check_fields, name_arg};
 use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
@@ -53,6 +54,8 @@ fn unexpected_conflict() -> CommandError {
 }
 
 fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogChange> {
+    // The users as listed here, so that none created meanwhile survives.
+    let precondition = expect(inv.server.catalog().as_ref(), Collection::Users, None)?;
     let all = inv
         .server
         .catalog()
@@ -68,5 +71,7 @@ fn drop_all_users(inv: &Invocation, _cmd: &Document) -> CommandResult<CatalogCha
         })
         .collect();
     let n = writes.len() as i32;
-    Ok(CatalogChange::new(writes, unexpected_conflict()).with_reply(doc! {"n": n}))
+    Ok(CatalogChange::new(writes, unexpected_conflict())
+        .expecting(vec![precondition])
+        .with_reply(doc! {"n": n}))
 }

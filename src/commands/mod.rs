@@ -469,15 +469,12 @@ async fn run(
                 .await
                 .map(ReplyBody::Document)
         }
-        Handler::CatalogWrite(f) => match f(&invocation, body) {
-            Ok(change) => {
-                let fut = catalog_write::commit(&invocation, body, change);
-                Box::pin(bounded(server, &invocation, time_limit, fut))
-                    .await
-                    .map(ReplyBody::Document)
-            }
-            Err(e) => Err(e),
-        },
+        Handler::CatalogWrite(f) => {
+            let fut = catalog_write::run(&invocation, body, f);
+            Box::pin(bounded(server, &invocation, time_limit, fut))
+                .await
+                .map(ReplyBody::Document)
+        }
     };
     log_if_slow(&invocation, command, started.elapsed(), &result);
     result

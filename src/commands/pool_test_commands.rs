@@ -9,8 +9,14 @@
 //!   `{checkedOut, generations, replies}`, or the first error.
 //! - `{_ferrodRuntimeStats: 1}`: `{aliveTasks, hostPools}`: live tokio tasks and host pool
 //!   tasks, for leak checks.
+//!
+//! With authorization on they need the privileges of what they imitate. A checkout opens
+//! the server's own member-to-member connections (logged in with the keyFile as
+//! `__system`) to any host:port and runs any command there, which is what the cluster
+//! `internal` action guards in mongod (replSetHeartbeat, the Raft RPCs); runtime stats
+//! are a piece of serverStatus.
 
-use super::{BoxFuture, Command, Handler, Invocation};
+use super::{cluster, BoxFuture, Command, Handler, Invocation};
 use crate::error::{bad_value, CommandResult};
 use crate::pool::{HostAndPort, REPL_POOL};
 use bson::{doc, Bson, Document};
@@ -19,11 +25,13 @@ use std::time::Duration;
 pub const POOL_CHECKOUT: Command = Command {
     admin_only: true,
     test_only: true,
+    privileges: &[cluster("internal")],
     ..Command::new("_ferrodPoolCheckout", "", Handler::Async(checkout))
 };
 
 pub const RUNTIME_STATS: Command = Command {
     test_only: true,
+    privileges: &[cluster("serverStatus")],
     ..Command::new("_ferrodRuntimeStats", "", Handler::Sync(runtime_stats))
 };
 

@@ -1,5 +1,6 @@
 //! grantPrivilegesToRole, revokePrivilegesFromRole, grantRolesToRole, revokeRolesFromRole.
 
+use super::catalog_write::expect;
 use super::create_role::save_role;
 use super::user_admin::{
     check_fields, check_may_change_privileges, check_may_change_roles, name_arg, request_db,
@@ -11,6 +12,7 @@ use crate::auth::users::{
     self, check_no_cycle, check_roles_exist, parse_role_names, role_not_found,
 };
 use crate::auth::{roles, Name};
+use crate::catalog::{Collection, Write};
 use crate::error::{bad_value, missing_field, CommandResult};
 use bson::Document;
 
@@ -88,17 +90,24 @@ fn roles_arg(cmd: &Document, command: &str) -> CommandResult<Vec<Name>> {
     Ok(roles)
 }
 
-/// The stored role a grant or revoke changes; built-in roles cannot change.
-fn target(inv: &Invocation, cmd: &Document, command: &str) -> CommandResult<(Name, Document)> {
+/// The stored role a grant or revoke changes (built-in roles cannot change), and the
+/// precondition that the roles are still as read: the role itself, and the roles a
+/// grant checks to exist and to make no cycle.
+fn target(
+    inv: &Invocation,
+    cmd: &Document,
+    command: &str,
+) -> CommandResult<(Name, Document, Write)> {
     let role = Name::new(name_arg(cmd, command)?, &inv.db);
     if roles::is_builtin(&role.name, &role.db) {
         return Err(bad_value(format!(
             "{role} is a built-in role and cannot be modified"
         )));
     }
-    let doc = users::get_role(inv.server.catalog().as_ref(), &role)?
-        .ok_or_else(|| role_not_found(&role))?;
-    Ok((role, doc))
+    let catalog = inv.server.catalog();
+    let precondition = expect(catalog.as_ref(), Collection::Roles, None)?;
+    let doc = users::get_role(catalog.as_ref(), &role)?.ok_or_else(|| role_not_found(&role))?;
+    Ok((role, doc, precondition))
 }
 
 fn change_privileges(
@@ -109,7 +118,7 @@ fn change_privileges(
 ) -> CommandResult<CatalogChange> {
     let changes = privileges_arg(cmd, command)?;
     check_may_change_privileges(inv, &changes, grant)?;
-    let (role, doc) = target(inv, cmd, command)?;
+    let (role, doc, precondition) = target(inv, cmd, command)?;
     let mut privileges = users::stored_privileges(&doc);
     if grant {
         privileges = merge(privileges.into_iter().chain(changes));
@@ -124,7 +133,7 @@ fn change_privileges(
         }
         privileges.retain(|p| !p.actions.is_empty());
     }
-    Ok(save_role(&role, &privileges, &users::stored_roles(&doc)))
+    Ok(save_role(&role, &privileges, &users::stored_roles(&doc)).expecting(vec![precondition]))
 }
 
 fn change_roles(
@@ -135,7 +144,7 @@ fn change_roles(
 ) -> CommandResult<CatalogChange> {
     let changes = roles_arg(cmd, command)?;
     check_may_change_roles(inv, &changes, grant)?;
-    let (role, doc) = target(inv, cmd, command)?;
+    let (role, doc, precondition) = target(inv, cmd, command)?;
     let catalog = inv.server.catalog();
     check_roles_exist(catalog.as_ref(), &changes)?;
     let mut subroles = users::stored_roles(&doc);
@@ -149,5 +158,5 @@ fn change_roles(
     } else {
         subroles.retain(|r| !changes.contains(r));
     }
-    Ok(save_role(&role, &users::stored_privileges(&doc), &subroles))
+    Ok(save_role(&role, &users::stored_privileges(&doc), &subroles).expecting(vec![precondition]))
 }

@@ -1,5 +1,6 @@
 //! updateUser: new password, mechanisms, roles or customData for an existing user.
 
+use super::catalog_write::expect;
 use super::user_admin::{
     bool_arg, check_fields, check_may_change_roles, custom_data, derive_credentials,
     mechanisms_arg, name_arg, password_arg, replace_user, request_db, USER_FIELDS,
@@ -10,6 +11,7 @@ use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
 };
 use crate::auth::Name;
+use crate::catalog::Collection;
 use crate::error::{bad_value, CommandResult};
 use bson::Document;
 
@@ -49,6 +51,11 @@ fn validate(cmd: &Document) -> CommandResult<()> {
 fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange> {
     let user = Name::new(name_arg(cmd, "updateUser")?, &inv.db);
     let catalog = inv.server.catalog();
+    // The user as read here, and the roles checked to exist.
+    let preconditions = vec![
+        expect(catalog.as_ref(), Collection::Users, Some(&user.id()))?,
+        expect(catalog.as_ref(), Collection::Roles, None)?,
+    ];
     let mut doc = users::get_user(catalog.as_ref(), &user)?.ok_or_else(|| user_not_found(&user))?;
     let existing = users::mechanisms(&doc);
     let mechanisms = mechanisms_arg(cmd, "updateUser")?;
@@ -87,5 +94,5 @@ fn update_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
     if let Some(data) = custom_data(cmd, "updateUser")? {
         doc.insert("customData", data);
     }
-    Ok(replace_user(&user, doc))
+    Ok(replace_user(&user, doc).expecting(preconditions))
 }

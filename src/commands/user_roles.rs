@@ -1,5 +1,6 @@
 //! grantRolesToUser and revokeRolesFromUser.
 
+use super::catalog_write::expect;
 use super::user_admin::{check_fields, check_may_change_roles, name_arg, replace_user, request_db};
 use super::CatalogChange;
 use super::{database, Command, Handler, Invocation};
@@ -7,6 +8,7 @@ use crate::auth::users::{
     self, check_roles_exist, parse_role_names, roles_to_bson, user_not_found,
 };
 use crate::auth::Name;
+use crate::catalog::Collection;
 use crate::error::{bad_value, missing_field, CommandResult};
 use bson::Document;
 
@@ -55,6 +57,11 @@ fn change(
     check_may_change_roles(inv, &roles, grant)?;
     let user = Name::new(name_arg(cmd, command)?, &inv.db);
     let catalog = inv.server.catalog();
+    // The user as read here, and the roles checked to exist.
+    let preconditions = vec![
+        expect(catalog.as_ref(), Collection::Users, Some(&user.id()))?,
+        expect(catalog.as_ref(), Collection::Roles, None)?,
+    ];
     let mut doc = users::get_user(catalog.as_ref(), &user)?.ok_or_else(|| user_not_found(&user))?;
     check_roles_exist(catalog.as_ref(), &roles)?;
     let mut current = users::stored_roles(&doc);
@@ -68,5 +75,5 @@ fn change(
         current.retain(|r| !roles.contains(r));
     }
     doc.insert("roles", roles_to_bson(&current));
-    Ok(replace_user(&user, doc))
+    Ok(replace_user(&user, doc).expecting(preconditions))
 }

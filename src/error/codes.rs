@@ -43,6 +43,7 @@ codes! {
     NamespaceNotFound = 26,
     RoleNotFound = 31,
     ConflictingOperationInProgress = 117,
+    WriteConflict = 112,
     MaxTimeMSExpired = 50,
     CommandNotFound = 59,
     WriteConcernFailed = 64,

@@ -34,17 +34,18 @@ impl HostAndPort {
         self.port
     }
 
-    /// Parses with mongod's rules; the error text is the FailedToParse message.
-    pub fn parse(text: &str) -> Result<Parsed, String> {
+    /// Parses with mongod's rules. Every `host:port` ferrod reads (dropConnections,
+    /// replica-set configs, `--initialMembers`, the pools) goes through here.
+    pub fn parse(text: &str) -> Result<Parsed, BadHostAndPort> {
+        let fail = |kind| BadHostAndPort {
+            kind,
+            text: text.to_owned(),
+        };
         let last_colon = text.rfind(':');
         let open = text.find('[');
         let close = text.find(']');
         let (host, port_part) = match (open, close) {
-            (Some(0), None) => {
-                return Err(format!(
-                    "ipv6 address is missing closing ']' in hostname in {text}"
-                ))
-            }
+            (Some(0), None) => return Err(fail(BadKind::NoClosingBracket)),
             (Some(0), Some(close)) => {
                 let host = &text[1..close];
                 let rest = &text[close + 1..];
@@ -53,19 +54,14 @@ impl HostAndPort {
                 } else if let Some(port) = rest.strip_prefix(':') {
                     (host, Some(port))
                 } else {
-                    return Err(format!(
-                        "Extraneous characters between ']' and pre-port ':' in {text}"
-                    ));
+                    return Err(fail(BadKind::AfterClosingBracket));
                 }
             }
-            (Some(_), _) => return Err(format!("'[' present, but not first character in {text}")),
-            (None, Some(_)) => return Err(format!("']' present without '[' in {text}")),
+            (Some(_), _) => return Err(fail(BadKind::OpeningBracketNotFirst)),
+            (None, Some(_)) => return Err(fail(BadKind::ClosingBracketAlone)),
             (None, None) => {
                 if text.find(':') != last_colon {
-                    return Err(format!(
-                        "More than one ':' detected. If this is an ipv6 address, it needs to be \
-                         surrounded by '[' and ']'; {text}"
-                    ));
+                    return Err(fail(BadKind::TwoColons));
                 }
                 match last_colon {
                     Some(at) => (&text[..at], Some(&text[at + 1..])),
@@ -74,24 +70,30 @@ impl HostAndPort {
             }
         };
         if host.is_empty() {
-            return Err(format!(
-                "Empty host component parsing HostAndPort from \"{text}\""
-            ));
+            return Err(fail(BadKind::EmptyHost));
         }
         let Some(port_part) = port_part else {
             return Ok(Parsed::HostOnly(host.to_ascii_lowercase()));
         };
         if port_part.is_empty() || !port_part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "Port must be a number parsing HostAndPort from \"{text}\""
-            ));
+            return Err(fail(BadKind::PortNotANumber));
         }
         match port_part.parse::<u32>() {
             Ok(port @ 1..=65535) => Ok(Parsed::Full(HostAndPort::new(host, port as u16))),
-            _ => Err(format!(
-                "Port number {port_part} out of range parsing HostAndPort from \"{text}\""
-            )),
+            _ => Err(fail(BadKind::PortOutOfRange(port_part.to_owned()))),
         }
+    }
+
+    /// [`HostAndPort::parse`] for a replica-set member's host, which means `default_port`
+    /// when it names none.
+    pub fn parse_or_default(text: &str, default_port: u16) -> Result<HostAndPort, BadHostAndPort> {
+        Ok(match HostAndPort::parse(text)? {
+            Parsed::Full(hp) => hp,
+            Parsed::HostOnly(host) => HostAndPort {
+                host,
+                port: default_port,
+            },
+        })
     }
 
     /// The address to connect to (IPv6 without brackets, as the resolver wants it).
@@ -110,12 +112,88 @@ impl fmt::Display for HostAndPort {
     }
 }
 
+/// What is wrong with a `host:port` string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadKind {
+    NoClosingBracket,
+    AfterClosingBracket,
+    OpeningBracketNotFirst,
+    ClosingBracketAlone,
+    TwoColons,
+    EmptyHost,
+    PortNotANumber,
+    PortOutOfRange(String),
+}
+
+/// A `host:port` [`HostAndPort::parse`] refused. Displayed, it is mongod's FailedToParse
+/// message; [`BadHostAndPort::reason`] is the short form replica-set config errors use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadHostAndPort {
+    pub kind: BadKind,
+    text: String,
+}
+
+impl BadHostAndPort {
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            BadKind::NoClosingBracket => "no closing ']'",
+            BadKind::AfterClosingBracket
+            | BadKind::OpeningBracketNotFirst
+            | BadKind::ClosingBracketAlone => "misplaced brackets",
+            BadKind::TwoColons => "more than one ':'",
+            BadKind::EmptyHost => "empty host",
+            BadKind::PortNotANumber | BadKind::PortOutOfRange(_) => "bad port",
+        }
+    }
+}
+
+impl fmt::Display for BadHostAndPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = &self.text;
+        match &self.kind {
+            BadKind::NoClosingBracket => {
+                write!(
+                    f,
+                    "ipv6 address is missing closing ']' in hostname in {text}"
+                )
+            }
+            BadKind::AfterClosingBracket => write!(
+                f,
+                "Extraneous characters between ']' and pre-port ':' in {text}"
+            ),
+            BadKind::OpeningBracketNotFirst => {
+                write!(f, "'[' present, but not first character in {text}")
+            }
+            BadKind::ClosingBracketAlone => write!(f, "']' present without '[' in {text}"),
+            BadKind::TwoColons => write!(
+                f,
+                "More than one ':' detected. If this is an ipv6 address, it needs to be \
+                 surrounded by '[' and ']'; {text}"
+            ),
+            BadKind::EmptyHost => write!(
+                f,
+                "Empty host component parsing HostAndPort from \"{text}\""
+            ),
+            BadKind::PortNotANumber => write!(
+                f,
+                "Port must be a number parsing HostAndPort from \"{text}\""
+            ),
+            BadKind::PortOutOfRange(port) => write!(
+                f,
+                "Port number {port} out of range parsing HostAndPort from \"{text}\""
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BadHostAndPort {}
+
 impl std::str::FromStr for HostAndPort {
     type Err = String;
 
     /// Parses a `host:port` that must name a port.
     fn from_str(text: &str) -> Result<Self, String> {
-        match HostAndPort::parse(text)? {
+        match HostAndPort::parse(text).map_err(|e| e.to_string())? {
             Parsed::Full(hp) => Ok(hp),
             Parsed::HostOnly(_) => Err(format!("{text} has no port")),
         }
@@ -156,5 +234,83 @@ mod tests {
             HostAndPort::parse("[::1]").unwrap(),
             Parsed::HostOnly("::1".into())
         );
+    }
+
+    /// One table of inputs that every reader of `host:port` agrees on: the parser,
+    /// replica-set configs (replSetInitiate/reconfig), `--initialMembers` and is_self.
+    #[test]
+    fn every_caller_reads_host_and_port_alike() {
+        use BadKind::*;
+        let full = |h: &str, p| Ok(Parsed::Full(HostAndPort::new(h, p)));
+        let only = |h: &str| Ok(Parsed::HostOnly(h.into()));
+        let bad = |k| Err(k);
+        let table: Vec<(&str, Result<Parsed, BadKind>)> = vec![
+            ("h:1", full("h", 1)),
+            ("H:65535", full("h", 65535)),
+            ("LocalHost:27017", full("localhost", 27017)),
+            ("h:00080", full("h", 80)),
+            ("h", only("h")),
+            ("h:0", bad(PortOutOfRange("0".into()))),
+            ("h:65536", bad(PortOutOfRange("65536".into()))),
+            ("h:", bad(PortNotANumber)),
+            ("h:+5", bad(PortNotANumber)),
+            ("h:x", bad(PortNotANumber)),
+            ("", bad(EmptyHost)),
+            (":1", bad(EmptyHost)),
+            ("[]:1", bad(EmptyHost)),
+            ("a:b:c", bad(TwoColons)),
+            ("::1", bad(TwoColons)),
+            ("::1:27017", bad(TwoColons)),
+            ("[::1]", only("::1")),
+            ("[::1]:27017", full("::1", 27017)),
+            ("[FE80::1]:5", full("fe80::1", 5)),
+            ("[::1", bad(NoClosingBracket)),
+            ("[::1]x:2", bad(AfterClosingBracket)),
+            ("a[::1]:2", bad(OpeningBracketNotFirst)),
+            ("x]:1", bad(ClosingBracketAlone)),
+        ];
+        let own_name = "myhost";
+        for (text, expected) in table {
+            let parsed = HostAndPort::parse(text).map_err(|e| e.kind);
+            assert_eq!(parsed, expected, "parse {text:?}");
+
+            let member = crate::repl::config::check_host_and_port("members.0.host", text);
+            match &expected {
+                Ok(p) => assert_eq!(
+                    member.unwrap(),
+                    matches!(p, Parsed::Full(_)),
+                    "config {text:?}"
+                ),
+                Err(_) => {
+                    let e = member.unwrap_err();
+                    assert_eq!(e.code, crate::error::Code::FailedToParse, "config {text:?}");
+                }
+            }
+
+            let args = ["ferrod", "--replSet", "rs", "--initialMembers", text];
+            let config = crate::config::Config::from_args(args);
+            assert_eq!(
+                config.is_ok(),
+                matches!(expected, Ok(Parsed::Full(_))),
+                "--initialMembers {text:?}"
+            );
+
+            // With no port, a member's host means 27017.
+            let target = match &expected {
+                Ok(Parsed::Full(hp)) => Some(hp.clone()),
+                Ok(Parsed::HostOnly(h)) => Some(HostAndPort::new(h, 27017)),
+                Err(_) => None,
+            };
+            for port in [27017, 5] {
+                let is_self = target.as_ref().is_some_and(|t| {
+                    t.port() == port && ["localhost", "::1", own_name].contains(&t.host())
+                });
+                assert_eq!(
+                    crate::repl::names_self(text, port, own_name, false, &[]),
+                    is_self,
+                    "is_self {text:?} on port {port}"
+                );
+            }
+        }
     }
 }

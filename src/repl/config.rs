@@ -1,6 +1,7 @@
 //! The replica-set config document: parsing, validation and rendering as mongod 7.0 does.
 
 use crate::error::{bad_value, type_mismatch, Code, CommandError, CommandResult};
+use crate::pool::host_and_port::{HostAndPort, Parsed};
 use bson::{doc, Bson, Document};
 use serde::{Deserialize, Serialize};
 
@@ -133,33 +134,18 @@ fn boolean(field: &str, value: &Bson) -> CommandResult<bool> {
 }
 
 /// Checks `host:port` the way mongod's HostAndPort parser does.
-pub fn check_host_and_port(field: &str, host: &str) -> CommandResult<()> {
-    let fail = |why: &str| {
-        CommandError::new(
+/// Returns whether it names a port; without one a member's host means port 27017.
+pub fn check_host_and_port(field: &str, host: &str) -> CommandResult<bool> {
+    match HostAndPort::parse(host) {
+        Ok(parsed) => Ok(matches!(parsed, Parsed::Full(_))),
+        Err(e) => Err(CommandError::new(
             Code::FailedToParse,
-            format!("{field}: '{host}' is not a valid host:port ({why})"),
-        )
-    };
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (name, after) = rest.split_once(']').ok_or_else(|| fail("no closing ']'"))?;
-        (name, after.strip_prefix(':'))
-    } else {
-        match host.split_once(':') {
-            Some((name, port)) if !port.contains(':') => (name, Some(port)),
-            Some(_) => return Err(fail("more than one ':'")),
-            None => (host, None),
-        }
-    };
-    if name.is_empty() {
-        return Err(fail("empty host"));
+            format!(
+                "{field}: '{host}' is not a valid host:port ({})",
+                e.reason()
+            ),
+        )),
     }
-    if let Some(port) = port {
-        match port.parse::<u32>() {
-            Ok(p) if (1..=65535).contains(&p) => {}
-            _ => return Err(fail("bad port")),
-        }
-    }
-    Ok(())
 }
 
 fn parse_member(index: usize, value: &Bson) -> CommandResult<MemberConfig> {
@@ -188,11 +174,10 @@ fn parse_member(index: usize, value: &Bson) -> CommandResult<MemberConfig> {
         Some(other) => return Err(type_mismatch("MemberConfig.host", other, "string")),
         None => return Err(crate::error::missing_field("MemberConfig.host")),
     };
-    check_host_and_port(&format!("members.{index}.host"), &host)?;
-    let host = if host.contains(':') && !host.ends_with(']') {
+    let host = if check_host_and_port(&format!("members.{index}.host"), &host)? {
         host
     } else {
-        format!("{host}:27017")
+        format!("{host}:{}", crate::config::DEFAULT_PORT)
     };
     if let Some(v) = m.get("arbiterOnly") {
         if boolean("MemberConfig.arbiterOnly", v)? {
@@ -416,7 +401,11 @@ impl ReplSetConfig {
                         a.id
                     )));
                 }
-                if a.host.eq_ignore_ascii_case(&b.host) {
+                // Compared as parsed, so that `H:1` and `h:01` are the same member.
+                let same = |h: &str| HostAndPort::parse_or_default(h, crate::config::DEFAULT_PORT);
+                if a.host.eq_ignore_ascii_case(&b.host)
+                    || matches!((same(&a.host), same(&b.host)), (Ok(x), Ok(y)) if x == y)
+                {
                     return Err(bad_value(format!(
                         "Found two member configurations with same host field, members.{i}.host == members.{j}.host == {}",
                         a.host
@@ -561,6 +550,18 @@ mod tests {
             ],
         );
         assert_eq!(ReplSetConfig::parse(&d).unwrap_err().code, Code::BadValue);
+        // The same member written two ways, as the host:port parser reads them.
+        for (x, y) in [("a:01", "A:1"), ("a", "a:27017"), ("[::1]", "[::1]:27017")] {
+            d.insert(
+                "members",
+                vec![
+                    Bson::Document(doc! {"_id": 0, "host": x}),
+                    Bson::Document(doc! {"_id": 1, "host": y}),
+                ],
+            );
+            let err = ReplSetConfig::parse(&d).unwrap_err();
+            assert_eq!(err.code, Code::BadValue, "{x} {y}: {err:?}");
+        }
     }
 
     #[test]

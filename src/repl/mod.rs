@@ -229,28 +229,13 @@ impl ReplCoordinator {
 
     /// Whether `host` (as written in a config) is this server.
     pub fn is_self(&self, server: &ServerState, host: &str) -> bool {
-        let (name, port) = match host.rsplit_once(':') {
-            Some((n, p)) => (n.trim_start_matches('[').trim_end_matches(']'), p),
-            None => (host, "27017"),
-        };
-        if port.parse::<u16>().ok() != Some(server.port()) {
-            return false;
-        }
-        if name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case(&server.host_name) {
-            return true;
-        }
-        match name.parse::<IpAddr>() {
-            Ok(ip) if ip.is_loopback() || ip.is_unspecified() => true,
-            Ok(ip) => {
-                server.config.bind_ip_all
-                    || server
-                        .config
-                        .bind_ip
-                        .iter()
-                        .any(|b| b.parse::<IpAddr>().ok() == Some(ip))
-            }
-            Err(_) => false,
-        }
+        names_self(
+            host,
+            server.port(),
+            &server.host_name,
+            server.config.bind_ip_all,
+            &server.config.bind_ip,
+        )
     }
 
     pub fn self_member(
@@ -1362,4 +1347,31 @@ pub fn inconsistent_set_name(ours: &str, theirs: &str) -> CommandError {
 /// The error for a replication command on a server started without `--replSet`.
 pub fn no_replication() -> CommandError {
     CommandError::new(Code::NoReplicationEnabled, "not running with --replSet")
+}
+
+/// Whether a config's `host` names the server listening on `port` as `host_name`
+/// and `bind_ip` (read with the one host:port parser; no port means 27017).
+pub fn names_self(
+    host: &str,
+    port: u16,
+    host_name: &str,
+    bind_ip_all: bool,
+    bind_ip: &[String],
+) -> bool {
+    let Ok(target) = crate::pool::HostAndPort::parse_or_default(host, crate::config::DEFAULT_PORT)
+    else {
+        return false;
+    };
+    if target.port() != port {
+        return false;
+    }
+    let name = target.host();
+    if name == "localhost" || name.eq_ignore_ascii_case(host_name) {
+        return true;
+    }
+    match name.parse::<IpAddr>() {
+        Ok(ip) if ip.is_loopback() || ip.is_unspecified() => true,
+        Ok(ip) => bind_ip_all || bind_ip.iter().any(|b| b.parse::<IpAddr>().ok() == Some(ip)),
+        Err(_) => false,
+    }
 }

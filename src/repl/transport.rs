@@ -4,8 +4,9 @@
 //! `NetworkInterfaceTL-ReplNetwork` pool; with a keyFile the pool's connections log in
 //! as `__system` before carrying any of it.
 
+use crate::config::DEFAULT_PORT;
 use crate::error::{Code, CommandError};
-use crate::pool::{host_and_port::Parsed, HostAndPort, PoolManager, REPL_POOL};
+use crate::pool::{HostAndPort, PoolManager, REPL_POOL};
 use bson::Document;
 use std::future::Future;
 use std::pin::Pin;
@@ -42,11 +43,8 @@ impl PoolTransport {
 
 /// A member's `host:port` as the pool keys it (a config host without a port means 27017).
 fn pool_host(host: &str) -> Result<HostAndPort, CommandError> {
-    match HostAndPort::parse(host) {
-        Ok(Parsed::Full(hp)) => Ok(hp),
-        Ok(Parsed::HostOnly(name)) => Ok(HostAndPort::new(&name, 27017)),
-        Err(e) => Err(CommandError::new(Code::FailedToParse, e)),
-    }
+    HostAndPort::parse_or_default(host, DEFAULT_PORT)
+        .map_err(|e| CommandError::new(Code::FailedToParse, e.to_string()))
 }
 
 impl Transport for PoolTransport {
