@@ -110,7 +110,7 @@ impl Write {
             Write::Insert { doc, .. } | Write::Replace { doc, .. } | Write::Upsert { doc, .. } => {
                 Some(doc)
             }
-            Write::Delete { .. } => None,
+            Write::Delete { .. } | Write::Expect { .. } => None,
         }
     }
 }
