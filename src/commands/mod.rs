@@ -469,7 +469,12 @@ async fn run(
                 .await
                 .map(ReplyBody::Document)
         }
-        Handler::CatalogWrite(f) => match f(&invocation, body) {
+        // Off the async workers: these handlers derive SCRAM credentials (PBKDF2, many
+        // thousand hash rounds) and read the catalog.
+        Handler::CatalogWrite(f) => match {
+            let inv = invocation.clone();
+            crate::blocking::cpu(move || f(&inv, &inv.op.command)).await
+        } {
             Ok(change) => {
                 let fut = catalog_write::commit(&invocation, body, change);
                 Box::pin(bounded(server, &invocation, time_limit, fut))
