@@ -16,6 +16,7 @@ const COMPRESSORS: [(&str, u8); 3] = [("snappy", 1), ("zlib", 2), ("zstd", 3)];
 
 fn compress(id: u8, data: &[u8]) -> Vec<u8> {
     match id {
+        0 => data.to_vec(),
         1 => snap::raw::Encoder::new().compress_vec(data).unwrap(),
         2 => {
             let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));

@@ -471,18 +471,19 @@ async fn run(
         }
         // Off the async workers: these handlers derive SCRAM credentials (PBKDF2, many
         // thousand hash rounds) and read the catalog.
-        Handler::CatalogWrite(f) => match {
+        Handler::CatalogWrite(f) => {
             let inv = invocation.clone();
-            crate::blocking::cpu(move || f(&inv, &inv.op.command)).await
-        } {
-            Ok(change) => {
-                let fut = catalog_write::commit(&invocation, body, change);
-                Box::pin(bounded(server, &invocation, time_limit, fut))
-                    .await
-                    .map(ReplyBody::Document)
+            let change = crate::blocking::cpu(move || f(&inv, &inv.op.command)).await;
+            match change {
+                Ok(change) => {
+                    let fut = catalog_write::commit(&invocation, body, change);
+                    Box::pin(bounded(server, &invocation, time_limit, fut))
+                        .await
+                        .map(ReplyBody::Document)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
     };
     log_if_slow(&invocation, command, started.elapsed(), &result);
     result
