@@ -9,9 +9,11 @@
 //! - [`repl`]: replica-set membership: config, Raft-backed election, heartbeats.
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
+//! - [`blocking`]: CPU- and fsync-bound work, kept off the async workers.
 //! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
 
 pub mod auth;
+pub mod blocking;
 pub mod catalog;
 pub mod clock;
 pub mod cluster_time;

@@ -16,6 +16,7 @@ const COMPRESSORS: [(&str, u8); 3] = [("snappy", 1), ("zlib", 2), ("zstd", 3)];
 
 fn compress(id: u8, data: &[u8]) -> Vec<u8> {
     match id {
+        0 => data.to_vec(),
         1 => snap::raw::Encoder::new().compress_vec(data).unwrap(),
         2 => {
             let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -307,4 +308,56 @@ fn compression_section_lists_the_configured_compressors() {
         None,
         "mongod leaves the section out when no compressor is configured"
     );
+}
+
+/// mongod registers only the configured compressors (`net.compression.compressors`)
+/// and ends the connection when a frame names any other, negotiated or not
+/// (MessageCompressorManager::decompressMessage: InternalError, "Compression algorithm
+/// specified in message is not available").
+#[test]
+fn compressors_that_are_not_configured_end_the_connection() {
+    const NOT_AVAILABLE: &str = "Compression algorithm specified in message is not available";
+    let ping = doc! {"ping": 1, "$db": "admin"};
+    let snappy_only = Ferrod::start(&["--networkMessageCompressors", "snappy"]);
+    let mut bystander = snappy_only.raw();
+    // zlib and zstd are refused even after a hello that asked for them (which agrees on
+    // nothing); so is noop, which mongod registers only when it is configured.
+    for (name, id) in [("zlib", 2), ("zstd", 3), ("noop", 0)] {
+        let mut s = snappy_only.raw();
+        let reply = common::op_msg_roundtrip(
+            &mut s,
+            &doc! {"hello": 1, "compression": [name], "$db": "admin"},
+        );
+        assert!(reply.get("compression").is_none(), "{name}: {reply}");
+        let (frame, _) = op_compressed(&op_msg(7, 0, &ping), id);
+        s.write_all(&frame).unwrap();
+        assert!(
+            common::is_closed(&mut s),
+            "{name} frame must end the connection"
+        );
+        assert_ok(
+            &common::op_msg_roundtrip(&mut bystander, &ping),
+            "another client",
+        );
+    }
+    snappy_only.wait_for_log(NOT_AVAILABLE, std::time::Duration::from_secs(10));
+    // The configured one works, negotiated or not.
+    for mut s in [negotiated(&snappy_only, "snappy"), snappy_only.raw()] {
+        let (reply, _) = compressed_roundtrip(&mut s, 8, 1, &ping);
+        assert_eq!(reply.compressor, Some(1));
+        assert_ok(&reply.body, "snappy");
+    }
+
+    let disabled = Ferrod::start(&["--networkMessageCompressors", "disabled"]);
+    for (_, id) in COMPRESSORS {
+        let mut s = disabled.raw();
+        let (frame, _) = op_compressed(&op_msg(9, 0, &ping), id);
+        s.write_all(&frame).unwrap();
+        assert!(
+            common::is_closed(&mut s),
+            "compressor {id} with compression disabled"
+        );
+    }
+    disabled.wait_for_log(NOT_AVAILABLE, std::time::Duration::from_secs(10));
+    assert_ok(&disabled.command(ping), "after the refused frames");
 }

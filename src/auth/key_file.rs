@@ -138,9 +138,13 @@ impl ClusterKey {
             )
             .await?;
         let server_first = sasl_payload(&start)?;
-        let client_final = client
-            .respond(&server_first)
-            .map_err(|e| refused(e.to_string()))?;
+        // PBKDF2 over the key: CPU work, kept off the async workers.
+        let (client, client_final) = crate::blocking::cpu(move || {
+            let client_final = client.respond(&server_first);
+            (client, client_final)
+        })
+        .await;
+        let client_final = client_final.map_err(|e| refused(e.to_string()))?;
         let conversation_id = start
             .get("conversationId")
             .cloned()

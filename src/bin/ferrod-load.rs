@@ -7,6 +7,10 @@
 //! - `idle`: resident memory a ferrod spends per idle connection (each did one hello).
 //! - `startup`: process start to first answered hello, next to spawn-to-exit of
 //!   `ferrod --version`.
+//! - `stall`: one client's ping latency while other connections send OP_COMPRESSED
+//!   frames that inflate to tens of MB, and while createUser (PBKDF2) runs in a loop,
+//!   next to the same client's latency with no load; shows whether heavy requests
+//!   stall the async workers that serve everyone else.
 //!
 //! Every mode prints the command that reproduces it, medians over repetitions and a
 //! ratio to a baseline measured in the same run; the machine may be busy, so single
@@ -40,6 +44,8 @@ enum Mode {
     Idle(IdleArgs),
     /// Time from process start to the first answered hello.
     Startup(StartupArgs),
+    /// One client's ping latency while others send heavy requests.
+    Stall(StallArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +101,29 @@ struct StartupArgs {
     ferrod: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct StallArgs {
+    /// The ferrod binary to start (default: the one next to this tool); run the mode
+    /// once per build to compare builds.
+    #[arg(long)]
+    ferrod: Option<PathBuf>,
+    /// Connections that send compressed frames, each waiting for its reply.
+    #[arg(long, default_value_t = 20)]
+    loaders: usize,
+    /// What each zlib frame inflates to, in bytes (a ping padded with a binary field).
+    #[arg(long, default_value_t = 47_000_000)]
+    inflated: usize,
+    /// Connections that run createUser then dropUser in a loop.
+    #[arg(long, default_value_t = 4)]
+    user_loops: usize,
+    /// Measured seconds per phase (after a one-second warm-up under the load).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Runs; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+}
+
 fn main() {
     let cli = Cli::parse();
     ferrod::raise_fd_limit();
@@ -107,6 +136,7 @@ fn main() {
         Mode::Ping(args) => runtime.block_on(ping_mode(args)),
         Mode::Idle(args) => runtime.block_on(idle_mode(args)),
         Mode::Startup(args) => startup_mode(args),
+        Mode::Stall(args) => runtime.block_on(stall_mode(args)),
     };
     if let Err(e) = result {
         eprintln!("ferrod-load: {e}");
@@ -479,6 +509,273 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
         "ratio baseline/ferrod server CPU per request: {:.2} (the throughput ratio the CPU cost alone predicts on a saturated machine)",
         base.medians().3 / ours.medians().3
     );
+    Ok(())
+}
+
+// ---- stall ------------------------------------------------------------------
+
+const OP_COMPRESSED: i32 = 2012;
+const ZLIB_ID: u8 = 2;
+
+/// An OP_COMPRESSED (zlib) ping whose OP_MSG inflates to about `inflated` bytes: a ping
+/// with one binary field of zeros, written by hand because the `bson` crate refuses a
+/// binary over 16 MB (the server sees what an attacker would send).
+fn inflating_ping(inflated: usize) -> Vec<u8> {
+    use flate2::{write::ZlibEncoder, Compression};
+    let pad = inflated.saturating_sub(64);
+    let mut doc = vec![0u8; 4];
+    doc.push(0x10);
+    doc.extend_from_slice(b"ping\0");
+    doc.extend_from_slice(&1i32.to_le_bytes());
+    doc.push(0x02);
+    doc.extend_from_slice(b"$db\0");
+    doc.extend_from_slice(&6i32.to_le_bytes());
+    doc.extend_from_slice(b"admin\0");
+    doc.push(0x05);
+    doc.extend_from_slice(b"pad\0");
+    doc.extend_from_slice(&(pad as i32).to_le_bytes());
+    doc.push(0); // binary subtype: generic
+    doc.resize(doc.len() + pad, 0);
+    doc.push(0);
+    let doc_len = doc.len() as i32;
+    doc[0..4].copy_from_slice(&doc_len.to_le_bytes());
+    // OP_MSG after its header: flags, section kind 0, the document.
+    let mut plain = 0u32.to_le_bytes().to_vec();
+    plain.push(0);
+    plain.extend_from_slice(&doc);
+    let mut enc = ZlibEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(&plain).expect("writing to a Vec");
+    let data = enc.finish().expect("writing to a Vec");
+    let mut out = vec![0u8; 16];
+    out[12..16].copy_from_slice(&OP_COMPRESSED.to_le_bytes());
+    out.extend_from_slice(&OP_MSG.to_le_bytes());
+    out.extend_from_slice(&(plain.len() as i32).to_le_bytes());
+    out.push(ZLIB_ID);
+    out.extend_from_slice(&data);
+    let len = out.len() as i32;
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Sends `request` and reads its reply, plain or compressed; with `want_ok`, checks
+/// `ok: 1` (a server may refuse a 47 MB command after inflating it; that is an answer).
+async fn any_round_trip(
+    stream: &mut BufReader<TcpStream>,
+    request: &mut [u8],
+    want_ok: bool,
+) -> Result<()> {
+    let request_id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    request[4..8].copy_from_slice(&request_id.to_le_bytes());
+    stream
+        .get_mut()
+        .write_all(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let len = stream.read_i32_le().await.map_err(|e| e.to_string())?;
+    if !(21..=48_000_000).contains(&len) {
+        return Err(format!("bad reply length {len}"));
+    }
+    let mut reply = vec![0u8; len as usize - 4];
+    stream
+        .read_exact(&mut reply)
+        .await
+        .map_err(|e| e.to_string())?;
+    let le = |at: usize| i32::from_le_bytes(reply[at..at + 4].try_into().expect("4 bytes"));
+    if le(4) != request_id {
+        return Err(format!("reply to {} instead of {request_id}", le(4)));
+    }
+    let msg = match le(8) {
+        OP_MSG => reply[12..].to_vec(),
+        OP_COMPRESSED => {
+            let data = &reply[21..];
+            match reply[20] {
+                0 => data.to_vec(),
+                1 => snap::raw::Decoder::new()
+                    .decompress_vec(data)
+                    .map_err(|e| e.to_string())?,
+                2 => {
+                    let mut out = Vec::new();
+                    flate2::read::ZlibDecoder::new(data)
+                        .read_to_end(&mut out)
+                        .map_err(|e| e.to_string())?;
+                    out
+                }
+                3 => zstd::stream::decode_all(data).map_err(|e| e.to_string())?,
+                id => return Err(format!("reply with compressor {id}")),
+            }
+        }
+        op => return Err(format!("reply with opCode {op}")),
+    };
+    // Flags (4), section kind (1), then the body document.
+    let body =
+        RawDocument::from_bytes(msg.get(5..).unwrap_or_default()).map_err(|e| e.to_string())?;
+    match body.get_f64("ok") {
+        Ok(1.0) => Ok(()),
+        _ if !want_ok => Ok(()),
+        _ => Err(format!("reply is not ok: {body:?}")),
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(BufReader::with_capacity(4096, stream))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    None,
+    Compressed,
+    CreateUser,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::None => "no load",
+            Load::Compressed => "zlib frames",
+            Load::CreateUser => "createUser",
+        }
+    }
+}
+
+struct ProbeResult {
+    pings: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Heavy requests the loaders completed in the measured window.
+    heavy_done: u64,
+}
+
+/// Starts `load`, lets it run for the warm-up, then measures one client's closed-loop
+/// pings for `seconds`; the loaders are stopped (their connections closed) after.
+async fn probe_under(
+    addr: SocketAddr,
+    args: &StallArgs,
+    load: Load,
+    frame: &[u8],
+    run: usize,
+) -> Result<ProbeResult> {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    let done = Arc::new(AtomicU64::new(0));
+    let mut loaders = tokio::task::JoinSet::new();
+    let count = match load {
+        Load::None => 0,
+        Load::Compressed => args.loaders,
+        Load::CreateUser => args.user_loops,
+    };
+    for i in 0..count {
+        let mut stream = connect(addr).await?;
+        let done = done.clone();
+        let mut frame = frame.to_vec();
+        loaders.spawn(async move {
+            let mut n = 0u64;
+            loop {
+                match load {
+                    Load::CreateUser => {
+                        let user = format!("stall{run}_{i}_{n}");
+                        let mut create = op_msg(
+                            0,
+                            0,
+                            &doc! {"createUser": &user, "pwd": "pw", "roles": [], "$db": "admin"},
+                        );
+                        any_round_trip(&mut stream, &mut create, true).await?;
+                        let mut drop = op_msg(0, 0, &doc! {"dropUser": &user, "$db": "admin"});
+                        any_round_trip(&mut stream, &mut drop, true).await?;
+                    }
+                    _ => any_round_trip(&mut stream, &mut frame, false).await?,
+                }
+                n += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), String>(())
+        });
+    }
+    tokio::time::sleep(WARM_UP).await;
+    let mut probe = connect(addr).await?;
+    let mut ping = op_msg(0, 0, &driver_ping());
+    let mut reply = Vec::with_capacity(512);
+    let mut latencies = Vec::new();
+    let done_before = done.load(Ordering::Relaxed);
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    while Instant::now() < end {
+        let sent = Instant::now();
+        round_trip(&mut probe, &mut ping, &mut reply).await?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+        // A loader that failed ends the measurement: its figures would mean nothing.
+        if let Some(Ok(Err(e)) | Err(e)) = loaders
+            .try_join_next()
+            .map(|j| j.map_err(|e| e.to_string()))
+        {
+            return Err(format!("{} loader failed: {e}", load.name()));
+        }
+    }
+    let heavy_done = done.load(Ordering::Relaxed) - done_before;
+    loaders.shutdown().await;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    Ok(ProbeResult {
+        pings: latencies.len(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: latencies[latencies.len() - 1],
+        heavy_done,
+    })
+}
+
+async fn stall_mode(args: StallArgs) -> Result<()> {
+    let binary = ferrod_binary(args.ferrod.as_deref())?;
+    println!(
+        "stall: {} ({}), one client's closed-loop pings for {} s per phase: no load; {} connections sending zlib frames that inflate to {} bytes; {} connections running createUser+dropUser; {} runs, {} cores",
+        binary.display(),
+        chrono::Local::now().format("%Y-%m-%d"),
+        args.seconds,
+        args.loaders,
+        args.inflated,
+        args.user_loops,
+        args.reps,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let frame = inflating_ping(args.inflated);
+    println!("  each zlib frame: {} bytes on the wire", frame.len());
+    let ferrod = SpawnedFerrod::start(&binary, &[])?;
+    let phases = [Load::None, Load::Compressed, Load::CreateUser];
+    let mut results: Vec<Vec<ProbeResult>> = phases.iter().map(|_| Vec::new()).collect();
+    for run in 0..args.reps {
+        for (i, &load) in phases.iter().enumerate() {
+            let r = probe_under(ferrod.addr, &args, load, &frame, run).await?;
+            println!(
+                "  run {} {:<12} pings {:>6}  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  heavy requests done {:>5}",
+                run + 1,
+                load.name(),
+                r.pings,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.heavy_done
+            );
+            results[i].push(r);
+            // Let the server finish what the closed connections had sent.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    for (load, runs) in phases.iter().zip(&mut results) {
+        let pick = |f: fn(&ProbeResult) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        println!(
+            "{:<12} median: p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  heavy requests/s {:>7.1}",
+            load.name(),
+            pick(|r| r.p50_ms),
+            pick(|r| r.p99_ms),
+            pick(|r| r.max_ms),
+            pick(|r| r.heavy_done as f64) / args.seconds as f64,
+        );
+    }
+    println!("goal: ping p99 under 5 ms under either load");
     Ok(())
 }
 

@@ -131,6 +131,13 @@ impl Catalog for RedbCatalog {
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
+        // The commit waits for fsync: not on an async worker.
+        crate::blocking::in_place(|| self.commit(writes))
+    }
+}
+
+impl RedbCatalog {
+    fn commit(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
         let txn = self.db.begin_write().map_err(storage)?;
         for write in writes {
             match write {

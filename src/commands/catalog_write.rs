@@ -74,7 +74,10 @@ pub async fn run(
     handler: fn(&Invocation, &Document) -> CommandResult<CatalogChange>,
 ) -> CommandResult {
     for _ in 0..MAX_ATTEMPTS {
-        let change = handler(inv, cmd)?;
+        // Off the async workers: these handlers derive SCRAM credentials (PBKDF2, many
+        // thousand hash rounds) and read the catalog. `cmd` is the registered command.
+        let owned = inv.clone();
+        let change = crate::blocking::cpu(move || handler(&owned, &owned.op.command)).await?;
         match commit(inv, cmd, change).await {
             Err(Refusal::Changed) => tokio::task::yield_now().await,
             Err(Refusal::Error(e)) => return Err(e),

@@ -183,7 +183,10 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
             .iter()
             .map(|c| Bson::String(c.name().into()))
             .collect();
-        reply.insert("compression", agreed);
+        // mongod leaves the field out when nothing was agreed.
+        if !agreed.is_empty() {
+            reply.insert("compression", agreed);
+        }
     }
     if let Some(requested) = cmd.get("saslSupportedMechs") {
         let Bson::String(db_user) = requested else {

@@ -132,6 +132,8 @@ pub struct Store {
     applied: watch::Sender<Applied>,
     /// Where the durable part is written; None keeps everything in memory.
     file: Option<PathBuf>,
+    /// Held while the file is written: one writer at a time.
+    file_turn: Mutex<()>,
     /// The state machine; attached once the catalog is open.
     catalog: OnceLock<Arc<dyn Catalog>>,
     /// The node's clock: moved forward to each applied entry's time, and entries are
@@ -180,6 +182,7 @@ impl Store {
             inner: Mutex::new(inner),
             applied: tx,
             file,
+            file_turn: Mutex::new(()),
             catalog: OnceLock::new(),
             clock,
         };
@@ -262,6 +265,23 @@ impl Store {
         };
         let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
         write_atomically(path, &bytes)
+    }
+
+    /// [`Store::persist`] of the current state, off the async workers (serializing the
+    /// whole log and fsync'ing it takes long). One write at a time, each of the state as
+    /// it is when its turn comes, so the file never goes back to an older state.
+    async fn persist_current(self: &Arc<Self>) -> Result<(), StorageError<u64>> {
+        if self.file.is_none() {
+            return Ok(());
+        }
+        let store = self.clone();
+        crate::blocking::io(move || {
+            let _turn = store.file_turn.lock();
+            let bytes = serde_json::to_vec(&*store.inner.lock()).map_err(std::io::Error::other)?;
+            write_atomically(store.file.as_deref().expect("checked above"), &bytes)
+        })
+        .await
+        .map_err(write_error)
     }
 }
 
@@ -357,9 +377,8 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     type SnapshotBuilder = Self;
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
-        let mut inner = self.inner.lock();
-        inner.vote = Some(*vote);
-        self.persist(&inner).map_err(write_error)
+        self.inner.lock().vote = Some(*vote);
+        self.persist_current().await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -370,9 +389,8 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        let mut inner = self.inner.lock();
-        inner.committed = committed;
-        self.persist(&inner).map_err(write_error)
+        self.inner.lock().committed = committed;
+        self.persist_current().await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -395,28 +413,31 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
     {
-        let mut inner = self.inner.lock();
-        for entry in entries {
-            inner.log.insert(entry.log_id.index, entry);
+        {
+            let mut inner = self.inner.lock();
+            for entry in entries {
+                inner.log.insert(entry.log_id.index, entry);
+            }
         }
-        self.persist(&inner).map_err(write_error)
+        self.persist_current().await
     }
 
     async fn delete_conflict_logs_since(
         &mut self,
         log_id: LogId<u64>,
     ) -> Result<(), StorageError<u64>> {
-        let mut inner = self.inner.lock();
-        inner.log.split_off(&log_id.index);
-        self.persist(&inner).map_err(write_error)
+        self.inner.lock().log.split_off(&log_id.index);
+        self.persist_current().await
     }
 
     async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        let mut inner = self.inner.lock();
-        inner.last_purged = Some(log_id);
-        let keep = inner.log.split_off(&(log_id.index + 1));
-        inner.log = keep;
-        self.persist(&inner).map_err(write_error)
+        {
+            let mut inner = self.inner.lock();
+            inner.last_purged = Some(log_id);
+            let keep = inner.log.split_off(&(log_id.index + 1));
+            inner.log = keep;
+        }
+        self.persist_current().await
     }
 
     async fn last_applied_state(

@@ -5,12 +5,14 @@
 //! cost little.
 
 use super::fast_lane;
+use crate::blocking;
 use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
-use crate::wire::codec::encode_message;
+use crate::wire::codec::{arrived_frame, encode_message, ArrivedFrame};
 use crate::wire::{
-    Body, CodecError, Disposition, Incoming, Message, OpMsg, OpQuery, OpReply, WireCodec, OP_QUERY,
+    Body, CodecError, Compressor, Disposition, Incoming, Message, OpMsg, OpQuery, OpReply,
+    ParseError, WireCodec, OP_QUERY,
 };
 use bson::Document;
 use bytes::{Buf, BytesMut};
@@ -72,7 +74,22 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                     continue;
                 }
             }
-            let incoming = match codec.decode_request(&mut buf) {
+            let decoded = match arrived_frame(&buf) {
+                Some(ArrivedFrame {
+                    compressor_id: Some(id),
+                    ..
+                }) if !configured_compressor(server, id) => {
+                    Err(CodecError::Fatal(ParseError::UnknownCompressor(id)))
+                }
+                // A large frame is decompressed and parsed off the async workers, so that
+                // other connections are still served meanwhile.
+                Some(frame) if frame.decoded_size >= INLINE_DECODE_LIMIT => {
+                    let mut whole = buf.split_to(frame.len);
+                    blocking::cpu(move || WireCodec.decode_request(&mut whole)).await
+                }
+                _ => codec.decode_request(&mut buf),
+            };
+            let incoming = match decoded {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
                 Err(CodecError::Fatal(e)) => {
@@ -106,6 +123,19 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
         }
     }
+}
+
+/// Frames that decode to less than this are decoded inline: handing them to another
+/// thread would cost more than it saves (a ping is tens of bytes; 64 KiB inflate and
+/// parse in well under a millisecond).
+const INLINE_DECODE_LIMIT: usize = 64 << 10;
+
+/// Whether compressor `id` may be used on input. mongod registers only the configured
+/// compressors (`--networkMessageCompressors`) and ends the connection for any other,
+/// negotiated or not, before decompressing anything. An id no compressor has is left to
+/// the decoder, which refuses it the same way.
+fn configured_compressor(server: &ServerState, id: u8) -> bool {
+    Compressor::from_id(id).is_none_or(|c| server.config.compressors.contains(&c))
 }
 
 /// Reads what has arrived into `buf`, waiting if nothing has. Before waiting, the

@@ -136,6 +136,36 @@ fn raw_compressor(frame: &[u8]) -> Option<Compressor> {
         .flatten()
 }
 
+/// A frame that has wholly arrived at the front of a read buffer, seen before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrivedFrame {
+    pub len: usize,
+    /// What decoding it produces, in bytes: an OP_COMPRESSED frame's claimed
+    /// `uncompressedSize` (so a small frame that inflates to 47 MB counts as 47 MB),
+    /// otherwise its length.
+    pub decoded_size: usize,
+    /// The compressor id of an OP_COMPRESSED frame whose compression header is there.
+    pub compressor_id: Option<u8>,
+}
+
+/// The frame at the front of `src` once all of it is there; None before, and for a
+/// length outside the limits (the decoder refuses it).
+pub fn arrived_frame(src: &[u8]) -> Option<ArrivedFrame> {
+    let len = check_length(le_i32(src.get(..4)?, 0)).ok()?;
+    let frame = src.get(..len)?;
+    let compressed =
+        len >= HEADER_LEN + COMPRESSED_PREAMBLE_LEN && le_i32(frame, 12) == OP_COMPRESSED;
+    Some(ArrivedFrame {
+        len,
+        decoded_size: if compressed {
+            usize::try_from(le_i32(frame, HEADER_LEN + 4)).unwrap_or(0)
+        } else {
+            len
+        },
+        compressor_id: compressed.then(|| frame[HEADER_LEN + 8]),
+    })
+}
+
 /// The `moreToCome` bit of an uncompressed OP_MSG frame, read straight from its flags.
 fn raw_more_to_come(frame: &[u8]) -> bool {
     frame.len() >= HEADER_LEN + 4
