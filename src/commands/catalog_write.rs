@@ -63,13 +63,15 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
     let concern = write_concern::parse(cmd, false)?.unwrap_or_else(WriteConcern::majority_default);
     let members = repl.config().map(|c| c.members.len()).unwrap_or(0);
     let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
+    // A failed wait (the primary stepped down) does not undo the write: it is reported
+    // as a writeConcernError, as mongod reports it.
     let wait = async {
         let (outcome, index) = repl.propose(server, ReplOp::Catalog(writes)).await?;
-        match concern.w {
-            W::Nodes(n) if satisfiable => repl.wait_replicated(index, n as usize).await?,
-            _ => {}
-        }
-        Ok::<_, CommandError>(outcome)
+        let waited = match concern.w {
+            W::Nodes(n) if satisfiable => repl.wait_replicated(server, index, n as usize).await,
+            _ => Ok(()),
+        };
+        Ok::<_, CommandError>((outcome, waited.err()))
     };
     // w: 0 and 1 ignore wtimeout, as in mongod.
     let limit = concern
@@ -86,8 +88,16 @@ pub async fn commit(inv: &Invocation, cmd: &Document, change: CatalogChange) -> 
             }
         },
     };
+    let (outcome, concern_error) = outcome;
     if let Some(error) = outcome.error {
         return Err(refused(error, on_conflict));
+    }
+    if let Some(e) = concern_error {
+        reply.insert(
+            "writeConcernError",
+            doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message},
+        );
+        return Ok(reply);
     }
     if !satisfiable {
         reply.insert("writeConcernError", unsatisfiable(&concern));
