@@ -175,19 +175,46 @@ mod bson_bytes {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
     use bson::Document;
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
+    /// Base64 text in JSON (the Raft log file); plain binary in BSON (Raft RPCs).
     pub fn serialize<S: Serializer>(doc: &Document, s: S) -> Result<S::Ok, S::Error> {
         let mut bytes = Vec::new();
         doc.to_writer(&mut bytes)
             .map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&B64.encode(bytes))
+        if s.is_human_readable() {
+            s.serialize_str(&B64.encode(bytes))
+        } else {
+            s.serialize_bytes(&bytes)
+        }
+    }
+
+    struct DocumentBytes;
+
+    impl Visitor<'_> for DocumentBytes {
+        type Value = Document;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a BSON document as bytes or base64")
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<Document, E> {
+            let bytes = B64.decode(text).map_err(E::custom)?;
+            self.visit_bytes(&bytes)
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Document, E> {
+            super::decode_stored(bytes).map_err(E::custom)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Document, D::Error> {
-        let text = String::deserialize(d)?;
-        let bytes = B64.decode(text).map_err(D::Error::custom)?;
-        super::decode_stored(&bytes).map_err(D::Error::custom)
+        if d.is_human_readable() {
+            d.deserialize_str(DocumentBytes)
+        } else {
+            d.deserialize_bytes(DocumentBytes)
+        }
     }
 }
 

@@ -137,23 +137,25 @@ async fn commit(
     let concern = write_concern::parse(cmd, false)?.unwrap_or_else(WriteConcern::majority_default);
     let members = repl.config().map(|c| c.members.len()).unwrap_or(0);
     let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
+    // A failed wait (the primary stepped down) does not undo the write: it is reported
+    // as a writeConcernError, as mongod reports it.
     let wait = async {
         let (outcome, index) = repl.propose(server, ReplOp::Catalog(writes)).await?;
         // A refused batch changed nothing: there is nothing to wait for.
         if let Some(error) = outcome.error {
             return Err(refused(error, on_conflict));
         }
-        match concern.w {
-            W::Nodes(n) if satisfiable => repl.wait_replicated(index, n as usize).await?,
-            _ => {}
-        }
-        Ok::<_, Refusal>(())
+        let waited = match concern.w {
+            W::Nodes(n) if satisfiable => repl.wait_replicated(server, index, n as usize).await,
+            _ => Ok(()),
+        };
+        Ok::<_, Refusal>(waited.err())
     };
     // w: 0 and 1 ignore wtimeout, as in mongod.
     let limit = concern
         .wtimeout
         .filter(|_| !matches!(concern.w, W::Nodes(0 | 1)));
-    match limit {
+    let concern_error = match limit {
         None => wait.await?,
         Some(limit) => match tokio::time::timeout(limit, wait).await {
             Ok(outcome) => outcome?,
@@ -163,6 +165,13 @@ async fn commit(
                 return Ok(reply);
             }
         },
+    };
+    if let Some(e) = concern_error {
+        reply.insert(
+            "writeConcernError",
+            doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message},
+        );
+        return Ok(reply);
     }
     if !satisfiable {
         reply.insert("writeConcernError", unsatisfiable(&concern));

@@ -80,6 +80,7 @@ codes! {
     InterruptedAtShutdown = 11600,
     Interrupted = 11601,
     InterruptedDueToReplStateChange = 11602,
+    PrimarySteppedDown = 189,
     NotPrimaryNoSecondaryOk = 13435,
     NotPrimaryOrSecondary = 13436,
     IDLFailedToParse = 40414,

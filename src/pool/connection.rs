@@ -83,7 +83,7 @@ impl Connection {
                 hello.extend(setup.hello_fields());
             }
             hello.insert("$db", "admin");
-            let reply = conn.round_trip(hello).await?;
+            let reply = conn.round_trip(OpMsg::from_body(hello)).await?;
             if reply.get_f64("ok").ok() != Some(1.0) {
                 return Err(PoolError::HostUnreachable(format!(
                     "hello to {host} failed: {reply}"
@@ -115,8 +115,17 @@ impl Connection {
         command: Document,
         timeout: Duration,
     ) -> Result<Document, PoolError> {
+        self.run_message(OpMsg::from_body(command), timeout).await
+    }
+
+    /// Like [`Self::run_command`], for a message with document sequences too.
+    pub async fn run_message(
+        &mut self,
+        message: OpMsg,
+        timeout: Duration,
+    ) -> Result<Document, PoolError> {
         let host = self.host.clone();
-        tokio::time::timeout(timeout, self.round_trip(command))
+        tokio::time::timeout(timeout, self.round_trip(message))
             .await
             .unwrap_or_else(|_| {
                 Err(PoolError::Timeout(format!(
@@ -126,14 +135,14 @@ impl Connection {
             })
     }
 
-    async fn round_trip(&mut self, command: Document) -> Result<Document, PoolError> {
+    async fn round_trip(&mut self, message: OpMsg) -> Result<Document, PoolError> {
         let request_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
         let message = Message {
             request_id,
             response_to: 0,
             compressor: None,
-            body: Body::Msg(OpMsg::from_body(command)),
+            body: Body::Msg(message),
         };
         let network = |what: &str, e: &dyn std::fmt::Display| {
             PoolError::Network(format!("{what} {}: {e}", self.host))

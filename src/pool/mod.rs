@@ -19,6 +19,7 @@ pub use stats::Snapshot;
 
 use crate::error::{Code, CommandError};
 use crate::params::{self, Parameters};
+use crate::wire::OpMsg;
 use bson::Document;
 use host::{CheckoutRequest, Event, HostHandle};
 use parking_lot::{Mutex, RwLock};
@@ -338,10 +339,22 @@ impl PoolManager {
         command: Document,
         timeout: Duration,
     ) -> Result<Document, PoolError> {
+        self.run_message(pool, host, OpMsg::from_body(command), timeout)
+            .await
+    }
+
+    /// Like [`Self::run_command`], for a message with document sequences too.
+    pub async fn run_message(
+        &self,
+        pool: &str,
+        host: &HostAndPort,
+        message: OpMsg,
+        timeout: Duration,
+    ) -> Result<Document, PoolError> {
         let started = tokio::time::Instant::now();
         let mut conn = self.checkout(pool, host, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
-        conn.run_command(command, left).await
+        conn.run_message(message, left).await
     }
 
     /// Drops this server's pooled connections to `hosts` in every named pool, as
@@ -482,8 +495,17 @@ impl PooledConnection {
         command: Document,
         timeout: Duration,
     ) -> Result<Document, PoolError> {
+        self.run_message(OpMsg::from_body(command), timeout).await
+    }
+
+    /// Like [`Self::run_command`], for a message with document sequences too.
+    pub async fn run_message(
+        &mut self,
+        message: OpMsg,
+        timeout: Duration,
+    ) -> Result<Document, PoolError> {
         let conn = self.conn.as_mut().expect("connection present until drop");
-        let result = conn.run_command(command, timeout).await;
+        let result = conn.run_message(message, timeout).await;
         match &result {
             Err(PoolError::Timeout(_)) => self.outcome = host::Outcome::TimedOut,
             Err(_) => self.outcome = host::Outcome::NetworkError,

@@ -129,6 +129,14 @@ pub struct ReplCoordinator {
     leader_since: Mutex<Option<(u64, Instant)>>,
 }
 
+/// The member a stepping-down primary asks to take over.
+struct Successor {
+    host: String,
+    /// The last log index it holds, as this primary knows.
+    matched: u64,
+    caught_up: bool,
+}
+
 /// Topology facts whose change bumps `topologyVersion.counter`.
 #[derive(Debug, Clone, PartialEq)]
 struct TopologySummary {
@@ -140,6 +148,40 @@ struct TopologySummary {
 
 fn not_writable_primary(msg: impl Into<String>) -> CommandError {
     CommandError::new(Code::NotWritablePrimary, msg)
+}
+
+/// mongod's error for write-concern waiters when the primary steps down.
+fn primary_stepped_down() -> CommandError {
+    CommandError::new(
+        Code::PrimarySteppedDown,
+        "Primary stepped down while waiting for replication",
+    )
+}
+
+/// mongod's error for an object above BSONObjMaxInternalSize.
+fn entry_too_large(size: usize) -> CommandError {
+    CommandError::new(
+        Code::BSONObjectTooLarge,
+        format!(
+            "BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and {}(16MB)",
+            raft::MAX_ENTRY_SIZE
+        ),
+    )
+}
+
+/// The one place openraft's refusals of a write or membership change become mongod's
+/// errors: a client never sees openraft's own text (it is logged).
+fn raft_error<E: std::fmt::Display>(e: openraft::error::RaftError<u64, E>) -> CommandError {
+    tracing::debug!(target: "REPL", id = 7_000_040, ctx = "ReplCoord", error = %e, "Raft refused a write");
+    match e {
+        // ForwardToLeader, or a membership change this node can no longer make: either
+        // way, it is not (or no longer) the primary.
+        openraft::error::RaftError::APIError(_) => not_writable_primary("not primary"),
+        openraft::error::RaftError::Fatal(_) => CommandError::new(
+            Code::InterruptedDueToReplStateChange,
+            "operation was interrupted",
+        ),
+    }
 }
 
 /// The electionId mongod derives from a term: max timestamp, then the term big-endian.
@@ -379,7 +421,12 @@ impl ReplCoordinator {
         let Some(config) = self.config() else {
             return MemberState::Startup;
         };
-        let Some(me) = self.self_member(server, &config) else {
+        self.state_in(server, &config)
+    }
+
+    /// This node's state under `config`.
+    fn state_in(&self, server: &ServerState, config: &ReplSetConfig) -> MemberState {
+        let Some(me) = self.self_member(server, config) else {
             return MemberState::Removed;
         };
         let Some(raft) = self.raft() else {
@@ -389,7 +436,7 @@ impl ReplCoordinator {
         if metrics.state == RaftRole::Leader
             && metrics.current_leader == Some(me.id)
             && !self.stepping_down.load(Ordering::Acquire)
-            && self.sees_a_majority(&config, &me, metrics.current_term)
+            && self.sees_a_majority(config, &me, metrics.current_term)
         {
             MemberState::Primary
         } else {
@@ -564,19 +611,14 @@ impl ReplCoordinator {
         }
         let target = cmd.get_i64("target").map_err(|e| bad(e.to_string()))? as u64;
         let raft = self.raft_for(target, settings).await?;
-        Ok(match name {
-            raft::VOTE_COMMAND => {
-                raft::payload_reply(&raft.vote(raft::payload(cmd).map_err(bad)?).await)
+        let reply = match raft::incoming_rpc(name, cmd).map_err(bad)? {
+            raft::IncomingRpc::Vote(rpc) => raft::payload_reply(&raft.vote(rpc).await),
+            raft::IncomingRpc::Append(rpc) => raft::payload_reply(&raft.append_entries(rpc).await),
+            raft::IncomingRpc::Snapshot(rpc) => {
+                raft::payload_reply(&raft.install_snapshot(rpc).await)
             }
-            raft::APPEND_COMMAND => {
-                raft::payload_reply(&raft.append_entries(raft::payload(cmd).map_err(bad)?).await)
-            }
-            _ => raft::payload_reply(
-                &raft
-                    .install_snapshot(raft::payload(cmd).map_err(bad)?)
-                    .await,
-            ),
-        })
+        };
+        reply.map_err(|e| CommandError::new(Code::InternalError, e))
     }
 
     /// Asks every member but this one for a heartbeat; returns the hosts that answered
@@ -717,18 +759,17 @@ impl ReplCoordinator {
         }
     }
 
-    /// Appends `op` through Raft.
+    /// Appends `op` through Raft. An entry too large to ever reach a follower is refused
+    /// here, before it is in the log.
     async fn write_entry(&self, raft: &Raft, op: ReplOp) -> CommandResult<(ApplyOutcome, u64)> {
         let entry = self.entry(op);
+        let size = raft::entry_size(&entry);
+        if size > raft::MAX_ENTRY_SIZE {
+            return Err(entry_too_large(size));
+        }
         match raft.client_write(entry).await {
             Ok(response) => Ok((response.data, response.log_id.index)),
-            Err(openraft::error::RaftError::APIError(e)) => {
-                Err(not_writable_primary(format!("not primary: {e}")))
-            }
-            Err(e) => Err(CommandError::new(
-                Code::InterruptedDueToReplStateChange,
-                format!("the write was interrupted by a replica set state change: {e}"),
-            )),
+            Err(e) => Err(raft_error(e)),
         }
     }
 
@@ -776,29 +817,49 @@ impl ReplCoordinator {
         }
     }
 
-    /// Waits until `members` members (this one included) hold the log up to `index`.
-    pub async fn wait_replicated(&self, index: u64, members: usize) -> CommandResult<()> {
+    /// Waits until `members` members (this one included) hold the log up to `index`. Ends
+    /// with PrimarySteppedDown as soon as this node stops being primary (a stepdown, a
+    /// lost majority, a new term), as mongod fails its replication waiters.
+    pub async fn wait_replicated(
+        &self,
+        server: &ServerState,
+        index: u64,
+        members: usize,
+    ) -> CommandResult<()> {
         let raft = self
             .raft()
             .ok_or_else(|| not_writable_primary("not primary"))?;
         let others = members.saturating_sub(1);
-        raft.wait(None)
-            .metrics(
-                |m| {
-                    m.replication.as_ref().is_some_and(|r| {
-                        r.iter()
-                            .filter(|(id, matched)| {
-                                **id != m.id && matched.is_some_and(|l| l.index >= index)
-                            })
-                            .count()
-                            >= others
-                    })
-                },
-                "write concern",
-            )
-            .await
-            .map_err(|e| not_writable_primary(format!("not primary: {e}")))?;
-        Ok(())
+        let mut metrics = raft.metrics();
+        let mut topology = self.topology_counter.subscribe();
+        let term = metrics.borrow().current_term;
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if m.current_term != term || self.my_state(server) != MemberState::Primary {
+                    return Err(primary_stepped_down());
+                }
+                let acknowledged = m.replication.as_ref().is_some_and(|r| {
+                    r.iter()
+                        .filter(|(id, matched)| {
+                            **id != m.id && matched.is_some_and(|l| l.index >= index)
+                        })
+                        .count()
+                        >= others
+                });
+                if acknowledged {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return Err(primary_stepped_down());
+                    }
+                }
+                _ = topology.changed() => {}
+            }
+        }
     }
 
     /// replSetReconfig.
@@ -886,7 +947,7 @@ impl ReplCoordinator {
         self.write_config(&raft, &config).await?;
         raft.change_membership(config.voter_ids(), true)
             .await
-            .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;
+            .map_err(raft_error)?;
         let wanted: BTreeSet<u64> = config.members.iter().map(|m| m.id).collect();
         let stale: BTreeSet<u64> = raft
             .metrics()
@@ -899,7 +960,7 @@ impl ReplCoordinator {
         if !stale.is_empty() {
             raft.change_membership(openraft::ChangeMembers::RemoveNodes(stale), false)
                 .await
-                .map_err(|e| not_writable_primary(format!("membership change failed: {e}")))?;
+                .map_err(raft_error)?;
         }
         tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, "replSetReconfig config object with members parses ok");
         Ok(Document::new())
@@ -971,26 +1032,28 @@ impl ReplCoordinator {
             return Err(not_writable_primary("not primary so can't step down"));
         }
         let config = self.config().ok_or_else(not_yet_initialized)?;
-        // An electable secondary must be up, unless forced.
+        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+        // As mongod, wait (up to secondaryCatchUpPeriodSecs) for an electable secondary
+        // that holds everything this primary has; forced, take the best there is.
         let deadline = Instant::now() + catch_up;
-        loop {
-            let ready = self.health.lock().iter().any(|(id, h)| {
-                h.healthy
-                    && h.state == MemberState::Secondary.code()
-                    && config.member(*id).is_some_and(|m| m.is_electable())
-            });
-            if ready || force {
-                break;
+        let successor = loop {
+            let best = self.best_successor(&config, &raft);
+            match best {
+                Some(s) if s.caught_up => break Some(s),
+                _ if force => break best,
+                _ => {}
             }
             if Instant::now() >= deadline {
                 return Err(CommandError::new(
                     Code::ExceededTimeLimit,
-                    "No electable secondaries caught up as of the end of the catch-up period",
+                    format!(
+                        "No electable secondaries caught up as of {}. Please use the replSetStepDown command with the argument {{force: true}} to force node to step down.",
+                        chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+                    ),
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let raft = self.raft().ok_or_else(not_yet_initialized)?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         *self.no_elect_until.lock() = Some(Instant::now() + step_down);
         self.stepping_down.store(true, Ordering::Release);
         raft.runtime_config().elect(false);
@@ -1000,14 +1063,15 @@ impl ReplCoordinator {
         raft.runtime_config().heartbeat(false);
         self.topology_counter.send_modify(|c| *c += 1);
         tracing::info!(target: "REPL", id = 21343, ctx = "ReplCoord", "Starting an election due to step up request");
-        let successor = self
-            .health
-            .lock()
-            .iter()
-            .filter(|(id, h)| h.healthy && config.member(**id).is_some_and(|m| m.is_electable()))
-            .map(|(_, h)| h.host.clone())
-            .next();
-        if let Some(host) = successor {
+        if let Some(Successor {
+            host,
+            matched,
+            caught_up,
+        }) = successor
+        {
+            tracing::info!(target: "REPL", id = 7_000_032, ctx = "ReplCoord", member = %host,
+                matchedIndex = matched as i64, caughtUp = caught_up,
+                "Asking the most caught-up electable secondary to step up");
             let cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
             let _ = self
                 .transport
@@ -1015,6 +1079,34 @@ impl ReplCoordinator {
                 .await;
         }
         Ok(Document::new())
+    }
+
+    /// The electable secondary (priority above 0, a vote, not hidden) that answers
+    /// heartbeats and holds the most of this primary's log; higher priority breaks ties.
+    fn best_successor(&self, config: &ReplSetConfig, raft: &Raft) -> Option<Successor> {
+        let metrics = raft.metrics().borrow().clone();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics.replication.unwrap_or_default();
+        let health = self.health.lock();
+        config
+            .members
+            .iter()
+            .filter(|m| m.id != metrics.id && m.is_electable())
+            .filter(|m| {
+                health
+                    .get(&m.id)
+                    .is_some_and(|h| h.healthy && h.state == MemberState::Secondary.code())
+            })
+            .map(|m| {
+                let index = matched.get(&m.id).copied().flatten().map_or(0, |l| l.index);
+                (index, m.priority, m)
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(index, _, m)| Successor {
+                host: m.host.clone(),
+                matched: index,
+                caught_up: index >= last,
+            })
     }
 
     /// At shutdown: a primary steps down and waits (at most `within`) until a caught-up
@@ -1229,7 +1321,12 @@ impl ReplCoordinator {
     pub fn hello_fields(&self, server: &ServerState, legacy: bool) -> Document {
         let counter = self.refresh_topology(server);
         let mut reply = Document::new();
-        let state = self.my_state(server);
+        // One config snapshot for the whole reply: a reconfig may remove this node
+        // between two reads.
+        let config = self.config();
+        let state = config
+            .as_ref()
+            .map_or(MemberState::Startup, |c| self.state_in(server, c));
         let primary = state == MemberState::Primary;
         if legacy {
             reply.insert("ismaster", primary);
@@ -1240,16 +1337,14 @@ impl ReplCoordinator {
             "topologyVersion",
             doc! {"processId": self.process_id, "counter": counter},
         );
-        let config = match self.config() {
-            Some(c) if state != MemberState::Removed => c,
-            _ => {
-                reply.insert("secondary", false);
-                reply.insert("info", "Does not have a valid replica set config");
-                reply.insert("isreplicaset", true);
-                return reply;
-            }
+        let Some((config, me)) =
+            config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)))
+        else {
+            reply.insert("secondary", false);
+            reply.insert("info", "Does not have a valid replica set config");
+            reply.insert("isreplicaset", true);
+            return reply;
         };
-        let me = self.self_member(server, &config).expect("not removed");
         let hosts: Vec<Bson> = config
             .members
             .iter()

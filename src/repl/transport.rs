@@ -7,6 +7,7 @@
 use crate::config::DEFAULT_PORT;
 use crate::error::{Code, CommandError};
 use crate::pool::{HostAndPort, PoolManager, REPL_POOL};
+use crate::wire::OpMsg;
 use bson::Document;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,15 @@ pub trait Transport: Send + Sync + 'static {
         &'a self,
         host: &'a str,
         cmd: Document,
+        timeout: Duration,
+    ) -> TransportFuture<'a>;
+
+    /// Like [`Transport::run_command`], for a message with document sequences (Raft
+    /// RPCs, whose entries may exceed what one document holds).
+    fn run_message<'a>(
+        &'a self,
+        host: &'a str,
+        message: OpMsg,
         timeout: Duration,
     ) -> TransportFuture<'a>;
 }
@@ -59,6 +69,22 @@ impl Transport for PoolTransport {
             let reply = self
                 .pools
                 .run_command(REPL_POOL, &target, cmd, timeout)
+                .await?;
+            reply_to_result(reply)
+        })
+    }
+
+    fn run_message<'a>(
+        &'a self,
+        host: &'a str,
+        message: OpMsg,
+        timeout: Duration,
+    ) -> TransportFuture<'a> {
+        Box::pin(async move {
+            let target = pool_host(host)?;
+            let reply = self
+                .pools
+                .run_message(REPL_POOL, &target, message, timeout)
                 .await?;
             reply_to_result(reply)
         })

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 const BACKLOG: i32 = 4096;
@@ -157,21 +157,85 @@ async fn accept_loop(
         let local = stream.local_addr().unwrap_or(remote);
         let id = server.next_connection_id();
         let client = Arc::new(Client::new(id, remote, local));
+        let slot = ConnectionSlot::open(server.clone(), id, remote, permit);
+        let server = server.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            connection::serve(&server, stream, &client).await;
+        });
+    }
+}
+
+/// One open connection in `connections.current` and the `maxConns` count. Dropping it
+/// ends the connection's accounting, so a connection task that panics is still counted
+/// out.
+struct ConnectionSlot {
+    server: Arc<ServerState>,
+    id: u64,
+    remote: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionSlot {
+    fn open(
+        server: Arc<ServerState>,
+        id: u64,
+        remote: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> ConnectionSlot {
         Stats::add(&server.stats.connections_current, 1);
         Stats::add(&server.stats.connections_total_created, 1);
         tracing::info!(target: "NETWORK", id = 22943, ctx = "listener", remote = %remote,
             connectionId = id as i64,
             connectionCount = Stats::get(&server.stats.connections_current),
             "Connection accepted");
-        let server = server.clone();
-        tracker.spawn(async move {
-            connection::serve(&server, stream, &client).await;
-            server.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(target: "NETWORK", id = 22944, ctx = format!("conn{id}"), remote = %remote,
-                connectionId = id as i64,
-                connectionCount = Stats::get(&server.stats.connections_current),
-                "Connection ended");
-            drop(permit);
+        ConnectionSlot {
+            server,
+            id,
+            remote,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let stats = &self.server.stats;
+        stats
+            .connections_current
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(target: "NETWORK", id = 22944, ctx = format!("conn{}", self.id), remote = %self.remote,
+            connectionId = self.id as i64,
+            connectionCount = Stats::get(&stats.connections_current),
+            "Connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::log::{LogFormat, LogSink};
+
+    #[tokio::test]
+    async fn a_panicking_connection_task_is_still_counted_out() {
+        let log = LogSink::new(LogFormat::Text, None, false, true).expect("a stdout log");
+        let server = ServerState::new(Config::default(), log);
+        let limit = Arc::new(Semaphore::new(1));
+        let permit = limit.clone().try_acquire_owned().unwrap();
+        let remote: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let slot = ConnectionSlot::open(server.clone(), 1, remote, permit);
+        assert_eq!(Stats::get(&server.stats.connections_current), 1);
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            panic!("a connection task panics");
         });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(Stats::get(&server.stats.connections_current), 0);
+        assert_eq!(
+            limit.available_permits(),
+            1,
+            "the maxConns slot is free again"
+        );
     }
 }
