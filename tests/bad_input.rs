@@ -490,13 +490,13 @@ fn cases() -> Vec<Case> {
             Error(15),
         ),
         case(
-            "OP_COMPRESSED ping nested 5,000 levels",
+            "zlib-compressed ping nested 5,000 levels",
             {
                 let plain = msg(
                     0,
                     &body_raw(&raw_doc(&ping_elements(&deep_element("x", 5_000)))),
                 );
-                compressed(OP_MSG, (plain.len() - 16) as i32, 0, &plain[16..])
+                compressed(OP_MSG, (plain.len() - 16) as i32, 2, &zlib(&plain[16..]))
             },
             Error(15),
         ),
