@@ -12,6 +12,7 @@
 
 pub mod config;
 mod heartbeat;
+mod log_store;
 pub mod raft;
 pub mod self_initiate;
 pub mod transport;
@@ -37,7 +38,6 @@ use transport::Transport;
 
 pub use heartbeat::HeartbeatReply;
 
-const RAFT_FILE: &str = "ferrod-repl-raft.json";
 const NODE_FILE: &str = "ferrod-repl-node.json";
 
 /// This node's Raft identity, saved when its Raft starts.
@@ -201,7 +201,7 @@ impl ReplCoordinator {
         transport: Arc<dyn Transport>,
         clock: Arc<LogicalClock>,
     ) -> std::io::Result<Arc<ReplCoordinator>> {
-        let (store, applied) = Store::open(dbpath.map(|d| d.join(RAFT_FILE)), clock)?;
+        let (store, applied) = Store::open(dbpath, clock)?;
         let (topology_counter, _) = watch::channel(0);
         Ok(Arc::new(ReplCoordinator {
             set_name,

@@ -13,6 +13,7 @@
 //! transaction as the entry's own writes, so a restart re-applies nothing twice.
 
 use super::config::ReplSetConfig;
+use super::log_store::{DurableLog, Loaded, LOG_FILE};
 use super::transport::Transport;
 use crate::catalog::{catalog_id, Catalog, CatalogError, Collection, Write};
 use crate::clock::{unpack, LogicalClock};
@@ -37,10 +38,14 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::io::Write as _;
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// The single JSON file an older build kept the log, vote and committed id in; moved
+/// into the [`DurableLog`] when found.
+const LEGACY_FILE: &str = "ferrod-repl-raft.json";
 
 /// One replicated state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,9 +136,7 @@ pub struct Store {
     inner: Mutex<StoreInner>,
     applied: watch::Sender<Applied>,
     /// Where the durable part is written; None keeps everything in memory.
-    file: Option<PathBuf>,
-    /// Held while the file is written: one writer at a time.
-    file_turn: Mutex<()>,
+    durable: Option<Arc<DurableLog>>,
     /// The state machine; attached once the catalog is open.
     catalog: OnceLock<Arc<dyn Catalog>>,
     /// The node's clock: moved forward to each applied entry's time, and entries are
@@ -165,24 +168,44 @@ impl StoreInner {
 }
 
 impl Store {
-    /// Opens the store, loading what `file` holds if it exists.
+    /// Opens the store under `dbpath` (None: in memory only), moving over the single
+    /// JSON file an older build kept there.
     pub fn open(
-        file: Option<PathBuf>,
+        dbpath: Option<&Path>,
         clock: Arc<LogicalClock>,
     ) -> std::io::Result<(Arc<Store>, watch::Receiver<Applied>)> {
-        let inner = match &file {
-            Some(path) if path.exists() => {
-                let bytes = std::fs::read(path)?;
-                serde_json::from_slice(&bytes).map_err(std::io::Error::other)?
+        let (durable, loaded) = match dbpath {
+            Some(dir) => {
+                let (durable, mut loaded) = DurableLog::open(&dir.join(LOG_FILE))?;
+                let legacy = dir.join(LEGACY_FILE);
+                if legacy.exists() {
+                    let old: StoreInner = serde_json::from_slice(&std::fs::read(&legacy)?)
+                        .map_err(std::io::Error::other)?;
+                    loaded = Loaded {
+                        vote: old.vote,
+                        committed: old.committed,
+                        last_purged: old.last_purged,
+                        log: old.log,
+                    };
+                    durable.replace_all(&loaded)?;
+                    std::fs::remove_file(&legacy)?;
+                }
+                (Some(Arc::new(durable)), loaded)
             }
-            _ => StoreInner::default(),
+            None => (None, Loaded::default()),
+        };
+        let inner = StoreInner {
+            vote: loaded.vote,
+            committed: loaded.committed,
+            log: loaded.log,
+            last_purged: loaded.last_purged,
+            ..StoreInner::default()
         };
         let (tx, rx) = watch::channel(Applied::default());
         let store = Store {
             inner: Mutex::new(inner),
             applied: tx,
-            file,
-            file_turn: Mutex::new(()),
+            durable,
             catalog: OnceLock::new(),
             clock,
         };
@@ -207,22 +230,25 @@ impl Store {
         let last = inner.last_log_id().map_or(0, |l| l.index);
         let leader = openraft::CommittedLeaderId::new(term, node_id);
         let membership = openraft::Membership::new(vec![voters], nodes);
-        inner.log.insert(
-            last + 1,
+        let entries = [
             Entry {
                 log_id: LogId::new(leader, last + 1),
                 payload: EntryPayload::Membership(membership),
             },
-        );
-        inner.log.insert(
-            last + 2,
             Entry {
                 log_id: LogId::new(leader, last + 2),
                 payload: EntryPayload::Normal(entry),
             },
-        );
-        inner.vote = Some(Vote::new(term, node_id));
-        self.persist(&inner)
+        ];
+        let vote = Vote::new(term, node_id);
+        if let Some(durable) = &self.durable {
+            durable.append(&entries, Some(&vote))?;
+        }
+        for entry in entries {
+            inner.log.insert(entry.log_id.index, entry);
+        }
+        inner.vote = Some(vote);
+        Ok(())
     }
 
     /// Makes `catalog` the state machine and loads what it records as applied.
@@ -258,30 +284,18 @@ impl Store {
         inner.vote.is_some() || !inner.log.is_empty()
     }
 
-    /// Writes the durable part through to the file, atomically.
-    fn persist(&self, inner: &StoreInner) -> std::io::Result<()> {
-        let Some(path) = &self.file else {
+    /// Runs `change` on the durable store off the async workers (it waits for fsync);
+    /// openraft makes one storage call at a time, so changes reach the disk in order.
+    async fn durably(
+        &self,
+        change: impl FnOnce(&DurableLog) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), StorageError<u64>> {
+        let Some(durable) = self.durable.clone() else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(inner).map_err(std::io::Error::other)?;
-        write_atomically(path, &bytes)
-    }
-
-    /// [`Store::persist`] of the current state, off the async workers (serializing the
-    /// whole log and fsync'ing it takes long). One write at a time, each of the state as
-    /// it is when its turn comes, so the file never goes back to an older state.
-    async fn persist_current(self: &Arc<Self>) -> Result<(), StorageError<u64>> {
-        if self.file.is_none() {
-            return Ok(());
-        }
-        let store = self.clone();
-        crate::blocking::io(move || {
-            let _turn = store.file_turn.lock();
-            let bytes = serde_json::to_vec(&*store.inner.lock()).map_err(std::io::Error::other)?;
-            write_atomically(store.file.as_deref().expect("checked above"), &bytes)
-        })
-        .await
-        .map_err(write_error)
+        crate::blocking::io(move || change(&durable))
+            .await
+            .map_err(write_error)
     }
 }
 
@@ -378,7 +392,8 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         self.inner.lock().vote = Some(*vote);
-        self.persist_current().await
+        let vote = *vote;
+        self.durably(move |d| d.save_vote(&vote)).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -390,7 +405,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
         self.inner.lock().committed = committed;
-        self.persist_current().await
+        self.durably(move |d| d.save_committed(committed)).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -413,13 +428,14 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
     {
+        let entries: Vec<_> = entries.into_iter().collect();
         {
             let mut inner = self.inner.lock();
-            for entry in entries {
-                inner.log.insert(entry.log_id.index, entry);
+            for entry in &entries {
+                inner.log.insert(entry.log_id.index, entry.clone());
             }
         }
-        self.persist_current().await
+        self.durably(move |d| d.append(&entries, None)).await
     }
 
     async fn delete_conflict_logs_since(
@@ -427,7 +443,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
         log_id: LogId<u64>,
     ) -> Result<(), StorageError<u64>> {
         self.inner.lock().log.split_off(&log_id.index);
-        self.persist_current().await
+        self.durably(move |d| d.truncate_from(log_id.index)).await
     }
 
     async fn purge_logs_upto(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -437,7 +453,7 @@ impl RaftStorage<TypeConfig> for Arc<Store> {
             let keep = inner.log.split_off(&(log_id.index + 1));
             inner.log = keep;
         }
-        self.persist_current().await
+        self.durably(move |d| d.purge_upto(log_id)).await
     }
 
     async fn last_applied_state(
@@ -984,6 +1000,32 @@ mod tests {
                     doc,
                 }]),
             }),
+        }
+    }
+
+    #[test]
+    fn an_older_builds_single_file_is_moved_into_the_log_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = StoreInner {
+            vote: Some(Vote::new(4, 2)),
+            committed: Some(log_id(2)),
+            ..StoreInner::default()
+        };
+        for index in 1..=3 {
+            old.log.insert(index, big_entry(index, 10));
+        }
+        std::fs::write(
+            dir.path().join(LEGACY_FILE),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let (store, _) = Store::open(Some(dir.path()), Arc::new(LogicalClock::new())).unwrap();
+            let inner = store.inner.lock();
+            assert_eq!(inner.vote, old.vote);
+            assert_eq!(inner.committed, old.committed);
+            assert_eq!(inner.log, old.log);
+            assert!(!dir.path().join(LEGACY_FILE).exists());
         }
     }
 
