@@ -64,14 +64,7 @@ impl Transport for PoolTransport {
         cmd: Document,
         timeout: Duration,
     ) -> TransportFuture<'a> {
-        Box::pin(async move {
-            let target = pool_host(host)?;
-            let reply = self
-                .pools
-                .run_command(REPL_POOL, &target, cmd, timeout)
-                .await?;
-            reply_to_result(reply)
-        })
+        self.run_message(host, OpMsg::from_body(cmd), timeout)
     }
 
     fn run_message<'a>(
