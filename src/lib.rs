@@ -20,6 +20,7 @@ pub mod cluster_time;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod log;
 pub mod ops;
 pub mod params;

@@ -380,3 +380,29 @@ fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---- issue 11: fail points -----------------------------------------------------------
+
+fn run_with_test_commands(script: fn(&Ferrod) -> Command) {
+    install();
+    let server = Ferrod::start(&["--setParameter", "enableTestCommands=1"]);
+    run_script(&[&server], script(&server));
+}
+
+#[test]
+fn pymongo_retries_and_is_blocked_through_fail_command() {
+    run_with_test_commands(|server| {
+        let mut cmd = python("failpoints_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn node_driver_retries_and_is_blocked_through_fail_command() {
+    run_with_test_commands(|server| {
+        let mut cmd = node("failpoints_node.mjs");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}

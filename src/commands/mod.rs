@@ -13,6 +13,7 @@ mod current_op;
 mod drop_connections;
 mod drop_role;
 mod drop_user;
+mod fail_point;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_parameter;
@@ -185,6 +186,8 @@ pub static TABLE: &[&Command] = &[
     &drop_user::DROP_USER,
     &drop_user::DROP_ALL_USERS_FROM_DATABASE,
     &drop_connections::DROP_CONNECTIONS,
+    &fail_point::CONFIGURE_FAIL_POINT,
+    &fail_point::WAIT_FOR_FAIL_POINT,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
@@ -381,7 +384,11 @@ pub async fn dispatch_request(
         exhaust_allowed,
     )
     .await;
-    let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
+    let hang_up = match &result {
+        Ok(_) => command.is_some_and(|c| c.hangs_up),
+        // Only failCommand's closeConnection fails with 50985: close instead of replying.
+        Err(e) => e.code == Code::Location50985,
+    };
     let body = match result {
         Ok(ReplyBody::Document(mut reply)) => {
             if !reply.contains_key("ok") {
@@ -459,6 +466,14 @@ async fn run(
         exhaust_allowed,
     };
     let started = std::time::Instant::now();
+    // The one place failCommand applies: to every command that reaches its handler.
+    fail_point::note_internal_client(client, command, body);
+    let mut fail_labels = None;
+    if let Some(data) = fail_point::evaluate(&invocation, command) {
+        let fut = fail_point::block(invocation.clone(), command.name, data.clone());
+        Box::pin(bounded(server, &invocation, time_limit, fut)).await?;
+        fail_labels = fail_point::fail(&invocation, command.name, &data)?.error_labels;
+    }
     let result = match command.handler {
         Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
         Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
@@ -473,9 +488,13 @@ async fn run(
             let fut = catalog_write::run(&invocation, body, f);
             Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await
-                .map(ReplyBody::Document)
+                .map(|mut reply| {
+                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    ReplyBody::Document(reply)
+                })
         }
     };
+    let result = result.map_err(|e| fail_point::with_labels(e, fail_labels.as_ref()));
     log_if_slow(&invocation, command, started.elapsed(), &result);
     result
 }

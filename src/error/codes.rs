@@ -110,6 +110,13 @@ codes! {
     ClientMetadataMissingField = 183,
     ClientMetadataAppNameTooLarge = 184,
     ClientMetadataDocumentTooLarge = 185,
+    FailPointSetFailed = 157,
+    SocketException = 9001,
+    LegacyNotPrimary = 10058,
+    APIVersionError = 322,
+    APIStrictError = 323,
+    APIDeprecationError = 324,
+    Location50985 = 50985,
 }
 
 #[cfg(test)]

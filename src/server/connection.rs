@@ -285,10 +285,13 @@ pub(super) async fn handle(
             let command = handshake_command(&query);
             drop(query);
             let body = match command {
-                Ok(command) => Box::pin(commands::dispatch(server, client, command, false))
-                    .await
-                    .body
-                    .into_document(),
+                Ok(command) => {
+                    let reply = Box::pin(commands::dispatch(server, client, command, false)).await;
+                    if reply.hang_up {
+                        return Answer::HangUp;
+                    }
+                    reply.body.into_document()
+                }
                 Err(e) => {
                     return Answer::Reply(reply_to(
                         request_id,

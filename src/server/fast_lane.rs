@@ -71,7 +71,9 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     if le_i32(frame, 12) != OP_MSG || le_i32(frame, HEADER_LEN) != 0 || frame[BODY_AT - 1] != 0 {
         return false;
     }
-    if server.config.slowms == 0 {
+    // Every command slow-logged, or a fail point that may name this one: the dispatcher
+    // must see it.
+    if server.config.slowms == 0 || server.failpoints.fail_command.is_active() {
         return false;
     }
     // The walks below recurse: anything nested past maxBSONDepth takes the general path,
