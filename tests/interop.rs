@@ -406,3 +406,12 @@ fn node_driver_retries_and_is_blocked_through_fail_command() {
         cmd
     });
 }
+
+#[test]
+fn pymongo_strict_stable_api_refuses_commands_outside_version_1() {
+    run_client(|server, _| {
+        let mut cmd = python("stable_api_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}

@@ -3,6 +3,7 @@
 //! A command is one file here with a `pub const` [`Command`], plus one row in [`TABLE`].
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
+mod api_version;
 mod build_info;
 mod catalog_write;
 mod conn_pool_stats;
@@ -144,6 +145,9 @@ pub struct Command {
     pub compress_reply: bool,
     /// A test command: it exists only with `--setParameter enableTestCommands=1`.
     pub test_only: bool,
+    /// In Stable API Version 1 under its name (not its aliases), as in mongod's list;
+    /// `apiStrict: true` refuses the others.
+    pub api_version_1: bool,
     /// On success the connection is closed without a reply (mongod's `shutdown`).
     pub hangs_up: bool,
     /// Fields shown as "xxx" in messages, logs and currentOp (mongod's snipForLogging),
@@ -166,6 +170,7 @@ impl Command {
             handler,
             compress_reply: true,
             test_only: false,
+            api_version_1: false,
             redacted_fields: &[],
             hangs_up: false,
         }
@@ -434,6 +439,7 @@ async fn run(
         ));
     };
     Stats::add(&server.stats.op_command, 1);
+    api_version::check(&body, command, name)?;
     if command.admin_only && db != "admin" {
         return Err(CommandError::new(
             Code::Unauthorized,

@@ -117,6 +117,7 @@ codes! {
     APIStrictError = 323,
     APIDeprecationError = 324,
     Location50985 = 50985,
+    Location4886600 = 4886600,
 }
 
 #[cfg(test)]
