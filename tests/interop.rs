@@ -415,3 +415,16 @@ fn pymongo_strict_stable_api_refuses_commands_outside_version_1() {
         cmd
     });
 }
+
+#[test]
+fn pymongo_with_tls_fails_fast_against_a_server_without_tls() {
+    install();
+    let server = Ferrod::start(&[]);
+    let mut cmd = python("tls_pymongo.py");
+    cmd.arg(server.port.to_string());
+    run_script(&[&server], cmd);
+    server.wait_for_log(
+        "SSL handshake received but server is started without SSL support",
+        Duration::from_secs(5),
+    );
+}
