@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod failpoint;
 pub mod log;
+pub mod log_components;
 pub mod ops;
 pub mod params;
 pub mod pool;

@@ -428,3 +428,40 @@ fn pymongo_with_tls_fails_fast_against_a_server_without_tls() {
         Duration::from_secs(5),
     );
 }
+
+// ---- issue 11, item 7: shell helpers -------------------------------------------------
+
+#[test]
+fn mongosh_log_components_current_op_roles_and_sync_from() {
+    install();
+    let server = Ferrod::start(&[]);
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        server.port
+    );
+    let mut cmd = mongosh(&uri);
+    cmd.arg("--file")
+        .arg(interop_dir().join("helpers_mongosh.js"));
+    run_script(&[&server], cmd);
+
+    // rs.syncFrom() on a secondary of a three-member set, naming the primary.
+    let members = start_members(&[]);
+    initiate(&members);
+    let hello = |m: &Ferrod| m.command(doc! {"hello": 1, "$db": "admin"});
+    let (primary, secondary) = common::eventually(Duration::from_secs(15), "a primary", || {
+        let p = members
+            .iter()
+            .position(|m| hello(m).get_bool("isWritablePrimary").unwrap_or(false))?;
+        let s = (p + 1) % members.len();
+        hello(&members[s]).get_str("primary").ok()?;
+        Some((p, s))
+    });
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        members[secondary].addr()
+    ));
+    cmd.env("SYNC_FROM", members[primary].addr())
+        .arg("--file")
+        .arg(interop_dir().join("helpers_mongosh.js"));
+    run_script(&[&members[secondary]], cmd);
+}

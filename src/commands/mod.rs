@@ -3,6 +3,7 @@
 //! A command is one file here with a `pub const` [`Command`], plus one row in [`TABLE`].
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
+mod aggregate;
 mod api_version;
 mod build_info;
 mod catalog_write;
@@ -36,6 +37,7 @@ mod repl_set_initiate;
 mod repl_set_reconfig;
 mod repl_set_step_down;
 mod repl_set_step_up;
+mod repl_set_sync_from;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -179,6 +181,7 @@ impl Command {
 
 /// Every command ferrod serves.
 pub static TABLE: &[&Command] = &[
+    &aggregate::AGGREGATE,
     &build_info::BUILD_INFO,
     &conn_pool_stats::CONN_POOL_STATS,
     &connection_status::CONNECTION_STATUS,
@@ -224,6 +227,7 @@ pub static TABLE: &[&Command] = &[
     &repl_set_reconfig::REPL_SET_RECONFIG,
     &repl_set_step_down::REPL_SET_STEP_DOWN,
     &repl_set_step_up::REPL_SET_STEP_UP,
+    &repl_set_sync_from::REPL_SET_SYNC_FROM,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,

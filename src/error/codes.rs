@@ -118,6 +118,10 @@ codes! {
     APIDeprecationError = 324,
     Location50985 = 50985,
     Location4886600 = 4886600,
+    Location40323 = 40323,
+    Location40324 = 40324,
+    Location40602 = 40602,
+    Location15959 = 15959,
 }
 
 #[cfg(test)]
