@@ -60,4 +60,13 @@ fn version_errors_are_mongods() {
     );
     let r = server.command(doc! {"ping": 1, "apiVersion": "1", "apiStrict": 1, "$db": "admin"});
     assert_eq!(code(&r), Some(14), "{r}");
+    let r = server.command(doc! {
+        "aggregate": 1, "pipeline": [{"$currentOp": {}}], "cursor": {},
+        "apiVersion": "1", "apiStrict": true, "$db": "admin",
+    });
+    assert_eq!(code(&r), Some(323), "{r}");
+    assert_eq!(
+        r.get_str("errmsg").unwrap(),
+        "$currentOp is not allowed with 'apiStrict: true' in API Version 1"
+    );
 }

@@ -106,6 +106,13 @@ fn aggregate(inv: &Invocation, cmd: &Document) -> CommandResult {
                         "$currentOp must be run against the 'admin' database with {aggregate: 1}",
                     ));
                 }
+                // Stages outside API Version 1 are refused under apiStrict, as mongod does.
+                if cmd.get_bool("apiStrict") == Ok(true) {
+                    return Err(CommandError::new(
+                        Code::APIStrictError,
+                        "$currentOp is not allowed with 'apiStrict: true' in API Version 1",
+                    ));
+                }
                 let all_users = current_op_options(arg)?;
                 docs = Some(visible_operations(inv, all_users)?);
             }
