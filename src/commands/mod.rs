@@ -265,6 +265,12 @@ pub fn is_available(server: &ServerState, command: &Command) -> bool {
     !command.test_only || server.params.get_bool(crate::params::ENABLE_TEST_COMMANDS)
 }
 
+/// Whether a request may be answered without coming here (the fast lane): not while a
+/// fail point could name it, since the dispatcher is where fail points apply.
+pub fn may_bypass_dispatcher(server: &ServerState) -> bool {
+    !server.failpoints.fail_command.is_active()
+}
+
 /// Arguments any command accepts besides its own (SPEC section 3, and what drivers add).
 pub const GENERIC_ARGUMENTS: &[&str] = &[
     "$db",

@@ -71,9 +71,7 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     if le_i32(frame, 12) != OP_MSG || le_i32(frame, HEADER_LEN) != 0 || frame[BODY_AT - 1] != 0 {
         return false;
     }
-    // Every command slow-logged, or a fail point that may name this one: the dispatcher
-    // must see it.
-    if server.config.slowms == 0 || server.failpoints.fail_command.is_active() {
+    if server.config.slowms == 0 || !commands::may_bypass_dispatcher(server) {
         return false;
     }
     // The walks below recurse: anything nested past maxBSONDepth takes the general path,
