@@ -59,16 +59,27 @@ async function main() {
   const fast = connect({ appName: 'fastApp' });
   await slow.db('admin').command({ ping: 1 });
   await fast.db('admin').command({ ping: 1 });
+  // Blocked for far longer than the test runs: the block ends by killOp, not by time.
   await configure(admin, { times: 1 }, {
-    failCommands: ['ping'], appName: 'slowApp', blockConnection: true, blockTimeMS: 2000,
+    failCommands: ['ping'], appName: 'slowApp', blockConnection: true, blockTimeMS: 600000,
   });
   const order = [];
-  const blocked = slow.db('admin').command({ ping: 1 }).then(() => order.push('slowApp'));
+  const blocked = slow.db('admin').command({ ping: 1 }).then(
+    () => order.push('slowApp ping ok'),
+    (e) => order.push(`slowApp ping ${e.code}`),
+  );
   await admin.command({ waitForFailPoint: 'failCommand', timesEntered: off.count + 3, maxTimeMS: 30000 });
   await fast.db('admin').command({ ping: 1 });
-  order.push('fastApp');
+  order.push('fastApp ping');
+  check(JSON.stringify(order) === '["fastApp ping"]', `only slowApp's ping is held (${order})`);
+  const ops = await admin.aggregate([
+    { $currentOp: { allUsers: true } },
+    { $match: { appName: 'slowApp', 'command.ping': 1 } },
+  ]).toArray();
+  check(ops.length === 1, `the held ping is an operation in $currentOp (${ops.length})`);
+  await admin.command({ killOp: 1, op: ops[0].opid });
   await blocked;
-  check(JSON.stringify(order) === '["fastApp","slowApp"]', `only slowApp's ping was delayed (${order})`);
+  check(order[1] === 'slowApp ping 11601', `killOp ended the held ping (${order})`);
 
   // hello fails too, for the named application only (the drivers' SDAM tests do this).
   const probe = connect({ appName: 'helloApp' });

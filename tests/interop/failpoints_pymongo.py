@@ -91,20 +91,35 @@ def main():
     fast = connect(port, appName="fastApp")
     for c in (slow, fast):
         c.admin.command("ping")
+    # Blocked for far longer than the test runs: the block ends by killOp, not by time.
     configure(admin, {"times": 1}, {"failCommands": ["ping"], "appName": "slowApp",
-                                    "blockConnection": True, "blockTimeMS": 2000})
+                                    "blockConnection": True, "blockTimeMS": 600000})
     order = []
-    blocked = threading.Thread(target=lambda: (slow.admin.command("ping"), order.append("slowApp")))
+
+    def slow_ping():
+        try:
+            slow.admin.command("ping")
+            order.append("slowApp ping ok")
+        except OperationFailure as e:
+            order.append(f"slowApp ping {e.code}")
+
+    blocked = threading.Thread(target=slow_ping)
     blocked.start()
     admin.command({"waitForFailPoint": "failCommand", "timesEntered": off["count"] + 4,
                    "maxTimeMS": 30000})
     fast.admin.command("ping")
-    order.append("fastApp")
+    order.append("fastApp ping")
     slow.admin.command("buildInfo")  # another command of the slow app is not delayed
     order.append("slowApp buildInfo")
+    check(blocked.is_alive() and order == ["fastApp ping", "slowApp buildInfo"],
+          f"only slowApp's ping is held ({order})")
+    ops = admin.aggregate([{"$currentOp": {"allUsers": True}},
+                           {"$match": {"appName": "slowApp", "command.ping": 1}}])
+    opids = [op["opid"] for op in ops]
+    check(len(opids) == 1, f"the held ping is an operation in $currentOp ({opids})")
+    admin.command({"killOp": 1, "op": opids[0]})
     blocked.join()
-    check(order == ["fastApp", "slowApp buildInfo", "slowApp"],
-          f"only slowApp's ping was delayed ({order})")
+    check(order[-1] == "slowApp ping 11601", f"killOp ended the held ping ({order})")
     configure(admin, "off", {})
     print("failpoints_pymongo: all checks passed")
 
