@@ -48,6 +48,9 @@ pub struct LogSink {
     quiet: AtomicBool,
     /// mongod's `logLevel`: 0 prints info and above, 1..5 add debug levels.
     verbosity: AtomicI32,
+    /// Levels of components set apart from the default (`logComponentVerbosity`), by
+    /// the component's name in log lines.
+    component_levels: parking_lot::RwLock<Vec<(&'static str, i32)>>,
     /// mongod's `maxLogSizeKB` in bytes: a larger attribute is truncated.
     max_attribute_bytes: AtomicU64,
 }
@@ -79,6 +82,7 @@ impl LogSink {
             startup_warnings: Mutex::new(Vec::new()),
             quiet: AtomicBool::new(quiet),
             verbosity: AtomicI32::new(0),
+            component_levels: parking_lot::RwLock::new(Vec::new()),
             max_attribute_bytes: AtomicU64::new(10 * 1024),
         }))
     }
@@ -95,6 +99,22 @@ impl LogSink {
 
     pub fn verbosity(&self) -> i32 {
         self.verbosity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the components' levels (those equal to the default are not kept).
+    pub fn set_component_levels(&self, levels: Vec<(&'static str, i32)>) {
+        let default = self.verbosity();
+        *self.component_levels.write() =
+            levels.into_iter().filter(|(_, l)| *l != default).collect();
+    }
+
+    /// The level a debug event of the component `target` is checked against.
+    fn verbosity_of(&self, target: &str) -> i32 {
+        let levels = self.component_levels.read();
+        levels
+            .iter()
+            .find(|(name, _)| *name == target)
+            .map_or_else(|| self.verbosity(), |(_, level)| *level)
     }
 
     /// Sets `maxLogSizeKB`.
@@ -324,8 +344,21 @@ impl<S: Subscriber> Layer<S> for LogLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
         let level = *metadata.level();
         level <= Level::INFO
-            || (level == Level::DEBUG && self.sink.verbosity() >= 1)
-            || (level == Level::TRACE && self.sink.verbosity() >= 2)
+            || (level == Level::DEBUG && self.sink.verbosity_of(metadata.target()) >= 1)
+            || (level == Level::TRACE && self.sink.verbosity_of(metadata.target()) >= 2)
+    }
+
+    // Debug events are decided each time: the levels change at runtime (setParameter),
+    // and a callsite cached as "never" would stay silent.
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if *metadata.level() <= Level::INFO {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {

@@ -18,6 +18,8 @@ pub enum Kind {
     StringList,
     /// Shown by getParameter, never set (featureCompatibilityVersion).
     ReadOnly,
+    /// `logComponentVerbosity`: a setting merges into the component tree.
+    LogComponents,
 }
 
 #[derive(Debug)]
@@ -45,6 +47,8 @@ macro_rules! int_param {
 }
 
 pub const LOG_LEVEL: &str = "logLevel";
+/// The per-component log levels; its top `verbosity` is `logLevel`.
+pub const LOG_COMPONENT_VERBOSITY: &str = "logComponentVerbosity";
 pub const QUIET: &str = "quiet";
 pub const SCRAM_SHA1_ITERATIONS: &str = "scramIterationCount";
 pub const SCRAM_SHA256_ITERATIONS: &str = "scramSHA256IterationCount";
@@ -70,6 +74,13 @@ const I32_MAX: i64 = i32::MAX as i64;
 /// Every parameter ferrod knows, with mongod's names and defaults.
 pub static PARAMETERS: &[ParamSpec] = &[
     int_param!(LOG_LEVEL, 0, 0, 5, runtime: true),
+    ParamSpec {
+        name: LOG_COMPONENT_VERBOSITY,
+        kind: Kind::LogComponents,
+        default: crate::log_components::default_tree,
+        at_startup: false,
+        at_runtime: true,
+    },
     ParamSpec {
         name: QUIET,
         kind: Kind::Bool,
@@ -195,6 +206,13 @@ fn coerce(spec: &ParamSpec, value: &Bson) -> CommandResult<Bson> {
             _ => Err(invalid()),
         },
         Kind::ReadOnly => Err(bad_value(format!("{} cannot be set", spec.name))),
+        Kind::LogComponents => match value {
+            Bson::Document(_) => Ok(value.clone()),
+            _ => Err(bad_value(format!(
+                "Invalid value for parameter {}: expected an object",
+                spec.name
+            ))),
+        },
     }
 }
 
@@ -287,7 +305,24 @@ impl Parameters {
                 });
             }
             let value = coerce(spec, value)?;
+            let value = match (&value, next.get(spec.name)) {
+                (Bson::Document(update), Some(Bson::Document(tree))) => {
+                    let mut tree = tree.clone();
+                    crate::log_components::merge(&mut tree, update)?;
+                    let top = tree.get_i32("verbosity").unwrap_or(0).min(5);
+                    next.insert(LOG_LEVEL, Bson::Int32(top));
+                    Bson::Document(tree)
+                }
+                _ => value,
+            };
+            let level = (spec.name == LOG_LEVEL).then(|| value.clone());
             previous.push(next.insert(spec.name, value).unwrap_or(Bson::Null));
+            // logLevel is the default component's verbosity.
+            if let (Some(level), Some(Bson::Document(tree))) =
+                (level, next.get_mut(LOG_COMPONENT_VERBOSITY))
+            {
+                tree.insert("verbosity", level);
+            }
         }
         check_relations(&next)?;
         *values = next;

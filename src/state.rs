@@ -103,6 +103,8 @@ pub struct ServerState {
     pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
     /// Replica-set membership, when started with `--replSet`.
     pub repl: Option<Arc<ReplCoordinator>>,
+    /// Fail points (`configureFailPoint`, test commands only).
+    pub failpoints: crate::failpoint::FailPoints,
     next_connection_id: AtomicU64,
 }
 
@@ -137,6 +139,7 @@ impl ServerState {
             catalog: OnceLock::new(),
             cluster_key: OnceLock::new(),
             repl,
+            failpoints: Default::default(),
             next_connection_id: AtomicU64::new(0),
         })
     }
@@ -215,6 +218,8 @@ pub struct Client {
     pub compressors: Mutex<Vec<Compressor>>,
     /// Who the connection is logged in as, and any SASL conversation under way.
     pub auth: Mutex<ClientAuth>,
+    /// The connection said `internalClient` in hello: another cluster member.
+    pub internal: AtomicBool,
 }
 
 impl Client {
@@ -227,6 +232,7 @@ impl Client {
             hello_done: AtomicBool::new(false),
             compressors: Mutex::new(Vec::new()),
             auth: Mutex::new(ClientAuth::default()),
+            internal: AtomicBool::new(false),
         }
     }
 

@@ -380,3 +380,88 @@ fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---- issue 11: fail points -----------------------------------------------------------
+
+fn run_with_test_commands(script: fn(&Ferrod) -> Command) {
+    install();
+    let server = Ferrod::start(&["--setParameter", "enableTestCommands=1"]);
+    run_script(&[&server], script(&server));
+}
+
+#[test]
+fn pymongo_retries_and_is_blocked_through_fail_command() {
+    run_with_test_commands(|server| {
+        let mut cmd = python("failpoints_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn node_driver_retries_and_is_blocked_through_fail_command() {
+    run_with_test_commands(|server| {
+        let mut cmd = node("failpoints_node.mjs");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn pymongo_strict_stable_api_refuses_commands_outside_version_1() {
+    run_client(|server, _| {
+        let mut cmd = python("stable_api_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn pymongo_with_tls_fails_fast_against_a_server_without_tls() {
+    install();
+    let server = Ferrod::start(&[]);
+    let mut cmd = python("tls_pymongo.py");
+    cmd.arg(server.port.to_string());
+    run_script(&[&server], cmd);
+    server.wait_for_log(
+        "SSL handshake received but server is started without SSL support",
+        Duration::from_secs(5),
+    );
+}
+
+// ---- issue 11, item 7: shell helpers -------------------------------------------------
+
+#[test]
+fn mongosh_log_components_current_op_roles_and_sync_from() {
+    install();
+    let server = Ferrod::start(&[]);
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        server.port
+    );
+    let mut cmd = mongosh(&uri);
+    cmd.arg("--file")
+        .arg(interop_dir().join("helpers_mongosh.js"));
+    run_script(&[&server], cmd);
+
+    // rs.syncFrom() on a secondary of a three-member set, naming the primary.
+    let members = start_members(&[]);
+    initiate(&members);
+    let hello = |m: &Ferrod| m.command(doc! {"hello": 1, "$db": "admin"});
+    let (primary, secondary) = common::eventually(Duration::from_secs(15), "a primary", || {
+        let p = members
+            .iter()
+            .position(|m| hello(m).get_bool("isWritablePrimary").unwrap_or(false))?;
+        let s = (p + 1) % members.len();
+        hello(&members[s]).get_str("primary").ok()?;
+        Some((p, s))
+    });
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        members[secondary].addr()
+    ));
+    cmd.env("SYNC_FROM", members[primary].addr())
+        .arg("--file")
+        .arg(interop_dir().join("helpers_mongosh.js"));
+    run_script(&[&members[secondary]], cmd);
+}

@@ -271,8 +271,46 @@ const CLUSTER_MANAGER: &[&str] = &[
 const USER_ADMIN_ANY_CLUSTER: &[&str] =
     &["authSchemaUpgrade", "invalidateUserCache", "listDatabases"];
 
+/// mongod's enableSharding role, on any normal resource.
+const ENABLE_SHARDING: &[&str] = &[
+    "enableSharding",
+    "refineCollectionShardKey",
+    "reshardCollection",
+    "analyzeShardKey",
+];
+/// __queryableBackup (and so backup) on any normal resource, and on the cluster.
+const QUERYABLE_BACKUP: &[&str] = &["collStats", "find", "listCollections", "listIndexes"];
+const QUERYABLE_BACKUP_CLUSTER: &[&str] = &["getParameter", "listDatabases", "useUUID"];
+const BACKUP_CLUSTER: &[&str] = &["appendOplogNote", "serverStatus", "setUserWriteBlockMode"];
+/// restore on any normal resource (with userAdmin's actions), and on the cluster.
+const RESTORE: &[&str] = &[
+    "bypassDocumentValidation",
+    "collMod",
+    "convertToCapped",
+    "createCollection",
+    "createIndex",
+    "dropCollection",
+    "insert",
+    "listCollections",
+];
+const RESTORE_CLUSTER: &[&str] = &[
+    "getParameter",
+    "forceUUID",
+    "useUUID",
+    "bypassWriteBlockingMode",
+    "setUserWriteBlockMode",
+    "applyOps",
+];
+
 /// Roles that exist on every database.
-const DATABASE_ROLES: &[&str] = &["read", "readWrite", "dbAdmin", "dbOwner", "userAdmin"];
+const DATABASE_ROLES: &[&str] = &[
+    "read",
+    "readWrite",
+    "dbAdmin",
+    "dbOwner",
+    "userAdmin",
+    "enableSharding",
+];
 /// Roles that exist only on `admin`.
 const ADMIN_ROLES: &[&str] = &[
     "readAnyDatabase",
@@ -285,6 +323,10 @@ const ADMIN_ROLES: &[&str] = &[
     "clusterAdmin",
     "root",
     "__system",
+    "__queryableBackup",
+    "backup",
+    "restore",
+    "directShardOperations",
 ];
 
 pub fn is_builtin(role: &str, db: &str) -> bool {
@@ -338,8 +380,12 @@ pub fn builtin_privileges(role: &str, db: &str) -> Option<Vec<Privilege>> {
             on(cluster(), &[CLUSTER_MONITOR, HOST_MANAGER, CLUSTER_MANAGER]),
             on(any(), &[&["dropDatabase"]]),
         ],
+        // mongod's root includes backup and restore.
         "root" => vec![
-            on(any(), &[READ, READ_WRITE_EXTRA, DB_ADMIN, USER_ADMIN]),
+            on(
+                any(),
+                &[READ, READ_WRITE_EXTRA, DB_ADMIN, USER_ADMIN, RESTORE],
+            ),
             on(
                 cluster(),
                 &[
@@ -347,10 +393,28 @@ pub fn builtin_privileges(role: &str, db: &str) -> Option<Vec<Privilege>> {
                     HOST_MANAGER,
                     CLUSTER_MANAGER,
                     USER_ADMIN_ANY_CLUSTER,
+                    QUERYABLE_BACKUP_CLUSTER,
+                    BACKUP_CLUSTER,
+                    RESTORE_CLUSTER,
                 ],
             ),
         ],
         "__system" => vec![on(ResourcePattern::AnyResource, &[&["anyAction"]])],
+        "enableSharding" => vec![on(any(), &[ENABLE_SHARDING])],
+        "__queryableBackup" => vec![
+            on(any(), &[QUERYABLE_BACKUP]),
+            on(cluster(), &[QUERYABLE_BACKUP_CLUSTER]),
+        ],
+        "backup" => vec![
+            on(any(), &[QUERYABLE_BACKUP]),
+            on(cluster(), &[QUERYABLE_BACKUP_CLUSTER, BACKUP_CLUSTER]),
+        ],
+        "restore" => vec![
+            on(any(), &[RESTORE, USER_ADMIN]),
+            on(cluster(), &[RESTORE_CLUSTER]),
+        ],
+        // mongod 7.0 gives it no privileges on a replica set member.
+        "directShardOperations" => Vec::new(),
         _ => return None,
     };
     Some(privileges)
@@ -397,5 +461,7 @@ mod tests {
             }
         }
         assert!(builtin_privileges("clusterAdmin", "test").is_none());
+        assert!(builtin_privileges("backup", "test").is_none());
+        assert!(builtin_privileges("enableSharding", "test").is_some());
     }
 }

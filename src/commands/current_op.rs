@@ -23,16 +23,22 @@ fn current_op(inv: &Invocation, cmd: &Document) -> CommandResult {
             !is_generic_argument(k) && !matches!(k.as_str(), "$all" | "$ownOps" | "$truncateOps")
         })
         .collect();
+    let inprog: Vec<Document> = operations(inv)
+        .into_iter()
+        .filter(|op| filter.iter().all(|(k, v)| op.get(k.as_str()) == Some(v)))
+        .collect();
+    Ok(doc! {"inprog": inprog})
+}
+
+/// Every operation in progress as currentOp shows it (also `$currentOp`'s documents).
+pub(super) fn operations(inv: &Invocation) -> Vec<Document> {
     let host = inv.server.host_and_port();
-    let inprog: Vec<Document> = inv
-        .server
+    inv.server
         .ops
         .in_progress()
         .into_iter()
         .map(|op| with_mongod_fields(op, &host))
-        .filter(|op| filter.iter().all(|(k, v)| op.get(k.as_str()) == Some(v)))
-        .collect();
-    Ok(doc! {"inprog": inprog})
+        .collect()
 }
 
 /// The fields mongod 7.0 reports for every op that ferrod has no real use for: it takes

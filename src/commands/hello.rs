@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub const HELLO: Command = Command {
+    api_version_1: true,
     aliases: &["isMaster", "ismaster"],
     allowed_before_auth: true,
     compress_reply: false,

@@ -5,6 +5,7 @@ use crate::error::CommandResult;
 use bson::{doc, Bson, Document};
 
 pub const LIST_DATABASES: Command = Command {
+    api_version_1: true,
     admin_only: true,
     ..Command::new(
         "listDatabases",

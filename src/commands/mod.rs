@@ -3,6 +3,8 @@
 //! A command is one file here with a `pub const` [`Command`], plus one row in [`TABLE`].
 //! Handlers get the request document and an [`Invocation`]; they never see sockets.
 
+mod aggregate;
+mod api_version;
 mod build_info;
 mod catalog_write;
 mod conn_pool_stats;
@@ -13,6 +15,7 @@ mod current_op;
 mod drop_connections;
 mod drop_role;
 mod drop_user;
+mod fail_point;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_parameter;
@@ -34,6 +37,7 @@ mod repl_set_initiate;
 mod repl_set_reconfig;
 mod repl_set_step_down;
 mod repl_set_step_up;
+mod repl_set_sync_from;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -143,6 +147,9 @@ pub struct Command {
     pub compress_reply: bool,
     /// A test command: it exists only with `--setParameter enableTestCommands=1`.
     pub test_only: bool,
+    /// In Stable API Version 1 under its name (not its aliases), as in mongod's list;
+    /// `apiStrict: true` refuses the others.
+    pub api_version_1: bool,
     /// On success the connection is closed without a reply (mongod's `shutdown`).
     pub hangs_up: bool,
     /// Fields shown as "xxx" in messages, logs and currentOp (mongod's snipForLogging),
@@ -165,6 +172,7 @@ impl Command {
             handler,
             compress_reply: true,
             test_only: false,
+            api_version_1: false,
             redacted_fields: &[],
             hangs_up: false,
         }
@@ -173,6 +181,7 @@ impl Command {
 
 /// Every command ferrod serves.
 pub static TABLE: &[&Command] = &[
+    &aggregate::AGGREGATE,
     &build_info::BUILD_INFO,
     &conn_pool_stats::CONN_POOL_STATS,
     &connection_status::CONNECTION_STATUS,
@@ -185,6 +194,8 @@ pub static TABLE: &[&Command] = &[
     &drop_user::DROP_USER,
     &drop_user::DROP_ALL_USERS_FROM_DATABASE,
     &drop_connections::DROP_CONNECTIONS,
+    &fail_point::CONFIGURE_FAIL_POINT,
+    &fail_point::WAIT_FOR_FAIL_POINT,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
@@ -216,6 +227,7 @@ pub static TABLE: &[&Command] = &[
     &repl_set_reconfig::REPL_SET_RECONFIG,
     &repl_set_step_down::REPL_SET_STEP_DOWN,
     &repl_set_step_up::REPL_SET_STEP_UP,
+    &repl_set_sync_from::REPL_SET_SYNC_FROM,
     &server_status::SERVER_STATUS,
     &sessions::END_SESSIONS,
     &sessions::REFRESH_SESSIONS,
@@ -251,6 +263,12 @@ pub fn lookup(name: &str) -> Option<&'static Command> {
 /// Whether this server serves `command`: test commands only when enabled at startup.
 pub fn is_available(server: &ServerState, command: &Command) -> bool {
     !command.test_only || server.params.get_bool(crate::params::ENABLE_TEST_COMMANDS)
+}
+
+/// Whether a request may be answered without coming here (the fast lane): not while a
+/// fail point could name it, since the dispatcher is where fail points apply.
+pub fn may_bypass_dispatcher(server: &ServerState) -> bool {
+    !server.failpoints.fail_command.is_active()
 }
 
 /// Arguments any command accepts besides its own (SPEC section 3, and what drivers add).
@@ -381,7 +399,11 @@ pub async fn dispatch_request(
         exhaust_allowed,
     )
     .await;
-    let hang_up = result.is_ok() && command.is_some_and(|c| c.hangs_up);
+    let hang_up = match &result {
+        Ok(_) => command.is_some_and(|c| c.hangs_up),
+        // Only failCommand's closeConnection fails with 50985: close instead of replying.
+        Err(e) => e.code == Code::Location50985,
+    };
     let body = match result {
         Ok(ReplyBody::Document(mut reply)) => {
             if !reply.contains_key("ok") {
@@ -427,6 +449,7 @@ async fn run(
         ));
     };
     Stats::add(&server.stats.op_command, 1);
+    api_version::check(&body, command, name)?;
     if command.admin_only && db != "admin" {
         return Err(CommandError::new(
             Code::Unauthorized,
@@ -459,6 +482,14 @@ async fn run(
         exhaust_allowed,
     };
     let started = std::time::Instant::now();
+    // The one place failCommand applies: to every command that reaches its handler.
+    fail_point::note_internal_client(client, command, body);
+    let mut fail_labels = None;
+    if let Some(data) = fail_point::evaluate(&invocation, command) {
+        let fut = fail_point::block(invocation.clone(), command.name, data.clone());
+        Box::pin(bounded(server, &invocation, time_limit, fut)).await?;
+        fail_labels = fail_point::fail(&invocation, command.name, &data)?.error_labels;
+    }
     let result = match command.handler {
         Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
         Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
@@ -473,9 +504,13 @@ async fn run(
             let fut = catalog_write::run(&invocation, body, f);
             Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await
-                .map(ReplyBody::Document)
+                .map(|mut reply| {
+                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    ReplyBody::Document(reply)
+                })
         }
     };
+    let result = result.map_err(|e| fail_point::with_labels(e, fail_labels.as_ref()));
     log_if_slow(&invocation, command, started.elapsed(), &result);
     result
 }

@@ -3,6 +3,7 @@
 use super::{Command, Handler};
 
 pub const PING: Command = Command {
+    api_version_1: true,
     allowed_before_auth: true,
     ..Command::new(
         "ping",

@@ -16,6 +16,7 @@ use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, Document};
 
 pub const SASL_START: Command = Command {
+    api_version_1: true,
     allowed_before_auth: true,
     compress_reply: false,
     ..Command::new(
@@ -26,6 +27,7 @@ pub const SASL_START: Command = Command {
 };
 
 pub const SASL_CONTINUE: Command = Command {
+    api_version_1: true,
     allowed_before_auth: true,
     compress_reply: false,
     ..Command::new(

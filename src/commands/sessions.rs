@@ -16,6 +16,7 @@ fn session_list(name: &str, cmd: &Document) -> CommandResult<()> {
 }
 
 pub const END_SESSIONS: Command = Command {
+    api_version_1: true,
     validate: Some(|cmd| session_list("endSessions", cmd)),
     ..Command::new(
         "endSessions",
@@ -25,6 +26,7 @@ pub const END_SESSIONS: Command = Command {
 };
 
 pub const REFRESH_SESSIONS: Command = Command {
+    api_version_1: true,
     validate: Some(|cmd| session_list("refreshSessions", cmd)),
     ..Command::new(
         "refreshSessions",

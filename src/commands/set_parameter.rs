@@ -38,6 +38,11 @@ pub fn apply(server: &crate::state::ServerState) {
     server
         .log
         .set_verbosity(server.params.get_i64(params::LOG_LEVEL) as i32);
+    if let Some(tree) = server.params.get(params::LOG_COMPONENT_VERBOSITY) {
+        server
+            .log
+            .set_component_levels(crate::log_components::effective(&tree));
+    }
     if let Some(Bson::Boolean(quiet)) = server.params.get(params::QUIET) {
         server.log.set_quiet(quiet);
     }

@@ -110,6 +110,18 @@ codes! {
     ClientMetadataMissingField = 183,
     ClientMetadataAppNameTooLarge = 184,
     ClientMetadataDocumentTooLarge = 185,
+    FailPointSetFailed = 157,
+    SocketException = 9001,
+    LegacyNotPrimary = 10058,
+    APIVersionError = 322,
+    APIStrictError = 323,
+    APIDeprecationError = 324,
+    Location50985 = 50985,
+    Location4886600 = 4886600,
+    Location40323 = 40323,
+    Location40324 = 40324,
+    Location40602 = 40602,
+    Location15959 = 15959,
 }
 
 #[cfg(test)]

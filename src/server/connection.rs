@@ -48,6 +48,8 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
     // One shutdown waiter for the whole connection, not a new registration per read.
     let shutdown = server.shutdown.cancelled();
     tokio::pin!(shutdown);
+    // Until the first 16 bytes are in: they may be a TLS ClientHello.
+    let mut first_bytes = true;
     loop {
         let read = tokio::select! {
             read = read_more(&mut stream, &mut buf, &mut out) => read,
@@ -58,6 +60,15 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             Ok(n) => Stats::add(&server.stats.bytes_in, n as u64),
             Err(e) => {
                 tracing::debug!(target: "NETWORK", id = 22989, ctx = ctx(client), error = %e, "Error receiving request from client");
+                return;
+            }
+        }
+        if first_bytes && buf.len() >= TLS_PROBE_LEN {
+            first_bytes = false;
+            if is_tls_client_hello(&buf) {
+                tracing::info!(target: "NETWORK", id = 22988, ctx = ctx(client),
+                    error = "SSLHandshakeFailed: SSL handshake received but server is started without SSL support",
+                    remote = %client.remote, "Error receiving request from client. Ending connection from remote");
                 return;
             }
         }
@@ -123,6 +134,24 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
         }
     }
+}
+
+/// A message header's length: what mongod looks at before it knows a frame.
+const TLS_PROBE_LEN: usize = 16;
+
+/// Whether a connection's first bytes are a TLS record (content type 22, handshake;
+/// version 3.x) rather than a message header. mongod reads them as a header whose
+/// `responseTo` is not 0 or -1 (here the ClientHello's version bytes, 0x03), which no
+/// client's first request has, and ends the connection at once (SSLHandshakeFailed),
+/// where a wait for the "frame" that the record's bytes seem to announce would leave a TLS
+/// client hanging until its timeout.
+fn is_tls_client_hello(first: &[u8]) -> bool {
+    let response_to = i32::from_le_bytes([first[8], first[9], first[10], first[11]]);
+    first[0] == 0x16
+        && first[1] == 0x03
+        && first[2] <= 0x04
+        && response_to != 0
+        && response_to != -1
 }
 
 /// Frames that decode to less than this are decoded inline: handing them to another
@@ -285,10 +314,13 @@ pub(super) async fn handle(
             let command = handshake_command(&query);
             drop(query);
             let body = match command {
-                Ok(command) => Box::pin(commands::dispatch(server, client, command, false))
-                    .await
-                    .body
-                    .into_document(),
+                Ok(command) => {
+                    let reply = Box::pin(commands::dispatch(server, client, command, false)).await;
+                    if reply.hang_up {
+                        return Answer::HangUp;
+                    }
+                    reply.body.into_document()
+                }
                 Err(e) => {
                     return Answer::Reply(reply_to(
                         request_id,

@@ -71,7 +71,7 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     if le_i32(frame, 12) != OP_MSG || le_i32(frame, HEADER_LEN) != 0 || frame[BODY_AT - 1] != 0 {
         return false;
     }
-    if server.config.slowms == 0 {
+    if server.config.slowms == 0 || !commands::may_bypass_dispatcher(server) {
         return false;
     }
     // The walks below recurse: anything nested past maxBSONDepth takes the general path,
