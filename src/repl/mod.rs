@@ -211,7 +211,7 @@ impl ReplCoordinator {
             applied,
             raft: RwLock::new(None),
             raft_start: tokio::sync::Mutex::new(()),
-            process_id: ObjectId::new(),
+            process_id: crate::state::process_id(),
             topology_counter,
             health: Mutex::new(HashMap::new()),
             heartbeat_received: Mutex::new(HashMap::new()),
@@ -1337,6 +1337,7 @@ impl ReplCoordinator {
             "topologyVersion",
             doc! {"processId": self.process_id, "counter": counter},
         );
+
         let Some((config, me)) =
             config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)))
         else {
@@ -1373,6 +1374,11 @@ impl ReplCoordinator {
         if me.priority == 0.0 {
             reply.insert("passive", true);
         }
+        // Tag-set read preferences select on these; mongod leaves the field out when empty.
+        let tags = me.tags_document();
+        if !tags.is_empty() {
+            reply.insert("tags", tags);
+        }
         reply.insert("me", me.host.clone());
         reply.insert("arbiterOnly", false);
         if primary {
@@ -1399,6 +1405,37 @@ impl ReplCoordinator {
 
     pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
         self.health.lock().retain(|id, _| keep.contains(id));
+    }
+}
+
+/// mongod's NotPrimaryError category: the errors after which a driver checks the server
+/// again, unless the error's `topologyVersion` shows it knows of nothing newer.
+fn is_not_primary_error(code: i32) -> bool {
+    [
+        Code::NotWritablePrimary,
+        Code::NotPrimaryNoSecondaryOk,
+        Code::NotPrimaryOrSecondary,
+        Code::InterruptedDueToReplStateChange,
+        Code::PrimarySteppedDown,
+    ]
+    .iter()
+    .any(|c| c.number() == code)
+}
+
+/// Adds the current `topologyVersion` to a reply whose error, or write concern error, is a
+/// state change, as a set member's mongod does (a standalone's never change state).
+pub fn stamp_state_change_error(server: &ServerState, reply: &mut Document) {
+    if server.repl.is_none() || reply.contains_key("topologyVersion") {
+        return;
+    }
+    let code = reply.get_i32("code").ok().or_else(|| {
+        reply
+            .get_document("writeConcernError")
+            .ok()
+            .and_then(|wce| wce.get_i32("code").ok())
+    });
+    if code.is_some_and(is_not_primary_error) {
+        reply.insert("topologyVersion", server.topology_version());
     }
 }
 
