@@ -380,3 +380,29 @@ fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---- issue 11: streaming monitors, topologyVersion, tags ----------------------------------
+
+#[test]
+fn node_driver_streaming_monitor_follows_the_set_for_a_minute_and_a_stepdown() {
+    install();
+    let members = start_members(&[]);
+    initiate(&members);
+    let mut cmd = node("monitor_node.mjs");
+    cmd.arg(seed_list(&members)).arg(SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
+fn mongosh_streaming_monitor_follows_the_set_for_a_minute_and_a_stepdown() {
+    install();
+    let members = start_members(&[]);
+    initiate(&members);
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?replicaSet={SET}&serverSelectionTimeoutMS=20000",
+        seed_list(&members)
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("monitor_mongosh.js"));
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
