@@ -159,7 +159,7 @@ fn initiate(nodes: &[Ferrod], tags: Document) -> usize {
 }
 
 #[test]
-fn a_set_streams_a_stepdown_and_stamps_state_change_errors() {
+fn a_set_member_reports_its_topology_and_streams_a_stepdown() {
     let nodes = start_set(3);
     let p = initiate(&nodes, doc! {"dc": "west"});
     let secondary = (p + 1) % 3;
@@ -181,6 +181,48 @@ fn a_set_streams_a_stepdown_and_stamps_state_change_errors() {
         "{tagged}"
     );
     assert!(!admin(&nodes[1], doc! {"hello": 1}).contains_key("tags"));
+
+    // replSetGetStatus: the election each side saw, and the secondaries' sync source.
+    let primary_id = p as i32;
+    let status = admin(&nodes[p], doc! {"replSetGetStatus": 1});
+    let term = status.get_i64("term").unwrap();
+    let won = status
+        .get_document("electionCandidateMetrics")
+        .unwrap_or_else(|_| panic!("{status}"));
+    assert_eq!(won.get_i64("electionTerm"), Ok(term), "{won}");
+    assert_eq!(won.get_str("lastElectionReason"), Ok("electionTimeout"));
+    assert_eq!(won.get_i32("numVotesNeeded"), Ok(2));
+    assert_eq!(status.get_str("syncSourceHost"), Ok(""));
+    assert_eq!(status.get_i32("syncSourceId"), Ok(-1));
+    let status = eventually(Duration::from_secs(10), "a secondary's status", || {
+        let s = admin(&nodes[secondary], doc! {"replSetGetStatus": 1});
+        s.contains_key("electionParticipantMetrics").then_some(s)
+    });
+    assert_eq!(
+        status.get_str("syncSourceHost"),
+        Ok(nodes[p].addr().as_str())
+    );
+    assert_eq!(status.get_i32("syncSourceId"), Ok(primary_id));
+    let saw = status.get_document("electionParticipantMetrics").unwrap();
+    assert_eq!(saw.get_i64("electionTerm"), Ok(term), "{saw}");
+    assert_eq!(saw.get_i32("electionCandidateMemberId"), Ok(primary_id));
+    assert!(!status.contains_key("electionCandidateMetrics"), "{status}");
+    for m in status.get_array("members").unwrap() {
+        let m = m.as_document().unwrap();
+        let expected = if m.get_i32("_id") == Ok(primary_id) {
+            (String::new(), -1)
+        } else {
+            (nodes[p].addr(), primary_id)
+        };
+        assert_eq!(
+            (
+                m.get_str("syncSourceHost").unwrap().to_string(),
+                m.get_i32("syncSourceId").unwrap()
+            ),
+            expected,
+            "{m}"
+        );
+    }
 
     // A streaming monitor on the primary sees the stepdown in the next streamed reply.
     let tv = topology_version(&admin(&nodes[p], doc! {"hello": 1}));
@@ -265,4 +307,29 @@ fn a_dependencys_info_lines_are_debug_lines() {
         .filter(|l| l.contains(LINE) && !l.contains(r#""s":"D1""#))
         .collect();
     assert!(info.is_empty(), "{info:#?}");
+}
+
+#[test]
+fn initiate_without_a_config_says_it_made_one() {
+    let node = Ferrod::start(&["--replSet", SET]);
+    let reply = admin(&node, doc! {"replSetInitiate": {}});
+    assert!(ok(&reply), "{reply}");
+    assert_eq!(
+        reply.get_str("info2"),
+        Ok("no configuration specified. Using a default configuration for the set")
+    );
+    let me = reply.get_str("me").unwrap();
+    let config = admin(&node, doc! {"replSetGetConfig": 1});
+    let host = config
+        .get_document("config")
+        .and_then(|c| c.get_array("members"))
+        .map(|m| {
+            m[0].as_document()
+                .unwrap()
+                .get_str("host")
+                .unwrap()
+                .to_owned()
+        })
+        .unwrap();
+    assert_eq!(me, host);
 }

@@ -11,6 +11,7 @@
 //! never become primary; replSetFreeze and replSetStepDown switch them off for a while.
 
 pub mod config;
+mod elections;
 mod heartbeat;
 pub mod raft;
 pub mod self_initiate;
@@ -127,6 +128,7 @@ pub struct ReplCoordinator {
     last_summary: Mutex<Option<TopologySummary>>,
     /// The term this node last became leader in, and when.
     leader_since: Mutex<Option<(u64, Instant)>>,
+    elections: elections::Elections,
 }
 
 /// The member a stepping-down primary asks to take over.
@@ -221,6 +223,7 @@ impl ReplCoordinator {
             elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
             leader_since: Mutex::new(None),
+            elections: elections::Elections::default(),
         }))
     }
 
@@ -554,10 +557,34 @@ impl ReplCoordinator {
                 newState = now.state.name(), primary = now.primary.clone().unwrap_or_default(),
                 configVersion = now.config_version, term = now.term as i64,
                 "Replica set state transition");
+            self.note_election(server, &now);
             *last = Some(now);
             self.topology_counter.send_modify(|c| *c += 1);
         }
         self.topology_counter()
+    }
+
+    /// Notes the election behind a new topology, for replSetGetStatus.
+    fn note_election(&self, server: &ServerState, now: &TopologySummary) {
+        let (Some(config), Some(raft)) = (self.config(), self.raft()) else {
+            return;
+        };
+        let Some(me) = self.self_member(server, &config) else {
+            return;
+        };
+        let metrics = raft.metrics().borrow().clone();
+        let leader = metrics.current_leader.filter(|&l| l != me.id);
+        let (optime, _) = self.my_optime();
+        self.elections.observe(elections::Observed {
+            term: now.term,
+            primary_is_me: now.state == MemberState::Primary,
+            other_primary: leader.filter(|_| now.primary.is_some()),
+            voted_for_it: leader.is_some() && metrics.vote.leader_id().voted_for() == leader,
+            optime: &optime,
+            votes_needed: config.voter_ids().len() as i32 / 2 + 1,
+            priority: me.priority,
+            election_timeout_millis: config.settings.election_timeout_millis,
+        });
     }
 
     fn update_election_switch(&self, server: &ServerState) {
@@ -1219,6 +1246,16 @@ impl ReplCoordinator {
         let received = self.heartbeat_received.lock().clone();
         let hb_ms = config.settings.heartbeat_interval_millis;
         let epoch = bson::DateTime::from_millis(0);
+        // Raft's leader sends its log to every member: a secondary's sync source is the
+        // primary, whose own is none.
+        let primary = self
+            .primary_host(server)
+            .and_then(|host| config.members.iter().find(|m| m.host == host).cloned());
+        let sync_source = |secondary: bool| match (&primary, secondary) {
+            (Some(p), true) => (p.host.clone(), p.id as i32),
+            _ => (String::new(), -1),
+        };
+        let (my_source_host, my_source_id) = sync_source(my_state == MemberState::Secondary);
         let members: Vec<Bson> = config
             .members
             .iter()
@@ -1230,7 +1267,7 @@ impl ReplCoordinator {
                         "uptime": server.started.elapsed().as_secs() as i32,
                         "optime": optime.clone(), "optimeDate": optime_date,
                         "lastAppliedWallTime": optime_date, "lastDurableWallTime": optime_date,
-                        "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                        "syncSourceHost": my_source_host.clone(), "syncSourceId": my_source_id, "infoMessage": "",
                         "configVersion": config.version as i32, "configTerm": config.term,
                         "self": true, "lastHeartbeatMessage": "",
                     };
@@ -1243,6 +1280,7 @@ impl ReplCoordinator {
                 let h = health.get(&m.id).cloned().unwrap_or_default();
                 let state = if h.healthy { MemberState::from_code(h.state) } else { MemberState::Down };
                 let (state_code, state_str) = if h.healthy { (h.state, state.name()) } else { (8, MemberState::Down.name()) };
+                let (source_host, source_id) = sync_source(h.healthy && state == MemberState::Secondary);
                 Bson::Document(doc! {
                     "_id": m.id as i32, "name": m.host.clone(),
                     "health": if h.healthy { 1.0 } else { 0.0 },
@@ -1256,19 +1294,19 @@ impl ReplCoordinator {
                     "lastHeartbeatRecv": received.get(&m.host.to_ascii_lowercase()).copied().unwrap_or(epoch),
                     "pingMs": h.ping_ms,
                     "lastHeartbeatMessage": h.message.clone(),
-                    "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                    "syncSourceHost": source_host, "syncSourceId": source_id, "infoMessage": "",
                     "configVersion": h.config_version as i32, "configTerm": h.config_term,
                 })
             })
             .collect();
         let voters = config.voter_ids().len() as i32;
         let majority = voters / 2 + 1;
-        Ok(doc! {
+        let mut reply = doc! {
             "set": config.set_name.clone(),
             "date": bson::DateTime::now(),
             "myState": my_state.code(),
             "term": term,
-            "syncSourceHost": "", "syncSourceId": -1,
+            "syncSourceHost": my_source_host, "syncSourceId": my_source_id,
             "heartbeatIntervalMillis": hb_ms,
             "majorityVoteCount": majority,
             "writeMajorityCount": majority,
@@ -1283,8 +1321,17 @@ impl ReplCoordinator {
                 "lastAppliedWallTime": optime_date,
                 "lastDurableWallTime": optime_date,
             },
-            "members": members,
-        })
+        };
+        if my_state == MemberState::Primary {
+            if let Some(metrics) = self.elections.candidate_metrics(term as u64) {
+                reply.insert("electionCandidateMetrics", metrics);
+            }
+        }
+        if let Some(metrics) = self.elections.participant_metrics() {
+            reply.insert("electionParticipantMetrics", metrics);
+        }
+        reply.insert("members", members);
+        Ok(reply)
     }
 
     /// connPoolStats' `replicaSets` entry for this set: each member as this node's
