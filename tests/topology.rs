@@ -333,3 +333,47 @@ fn initiate_without_a_config_says_it_made_one() {
         .unwrap();
     assert_eq!(me, host);
 }
+
+/// hello's member fields as mongod's: a delayed member is in neither `hosts` nor
+/// `passives`, and says of itself `passive`, `buildIndexes: false` and its delay
+/// (`slaveDelay` under the legacy name); `arbiterOnly` is for arbiters only.
+#[test]
+fn hello_describes_a_delayed_member_as_mongod_does() {
+    let nodes = start_set(3);
+    let members: Vec<Bson> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut m = doc! {"_id": i as i32, "host": n.addr()};
+            if i == 2 {
+                m.extend(doc! {"priority": 0, "secondaryDelaySecs": 5, "buildIndexes": false});
+            }
+            Bson::Document(m)
+        })
+        .collect();
+    let config = doc! {
+        "_id": SET, "version": 1, "members": members,
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = admin(&nodes[0], doc! {"replSetInitiate": config});
+    assert!(ok(&reply), "{reply}");
+    let hello = eventually(
+        Duration::from_secs(10),
+        "the delayed member's config",
+        || {
+            let h = admin(&nodes[2], doc! {"hello": 1});
+            h.contains_key("setName").then_some(h)
+        },
+    );
+    let hosts = hello.get_array("hosts").unwrap();
+    assert_eq!(hosts.len(), 2, "{hello}");
+    assert!(!hosts.contains(&Bson::String(nodes[2].addr())));
+    assert!(!hello.contains_key("passives"), "{hello}");
+    assert_eq!(hello.get_bool("passive"), Ok(true));
+    assert_eq!(hello.get_bool("buildIndexes"), Ok(false));
+    assert_eq!(hello.get_i64("secondaryDelaySecs"), Ok(5), "{hello}");
+    assert!(!hello.contains_key("arbiterOnly"), "{hello}");
+    let legacy = admin(&nodes[2], doc! {"isMaster": 1});
+    assert_eq!(legacy.get_i64("slaveDelay"), Ok(5), "{legacy}");
+    assert!(!legacy.contains_key("secondaryDelaySecs"));
+}

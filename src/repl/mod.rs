@@ -1393,16 +1393,19 @@ impl ReplCoordinator {
             reply.insert("isreplicaset", true);
             return reply;
         };
-        let hosts: Vec<Bson> = config
-            .members
-            .iter()
-            .filter(|m| !m.hidden && m.priority > 0.0)
+        // mongod lists neither hidden nor delayed members; electable ones are hosts.
+        let listed = || {
+            config
+                .members
+                .iter()
+                .filter(|m| !m.hidden && m.secondary_delay_secs == 0)
+        };
+        let hosts: Vec<Bson> = listed()
+            .filter(|m| m.priority > 0.0)
             .map(|m| Bson::String(m.host.clone()))
             .collect();
-        let passives: Vec<Bson> = config
-            .members
-            .iter()
-            .filter(|m| !m.hidden && m.priority == 0.0)
+        let passives: Vec<Bson> = listed()
+            .filter(|m| m.priority == 0.0)
             .map(|m| Bson::String(m.host.clone()))
             .collect();
         reply.insert("hosts", hosts);
@@ -1415,11 +1418,22 @@ impl ReplCoordinator {
         if let Some(p) = self.primary_host(server) {
             reply.insert("primary", p);
         }
+        if me.priority == 0.0 {
+            reply.insert("passive", true);
+        }
         if me.hidden {
             reply.insert("hidden", true);
         }
-        if me.priority == 0.0 {
-            reply.insert("passive", true);
+        if !me.build_indexes {
+            reply.insert("buildIndexes", false);
+        }
+        if me.secondary_delay_secs > 0 {
+            let name = if legacy {
+                "slaveDelay"
+            } else {
+                "secondaryDelaySecs"
+            };
+            reply.insert(name, me.secondary_delay_secs);
         }
         // Tag-set read preferences select on these; mongod leaves the field out when empty.
         let tags = me.tags_document();
@@ -1427,7 +1441,7 @@ impl ReplCoordinator {
             reply.insert("tags", tags);
         }
         reply.insert("me", me.host.clone());
-        reply.insert("arbiterOnly", false);
+        // `arbiterOnly` is for arbiters only, which ferrod has none of.
         if primary {
             reply.insert("electionId", election_id(self.term()));
         }
