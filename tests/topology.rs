@@ -377,3 +377,53 @@ fn hello_describes_a_delayed_member_as_mongod_does() {
     assert_eq!(legacy.get_i64("slaveDelay"), Ok(5), "{legacy}");
     assert!(!legacy.contains_key("secondaryDelaySecs"));
 }
+
+/// A stream waiting out maxAwaitTimeMS still watches its socket: a client that closes is
+/// let go at once, and one that sends a request ends the stream (the reply under way goes
+/// out without `moreToCome`) and is answered next.
+#[test]
+fn an_exhaust_stream_ends_when_the_client_closes_or_speaks() {
+    let node = Ferrod::start(&[]);
+    let mut s = connect(&node);
+    let hello = common::op_msg_roundtrip(&mut s, &doc! {"hello": 1, "$db": "admin"});
+    let conn = hello.get_i32("connectionId").unwrap();
+    let awaitable = |ms: i64| {
+        doc! {
+            "hello": 1, "topologyVersion": topology_version(&hello), "maxAwaitTimeMS": ms,
+            "$db": "admin",
+        }
+    };
+    s.write_all(&op_msg(30, EXHAUST_ALLOWED, &awaitable(300)))
+        .unwrap();
+    s.write_all(&op_msg(31, 0, &common::ping_doc())).unwrap();
+    let mut previous = 30;
+    let last_hello = loop {
+        let reply = next_frame(&mut s);
+        if reply.response_to == 31 {
+            break None;
+        }
+        assert_eq!(reply.response_to, previous, "{}", reply.body);
+        previous = reply.request_id;
+        if reply.flags == 0 {
+            break Some(reply);
+        }
+        assert_eq!(reply.flags, MORE_TO_COME);
+    };
+    assert!(
+        last_hello.is_some(),
+        "the stream ended with a reply flagged moreToCome"
+    );
+    let pong = next_frame(&mut s);
+    assert_eq!((pong.response_to, pong.flags), (31, 0), "{}", pong.body);
+    assert!(ok(&pong.body));
+    // A closed client ends its connection long before maxAwaitTimeMS.
+    s.write_all(&op_msg(32, EXHAUST_ALLOWED, &awaitable(600_000)))
+        .unwrap();
+    drop(s);
+    let ctx = format!(r#""ctx":"conn{conn}""#);
+    eventually(Duration::from_secs(10), "the connection to end", || {
+        node.log_lines()
+            .into_iter()
+            .find(|l| l.contains("Connection ended") && l.contains(&ctx))
+    });
+}

@@ -106,9 +106,18 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
             out.clear();
             let active = ActiveGuard::enter(&server.stats);
+            let exhaust = matches!(&incoming.message, Ok(Message { body: Body::Msg(m), .. }) if m.exhaust_allowed());
             // Boxed: the request's future is large and lives only while it runs, so an
             // idle connection's task stays small.
-            let answer = Box::pin(handle(server, client, incoming)).await;
+            let request = Box::pin(handle(server, client, incoming));
+            let answer = if exhaust {
+                match watched(server, request, &mut stream, &mut buf, &mut out).await {
+                    Some(answer) => answer,
+                    None => return,
+                }
+            } else {
+                request.await
+            };
             drop(active);
             let (mut reply, mut next) = match answer {
                 Answer::Reply(reply) => (reply, None),
@@ -138,17 +147,10 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                     true,
                     false,
                 ));
-                // Meanwhile the socket is watched, so that a client that closes is let go
-                // at once rather than when the next reply fails to send.
                 let answer = tokio::select! {
-                    answer = step => answer,
-                    read = read_more(&mut stream, &mut buf, &mut out) => match read {
-                        Ok(0) | Err(_) => return,
-                        // A client that sends a request ends the stream; it is served next.
-                        Ok(n) => {
-                            Stats::add(&server.stats.bytes_in, n as u64);
-                            break;
-                        }
+                    answer = watched(server, step, &mut stream, &mut buf, &mut out) => match answer {
+                        Some(answer) => answer,
+                        None => return,
                     },
                     _ = &mut shutdown => return,
                 };
@@ -161,6 +163,38 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
                 };
             }
         }
+    }
+}
+
+/// Runs a request that may start or continue an exhaust stream, watching the socket
+/// meanwhile (an awaitable hello waits up to maxAwaitTimeMS): None when the client closed,
+/// so that it is let go at once. A client that sends a request instead ends the stream:
+/// the reply being made goes out without `moreToCome`, and the request is served next.
+async fn watched(
+    server: &ServerState,
+    request: impl std::future::Future<Output = Answer>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> Option<Answer> {
+    tokio::pin!(request);
+    tokio::select! {
+        answer = &mut request => Some(answer),
+        read = read_more(stream, buf, out) => match read {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                Stats::add(&server.stats.bytes_in, n as u64);
+                Some(match request.await {
+                    Answer::Stream(mut reply, _) => {
+                        if let Body::Msg(msg) = &mut reply.body {
+                            msg.flags &= !MORE_TO_COME;
+                        }
+                        Answer::Reply(reply)
+                    }
+                    answer => answer,
+                })
+            }
+        },
     }
 }
 
