@@ -207,6 +207,13 @@ fn a_set_member_reports_its_topology_and_streams_a_stepdown() {
     assert_eq!(saw.get_i64("electionTerm"), Ok(term), "{saw}");
     assert_eq!(saw.get_i32("electionCandidateMemberId"), Ok(primary_id));
     assert!(!status.contains_key("electionCandidateMetrics"), "{status}");
+    assert!(
+        matches!(
+            status.get("lastStableRecoveryTimestamp"),
+            Some(Bson::Timestamp(_))
+        ),
+        "{status}"
+    );
     for m in status.get_array("members").unwrap() {
         let m = m.as_document().unwrap();
         let expected = if m.get_i32("_id") == Ok(primary_id) {
@@ -214,6 +221,7 @@ fn a_set_member_reports_its_topology_and_streams_a_stepdown() {
         } else {
             (nodes[p].addr(), primary_id)
         };
+        assert!(m.contains_key("lastAppliedWallTime"), "{m}");
         assert_eq!(
             (
                 m.get_str("syncSourceHost").unwrap().to_string(),

@@ -1290,6 +1290,8 @@ impl ReplCoordinator {
                     "optimeDurable": h.optime.clone().unwrap_or(doc! {"ts": bson::Timestamp{time:0, increment:0}, "t": -1i64}),
                     "optimeDate": h.optime_date.unwrap_or(epoch),
                     "optimeDurableDate": h.optime_date.unwrap_or(epoch),
+                    "lastAppliedWallTime": h.optime_date.unwrap_or(epoch),
+                    "lastDurableWallTime": h.optime_date.unwrap_or(epoch),
                     "lastHeartbeat": h.last_heartbeat.unwrap_or(epoch),
                     "lastHeartbeatRecv": received.get(&m.host.to_ascii_lowercase()).copied().unwrap_or(epoch),
                     "pingMs": h.ping_ms,
@@ -1317,11 +1319,15 @@ impl ReplCoordinator {
                 "lastCommittedWallTime": optime_date,
                 "readConcernMajorityOpTime": optime.clone(),
                 "appliedOpTime": optime.clone(),
-                "durableOpTime": optime,
+                "durableOpTime": optime.clone(),
                 "lastAppliedWallTime": optime_date,
                 "lastDurableWallTime": optime_date,
             },
         };
+        // Entries are applied as they commit: the stable point is the last applied one.
+        if let Ok(ts) = optime.get_timestamp("ts") {
+            reply.insert("lastStableRecoveryTimestamp", ts);
+        }
         if my_state == MemberState::Primary {
             if let Some(metrics) = self.elections.candidate_metrics(term as u64) {
                 reply.insert("electionCandidateMetrics", metrics);
