@@ -196,7 +196,14 @@ fn a_set_member_reports_its_topology_and_streams_a_stepdown() {
     assert_eq!(status.get_i32("syncSourceId"), Ok(-1));
     let status = eventually(Duration::from_secs(10), "a secondary's status", || {
         let s = admin(&nodes[secondary], doc! {"replSetGetStatus": 1});
-        s.contains_key("electionParticipantMetrics").then_some(s)
+        // Once its heartbeats have seen every member as primary or secondary.
+        let settled = s.get_array("members").ok()?.iter().all(|m| {
+            matches!(
+                m.as_document().and_then(|m| m.get_i32("state").ok()),
+                Some(1 | 2)
+            )
+        });
+        (settled && s.contains_key("electionParticipantMetrics")).then_some(s)
     });
     assert_eq!(
         status.get_str("syncSourceHost"),
@@ -261,6 +268,19 @@ fn a_set_member_reports_its_topology_and_streams_a_stepdown() {
         reply.body.get_str("primary").ok().map(str::to_owned)
     });
     assert_ne!(new_primary, nodes[p].addr());
+    // The stepping-down primary asked its successor to step up, as mongod's does.
+    let successor = nodes.iter().find(|n| n.addr() == new_primary).unwrap();
+    let won = eventually(Duration::from_secs(10), "the successor's metrics", || {
+        admin(successor, doc! {"replSetGetStatus": 1})
+            .get_document("electionCandidateMetrics")
+            .ok()
+            .cloned()
+    });
+    assert_eq!(
+        won.get_str("lastElectionReason"),
+        Ok("stepUpRequestSkipDryRun"),
+        "{won}"
+    );
 }
 
 /// openraft's own progress lines (a membership change's "res of second step of

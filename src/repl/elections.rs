@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 /// The election this node won last.
 #[derive(Clone)]
 struct Won {
+    reason: &'static str,
     term: u64,
     at: bson::DateTime,
     optime: Document,
@@ -31,6 +32,8 @@ struct Seen {
 pub(crate) struct Elections {
     won: Mutex<Option<Won>>,
     seen: Mutex<Option<Seen>>,
+    /// A replSetStepUp asked for in this term, and mongod's name for its reason.
+    step_up: Mutex<Option<(u64, &'static str)>>,
 }
 
 /// A change of topology, as far as the election record needs it.
@@ -48,12 +51,28 @@ pub(crate) struct Observed<'a> {
 }
 
 impl Elections {
+    /// A replSetStepUp in `term`: the election it starts is won for that reason.
+    pub(crate) fn step_up_requested(&self, term: u64, skip_dry_run: bool) {
+        let reason = if skip_dry_run {
+            "stepUpRequestSkipDryRun"
+        } else {
+            "stepUpRequest"
+        };
+        *self.step_up.lock() = Some((term, reason));
+    }
+
     pub(crate) fn observe(&self, o: Observed<'_>) {
         let now = bson::DateTime::now();
         if o.primary_is_me {
             let mut won = self.won.lock();
             if won.as_ref().is_none_or(|w| w.term != o.term) {
+                // The step-up asked for in the term before this one started this election.
+                let reason = match self.step_up.lock().take() {
+                    Some((asked, reason)) if asked < o.term => reason,
+                    _ => "electionTimeout",
+                };
                 *won = Some(Won {
+                    reason,
                     term: o.term,
                     at: now,
                     optime: o.optime.clone(),
@@ -81,7 +100,7 @@ impl Elections {
     pub(crate) fn candidate_metrics(&self, term: u64) -> Option<Document> {
         let won = self.won.lock().clone().filter(|w| w.term == term)?;
         Some(doc! {
-            "lastElectionReason": "electionTimeout",
+            "lastElectionReason": won.reason,
             "lastElectionDate": won.at,
             "electionTerm": won.term as i64,
             "lastCommittedOpTimeAtElection": won.optime.clone(),

@@ -1172,6 +1172,11 @@ impl ReplCoordinator {
         }
     }
 
+    /// Notes why the next election is run, for replSetGetStatus.
+    pub fn note_step_up_request(&self, skip_dry_run: bool) {
+        self.elections.step_up_requested(self.term(), skip_dry_run);
+    }
+
     /// replSetStepUp: run for election now.
     pub async fn step_up(&self, server: &ServerState) -> CommandResult {
         let config = self.config().ok_or_else(not_yet_initialized)?;
