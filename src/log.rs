@@ -341,24 +341,24 @@ struct LogLayer {
 }
 
 impl<S: Subscriber> Layer<S> for LogLayer {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        let level = *metadata.level();
-        level <= Level::INFO
-            || (level == Level::DEBUG && self.sink.verbosity_of(metadata.target()) >= 1)
-            || (level == Level::TRACE && self.sink.verbosity_of(metadata.target()) >= 2)
-    }
-
-    // Debug events are decided each time: the levels change at runtime (setParameter),
-    // and a callsite cached as "never" would stay silent.
+    /// Debug callsites are asked again at each event, so that a verbosity set at run time
+    /// (setParameter logLevel) takes effect; the default would cache the first answer.
     fn register_callsite(
         &self,
         metadata: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
-        if *metadata.level() <= Level::INFO {
+        if logged_level(metadata) <= Level::INFO {
             tracing::subscriber::Interest::always()
         } else {
             tracing::subscriber::Interest::sometimes()
         }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        let level = logged_level(metadata);
+        level <= Level::INFO
+            || (level == Level::DEBUG && self.sink.verbosity_of(metadata.target()) >= 1)
+            || (level == Level::TRACE && self.sink.verbosity_of(metadata.target()) >= 2)
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
@@ -368,14 +368,12 @@ impl<S: Subscriber> Layer<S> for LogLayer {
             return;
         }
         let meta = event.metadata();
-        let target = meta.target();
-        // Our own events name a mongod component; anything from a dependency is "-".
-        let component = if target.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-            target.to_owned()
+        let component = if is_own(meta) {
+            meta.target().to_owned()
         } else {
             "-".to_owned()
         };
-        let severity = match *meta.level() {
+        let severity = match logged_level(meta) {
             Level::ERROR => "E",
             Level::WARN => "W",
             Level::INFO => "I",
@@ -396,6 +394,25 @@ impl<S: Subscriber> Layer<S> for LogLayer {
             truncated,
             startup_warning: fields.startup_warning,
         });
+    }
+}
+
+/// Our own events name a mongod component as their target; anything else comes from a
+/// dependency.
+fn is_own(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target()
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c == '_')
+}
+
+/// The level an event is logged at. A dependency's info lines (openraft's progress of a
+/// membership change, for one) are internals, not the server's story: they are debug
+/// lines here, shown from verbosity 1 as mongod shows its own internals.
+fn logged_level(meta: &tracing::Metadata<'_>) -> Level {
+    match *meta.level() {
+        Level::INFO if !is_own(meta) => Level::DEBUG,
+        Level::DEBUG if !is_own(meta) => Level::TRACE,
+        level => level,
     }
 }
 

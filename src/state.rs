@@ -108,7 +108,24 @@ pub struct ServerState {
     next_connection_id: AtomicU64,
 }
 
+/// `topologyVersion.processId`: fixed for the life of the process, as on mongod.
+pub fn process_id() -> bson::oid::ObjectId {
+    static ID: std::sync::LazyLock<bson::oid::ObjectId> =
+        std::sync::LazyLock::new(bson::oid::ObjectId::new);
+    *ID
+}
+
 impl ServerState {
+    /// The current `topologyVersion` (hello, state-change errors). A standalone's counter
+    /// never moves.
+    pub fn topology_version(&self) -> bson::Document {
+        let counter = self
+            .repl
+            .as_ref()
+            .map_or(0, |repl| repl.refresh_topology(self));
+        bson::doc! {"processId": process_id(), "counter": counter}
+    }
+
     pub fn new(config: Config, log: Arc<LogSink>) -> Arc<Self> {
         let params = Parameters::default();
         let pools = Arc::new(PoolManager::new(&params));

@@ -465,3 +465,54 @@ fn mongosh_log_components_current_op_roles_and_sync_from() {
         .arg(interop_dir().join("helpers_mongosh.js"));
     run_script(&[&members[secondary]], cmd);
 }
+
+// ---- issue 11: streaming monitors, topologyVersion, tags ----------------------------------
+
+#[test]
+fn node_driver_streaming_monitor_follows_the_set_for_a_minute_and_a_stepdown() {
+    install();
+    let members = start_members(&[]);
+    initiate(&members);
+    let mut cmd = node("monitor_node.mjs");
+    cmd.arg(seed_list(&members)).arg(SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
+fn mongosh_streaming_monitor_follows_the_set_for_a_minute_and_a_stepdown() {
+    install();
+    let members = start_members(&[]);
+    initiate(&members);
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?replicaSet={SET}&serverSelectionTimeoutMS=20000",
+        seed_list(&members)
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("monitor_mongosh.js"));
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+#[test]
+fn pymongo_selects_by_tags_and_takes_a_secondarys_write_error_without_a_stall() {
+    install();
+    let members = start_members(&[]);
+    let dcs = ["east", "west", "west"];
+    let config = doc! {
+        "_id": SET, "version": 1,
+        "members": members.iter().zip(dcs)
+            .enumerate()
+            .map(|(i, (m, dc))| Bson::Document(doc! {"_id": i as i32, "host": m.addr(), "tags": {"dc": dc}}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = members[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert_eq!(reply.get("ok"), Some(&Bson::Double(1.0)), "{reply}");
+    let targets: Vec<String> = members
+        .iter()
+        .zip(dcs)
+        .map(|(m, dc)| format!("{}={dc}", m.addr()))
+        .collect();
+    let mut cmd = python("topology_pymongo.py");
+    cmd.arg(targets.join(",")).arg(SET);
+    run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}

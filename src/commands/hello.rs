@@ -19,32 +19,66 @@ pub const HELLO: Command = Command {
     )
 };
 
-/// With `topologyVersion` + `maxAwaitTimeMS` on a replica-set member, the reply waits
-/// until the topology changes (the counter moves) or the time passes.
+/// With `topologyVersion` + `maxAwaitTimeMS`, the reply waits until the topology changes
+/// (the counter moves) or the time passes; a standalone's never changes, so it waits the
+/// whole time, as mongod's does.
 fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
     Box::pin(async move {
-        if let Some(repl) = inv.server.repl.clone() {
-            if let Some(wait) = awaitable(&cmd)? {
-                let (process_id, counter) = wait;
-                if process_id == repl.process_id && counter == repl.refresh_topology(&inv.server) {
-                    let max = Duration::from_millis(max_await_ms(&cmd)?);
-                    // Shutdown ends the wait at once, as mongod's quiesce mode does: the
-                    // driver marks the server unknown now, and a streaming monitor does
-                    // not hold the connection (and the shutdown) for maxAwaitTimeMS.
-                    tokio::select! {
-                        _ = repl.wait_topology_change(counter, max) => {}
-                        _ = inv.server.shutdown.cancelled() => {
-                            return Err(CommandError::new(
-                                Code::ShutdownInProgress,
-                                "The server is in quiesce mode and will shut down",
-                            ));
-                        }
+        let wait = awaitable(&cmd)?;
+        // An exhaust stream re-runs this request after each reply: it must be awaitable.
+        if inv.exhaust_allowed && wait.is_none() {
+            return Err(CommandError::new(
+                Code::Location51756,
+                "An isMaster or hello request with exhaust must specify 'maxAwaitTimeMS'",
+            ));
+        }
+        if let Some((process_id, counter)) = wait {
+            let current = inv.server.topology_version();
+            if current.get_object_id("processId").ok() == Some(process_id)
+                && current.get_i64("counter").ok() == Some(counter)
+            {
+                let max = Duration::from_millis(max_await_ms(&cmd)?);
+                let change = async {
+                    match &inv.server.repl {
+                        Some(repl) => repl.wait_topology_change(counter, max).await,
+                        None => tokio::time::sleep(max).await,
+                    }
+                };
+                // Shutdown ends the wait at once, as mongod's quiesce mode does: the
+                // driver marks the server unknown now, and a streaming monitor does
+                // not hold the connection (and the shutdown) for maxAwaitTimeMS.
+                tokio::select! {
+                    _ = change => {}
+                    _ = inv.server.shutdown.cancelled() => {
+                        return Err(CommandError::new(
+                            Code::ShutdownInProgress,
+                            "The server is in quiesce mode and will shut down",
+                        ));
                     }
                 }
             }
         }
         hello(&inv, &cmd)
     })
+}
+
+/// The request an exhaust stream runs next after `reply` (mongod's next invocation): the
+/// same hello, waiting on the `topologyVersion` just sent. None ends the stream: an error
+/// reply, or a request that did not ask to wait.
+pub fn exhaust_next(request: &Document, reply: &Document) -> Option<Document> {
+    let is_hello = request
+        .keys()
+        .next()
+        .is_some_and(|name| HELLO.name == name || HELLO.aliases.contains(&name.as_str()));
+    let ok = matches!(reply.get("ok"), Some(Bson::Double(d)) if *d == 1.0)
+        || matches!(reply.get("ok"), Some(Bson::Int32(1)));
+    let tv = reply.get_document("topologyVersion").ok()?;
+    if !is_hello || !ok || !request.contains_key("maxAwaitTimeMS") {
+        return None;
+    }
+    let mut next = request.clone();
+    next.insert("topologyVersion", tv.clone());
+    Some(next)
 }
 
 /// The client's `topologyVersion` when it asked to wait (mongod: both fields or neither).
@@ -142,10 +176,16 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
     }
     if let Some(repl) = &inv.server.repl {
         reply.extend(repl.hello_fields(&inv.server, legacy));
-    } else if legacy {
-        reply.insert("ismaster", true);
     } else {
-        reply.insert("isWritablePrimary", true);
+        reply.insert(
+            if legacy {
+                "ismaster"
+            } else {
+                "isWritablePrimary"
+            },
+            true,
+        );
+        reply.insert("topologyVersion", inv.server.topology_version());
     }
     reply.insert("maxBsonObjectSize", MAX_BSON_SIZE as i32);
     reply.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);

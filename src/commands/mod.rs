@@ -254,6 +254,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::ne
     map
 });
 
+pub use hello::exhaust_next;
 pub use set_parameter::apply as apply_parameters;
 
 pub fn lookup(name: &str) -> Option<&'static Command> {
@@ -409,6 +410,7 @@ pub async fn dispatch_request(
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
+            crate::repl::stamp_state_change_error(server, &mut reply);
             server.clock.stamp_reply(&mut reply);
             ReplyBody::Document(reply)
         }
@@ -421,6 +423,7 @@ pub async fn dispatch_request(
         }
         Err(err) => {
             let mut reply = err.to_document();
+            crate::repl::stamp_state_change_error(server, &mut reply);
             server.clock.stamp_reply(&mut reply);
             ReplyBody::Document(reply)
         }

@@ -29,6 +29,15 @@ fn run(inv: Invocation, cmd: Document) -> BoxFuture {
             | None => None,
             Some(other) => return Err(type_mismatch("replSetInitiate", other, "object")),
         };
-        repl.initiate(&inv.server, config.as_ref()).await
+        let mut reply = repl.initiate(&inv.server, config.as_ref()).await?;
+        // mongod says so when it made the config itself, and names the member it used.
+        if config.is_none() {
+            reply.insert(
+                "info2",
+                "no configuration specified. Using a default configuration for the set",
+            );
+            reply.insert("me", inv.server.host_and_port());
+        }
+        Ok(reply)
     })
 }

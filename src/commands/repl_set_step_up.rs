@@ -10,9 +10,10 @@ pub const REPL_SET_STEP_UP: Command = Command {
     ..Command::new("replSetStepUp", "Step up as primary.", Handler::Async(run))
 };
 
-fn run(inv: Invocation, _cmd: Document) -> BoxFuture {
+fn run(inv: Invocation, cmd: Document) -> BoxFuture {
     Box::pin(async move {
         let repl = inv.server.repl.clone().ok_or_else(no_replication)?;
+        repl.note_step_up_request(cmd.get_bool("skipDryRun").unwrap_or(false));
         repl.step_up(&inv.server).await
     })
 }

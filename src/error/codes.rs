@@ -88,6 +88,7 @@ codes! {
     AlreadyInitialized = 23,
     KeyNotFound = 211,
     Location31368 = 31368,
+    Location51756 = 51756,
     Location40430 = 40430,
     Location40431 = 40431,
     Location40432 = 40432,

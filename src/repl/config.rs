@@ -26,6 +26,15 @@ pub struct MemberConfig {
 }
 
 impl MemberConfig {
+    /// `tags` as a document.
+    pub fn tags_document(&self) -> Document {
+        serde_json::from_str::<serde_json::Value>(&self.tags)
+            .ok()
+            .and_then(|v| Bson::try_from(v).ok())
+            .and_then(|b| b.as_document().cloned())
+            .unwrap_or_default()
+    }
+
     pub fn is_voter(&self) -> bool {
         self.votes > 0
     }
@@ -469,9 +478,7 @@ impl ReplSetConfig {
             .members
             .iter()
             .map(|m| {
-                let tags: serde_json::Value =
-                    serde_json::from_str(&m.tags).unwrap_or_else(|_| serde_json::json!({}));
-                let tags = Bson::try_from(tags).unwrap_or_else(|_| Bson::Document(doc! {}));
+                let tags = m.tags_document();
                 Bson::Document(doc! {
                     "_id": m.id as i32,
                     "host": m.host.clone(),

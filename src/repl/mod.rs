@@ -11,6 +11,7 @@
 //! never become primary; replSetFreeze and replSetStepDown switch them off for a while.
 
 pub mod config;
+mod elections;
 mod heartbeat;
 mod log_store;
 pub mod raft;
@@ -127,6 +128,7 @@ pub struct ReplCoordinator {
     last_summary: Mutex<Option<TopologySummary>>,
     /// The term this node last became leader in, and when.
     leader_since: Mutex<Option<(u64, Instant)>>,
+    elections: elections::Elections,
 }
 
 /// The member a stepping-down primary asks to take over.
@@ -211,7 +213,7 @@ impl ReplCoordinator {
             applied,
             raft: RwLock::new(None),
             raft_start: tokio::sync::Mutex::new(()),
-            process_id: ObjectId::new(),
+            process_id: crate::state::process_id(),
             topology_counter,
             health: Mutex::new(HashMap::new()),
             heartbeat_received: Mutex::new(HashMap::new()),
@@ -221,6 +223,7 @@ impl ReplCoordinator {
             elect_enabled: Mutex::new(None),
             last_summary: Mutex::new(None),
             leader_since: Mutex::new(None),
+            elections: elections::Elections::default(),
         }))
     }
 
@@ -554,10 +557,34 @@ impl ReplCoordinator {
                 newState = now.state.name(), primary = now.primary.clone().unwrap_or_default(),
                 configVersion = now.config_version, term = now.term as i64,
                 "Replica set state transition");
+            self.note_election(server, &now);
             *last = Some(now);
             self.topology_counter.send_modify(|c| *c += 1);
         }
         self.topology_counter()
+    }
+
+    /// Notes the election behind a new topology, for replSetGetStatus.
+    fn note_election(&self, server: &ServerState, now: &TopologySummary) {
+        let (Some(config), Some(raft)) = (self.config(), self.raft()) else {
+            return;
+        };
+        let Some(me) = self.self_member(server, &config) else {
+            return;
+        };
+        let metrics = raft.metrics().borrow().clone();
+        let leader = metrics.current_leader.filter(|&l| l != me.id);
+        let (optime, _) = self.my_optime();
+        self.elections.observe(elections::Observed {
+            term: now.term,
+            primary_is_me: now.state == MemberState::Primary,
+            other_primary: leader.filter(|_| now.primary.is_some()),
+            voted_for_it: leader.is_some() && metrics.vote.leader_id().voted_for() == leader,
+            optime: &optime,
+            votes_needed: config.voter_ids().len() as i32 / 2 + 1,
+            priority: me.priority,
+            election_timeout_millis: config.settings.election_timeout_millis,
+        });
     }
 
     fn update_election_switch(&self, server: &ServerState) {
@@ -1145,6 +1172,11 @@ impl ReplCoordinator {
         }
     }
 
+    /// Notes why the next election is run, for replSetGetStatus.
+    pub fn note_step_up_request(&self, skip_dry_run: bool) {
+        self.elections.step_up_requested(self.term(), skip_dry_run);
+    }
+
     /// replSetStepUp: run for election now.
     pub async fn step_up(&self, server: &ServerState) -> CommandResult {
         let config = self.config().ok_or_else(not_yet_initialized)?;
@@ -1219,6 +1251,16 @@ impl ReplCoordinator {
         let received = self.heartbeat_received.lock().clone();
         let hb_ms = config.settings.heartbeat_interval_millis;
         let epoch = bson::DateTime::from_millis(0);
+        // Raft's leader sends its log to every member: a secondary's sync source is the
+        // primary, whose own is none.
+        let primary = self
+            .primary_host(server)
+            .and_then(|host| config.members.iter().find(|m| m.host == host).cloned());
+        let sync_source = |secondary: bool| match (&primary, secondary) {
+            (Some(p), true) => (p.host.clone(), p.id as i32),
+            _ => (String::new(), -1),
+        };
+        let (my_source_host, my_source_id) = sync_source(my_state == MemberState::Secondary);
         let members: Vec<Bson> = config
             .members
             .iter()
@@ -1230,7 +1272,7 @@ impl ReplCoordinator {
                         "uptime": server.started.elapsed().as_secs() as i32,
                         "optime": optime.clone(), "optimeDate": optime_date,
                         "lastAppliedWallTime": optime_date, "lastDurableWallTime": optime_date,
-                        "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                        "syncSourceHost": my_source_host.clone(), "syncSourceId": my_source_id, "infoMessage": "",
                         "configVersion": config.version as i32, "configTerm": config.term,
                         "self": true, "lastHeartbeatMessage": "",
                     };
@@ -1243,6 +1285,7 @@ impl ReplCoordinator {
                 let h = health.get(&m.id).cloned().unwrap_or_default();
                 let state = if h.healthy { MemberState::from_code(h.state) } else { MemberState::Down };
                 let (state_code, state_str) = if h.healthy { (h.state, state.name()) } else { (8, MemberState::Down.name()) };
+                let (source_host, source_id) = sync_source(h.healthy && state == MemberState::Secondary);
                 Bson::Document(doc! {
                     "_id": m.id as i32, "name": m.host.clone(),
                     "health": if h.healthy { 1.0 } else { 0.0 },
@@ -1252,23 +1295,25 @@ impl ReplCoordinator {
                     "optimeDurable": h.optime.clone().unwrap_or(doc! {"ts": bson::Timestamp{time:0, increment:0}, "t": -1i64}),
                     "optimeDate": h.optime_date.unwrap_or(epoch),
                     "optimeDurableDate": h.optime_date.unwrap_or(epoch),
+                    "lastAppliedWallTime": h.optime_date.unwrap_or(epoch),
+                    "lastDurableWallTime": h.optime_date.unwrap_or(epoch),
                     "lastHeartbeat": h.last_heartbeat.unwrap_or(epoch),
                     "lastHeartbeatRecv": received.get(&m.host.to_ascii_lowercase()).copied().unwrap_or(epoch),
                     "pingMs": h.ping_ms,
                     "lastHeartbeatMessage": h.message.clone(),
-                    "syncSourceHost": "", "syncSourceId": -1, "infoMessage": "",
+                    "syncSourceHost": source_host, "syncSourceId": source_id, "infoMessage": "",
                     "configVersion": h.config_version as i32, "configTerm": h.config_term,
                 })
             })
             .collect();
         let voters = config.voter_ids().len() as i32;
         let majority = voters / 2 + 1;
-        Ok(doc! {
+        let mut reply = doc! {
             "set": config.set_name.clone(),
             "date": bson::DateTime::now(),
             "myState": my_state.code(),
             "term": term,
-            "syncSourceHost": "", "syncSourceId": -1,
+            "syncSourceHost": my_source_host, "syncSourceId": my_source_id,
             "heartbeatIntervalMillis": hb_ms,
             "majorityVoteCount": majority,
             "writeMajorityCount": majority,
@@ -1279,12 +1324,25 @@ impl ReplCoordinator {
                 "lastCommittedWallTime": optime_date,
                 "readConcernMajorityOpTime": optime.clone(),
                 "appliedOpTime": optime.clone(),
-                "durableOpTime": optime,
+                "durableOpTime": optime.clone(),
                 "lastAppliedWallTime": optime_date,
                 "lastDurableWallTime": optime_date,
             },
-            "members": members,
-        })
+        };
+        // Entries are applied as they commit: the stable point is the last applied one.
+        if let Ok(ts) = optime.get_timestamp("ts") {
+            reply.insert("lastStableRecoveryTimestamp", ts);
+        }
+        if my_state == MemberState::Primary {
+            if let Some(metrics) = self.elections.candidate_metrics(term as u64) {
+                reply.insert("electionCandidateMetrics", metrics);
+            }
+        }
+        if let Some(metrics) = self.elections.participant_metrics() {
+            reply.insert("electionParticipantMetrics", metrics);
+        }
+        reply.insert("members", members);
+        Ok(reply)
     }
 
     /// connPoolStats' `replicaSets` entry for this set: each member as this node's
@@ -1337,6 +1395,7 @@ impl ReplCoordinator {
             "topologyVersion",
             doc! {"processId": self.process_id, "counter": counter},
         );
+
         let Some((config, me)) =
             config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)))
         else {
@@ -1345,16 +1404,19 @@ impl ReplCoordinator {
             reply.insert("isreplicaset", true);
             return reply;
         };
-        let hosts: Vec<Bson> = config
-            .members
-            .iter()
-            .filter(|m| !m.hidden && m.priority > 0.0)
+        // mongod lists neither hidden nor delayed members; electable ones are hosts.
+        let listed = || {
+            config
+                .members
+                .iter()
+                .filter(|m| !m.hidden && m.secondary_delay_secs == 0)
+        };
+        let hosts: Vec<Bson> = listed()
+            .filter(|m| m.priority > 0.0)
             .map(|m| Bson::String(m.host.clone()))
             .collect();
-        let passives: Vec<Bson> = config
-            .members
-            .iter()
-            .filter(|m| !m.hidden && m.priority == 0.0)
+        let passives: Vec<Bson> = listed()
+            .filter(|m| m.priority == 0.0)
             .map(|m| Bson::String(m.host.clone()))
             .collect();
         reply.insert("hosts", hosts);
@@ -1367,14 +1429,30 @@ impl ReplCoordinator {
         if let Some(p) = self.primary_host(server) {
             reply.insert("primary", p);
         }
-        if me.hidden {
-            reply.insert("hidden", true);
-        }
         if me.priority == 0.0 {
             reply.insert("passive", true);
         }
+        if me.hidden {
+            reply.insert("hidden", true);
+        }
+        if !me.build_indexes {
+            reply.insert("buildIndexes", false);
+        }
+        if me.secondary_delay_secs > 0 {
+            let name = if legacy {
+                "slaveDelay"
+            } else {
+                "secondaryDelaySecs"
+            };
+            reply.insert(name, me.secondary_delay_secs);
+        }
+        // Tag-set read preferences select on these; mongod leaves the field out when empty.
+        let tags = me.tags_document();
+        if !tags.is_empty() {
+            reply.insert("tags", tags);
+        }
         reply.insert("me", me.host.clone());
-        reply.insert("arbiterOnly", false);
+        // `arbiterOnly` is for arbiters only, which ferrod has none of.
         if primary {
             reply.insert("electionId", election_id(self.term()));
         }
@@ -1399,6 +1477,37 @@ impl ReplCoordinator {
 
     pub(crate) fn forget_health(&self, keep: &BTreeSet<u64>) {
         self.health.lock().retain(|id, _| keep.contains(id));
+    }
+}
+
+/// mongod's NotPrimaryError category: the errors after which a driver checks the server
+/// again, unless the error's `topologyVersion` shows it knows of nothing newer.
+fn is_not_primary_error(code: i32) -> bool {
+    [
+        Code::NotWritablePrimary,
+        Code::NotPrimaryNoSecondaryOk,
+        Code::NotPrimaryOrSecondary,
+        Code::InterruptedDueToReplStateChange,
+        Code::PrimarySteppedDown,
+    ]
+    .iter()
+    .any(|c| c.number() == code)
+}
+
+/// Adds the current `topologyVersion` to a reply whose error, or write concern error, is a
+/// state change, as a set member's mongod does (a standalone's never change state).
+pub fn stamp_state_change_error(server: &ServerState, reply: &mut Document) {
+    if server.repl.is_none() || reply.contains_key("topologyVersion") {
+        return;
+    }
+    let code = reply.get_i32("code").ok().or_else(|| {
+        reply
+            .get_document("writeConcernError")
+            .ok()
+            .and_then(|wce| wce.get_i32("code").ok())
+    });
+    if code.is_some_and(is_not_primary_error) {
+        reply.insert("topologyVersion", server.topology_version());
     }
 }
 

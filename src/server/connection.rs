@@ -10,6 +10,7 @@ use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{Client, ServerState, Stats};
 use crate::wire::codec::{arrived_frame, encode_message, ArrivedFrame};
+use crate::wire::op_msg::MORE_TO_COME;
 use crate::wire::{
     Body, CodecError, Compressor, Disposition, Incoming, Message, OpMsg, OpQuery, OpReply,
     ParseError, WireCodec, OP_QUERY,
@@ -116,21 +117,61 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             }
             out.clear();
             let active = ActiveGuard::enter(&server.stats);
+            let exhaust = matches!(&incoming.message, Ok(Message { body: Body::Msg(m), .. }) if m.exhaust_allowed());
             // Boxed: the request's future is large and lives only while it runs, so an
             // idle connection's task stays small.
-            let answer = Box::pin(handle(server, client, incoming)).await;
+            let request = Box::pin(handle(server, client, incoming));
+            let answer = if exhaust {
+                match watched(server, request, &mut stream, &mut buf, &mut out).await {
+                    Some(answer) => answer,
+                    None => return,
+                }
+            } else {
+                request.await
+            };
             drop(active);
-            let reply = match answer {
-                Answer::Reply(reply) => reply,
+            let (mut reply, mut next) = match answer {
+                Answer::Reply(reply) => (reply, None),
+                Answer::Stream(reply, next) => (reply, Some(next)),
                 Answer::Nothing => continue,
                 Answer::HangUp => return,
             };
-            out.reserve(REPLY_CAPACITY);
-            if let Some(sizes) = encode_message(&reply, &mut out) {
-                server.stats.count_compressed(sizes);
-            }
-            if !send(server, client, &mut stream, &out).await {
-                return;
+            loop {
+                out.clear();
+                out.reserve(REPLY_CAPACITY);
+                if let Some(sizes) = encode_message(&reply, &mut out) {
+                    server.stats.count_compressed(sizes);
+                }
+                if !send(server, client, &mut stream, &out).await {
+                    return;
+                }
+                // An exhaust stream (mongod's `_isExhaust`): the next reply answers the
+                // previous one, with no request in between, until one ends the stream.
+                let Some(request) = next.take() else { break };
+                let step = Box::pin(run_msg(
+                    server,
+                    client,
+                    reply.request_id,
+                    None,
+                    request,
+                    None,
+                    true,
+                    false,
+                ));
+                let answer = tokio::select! {
+                    answer = watched(server, step, &mut stream, &mut buf, &mut out) => match answer {
+                        Some(answer) => answer,
+                        None => return,
+                    },
+                    _ = &mut shutdown => return,
+                };
+                Stats::add(&server.stats.num_requests, 1);
+                (reply, next) = match answer {
+                    Answer::Reply(reply) => (reply, None),
+                    Answer::Stream(reply, next) => (reply, Some(next)),
+                    Answer::Nothing => break,
+                    Answer::HangUp => return,
+                };
             }
         }
     }
@@ -152,6 +193,38 @@ fn is_tls_client_hello(first: &[u8]) -> bool {
         && first[2] <= 0x04
         && response_to != 0
         && response_to != -1
+}
+
+/// Runs a request that may start or continue an exhaust stream, watching the socket
+/// meanwhile (an awaitable hello waits up to maxAwaitTimeMS): None when the client closed,
+/// so that it is let go at once. A client that sends a request instead ends the stream:
+/// the reply being made goes out without `moreToCome`, and the request is served next.
+async fn watched(
+    server: &ServerState,
+    request: impl std::future::Future<Output = Answer>,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> Option<Answer> {
+    tokio::pin!(request);
+    tokio::select! {
+        answer = &mut request => Some(answer),
+        read = read_more(stream, buf, out) => match read {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                Stats::add(&server.stats.bytes_in, n as u64);
+                Some(match request.await {
+                    Answer::Stream(mut reply, _) => {
+                        if let Body::Msg(msg) = &mut reply.body {
+                            msg.flags &= !MORE_TO_COME;
+                        }
+                        Answer::Reply(reply)
+                    }
+                    answer => answer,
+                })
+            }
+        },
+    }
 }
 
 /// Frames that decode to less than this are decoded inline: handing them to another
@@ -240,6 +313,8 @@ fn reply_to(request_id: i32, compressor: Option<crate::wire::Compressor>, body: 
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Answer {
     Reply(Message),
+    /// A reply flagged `moreToCome`, and the request whose reply follows it unasked.
+    Stream(Message, Document),
     /// `moreToCome`: the client wants no reply.
     Nothing,
     /// Close the connection without replying (mongod's `shutdown` does).
@@ -292,22 +367,17 @@ pub(super) async fn handle(
             let more_to_come = msg.more_to_come();
             let exhaust = msg.exhaust_allowed();
             let command = msg.into_command();
-            let reply = Box::pin(commands::dispatch_request(
-                server, client, command, raw_body, exhaust,
+            Box::pin(run_msg(
+                server,
+                client,
+                request_id,
+                compressor,
+                command,
+                raw_body,
+                exhaust,
+                more_to_come,
             ))
-            .await;
-            if reply.hang_up {
-                return Answer::HangUp;
-            }
-            if more_to_come {
-                return Answer::Nothing;
-            }
-            let compressor = compressor.filter(|_| reply.compress);
-            let msg = match reply.body {
-                ReplyBody::Document(body) => OpMsg::from_body(body),
-                ReplyBody::Encoded(body) => OpMsg::from_encoded_body(body),
-            };
-            Answer::Reply(reply_to(request_id, compressor, Body::Msg(msg)))
+            .await
         }
         Body::Query(query) => {
             Stats::add(&server.stats.op_query, 1);
@@ -340,6 +410,50 @@ pub(super) async fn handle(
             tracing::info!(target: "NETWORK", id = 21968, ctx = ctx(client), operation = crate::wire::OP_REPLY, "Operation isn't supported");
             Answer::Nothing
         }
+    }
+}
+
+/// Runs one OP_MSG command. With `exhaustAllowed`, a reply that the command continues
+/// (an awaitable hello) is flagged `moreToCome` and comes with the request to run next.
+#[allow(clippy::too_many_arguments)]
+async fn run_msg(
+    server: &Arc<ServerState>,
+    client: &Arc<Client>,
+    request_id: i32,
+    compressor: Option<Compressor>,
+    command: Document,
+    raw_body: Option<Vec<u8>>,
+    exhaust: bool,
+    more_to_come: bool,
+) -> Answer {
+    // Kept only for a request that may start a stream: it is what runs next.
+    let again = (exhaust && !more_to_come).then(|| command.clone());
+    let reply = Box::pin(commands::dispatch_request(
+        server, client, command, raw_body, exhaust,
+    ))
+    .await;
+    if reply.hang_up {
+        return Answer::HangUp;
+    }
+    if more_to_come {
+        return Answer::Nothing;
+    }
+    let next = match (&again, &reply.body) {
+        (Some(request), ReplyBody::Document(body)) => commands::exhaust_next(request, body),
+        _ => None,
+    };
+    let compressor = compressor.filter(|_| reply.compress);
+    let mut msg = match reply.body {
+        ReplyBody::Document(body) => OpMsg::from_body(body),
+        ReplyBody::Encoded(body) => OpMsg::from_encoded_body(body),
+    };
+    let reply = |msg| reply_to(request_id, compressor, Body::Msg(msg));
+    match next {
+        Some(next) => {
+            msg.flags |= MORE_TO_COME;
+            Answer::Stream(reply(msg), next)
+        }
+        None => Answer::Reply(reply(msg)),
     }
 }
 
