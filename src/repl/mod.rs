@@ -963,7 +963,33 @@ impl ReplCoordinator {
                 .map_err(raft_error)?;
         }
         tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, "replSetReconfig config object with members parses ok");
+        self.step_down_if_unelectable(server, &config).await;
         Ok(Document::new())
+    }
+
+    /// As mongod (`_shouldStepDownOnReconfig`): a primary whose new config makes it
+    /// unelectable (priority 0, hidden, no vote, or removed) accepts the config and steps
+    /// down at once, handing over to the best electable secondary.
+    async fn step_down_if_unelectable(&self, server: &ServerState, config: &ReplSetConfig) {
+        if self
+            .self_member(server, config)
+            .is_some_and(|m| m.is_electable())
+        {
+            return;
+        }
+        tracing::info!(target: "REPL", id = 7_000_033, ctx = "ReplCoord",
+            "Stepping down from primary, because we received a new config");
+        // Forced: the config already committed on a majority, so a successor is caught up
+        // but for at most that entry. Kept out of elections while it hands over; being
+        // unelectable, it would not run anyway.
+        let wait = Duration::from_millis(config.settings.election_timeout_millis.max(0) as u64);
+        if let Err(e) = self
+            .step_down(server, Duration::from_secs(60), wait, true)
+            .await
+        {
+            tracing::warn!(target: "REPL", id = 7_000_034, ctx = "ReplCoord", error = %e.message,
+                "Could not step down after a reconfig that made this node unelectable");
+        }
     }
 
     /// replSetReconfig with `force: true` on a member that is not primary: the config is
