@@ -166,5 +166,6 @@ fn a_set_member_has_a_repl_section() {
         .unwrap()
         .get("opTime")
         .is_some());
+    assert!(repl.get_document("primaryOnlyServices").is_ok(), "{repl}");
     assert_eq!(repl.get_i32("rbid"), Ok(1));
 }

@@ -131,6 +131,8 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     // first value, 1.
     if let Some(repl) = &server.repl {
         let mut section = repl.hello_fields(server, false);
+        // mongod lists its primary-only services here; ferrod runs none.
+        section.insert("primaryOnlyServices", Document::new());
         section.insert("rbid", 1);
         reply.insert("repl", section);
     }
