@@ -979,12 +979,10 @@ impl ReplCoordinator {
         }
         tracing::info!(target: "REPL", id = 7_000_033, ctx = "ReplCoord",
             "Stepping down from primary, because we received a new config");
-        // Forced: the config already committed on a majority, so a successor is caught up
-        // but for at most that entry. Kept out of elections while it hands over; being
-        // unelectable, it would not run anyway.
-        let wait = Duration::from_millis(config.settings.election_timeout_millis.max(0) as u64);
+        // Unconditional, as mongod's: no wait for a caught-up secondary (the config just
+        // committed on a majority, so the best one lacks at most that entry).
         if let Err(e) = self
-            .step_down(server, Duration::from_secs(60), wait, true)
+            .step_down(server, Duration::from_secs(60), Duration::ZERO, true)
             .await
         {
             tracing::warn!(target: "REPL", id = 7_000_034, ctx = "ReplCoord", error = %e.message,
