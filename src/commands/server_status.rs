@@ -219,6 +219,5 @@ fn extra_info() -> Document {
         "involuntary_context_switches",
         value(&status, "nonvoluntary_ctxt_switches:"),
     );
-    info.insert("threads", field(20));
     info
 }
