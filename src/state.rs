@@ -32,6 +32,8 @@ pub struct Stats {
     pub num_requests: AtomicU64,
     pub op_command: AtomicU64,
     pub op_query: AtomicU64,
+    /// serverStatus `metrics.commands`.
+    pub commands: crate::commands::CommandCounters,
     /// Indexed by compressor id (noop, snappy, zlib, zstd).
     compression: [CompressorCounters; 4],
 }

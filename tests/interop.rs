@@ -126,6 +126,28 @@ fn node_driver_runs_core_commands_and_each_compressor() {
     });
 }
 
+// ---- issue 11, item 6: serverStatus -----------------------------------------------------
+
+#[test]
+fn mongosh_reads_server_status_of_a_set_member() {
+    install();
+    let server = Ferrod::start(&["--replSet", SET]);
+    let config = doc! {"_id": SET, "members": [{"_id": 0, "host": server.addr()}]};
+    let reply = server.command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert_eq!(reply.get("ok"), Some(&Bson::Double(1.0)), "{reply}");
+    common::eventually(Duration::from_secs(10), "a primary", || {
+        let hello = server.command(doc! {"hello": 1, "$db": "admin"});
+        hello.get_bool("isWritablePrimary").ok()?.then_some(())
+    });
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        server.addr()
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("server_status_mongosh.js"));
+    run_script(&[&server], cmd);
+}
+
 // ---- issue 3: authentication and roles ---------------------------------------------------
 
 fn start_with_auth() -> Ferrod {

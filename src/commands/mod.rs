@@ -26,6 +26,7 @@ mod list_commands;
 mod list_databases;
 mod log_rotate;
 mod logout;
+mod metrics;
 mod ping;
 mod pool_test_commands;
 mod raft_rpc;
@@ -59,6 +60,7 @@ use crate::ops::OpInfo;
 use crate::state::{Client, ServerState, Stats};
 use bson::{Bson, Document, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
+pub use metrics::CommandCounters;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -400,6 +402,7 @@ pub async fn dispatch_request(
         exhaust_allowed,
     )
     .await;
+    server.stats.commands.count(command, result.is_err());
     let hang_up = match &result {
         Ok(_) => command.is_some_and(|c| c.hangs_up),
         // Only failCommand's closeConnection fails with 50985: close instead of replying.

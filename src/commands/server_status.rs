@@ -1,4 +1,7 @@
-//! serverStatus: process, connection, network and opcounter figures.
+//! serverStatus: process, connection, network and opcounter figures, and the sections
+//! monitoring tools read (repl, metrics, asserts, extra_info, globalLock,
+//! transportSecurity) in mongod 7.0's shape. Where ferrod has no such figure (no storage
+//! engine, no global lock, no TLS) the section carries mongod's zeros.
 
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
@@ -66,10 +69,11 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     let uptime = server.started.elapsed();
     let current = Stats::get(&stats.connections_current) as i64;
     let (resident_kib, virtual_kib) = memory_kib();
-    Ok(doc! {
+    let mut reply = doc! {
         "host": server.host_and_port(),
         "version": crate::MONGODB_VERSION,
-        "process": "ferrod",
+        // Tools (mongostat, exporters) switch on this field; ferrod serves as a mongod.
+        "process": "mongod",
         "pid": std::process::id() as i64,
         "uptime": uptime.as_secs_f64().floor(),
         "uptimeMillis": uptime.as_millis() as i64,
@@ -100,5 +104,120 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "supported": true,
             "residentKiB": resident_kib,
         },
-    })
+        "asserts": {
+            "regular": 0,
+            "warning": 0,
+            "msg": 0,
+            // mongod counts a user assertion for each command that fails.
+            "user": stats.commands.failed() as i32,
+            "tripwire": 0,
+            "rollovers": 0,
+        },
+        "extra_info": extra_info(),
+        "globalLock": {
+            "totalTime": uptime.as_micros() as i64,
+            // ferrod takes no global lock: nothing ever queues for it or holds it.
+            "currentQueue": {"total": 0, "readers": 0, "writers": 0},
+            "activeClients": {"total": 0, "readers": 0, "writers": 0},
+        },
+        // Connections by TLS version; ferrod serves no TLS, so all are zero.
+        "transportSecurity": {
+            "1.0": 0_i64, "1.1": 0_i64, "1.2": 0_i64, "1.3": 0_i64, "unknown": 0_i64,
+        },
+        "metrics": metrics(server),
+    };
+    // A set member's section is its hello's replica set fields plus the rollback id;
+    // a standalone has none. ferrod never rolls back (Raft), so rbid stays at mongod's
+    // first value, 1.
+    if let Some(repl) = &server.repl {
+        let mut section = repl.hello_fields(server, false);
+        // mongod lists its primary-only services here; ferrod runs none.
+        section.insert("primaryOnlyServices", Document::new());
+        section.insert("rbid", 1);
+        reply.insert("repl", section);
+    }
+    Ok(reply)
+}
+
+/// `metrics`: per-command counts are real; the storage, cursor and oplog-fetcher
+/// counters mongod keeps have no counterpart here and stay 0.
+fn metrics(server: &ServerState) -> Document {
+    let zero = 0_i64;
+    doc! {
+        "commands": server.stats.commands.to_document(server),
+        "cursor": {
+            "moreThanOneBatch": zero,
+            "timedOut": zero,
+            "totalOpened": zero,
+            "open": {"noTimeout": zero, "pinned": zero, "total": zero},
+        },
+        "document": {"deleted": zero, "inserted": zero, "returned": zero, "updated": zero},
+        "getLastError": {
+            "default": {"unsatisfiable": zero, "wtimeouts": zero},
+            "wtime": {"num": zero, "totalMillis": zero},
+            "wtimeouts": zero,
+        },
+        "operation": {"scanAndOrder": zero, "writeConflicts": zero},
+        "queryExecutor": {
+            "scanned": zero,
+            "scannedObjects": zero,
+            "collectionScans": {"nonTailable": zero, "total": zero},
+        },
+        "repl": {
+            "apply": {"batches": {"num": zero, "totalMillis": zero}, "ops": zero},
+            "buffer": {"count": zero, "maxSizeBytes": zero, "sizeBytes": zero},
+            "network": {
+                "bytes": zero,
+                "getmores": {"num": zero, "totalMillis": zero},
+                "ops": zero,
+                "readersCreated": zero,
+            },
+        },
+        "ttl": {"deletedDocuments": zero, "passes": zero},
+    }
+}
+
+/// `extra_info`: on Linux the figures mongod takes from getrusage, read from /proc.
+fn extra_info() -> Document {
+    let mut info = doc! {"note": "fields vary by platform"};
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    // /proc/self/stat after "pid (comm) ": field n of proc(5) is at n - 3.
+    let stat = read("/proc/self/stat");
+    let fields: Vec<i64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    // utime and stime are in clock ticks, which Linux fixes at 100 per second for /proc.
+    const MICROS_PER_TICK: i64 = 10_000;
+    let status = read("/proc/self/status");
+    let io = read("/proc/self/io");
+    let value = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    info.insert("user_time_us", field(14) * MICROS_PER_TICK);
+    info.insert("system_time_us", field(15) * MICROS_PER_TICK);
+    info.insert("maximum_resident_set_kb", value(&status, "VmHWM:"));
+    // getrusage counts blocks of 512 bytes.
+    info.insert("input_blocks", value(&io, "read_bytes:") / 512);
+    info.insert("output_blocks", value(&io, "write_bytes:") / 512);
+    info.insert("page_reclaims", field(10));
+    info.insert("page_faults", field(12));
+    info.insert(
+        "voluntary_context_switches",
+        value(&status, "voluntary_ctxt_switches:"),
+    );
+    info.insert(
+        "involuntary_context_switches",
+        value(&status, "nonvoluntary_ctxt_switches:"),
+    );
+    info
 }

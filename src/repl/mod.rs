@@ -990,7 +990,31 @@ impl ReplCoordinator {
                 .map_err(raft_error)?;
         }
         tracing::info!(target: "REPL", id = 21353, ctx = "ReplCoord", version = config.version, "replSetReconfig config object with members parses ok");
+        self.step_down_if_unelectable(server, &config).await;
         Ok(Document::new())
+    }
+
+    /// As mongod (`_shouldStepDownOnReconfig`): a primary whose new config makes it
+    /// unelectable (priority 0, hidden, no vote, or removed) accepts the config and steps
+    /// down at once, handing over to the best electable secondary.
+    async fn step_down_if_unelectable(&self, server: &ServerState, config: &ReplSetConfig) {
+        if self
+            .self_member(server, config)
+            .is_some_and(|m| m.is_electable())
+        {
+            return;
+        }
+        tracing::info!(target: "REPL", id = 7_000_033, ctx = "ReplCoord",
+            "Stepping down from primary, because we received a new config");
+        // Unconditional, as mongod's: no wait for a caught-up secondary (the config just
+        // committed on a majority, so the best one lacks at most that entry).
+        if let Err(e) = self
+            .step_down(server, Duration::from_secs(60), Duration::ZERO, true)
+            .await
+        {
+            tracing::warn!(target: "REPL", id = 7_000_034, ctx = "ReplCoord", error = %e.message,
+                "Could not step down after a reconfig that made this node unelectable");
+        }
     }
 
     /// replSetReconfig with `force: true` on a member that is not primary: the config is

@@ -45,6 +45,7 @@ pub fn answer(server: &ServerState, frame: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     Stats::add(&server.stats.op_command, 1);
+    server.stats.commands.count_fast_ping();
     let start = out.len();
     Header {
         message_length: 0,
