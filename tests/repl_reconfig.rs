@@ -5,19 +5,10 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{eventually, Ferrod};
+use common::{admin, eventually, ok, Ferrod};
 use std::time::Duration;
 
 const SET: &str = "rs0";
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
-
-fn ok(reply: &Document) -> bool {
-    reply.get_f64("ok").unwrap_or(0.0) == 1.0
-}
 
 /// The index of the node every node agrees is primary.
 fn agreed_primary(nodes: &[Ferrod]) -> Option<usize> {

@@ -4,13 +4,8 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{eventually, Ferrod};
+use common::{admin, eventually, Ferrod};
 use std::time::Duration;
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
 
 fn status(node: &Ferrod) -> Document {
     let s = admin(node, doc! {"serverStatus": 1});

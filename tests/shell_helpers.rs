@@ -6,14 +6,9 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{eventually, Ferrod};
+use common::{admin, eventually, Ferrod};
 use std::io::Write;
 use std::time::Duration;
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
 
 fn code(reply: &Document) -> Option<i32> {
     reply.get_i32("code").ok()

@@ -5,7 +5,7 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{eventually, op_msg, read_frame, Ferrod, OP_MSG};
+use common::{admin, eventually, ok, op_msg, read_frame, Ferrod, OP_MSG};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -13,15 +13,6 @@ use std::time::Duration;
 const MORE_TO_COME: u32 = 1 << 1;
 const EXHAUST_ALLOWED: u32 = 1 << 16;
 const SET: &str = "rs0";
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
-
-fn ok(reply: &Document) -> bool {
-    reply.get_f64("ok").unwrap_or(0.0) == 1.0
-}
 
 fn connect(node: &Ferrod) -> TcpStream {
     let s = TcpStream::connect(node.addr()).unwrap();

@@ -197,6 +197,17 @@ impl Drop for Ferrod {
     }
 }
 
+/// `cmd` run on the `admin` database of `node`.
+pub fn admin(node: &Ferrod, mut cmd: Document) -> Document {
+    cmd.insert("$db", "admin");
+    node.command(cmd)
+}
+
+/// Whether a reply says `ok: 1`.
+pub fn ok(reply: &Document) -> bool {
+    reply.get_f64("ok") == Ok(1.0)
+}
+
 // ---- raw wire helpers -------------------------------------------------------
 
 pub const OP_MSG: i32 = 2013;
