@@ -712,20 +712,61 @@ impl ReplCoordinator {
             .map_err(|e| CommandError::new(Code::InternalError, format!("Raft initialize: {e}")))?;
         let wait = Duration::from_millis(config.settings.election_timeout_millis as u64 * 3)
             .max(Duration::from_secs(5));
-        raft.wait(Some(wait))
-            .current_leader(me.id, "initiating node elected")
-            .await
-            .map_err(|e| {
-                CommandError::new(
-                    Code::NodeNotFound,
-                    format!("no primary was elected after initiate: {e}"),
-                )
-            })?;
+        self.stand_at_once(&raft, &me, &config, wait).await?;
         self.write_config(&raft, &config).await?;
         for m in config.members.iter().filter(|m| !m.is_voter()) {
             let _ = raft.add_learner(m.id, BasicNode::new(&m.host), false).await;
         }
         Ok(Document::new())
+    }
+
+    /// The initiating member runs for election at once rather than after the election
+    /// timer (half of electionTimeoutMillis): openraft's initialize starts that campaign,
+    /// and a campaign lost on the way (a vote that did not arrive) is run again at once.
+    async fn stand_at_once(
+        &self,
+        raft: &Raft,
+        me: &MemberConfig,
+        config: &ReplSetConfig,
+        wait: Duration,
+    ) -> CommandResult<()> {
+        if me.is_electable() {
+            tracing::info!(target: "ELECTION", id = 7_000_052, ctx = "ReplCoord",
+                term = raft.metrics().borrow().current_term as i64,
+                "Standing for election at once after initiating the set");
+        }
+        let deadline = Instant::now() + wait;
+        // Long enough for a round of votes, far shorter than the election timer.
+        let round = Duration::from_millis(config.settings.heartbeat_interval_millis.max(1) as u64)
+            .clamp(Duration::from_millis(500), Duration::from_secs(2));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match raft
+                .wait(Some(round.min(left)))
+                .current_leader(me.id, "initiating node elected")
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(openraft::metrics::WaitError::Timeout(..)) if !left.is_zero() => {
+                    let metrics = raft.metrics().borrow().clone();
+                    if me.is_electable()
+                        && metrics.current_leader.is_none()
+                        && metrics.state != RaftRole::Leader
+                    {
+                        tracing::info!(target: "ELECTION", id = 7_000_053, ctx = "ReplCoord",
+                            term = metrics.current_term as i64,
+                            "No primary yet after initiating the set; standing again at once");
+                        let _ = raft.trigger().elect().await;
+                    }
+                }
+                Err(e) => {
+                    return Err(CommandError::new(
+                        Code::NodeNotFound,
+                        format!("no primary was elected after initiate: {e}"),
+                    ))
+                }
+            }
+        }
     }
 
     async fn write_config(&self, raft: &Raft, config: &ReplSetConfig) -> CommandResult<()> {
