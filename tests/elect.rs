@@ -102,3 +102,57 @@ fn initiating_member_is_primary_in_term_1_without_waiting_for_the_election_timer
         0
     );
 }
+
+#[test]
+fn a_secondary_raised_to_priority_3_takes_over_and_writes_go_on() {
+    let nodes = start_set(3);
+    let config = doc! {
+        "_id": SET, "version": 1, "members": members(&nodes),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = admin(&nodes[0], doc! {"replSetInitiate": config});
+    assert!(ok(&reply), "initiate failed: {reply}");
+    let p = eventually(Duration::from_secs(10), "a primary", || {
+        agreed_primary(&nodes)
+    });
+    let taker = (p + 1) % 3;
+    let mut config = admin(&nodes[p], doc! {"replSetGetConfig": 1})
+        .get_document("config")
+        .unwrap()
+        .clone();
+    let version = config.get_i32("version").unwrap();
+    config.insert("version", version + 1);
+    let mut raised = members(&nodes);
+    raised[taker]
+        .as_document_mut()
+        .unwrap()
+        .insert("priority", 3.0);
+    config.insert("members", raised);
+    let reply = admin(&nodes[p], doc! {"replSetReconfig": config});
+    assert!(ok(&reply), "reconfig failed: {reply}");
+
+    nodes[taker].wait_for_log(
+        "Starting an election for a priority takeover",
+        Duration::from_secs(20),
+    );
+    let takeover_line = nodes[taker]
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("Starting an election for a priority takeover"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&takeover_line).unwrap();
+    assert_eq!(
+        (v["id"].as_i64(), v["c"].as_str()),
+        (Some(4615660), Some("ELECTION"))
+    );
+    let new_p = eventually(Duration::from_secs(20), "the taker as primary", || {
+        agreed_primary(&nodes).filter(|&i| i == taker)
+    });
+    assert_eq!(new_p, taker);
+    let created = create_user(&nodes[taker], "after_takeover");
+    assert!(ok(&created), "{created}");
+    // The old primary of lower priority does not take it back.
+    let old = admin(&nodes[p], doc! {"hello": 1});
+    assert_eq!(old.get_bool("isWritablePrimary"), Ok(false), "{old}");
+    assert_eq!(old.get_str("primary"), Ok(nodes[taker].addr().as_str()));
+}

@@ -10,9 +10,10 @@ pub const REPL_SET_STEP_UP: Command = Command {
     ..Command::new("replSetStepUp", "Step up as primary.", Handler::Async(run))
 };
 
-fn run(inv: Invocation, _cmd: Document) -> BoxFuture {
+fn run(inv: Invocation, cmd: Document) -> BoxFuture {
     Box::pin(async move {
         let repl = inv.server.repl.clone().ok_or_else(no_replication)?;
+        crate::repl::takeover::log_step_up_request(&cmd);
         repl.step_up(&inv.server).await
     })
 }

@@ -15,6 +15,7 @@ mod heartbeat;
 mod log_store;
 pub mod raft;
 pub mod self_initiate;
+pub mod takeover;
 pub mod transport;
 
 use crate::catalog::{Catalog, CatalogError};
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use takeover::PRIORITY_TAKEOVER_FIELD;
 use tokio::sync::watch;
 use transport::Transport;
 
@@ -237,6 +239,7 @@ impl ReplCoordinator {
         }
         heartbeat::spawn(self.clone(), server.clone());
         tokio::spawn(self.clone().primary_housekeeping(server.clone()));
+        tokio::spawn(takeover::run(self.clone(), server.clone()));
         if !server.config.initial_members.is_empty() {
             let members = server.config.initial_members.clone();
             tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
@@ -1095,7 +1098,20 @@ impl ReplCoordinator {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        *self.no_elect_until.lock() = Some(Instant::now() + step_down);
+        self.hand_to(&raft, step_down, successor, false).await;
+        Ok(Document::new())
+    }
+
+    /// Stops being primary: no elections here for `freeze`, no heartbeats, and asks
+    /// `successor` to run at once (with `priority_takeover`, it says so in its log).
+    async fn hand_to(
+        &self,
+        raft: &Raft,
+        freeze: Duration,
+        successor: Option<Successor>,
+        priority_takeover: bool,
+    ) {
+        *self.no_elect_until.lock() = Some(Instant::now() + freeze);
         self.stepping_down.store(true, Ordering::Release);
         raft.runtime_config().elect(false);
         *self.elect_enabled.lock() = Some(false);
@@ -1113,13 +1129,15 @@ impl ReplCoordinator {
             tracing::info!(target: "REPL", id = 7_000_032, ctx = "ReplCoord", member = %host,
                 matchedIndex = matched as i64, caughtUp = caught_up,
                 "Asking the most caught-up electable secondary to step up");
-            let cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
+            let mut cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
+            if priority_takeover {
+                cmd.insert(PRIORITY_TAKEOVER_FIELD, true);
+            }
             let _ = self
                 .transport
                 .run_command(&host, cmd, Duration::from_secs(2))
                 .await;
         }
-        Ok(Document::new())
     }
 
     /// The electable secondary (priority above 0, a vote, not hidden) that answers
