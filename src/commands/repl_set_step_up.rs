@@ -14,6 +14,7 @@ fn run(inv: Invocation, cmd: Document) -> BoxFuture {
     Box::pin(async move {
         let repl = inv.server.repl.clone().ok_or_else(no_replication)?;
         repl.note_step_up_request(cmd.get_bool("skipDryRun").unwrap_or(false));
+        crate::repl::takeover::log_step_up_request(&cmd);
         repl.step_up(&inv.server).await
     })
 }

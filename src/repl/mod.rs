@@ -16,6 +16,7 @@ mod heartbeat;
 mod log_store;
 pub mod raft;
 pub mod self_initiate;
+pub mod takeover;
 pub mod transport;
 
 use crate::catalog::{Catalog, CatalogError};
@@ -34,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use takeover::PRIORITY_TAKEOVER_FIELD;
 use tokio::sync::watch;
 use transport::Transport;
 
@@ -240,6 +242,7 @@ impl ReplCoordinator {
         }
         heartbeat::spawn(self.clone(), server.clone());
         tokio::spawn(self.clone().primary_housekeeping(server.clone()));
+        tokio::spawn(takeover::run(self.clone(), server.clone()));
         if !server.config.initial_members.is_empty() {
             let members = server.config.initial_members.clone();
             tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
@@ -739,20 +742,61 @@ impl ReplCoordinator {
             .map_err(|e| CommandError::new(Code::InternalError, format!("Raft initialize: {e}")))?;
         let wait = Duration::from_millis(config.settings.election_timeout_millis as u64 * 3)
             .max(Duration::from_secs(5));
-        raft.wait(Some(wait))
-            .current_leader(me.id, "initiating node elected")
-            .await
-            .map_err(|e| {
-                CommandError::new(
-                    Code::NodeNotFound,
-                    format!("no primary was elected after initiate: {e}"),
-                )
-            })?;
+        self.stand_at_once(&raft, &me, &config, wait).await?;
         self.write_config(&raft, &config).await?;
         for m in config.members.iter().filter(|m| !m.is_voter()) {
             let _ = raft.add_learner(m.id, BasicNode::new(&m.host), false).await;
         }
         Ok(Document::new())
+    }
+
+    /// The initiating member runs for election at once rather than after the election
+    /// timer (half of electionTimeoutMillis): openraft's initialize starts that campaign,
+    /// and a campaign lost on the way (a vote that did not arrive) is run again at once.
+    async fn stand_at_once(
+        &self,
+        raft: &Raft,
+        me: &MemberConfig,
+        config: &ReplSetConfig,
+        wait: Duration,
+    ) -> CommandResult<()> {
+        if me.is_electable() {
+            tracing::info!(target: "ELECTION", id = 7_000_052, ctx = "ReplCoord",
+                term = raft.metrics().borrow().current_term as i64,
+                "Standing for election at once after initiating the set");
+        }
+        let deadline = Instant::now() + wait;
+        // Long enough for a round of votes, far shorter than the election timer.
+        let round = Duration::from_millis(config.settings.heartbeat_interval_millis.max(1) as u64)
+            .clamp(Duration::from_millis(500), Duration::from_secs(2));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match raft
+                .wait(Some(round.min(left)))
+                .current_leader(me.id, "initiating node elected")
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(openraft::metrics::WaitError::Timeout(..)) if !left.is_zero() => {
+                    let metrics = raft.metrics().borrow().clone();
+                    if me.is_electable()
+                        && metrics.current_leader.is_none()
+                        && metrics.state != RaftRole::Leader
+                    {
+                        tracing::info!(target: "ELECTION", id = 7_000_053, ctx = "ReplCoord",
+                            term = metrics.current_term as i64,
+                            "No primary yet after initiating the set; standing again at once");
+                        let _ = raft.trigger().elect().await;
+                    }
+                }
+                Err(e) => {
+                    return Err(CommandError::new(
+                        Code::NodeNotFound,
+                        format!("no primary was elected after initiate: {e}"),
+                    ))
+                }
+            }
+        }
     }
 
     async fn write_config(&self, raft: &Raft, config: &ReplSetConfig) -> CommandResult<()> {
@@ -1105,7 +1149,20 @@ impl ReplCoordinator {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        *self.no_elect_until.lock() = Some(Instant::now() + step_down);
+        self.hand_to(&raft, step_down, successor, false).await;
+        Ok(Document::new())
+    }
+
+    /// Stops being primary: no elections here for `freeze`, no heartbeats, and asks
+    /// `successor` to run at once (with `priority_takeover`, it says so in its log).
+    async fn hand_to(
+        &self,
+        raft: &Raft,
+        freeze: Duration,
+        successor: Option<Successor>,
+        priority_takeover: bool,
+    ) {
+        *self.no_elect_until.lock() = Some(Instant::now() + freeze);
         self.stepping_down.store(true, Ordering::Release);
         raft.runtime_config().elect(false);
         *self.elect_enabled.lock() = Some(false);
@@ -1123,13 +1180,15 @@ impl ReplCoordinator {
             tracing::info!(target: "REPL", id = 7_000_032, ctx = "ReplCoord", member = %host,
                 matchedIndex = matched as i64, caughtUp = caught_up,
                 "Asking the most caught-up electable secondary to step up");
-            let cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
+            let mut cmd = doc! {"replSetStepUp": 1, "skipDryRun": true, "$db": "admin"};
+            if priority_takeover {
+                cmd.insert(PRIORITY_TAKEOVER_FIELD, true);
+            }
             let _ = self
                 .transport
                 .run_command(&host, cmd, Duration::from_secs(2))
                 .await;
         }
-        Ok(Document::new())
     }
 
     /// The electable secondary (priority above 0, a vote, not hidden) that answers

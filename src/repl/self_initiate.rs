@@ -60,11 +60,19 @@ pub(super) async fn run(
     let config = initial_config(&repl.set_name, &members);
     let root = root_user_from_env();
     let mut last_log: Option<Instant> = None;
+    // The first attempt at once; later ones after RETRY, or as soon as the topology
+    // changes (this node becoming primary is what the root user waits for).
+    let mut seen = repl.topology_counter();
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RETRY) => {}
-            _ = server.shutdown.cancelled() => return,
+        if !first {
+            tokio::select! {
+                _ = repl.wait_topology_change(seen, RETRY) => {}
+                _ = server.shutdown.cancelled() => return,
+            }
         }
+        first = false;
+        seen = repl.topology_counter();
         if repl.config().is_none() {
             if !initiator || repl.has_raft() {
                 continue;
