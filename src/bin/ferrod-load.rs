@@ -1,4 +1,4 @@
-//! ferrod-load: the load and measurement tool behind README's performance figures.
+//! ferrod-load: the load and measurement tool behind the performance figures of docs/performance.md.
 //!
 //! - `ping`: N connections, closed-loop OP_MSG ping for T seconds; ops/s, p50, p99.
 //!   Against a running server (`--addr`), a minimal in-process OP_MSG server that answers

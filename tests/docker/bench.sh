@@ -2,7 +2,7 @@
 # Benchmark (not a test) of the docker-compose cluster: image size, time from
 # `compose up` to a ready primary, and failover time until PyMongo sees a new primary
 # after `docker stop` and after `docker kill` of the primary. Prints its command and the
-# figures; README.md's "Performance" quotes them.
+# figures; docs/performance.md quotes them.
 #
 #   bash tests/docker/bench.sh [REPS]      (default 3; also FERROD_BENCH_REPS)
 #

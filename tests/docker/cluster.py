@@ -1,7 +1,7 @@
 """PyMongo against the docker-compose cluster of docker-compose.yml, from the host.
 
     python3 cluster.py scenario     the checks of tests/docker_cluster.rs
-    python3 cluster.py bench        the figures of README.md's "Performance"
+    python3 cluster.py bench        the figures of docs/performance.md
 
 Environment:
     FERROD_COMPOSE        JSON list: the compose command and its options, e.g.
@@ -256,7 +256,7 @@ def authentication(client):
 
 
 def drop_connections_after_reconfig(client):
-    """README's walkthrough: rs.reconfig removes a member, the primary's pool to it stays
+    """The walkthrough (docs/walkthrough.md): rs.reconfig removes a member, the primary's pool to it stays
     until dropConnections empties it; then the member is added back."""
     primary = wait_ready(client, 60)
     p = direct(service_of(primary))
