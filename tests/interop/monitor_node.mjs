@@ -29,6 +29,8 @@ let awaited = 0;
 // The last heartbeat reply per server, and the moment each new primary was first seen.
 const lastHeartbeat = new Map();
 const primariesSeen = [];
+// Resolves with the first primary seen that is not `waitingFor.old` (set at the stepdown).
+const waitingFor = { old: null, resolve: null };
 client.on('serverHeartbeatFailed', (e) => failures.push(`${e.connectionId}: ${e.failure}`));
 client.on('connectionPoolCleared', (e) => cleared.push(e.address));
 client.on('connectionCreated', () => created++);
@@ -38,7 +40,9 @@ client.on('serverHeartbeatSucceeded', (e) => {
 });
 client.on('serverDescriptionChanged', (e) => {
   if (e.newDescription.type === 'RSPrimary' && e.previousDescription.type !== 'RSPrimary') {
-    primariesSeen.push({ address: e.address, at: Date.now(), awaited: lastHeartbeat.get(e.address) });
+    const seen = { address: e.address, at: Date.now(), awaited: lastHeartbeat.get(e.address) };
+    primariesSeen.push(seen);
+    if (waitingFor.resolve && seen.address !== waitingFor.old) waitingFor.resolve(seen);
   }
 });
 await client.connect();
@@ -62,7 +66,10 @@ check(created <= poolSize, `${created} pool connections opened for a pool of ${p
 
 // A stepdown: the new primary is announced by a streamed hello reply.
 const oldPrimary = first.me;
-const before = primariesSeen.length;
+const newPrimarySeen = new Promise((resolve) => {
+  waitingFor.old = oldPrimary;
+  waitingFor.resolve = resolve;
+});
 const asked = Date.now();
 try {
   await admin.command({ replSetStepDown: 10, secondaryCatchUpPeriodSecs: 5 });
@@ -71,11 +78,8 @@ try {
   check(e.name === 'MongoNetworkError' || /closed|ECONNRESET/.test(e.message),
     `replSetStepDown (${e.name}: ${e.message})`);
 }
-let seen = null;
-for (let i = 0; i < 300 && !seen; i++) {
-  seen = primariesSeen.slice(before).find((p) => p.address !== oldPrimary) || null;
-  if (!seen) await sleep(20);
-}
+// Bounded: a set without a new primary for 6 s fails the check below.
+const seen = await Promise.race([newPrimarySeen, sleep(6000, null, { ref: false })]);
 check(seen !== null, `the driver found a new primary after the stepdown`);
 check(seen.awaited === true, `the new primary ${seen.address} came in a streamed hello reply`);
 console.log(`new primary seen ${seen.at - asked} ms after replSetStepDown was sent`);

@@ -11,6 +11,7 @@ check.
 """
 
 import sys
+import threading
 import time
 
 from harness import missing_pymongo, reporter
@@ -56,6 +57,7 @@ secondary = next(h for h in dcs if h != primary)
 class Events(monitoring.ServerListener, monitoring.ServerHeartbeatListener):
     def __init__(self):
         self.log = []
+        self.saw_secondary = threading.Event()
 
     def opened(self, event):
         pass
@@ -65,6 +67,8 @@ class Events(monitoring.ServerListener, monitoring.ServerHeartbeatListener):
 
     def description_changed(self, event):
         self.log.append(("changed", event.new_description.server_type_name))
+        if event.new_description.server_type_name == "RSSecondary":
+            self.saw_secondary.set()
 
     def started(self, event):
         self.log.append(("heartbeat", event.awaited))
@@ -85,10 +89,7 @@ hello = direct.admin.command("hello")
 check(hello.get("secondary") is True, f"directConnection=true to the secondary {secondary}")
 tv = hello["topologyVersion"]
 # PyMongo publishes SDAM events from a background thread: wait for the discovery's own.
-for _ in range(200):
-    if ("changed", "RSSecondary") in events.log:
-        break
-    time.sleep(0.05)
+events.saw_secondary.wait(timeout=10)
 check(("changed", "RSSecondary") in events.log, f"the driver saw a secondary: {events.log}")
 mark = len(events.log)
 details = None
