@@ -223,12 +223,17 @@ fn zstd_zeros(len: usize) -> Vec<u8> {
 
 /// An OP_QUERY from its fields.
 fn op_query(collection: &str, query: &Document) -> Vec<u8> {
+    op_query_raw(collection, &bson_bytes(query))
+}
+
+/// An OP_QUERY whose query is given as bytes.
+fn op_query_raw(collection: &str, query: &[u8]) -> Vec<u8> {
     let mut body = 0i32.to_le_bytes().to_vec();
     body.extend_from_slice(collection.as_bytes());
     body.push(0);
     body.extend_from_slice(&0i32.to_le_bytes());
     body.extend_from_slice(&(-1i32).to_le_bytes());
-    body.extend(bson_bytes(query));
+    body.extend_from_slice(query);
     frame(BAD_ID, OP_QUERY, &body)
 }
 
@@ -502,24 +507,17 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "OP_QUERY hello nested 5,000 levels",
-            frame(
-                BAD_ID,
-                OP_QUERY,
-                &concat(&[
-                    vec![0; 4],
-                    b"admin.$cmd\0".to_vec(),
-                    vec![0; 4],
-                    (-1i32).to_le_bytes().to_vec(),
-                    raw_doc(&concat(&[
-                        {
-                            let mut hello = vec![0x10];
-                            hello.extend_from_slice(b"hello\0");
-                            hello.extend_from_slice(&1i32.to_le_bytes());
-                            hello
-                        },
-                        deep_element("x", 5_000),
-                    ])),
-                ]),
+            op_query_raw(
+                "admin.$cmd",
+                &raw_doc(&concat(&[
+                    {
+                        let mut hello = vec![0x10];
+                        hello.extend_from_slice(b"hello\0");
+                        hello.extend_from_slice(&1i32.to_le_bytes());
+                        hello
+                    },
+                    deep_element("x", 5_000),
+                ])),
             ),
             LegacyError(15),
         ),

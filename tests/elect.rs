@@ -5,22 +5,13 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{eventually, Ferrod};
+use common::{admin, eventually, ok, Ferrod};
 use std::time::Duration;
 
 const SET: &str = "rs0";
 
 fn start_set(n: usize) -> Vec<Ferrod> {
     (0..n).map(|_| Ferrod::start(&["--replSet", SET])).collect()
-}
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
-
-fn ok(reply: &Document) -> bool {
-    reply.get_f64("ok").unwrap_or(0.0) == 1.0
 }
 
 fn members(nodes: &[Ferrod]) -> Vec<Bson> {

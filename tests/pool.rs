@@ -6,7 +6,7 @@ mod common;
 mod peer;
 
 use bson::{doc, Bson, Document};
-use common::Ferrod;
+use common::{admin, ok, Ferrod};
 use peer::{Action, Peer};
 use std::time::{Duration, Instant};
 
@@ -16,15 +16,6 @@ fn start(extra: &[&str]) -> Ferrod {
     let mut args = vec!["--setParameter", "enableTestCommands=1"];
     args.extend_from_slice(extra);
     Ferrod::start(&args)
-}
-
-fn admin(server: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    server.command(cmd)
-}
-
-fn ok(reply: &Document) -> bool {
-    reply.get_f64("ok") == Ok(1.0)
 }
 
 fn code(reply: &Document) -> i32 {

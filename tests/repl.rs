@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::eventually;
+use common::{admin, eventually, ok};
 
 use bson::{doc, Bson, Document};
 use common::Ferrod;
@@ -13,15 +13,6 @@ const SET: &str = "rs0";
 
 fn start_set(n: usize) -> Vec<Ferrod> {
     (0..n).map(|_| Ferrod::start(&["--replSet", SET])).collect()
-}
-
-fn admin(node: &Ferrod, mut cmd: Document) -> Document {
-    cmd.insert("$db", "admin");
-    node.command(cmd)
-}
-
-fn ok(reply: &Document) -> bool {
-    reply.get_f64("ok").unwrap_or(0.0) == 1.0
 }
 
 fn member_docs(nodes: &[&Ferrod]) -> Vec<Bson> {
