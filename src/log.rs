@@ -426,6 +426,16 @@ fn truncate_attributes(
     let mut truncated = Map::new();
     let mut sizes = Map::new();
     for (name, value) in attr.iter_mut() {
+        // Most attributes are scalars and short strings: no need to serialize them to know.
+        let surely_small = match value {
+            // An escaped character takes at most six bytes (\u00XX).
+            Value::String(s) => s.len() * 6 + 2 <= limit,
+            Value::Object(_) | Value::Array(_) => false,
+            _ => true,
+        };
+        if surely_small {
+            continue;
+        }
         let size = json_len(value);
         if size <= limit {
             continue;
