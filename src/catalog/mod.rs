@@ -153,6 +153,12 @@ pub trait Catalog: Send + Sync {
     ) -> Result<Option<String>, CatalogError>;
     /// Applies the batch atomically and durably: when this returns Ok, it survives a crash.
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError>;
+    /// Every document of each of `collections`, in id order, all read in one read
+    /// transaction (a consistent view: a Raft snapshot).
+    fn read_consistent(
+        &self,
+        collections: &[Collection],
+    ) -> Result<Vec<Vec<Document>>, CatalogError>;
 }
 
 /// Serde for a document as base64 of its BSON bytes.

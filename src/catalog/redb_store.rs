@@ -134,6 +134,28 @@ impl Catalog for RedbCatalog {
         // The commit waits for fsync: not on an async worker.
         crate::blocking::in_place(|| self.commit(writes))
     }
+
+    fn read_consistent(
+        &self,
+        collections: &[Collection],
+    ) -> Result<Vec<Vec<Document>>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let mut out = Vec::with_capacity(collections.len());
+        for &collection in collections {
+            let mut docs = Vec::new();
+            match txn.open_table(table(collection)) {
+                Ok(t) => {
+                    for entry in t.iter().map_err(storage)? {
+                        docs.push(decode(entry.map_err(storage)?.1.value())?);
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(storage(e)),
+            }
+            out.push(docs);
+        }
+        Ok(out)
+    }
 }
 
 impl RedbCatalog {

@@ -10,12 +10,15 @@
 //! `votes` count as in mongod) but have elections switched off on their own node, so they
 //! never become primary; replSetFreeze and replSetStepDown switch them off for a while.
 
+mod codec;
 pub mod config;
 mod elections;
 mod heartbeat;
 mod log_store;
+mod network;
 pub mod raft;
 pub mod self_initiate;
+mod state_machine;
 pub mod takeover;
 pub mod transport;
 
@@ -366,7 +369,7 @@ impl ReplCoordinator {
                 )
             })?;
         }
-        let (log_store, state_machine) = openraft::storage::Adaptor::new(self.store.clone());
+        let (log_store, state_machine) = self.store.raft_parts();
         let raft = Raft::new(
             node_id,
             raft::raft_config(&settings, true),
