@@ -349,3 +349,35 @@ fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<Applied, CatalogError> 
     catalog.apply(writes)?;
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::RedbCatalog;
+    use crate::repl::log_store::LogStore;
+    use openraft::testing::{StoreBuilder, Suite};
+
+    /// A log store in a temporary directory and a state machine over an in-memory
+    /// catalog, as the server runs them.
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
+            let io = |e: std::io::Error| StorageError::from(StorageIOError::write_logs(&e));
+            let dir = tempfile::tempdir().map_err(io)?;
+            let log = LogStore::open(Some(dir.path())).map_err(io)?;
+            let (machine, _) = StateMachine::new(Arc::new(LogicalClock::new()));
+            machine
+                .attach_catalog(Arc::new(RedbCatalog::in_memory()))
+                .map_err(sm_error)?;
+            Ok((dir, log, machine))
+        }
+    }
+
+    #[test]
+    fn openraft_storage_suite_passes() {
+        Suite::test_all(Builder).unwrap();
+    }
+}
