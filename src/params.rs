@@ -64,6 +64,9 @@ pub const POOL_REFRESH_REQUIREMENT_MS: &str = "ShardingTaskExecutorPoolRefreshRe
 pub const POOL_REFRESH_TIMEOUT_MS: &str = "ShardingTaskExecutorPoolRefreshTimeoutMS";
 pub const KEYS_ROTATION_INTERVAL_SEC: &str = "KeysRotationIntervalSec";
 pub const PERIODIC_NOOP_INTERVAL_SECS: &str = "periodicNoopIntervalSecs";
+/// Startup-only, ferrod's own: how many log entries between two snapshots of the
+/// replicated catalog (mongod's oplog has no equivalent; it is capped by size instead).
+pub const REPL_LOG_ENTRIES_PER_SNAPSHOT: &str = "replLogEntriesPerSnapshot";
 /// Startup-only: how deeply documents in requests may nest (mongod's BSONDepth).
 pub const MAX_BSON_DEPTH: &str = "maxBSONDepth";
 /// The size past which a logged attribute is truncated, in KB.
@@ -123,6 +126,7 @@ pub static PARAMETERS: &[ParamSpec] = &[
     int_param!(KEYS_ROTATION_INTERVAL_SEC, 7_776_000, 1, I32_MAX, runtime: false),
     // The primary's no-op writes that keep the cluster time moving while idle.
     int_param!(PERIODIC_NOOP_INTERVAL_SECS, 10, 1, 10, runtime: false),
+    int_param!(REPL_LOG_ENTRIES_PER_SNAPSHOT, 10_000, 10, I32_MAX, runtime: false),
     int_param!("maxTransactionLockRequestTimeoutMillis", 5, -1, I32_MAX, runtime: true),
     int_param!(
         MAX_BSON_DEPTH,

@@ -51,4 +51,7 @@ pub fn apply(server: &crate::state::ServerState) {
         .log
         .set_max_attribute_kb(server.params.get_i64(params::MAX_LOG_SIZE_KB) as u64);
     crate::wire::depth::set_max_bson_depth(server.params.get_i64(params::MAX_BSON_DEPTH) as u32);
+    crate::repl::raft::set_entries_per_snapshot(
+        server.params.get_i64(params::REPL_LOG_ENTRIES_PER_SNAPSHOT) as u64,
+    );
 }

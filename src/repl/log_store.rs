@@ -541,7 +541,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Op::Meta(LAST_PURGED, bytes),
         ])
         .await
-        .map_err(write_error)
+        .map_err(write_error)?;
+        tracing::info!(target: "REPL", id = 7_000_060, ctx = "ReplCoord",
+            upToIndex = log_id.index, "Purged the replication log");
+        Ok(())
     }
 }
 

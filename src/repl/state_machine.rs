@@ -180,6 +180,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 seq
             ),
         };
+        tracing::info!(target: "REPL", id = 7_000_061, ctx = "ReplCoord",
+            lastIndex = meta.last_log_id.map_or(0, |l| l.index), bytes = data.len(),
+            "Built a snapshot of the replicated catalog");
         let data = Arc::new(data);
         *self.0.snapshot.lock() = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
@@ -293,7 +296,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let data = data.clone();
             move || install(catalog.as_ref(), &data)
         };
-        let applied = crate::blocking::io(install).await.map_err(sm_error)?;
+        let (applied, documents) = crate::blocking::io(install).await.map_err(sm_error)?;
+        tracing::info!(target: "REPL", id = 7_000_062, ctx = "ReplCoord",
+            lastIndex = meta.last_log_id.map_or(0, |l| l.index), documents,
+            "Installed a snapshot of the replicated catalog");
         self.0.clock.advance_to(unpack(applied.time));
         self.reload_keys(catalog.as_ref());
         self.0.applied.send_replace(applied);
@@ -310,7 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Replaces every replicated document (and the applied record) with the snapshot's, in
 /// one catalog transaction.
-fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<Applied, CatalogError> {
+fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<(Applied, usize), CatalogError> {
     let bad = |e: String| CatalogError::Storage(format!("a bad snapshot: {e}"));
     let mut incoming = Vec::new();
     let mut applied = None;
@@ -345,9 +351,10 @@ fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<Applied, CatalogError> 
             })
         })
         .collect();
+    let documents = incoming.len();
     writes.extend(incoming);
     catalog.apply(writes)?;
-    Ok(applied)
+    Ok((applied, documents))
 }
 
 #[cfg(test)]
