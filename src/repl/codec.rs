@@ -270,6 +270,22 @@ mod tests {
     }
 
     #[test]
+    fn a_membership_an_older_build_sent_as_json_bytes_is_read() {
+        let nodes: BTreeMap<u64, BasicNode> =
+            [(1, BasicNode::new("a:1")), (2, BasicNode::new("b:2"))].into();
+        let membership = Membership::new(vec![[1, 2].into()], nodes);
+        let old = bson::doc! {
+            "log_id": bson::to_bson(&log_id(5)).unwrap(),
+            "membership": bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: serde_json::to_vec(&membership).unwrap(),
+            },
+        };
+        let entry = decode_entry(&bson::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(entry.payload, EntryPayload::Membership(membership));
+    }
+
+    #[test]
     fn a_truncated_document_stream_is_an_error() {
         let doc = bson::to_vec(&bson::doc! {"a": 1}).unwrap();
         let mut two = doc.clone();
