@@ -93,6 +93,8 @@ struct State {
     /// The last job submitted, and the last one durable.
     submitted: u64,
     durable: u64,
+    /// Transactions committed (each one fsync).
+    commits: u64,
 }
 
 impl State {
@@ -345,6 +347,7 @@ fn run_writer(db: &Database, state: &Mutex<State>, jobs: mpsc::Receiver<Job>) {
         if result.is_ok() {
             let mut state = state.lock();
             state.durable = batch.last().map_or(state.durable, |j| j.seq);
+            state.commits += 1;
             state.trim();
         }
         for job in batch {
@@ -600,6 +603,30 @@ mod tests {
         assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
         assert_eq!(log.read_committed().await.unwrap(), Some(entry(6).log_id));
         assert_eq!(read_all(&mut log).await, (5..=n - 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn appends_queued_while_a_commit_runs_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(Some(dir.path())).unwrap();
+        {
+            // 200 appends arrive while the writer cannot finish its first commit.
+            let mut state = log.state.lock();
+            for i in 1..=200 {
+                log.submit(&mut state, vec![Op::Put(entry(i))], Done::Nobody)
+                    .unwrap();
+                let seq = state.submitted;
+                LogStore::put_in_tail(&mut state, vec![entry(i)], seq);
+            }
+        }
+        log.append_blocking(vec![entry(201)], Vote::new(1, 0))
+            .unwrap();
+        let commits = log.state.lock().commits;
+        assert!(commits <= 3, "{commits} commits for 201 appends");
+        drop(log);
+        let log = LogStore::open(Some(dir.path())).unwrap();
+        let stored = log.read_stored(0, Bound::Unbounded).unwrap();
+        assert_eq!(stored, (1..=201).map(entry).collect::<Vec<_>>());
     }
 
     #[test]
