@@ -1,18 +1,32 @@
 //! The logical clock behind every reply's `$clusterTime` and `operationTime`.
 
-use crate::cluster_time::ClusterKeys;
+use crate::catalog::{Catalog, Write};
+use crate::error::CommandResult;
 use crate::wire;
 use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, Document, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The keys that sign `$clusterTime` (with a keyFile): `cluster_time::ClusterKeys`. The
+/// clock signs through this trait so that it stands on nothing above it.
+pub trait SigningKeys: Send + Sync + std::fmt::Debug {
+    /// `(keyId, proof)` for `time`, or None while no key covers it.
+    fn sign(&self, time: Timestamp) -> Option<(i64, [u8; 20])>;
+    /// The check of a received time: the key must exist and cover it, the proof match.
+    fn validate(&self, time: Timestamp, key_id: i64, hash: &[u8]) -> CommandResult<()>;
+    /// Replaces what is cached with the catalog's keys.
+    fn load(&self, catalog: &dyn Catalog);
+    /// The write that adds a key when one is due.
+    fn next_key(&self, now: Timestamp, interval_secs: u32) -> Option<Write>;
+}
+
 /// A monotonic BSON Timestamp (seconds, increment), packed into one atomic.
 #[derive(Debug)]
 pub struct LogicalClock {
     packed: AtomicU64,
     /// Set with a keyFile: the keys that sign `$clusterTime`.
-    keys: OnceLock<Arc<ClusterKeys>>,
+    keys: OnceLock<Arc<dyn SigningKeys>>,
 }
 
 /// A Timestamp as one ordered integer: seconds high, increment low.
@@ -57,11 +71,11 @@ impl LogicalClock {
     }
 
     /// Signs `$clusterTime` from now on with `keys`.
-    pub fn enable_signing(&self, keys: Arc<ClusterKeys>) {
+    pub fn enable_signing(&self, keys: Arc<dyn SigningKeys>) {
         let _ = self.keys.set(keys);
     }
 
-    pub fn keys(&self) -> Option<&Arc<ClusterKeys>> {
+    pub fn keys(&self) -> Option<&Arc<dyn SigningKeys>> {
         self.keys.get()
     }
 

@@ -71,7 +71,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     let (resident_kib, virtual_kib) = memory_kib();
     let mut reply = doc! {
         "host": server.host_and_port(),
-        "version": crate::MONGODB_VERSION,
+        "version": crate::version::MONGODB_VERSION,
         // Tools (mongostat, exporters) switch on this field; ferrod serves as a mongod.
         "process": "mongod",
         "pid": std::process::id() as i64,

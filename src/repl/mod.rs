@@ -22,7 +22,6 @@ pub mod transport;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::LogicalClock;
 use crate::error::{Code, CommandError, CommandResult};
-use crate::state::ServerState;
 use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use config::{MemberConfig, ReplSetConfig};
@@ -30,13 +29,16 @@ use openraft::{BasicNode, ServerState as RaftRole};
 use parking_lot::{Mutex, RwLock};
 use raft::{Applied, ApplyOutcome, Raft, RaftSettings, ReplEntry, ReplOp, Store};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use takeover::PRIORITY_TAKEOVER_FIELD;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use transport::Transport;
 
 pub use heartbeat::HeartbeatReply;
@@ -102,6 +104,83 @@ pub struct MemberHealth {
     /// When a heartbeat to it last succeeded.
     pub last_ok: Option<Instant>,
     pub message: String,
+}
+
+/// What replication needs of the server around it: given by the composition root
+/// (`commands::repl_host`), so that `repl` sees neither the server state nor the commands.
+pub trait ReplHost: Send + Sync {
+    /// Cancelled when the server starts shutting down.
+    fn shutdown(&self) -> &CancellationToken;
+    fn clock(&self) -> &Arc<LogicalClock>;
+    /// The port actually listened on.
+    fn port(&self) -> u16;
+    fn host_name(&self) -> &str;
+    /// `host:port` as this server reports itself.
+    fn host_and_port(&self) -> String;
+    fn bind_ip_all(&self) -> bool;
+    fn bind_ip(&self) -> &[String];
+    /// `--initialMembers`: the set this node initiates itself.
+    fn initial_members(&self) -> &[String];
+    /// When the process started (the member's `uptime`).
+    fn started(&self) -> Instant;
+    /// Whether this server runs with `--replSet`.
+    fn is_repl_member(&self) -> bool;
+    /// The local catalog (the self-initiated root user is created only while it has none).
+    fn catalog(&self) -> &Arc<dyn Catalog>;
+    /// Server parameters (key rotation, the periodic no-op).
+    fn params(&self) -> &crate::params::Parameters;
+    /// The current `topologyVersion`.
+    fn topology_version(&self) -> Document;
+    /// Creates the first user (`root` on admin) as a local client's createUser would.
+    fn create_first_user(self: Arc<Self>, user: String, password: String) -> FirstUserFuture;
+}
+
+pub type FirstUserFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+
+/// Commands hold the server state behind an `Arc`.
+impl<T: ReplHost + ?Sized> ReplHost for Arc<T> {
+    fn shutdown(&self) -> &CancellationToken {
+        (**self).shutdown()
+    }
+    fn clock(&self) -> &Arc<LogicalClock> {
+        (**self).clock()
+    }
+    fn port(&self) -> u16 {
+        (**self).port()
+    }
+    fn host_name(&self) -> &str {
+        (**self).host_name()
+    }
+    fn host_and_port(&self) -> String {
+        (**self).host_and_port()
+    }
+    fn bind_ip_all(&self) -> bool {
+        (**self).bind_ip_all()
+    }
+    fn bind_ip(&self) -> &[String] {
+        (**self).bind_ip()
+    }
+    fn initial_members(&self) -> &[String] {
+        (**self).initial_members()
+    }
+    fn started(&self) -> Instant {
+        (**self).started()
+    }
+    fn is_repl_member(&self) -> bool {
+        (**self).is_repl_member()
+    }
+    fn catalog(&self) -> &Arc<dyn Catalog> {
+        (**self).catalog()
+    }
+    fn params(&self) -> &crate::params::Parameters {
+        (**self).params()
+    }
+    fn topology_version(&self) -> Document {
+        (**self).topology_version()
+    }
+    fn create_first_user(self: Arc<Self>, user: String, password: String) -> FirstUserFuture {
+        (*self).clone().create_first_user(user, password)
+    }
 }
 
 /// The replica-set side of a server started with `--replSet`.
@@ -198,12 +277,14 @@ pub fn election_id(term: u64) -> ObjectId {
 
 impl ReplCoordinator {
     /// The coordinator for `--replSet set_name`, keeping its Raft state under `dbpath`
-    /// (None: in memory only) and reaching other members through `transport`.
+    /// (None: in memory only) and reaching other members through `transport`;
+    /// `process_id` is the process's `topologyVersion.processId`.
     pub fn new(
         set_name: String,
         dbpath: Option<&Path>,
         transport: Arc<dyn Transport>,
         clock: Arc<LogicalClock>,
+        process_id: ObjectId,
     ) -> std::io::Result<Arc<ReplCoordinator>> {
         let (store, applied) = Store::open(dbpath, clock)?;
         let (topology_counter, _) = watch::channel(0);
@@ -215,7 +296,7 @@ impl ReplCoordinator {
             applied,
             raft: RwLock::new(None),
             raft_start: tokio::sync::Mutex::new(()),
-            process_id: crate::state::process_id(),
+            process_id,
             topology_counter,
             health: Mutex::new(HashMap::new()),
             heartbeat_received: Mutex::new(HashMap::new()),
@@ -230,7 +311,9 @@ impl ReplCoordinator {
     }
 
     /// Starts the background tasks: heartbeats and the topology watcher.
-    pub fn start(self: &Arc<Self>, server: &Arc<ServerState>) {
+    pub fn start<H: ReplHost + 'static>(self: &Arc<Self>, server: &Arc<H>) {
+        let server: Arc<dyn ReplHost> = server.clone();
+        let server = &server;
         // A member that was part of a set rejoins it with its saved Raft state.
         if let Some(saved) = self.saved_node() {
             let me = self.clone();
@@ -243,8 +326,8 @@ impl ReplCoordinator {
         heartbeat::spawn(self.clone(), server.clone());
         tokio::spawn(self.clone().primary_housekeeping(server.clone()));
         tokio::spawn(takeover::run(self.clone(), server.clone()));
-        if !server.config.initial_members.is_empty() {
-            let members = server.config.initial_members.clone();
+        if !server.initial_members().is_empty() {
+            let members = server.initial_members().to_vec();
             tokio::spawn(self_initiate::run(self.clone(), server.clone(), members));
         }
         let me = self.clone();
@@ -276,19 +359,19 @@ impl ReplCoordinator {
     }
 
     /// Whether `host` (as written in a config) is this server.
-    pub fn is_self(&self, server: &ServerState, host: &str) -> bool {
+    pub fn is_self(&self, server: &dyn ReplHost, host: &str) -> bool {
         names_self(
             host,
             server.port(),
-            &server.host_name,
-            server.config.bind_ip_all,
-            &server.config.bind_ip,
+            server.host_name(),
+            server.bind_ip_all(),
+            server.bind_ip(),
         )
     }
 
     pub fn self_member(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         config: &ReplSetConfig,
     ) -> Option<MemberConfig> {
         config
@@ -423,7 +506,7 @@ impl ReplCoordinator {
     }
 
     /// This node's state as mongod names it.
-    pub fn my_state(&self, server: &ServerState) -> MemberState {
+    pub fn my_state(&self, server: &dyn ReplHost) -> MemberState {
         let Some(config) = self.config() else {
             return MemberState::Startup;
         };
@@ -431,7 +514,7 @@ impl ReplCoordinator {
     }
 
     /// This node's state under `config`.
-    fn state_in(&self, server: &ServerState, config: &ReplSetConfig) -> MemberState {
+    fn state_in(&self, server: &dyn ReplHost, config: &ReplSetConfig) -> MemberState {
         let Some(me) = self.self_member(server, config) else {
             return MemberState::Removed;
         };
@@ -484,7 +567,7 @@ impl ReplCoordinator {
         seen > voters.count() / 2
     }
 
-    pub fn primary_host(&self, server: &ServerState) -> Option<String> {
+    pub fn primary_host(&self, server: &dyn ReplHost) -> Option<String> {
         let config = self.config()?;
         if self.my_state(server) == MemberState::Primary {
             return self.self_member(server, &config).map(|m| m.host);
@@ -500,7 +583,7 @@ impl ReplCoordinator {
     }
 
     /// The error for a command that needs this node to be a writable primary.
-    pub fn check_writable_primary(&self, server: &ServerState) -> CommandResult<()> {
+    pub fn check_writable_primary(&self, server: &dyn ReplHost) -> CommandResult<()> {
         match self.my_state(server) {
             MemberState::Primary => Ok(()),
             _ => Err(not_writable_primary("not primary")),
@@ -526,7 +609,7 @@ impl ReplCoordinator {
         }
     }
 
-    fn summary(&self, server: &ServerState) -> TopologySummary {
+    fn summary(&self, server: &dyn ReplHost) -> TopologySummary {
         TopologySummary {
             state: self.my_state(server),
             primary: self.primary_host(server),
@@ -537,12 +620,12 @@ impl ReplCoordinator {
 
     /// Bumps the topology counter on every change of state, primary, config or term, and
     /// keeps elections on or off on this node as config, freeze and stepdown say.
-    async fn watch_topology(self: Arc<Self>, server: Arc<ServerState>) {
+    async fn watch_topology(self: Arc<Self>, server: Arc<dyn ReplHost>) {
         let mut tick = tokio::time::interval(Duration::from_millis(25));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = server.shutdown.cancelled() => return,
+                _ = server.shutdown().cancelled() => return,
             }
             self.apply_timing_settings().await;
             self.update_election_switch(&server);
@@ -552,7 +635,7 @@ impl ReplCoordinator {
 
     /// Bumps the counter if the topology differs from the last one seen, and returns the
     /// counter. hello calls it too, so the counter it reports always matches its state.
-    pub fn refresh_topology(&self, server: &ServerState) -> i64 {
+    pub fn refresh_topology(&self, server: &dyn ReplHost) -> i64 {
         let now = self.summary(server);
         let mut last = self.last_summary.lock();
         if last.as_ref() != Some(&now) {
@@ -568,7 +651,7 @@ impl ReplCoordinator {
     }
 
     /// Notes the election behind a new topology, for replSetGetStatus.
-    fn note_election(&self, server: &ServerState, now: &TopologySummary) {
+    fn note_election(&self, server: &dyn ReplHost, now: &TopologySummary) {
         let (Some(config), Some(raft)) = (self.config(), self.raft()) else {
             return;
         };
@@ -590,7 +673,7 @@ impl ReplCoordinator {
         });
     }
 
-    fn update_election_switch(&self, server: &ServerState) {
+    fn update_election_switch(&self, server: &dyn ReplHost) {
         let Some(raft) = self.raft() else { return };
         let metrics = raft.metrics().borrow().clone();
         let frozen = self
@@ -655,7 +738,7 @@ impl ReplCoordinator {
     /// and the failures.
     async fn poll_members(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         config: &ReplSetConfig,
         check_empty: bool,
     ) -> (Vec<u64>, Vec<String>) {
@@ -689,7 +772,7 @@ impl ReplCoordinator {
     }
 
     /// replSetInitiate.
-    pub async fn initiate(&self, server: &ServerState, given: Option<&Document>) -> CommandResult {
+    pub async fn initiate(&self, server: &dyn ReplHost, given: Option<&Document>) -> CommandResult {
         let _guard = self.config_change.lock().await;
         if self.config().is_some() || self.raft().is_some() {
             return Err(CommandError::new(
@@ -810,7 +893,7 @@ impl ReplCoordinator {
     /// Returns what applying it gave and its log index.
     pub async fn propose(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         op: ReplOp,
     ) -> CommandResult<(ApplyOutcome, u64)> {
         self.check_writable_primary(server)?;
@@ -848,31 +931,31 @@ impl ReplCoordinator {
     /// for periodicNoopIntervalSecs (mongod's periodic no-op writer, which keeps the
     /// cluster time, and so key expiry, moving), and, with a keyFile, two unexpired keys
     /// for signing `$clusterTime` (mongod's key generator).
-    async fn primary_housekeeping(self: Arc<Self>, server: Arc<ServerState>) {
+    async fn primary_housekeeping(self: Arc<Self>, server: Arc<dyn ReplHost>) {
         let rotation = server
-            .params
+            .params()
             .get_i64(crate::params::KEYS_ROTATION_INTERVAL_SEC)
             .clamp(1, u32::MAX as i64) as u32;
         let noop_every = server
-            .params
+            .params()
             .get_i64(crate::params::PERIODIC_NOOP_INTERVAL_SECS)
             .max(1) as u32;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = server.shutdown.cancelled() => return,
+                _ = server.shutdown().cancelled() => return,
             }
             if self.my_state(&server) != MemberState::Primary {
                 continue;
             }
-            let idle = crate::clock::wall_seconds().saturating_sub(server.clock.now().time);
+            let idle = crate::clock::wall_seconds().saturating_sub(server.clock().now().time);
             if idle >= noop_every {
                 let _ = self.propose(&server, ReplOp::Noop).await;
             }
-            let Some(keys) = server.clock.keys() else {
+            let Some(keys) = server.clock().keys() else {
                 continue;
             };
-            let Some(write) = keys.next_key(server.clock.now(), rotation) else {
+            let Some(write) = keys.next_key(server.clock().now(), rotation) else {
                 continue;
             };
             match self.propose(&server, ReplOp::Catalog(vec![write])).await {
@@ -893,7 +976,7 @@ impl ReplCoordinator {
     /// lost majority, a new term), as mongod fails its replication waiters.
     pub async fn wait_replicated(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         index: u64,
         members: usize,
     ) -> CommandResult<()> {
@@ -936,7 +1019,7 @@ impl ReplCoordinator {
     /// replSetReconfig.
     pub async fn reconfig(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         doc: &Document,
         force: bool,
     ) -> CommandResult {
@@ -1041,7 +1124,7 @@ impl ReplCoordinator {
     /// As mongod (`_shouldStepDownOnReconfig`): a primary whose new config makes it
     /// unelectable (priority 0, hidden, no vote, or removed) accepts the config and steps
     /// down at once, handing over to the best electable secondary.
-    async fn step_down_if_unelectable(&self, server: &ServerState, config: &ReplSetConfig) {
+    async fn step_down_if_unelectable(&self, server: &dyn ReplHost, config: &ReplSetConfig) {
         if self
             .self_member(server, config)
             .is_some_and(|m| m.is_electable())
@@ -1067,7 +1150,7 @@ impl ReplCoordinator {
     /// as the new voters elect it.
     async fn force_reconfig(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         current: &ReplSetConfig,
         doc: &Document,
     ) -> CommandResult {
@@ -1076,7 +1159,7 @@ impl ReplCoordinator {
         config.settings.replica_set_id = current.settings.replica_set_id.clone();
         let bump = 10_000
             + u64::from_le_bytes(
-                crate::auth::scram::random_bytes(8)
+                crate::random::random_bytes(8)
                     .try_into()
                     .expect("eight bytes"),
             ) % 90_000;
@@ -1118,7 +1201,7 @@ impl ReplCoordinator {
     /// replSetStepDown: stop being primary and keep out of elections for `step_down`.
     pub async fn step_down(
         &self,
-        server: &ServerState,
+        server: &dyn ReplHost,
         step_down: Duration,
         catch_up: Duration,
         force: bool,
@@ -1224,7 +1307,7 @@ impl ReplCoordinator {
     /// after an election timeout. The successor wins at once when this primary was
     /// elected longer ago than openraft's leader lease (0.575 x electionTimeoutMillis):
     /// this node then grants it its vote (see raft_config).
-    pub async fn hand_over(&self, server: &ServerState, within: Duration) {
+    pub async fn hand_over(&self, server: &dyn ReplHost, within: Duration) {
         if self.my_state(server) != MemberState::Primary {
             return;
         }
@@ -1261,7 +1344,7 @@ impl ReplCoordinator {
     }
 
     /// replSetStepUp: run for election now.
-    pub async fn step_up(&self, server: &ServerState) -> CommandResult {
+    pub async fn step_up(&self, server: &dyn ReplHost) -> CommandResult {
         let config = self.config().ok_or_else(not_yet_initialized)?;
         let me = self
             .self_member(server, &config)
@@ -1288,7 +1371,7 @@ impl ReplCoordinator {
     }
 
     /// replSetFreeze.
-    pub fn freeze(&self, server: &ServerState, secs: i64) -> CommandResult {
+    pub fn freeze(&self, server: &dyn ReplHost, secs: i64) -> CommandResult {
         self.config().ok_or_else(not_yet_initialized)?;
         let state = self.my_state(server);
         if state == MemberState::Primary {
@@ -1322,7 +1405,7 @@ impl ReplCoordinator {
     }
 
     /// replSetGetStatus.
-    pub fn status(&self, server: &ServerState) -> CommandResult {
+    pub fn status(&self, server: &dyn ReplHost) -> CommandResult {
         let config = self.config().ok_or_else(not_yet_initialized)?;
         let me = self
             .self_member(server, &config)
@@ -1352,7 +1435,7 @@ impl ReplCoordinator {
                     let mut d = doc! {
                         "_id": m.id as i32, "name": m.host.clone(), "health": 1.0,
                         "state": my_state.code(), "stateStr": my_state.name(),
-                        "uptime": server.started.elapsed().as_secs() as i32,
+                        "uptime": server.started().elapsed().as_secs() as i32,
                         "optime": optime.clone(), "optimeDate": optime_date,
                         "lastAppliedWallTime": optime_date, "lastDurableWallTime": optime_date,
                         "syncSourceHost": my_source_host.clone(), "syncSourceId": my_source_id, "infoMessage": "",
@@ -1430,7 +1513,7 @@ impl ReplCoordinator {
 
     /// connPoolStats' `replicaSets` entry for this set: each member as this node's
     /// heartbeats see it (itself included), in config order.
-    pub fn pool_stats_view(&self, server: &ServerState) -> Option<(String, Document)> {
+    pub fn pool_stats_view(&self, server: &dyn ReplHost) -> Option<(String, Document)> {
         let config = self.config()?;
         let me = self.self_member(server, &config)?;
         let my_state = self.my_state(server);
@@ -1459,7 +1542,7 @@ impl ReplCoordinator {
     }
 
     /// The replica-set fields of a hello reply (SPEC section 2).
-    pub fn hello_fields(&self, server: &ServerState, legacy: bool) -> Document {
+    pub fn hello_fields(&self, server: &dyn ReplHost, legacy: bool) -> Document {
         let counter = self.refresh_topology(server);
         let mut reply = Document::new();
         // One config snapshot for the whole reply: a reconfig may remove this node
@@ -1579,8 +1662,8 @@ fn is_not_primary_error(code: i32) -> bool {
 
 /// Adds the current `topologyVersion` to a reply whose error, or write concern error, is a
 /// state change, as a set member's mongod does (a standalone's never change state).
-pub fn stamp_state_change_error(server: &ServerState, reply: &mut Document) {
-    if server.repl.is_none() || reply.contains_key("topologyVersion") {
+pub fn stamp_state_change_error(server: &dyn ReplHost, reply: &mut Document) {
+    if !server.is_repl_member() || reply.contains_key("topologyVersion") {
         return;
     }
     let code = reply.get_i32("code").ok().or_else(|| {

@@ -134,11 +134,12 @@ fn is_instant(server: &ServerState, command: &Command) -> bool {
 mod tests {
     use super::*;
     use crate::catalog::{Catalog, RedbCatalog};
+    use crate::client::Client;
+    use crate::clock::SigningKeys;
     use crate::cluster_time::ClusterKeys;
     use crate::config::Config;
     use crate::log::{LogFormat, LogSink};
     use crate::server::connection::{handle, Answer};
-    use crate::state::Client;
     use crate::wire::codec::encode_message;
     use crate::wire::WireCodec;
     use bson::{doc, spec::BinarySubtype, Binary, Document, Timestamp};

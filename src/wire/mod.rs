@@ -17,6 +17,7 @@ pub use op_query::OpQuery;
 pub use op_reply::OpReply;
 
 use bson::{Bson, Document};
+use std::borrow::Cow;
 
 pub const HEADER_LEN: usize = 16;
 /// OP_COMPRESSED's fields before the compressed bytes: originalOpcode, uncompressedSize, compressorId.
@@ -594,6 +595,21 @@ fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 pub(crate) fn write_cstring(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(s.as_bytes());
     out.push(0);
+}
+
+/// `command` with the arguments the wire layer left out of it put back from `raw_body`,
+/// in their places: the raw body decoded, then the document sequences `command` also
+/// holds (they come after the body's fields, as when they were folded in).
+pub fn full_command<'a>(command: &'a Document, raw_body: Option<&[u8]>) -> Cow<'a, Document> {
+    let Some(Ok(mut full)) = raw_body.map(decode_document) else {
+        return Cow::Borrowed(command);
+    };
+    for (key, value) in command {
+        if !full.contains_key(key) {
+            full.insert(key.clone(), value.clone());
+        }
+    }
+    Cow::Owned(full)
 }
 
 #[cfg(test)]
