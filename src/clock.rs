@@ -118,7 +118,7 @@ impl LogicalClock {
         let mut bytes = std::mem::take(body).into_bytes();
         bytes.pop(); // the terminating NUL, written again by finish_document
         self.write_reply_times(&mut bytes);
-        wire::finish_document(0, &mut bytes);
+        wire::raw::finish_document(0, &mut bytes);
         *body = bson::RawDocumentBuf::from_bytes(bytes).expect("a document with two more fields");
     }
 
@@ -128,18 +128,18 @@ impl LogicalClock {
         let now = self.now();
         let (key_id, hash) = self.signature(now);
         let plain = "plain elements with plain keys";
-        let cluster_time = wire::open_document(b"$clusterTime", out);
-        wire::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
-        let signature = wire::open_document(b"signature", out);
+        let cluster_time = wire::raw::open_document(b"$clusterTime", out);
+        wire::raw::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
+        let signature = wire::raw::open_document(b"signature", out);
         let hash = Bson::Binary(Binary {
             subtype: BinarySubtype::Generic,
             bytes: hash.to_vec(),
         });
-        wire::write_element(b"hash", &hash, out).expect(plain);
-        wire::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
-        wire::finish_document(signature, out);
-        wire::finish_document(cluster_time, out);
-        wire::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);
+        wire::raw::write_element(b"hash", &hash, out).expect(plain);
+        wire::raw::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
+        wire::raw::finish_document(signature, out);
+        wire::raw::finish_document(cluster_time, out);
+        wire::raw::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);
     }
 
     /// `$clusterTime` for a reply.

@@ -3,6 +3,7 @@
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
 use crate::pool::{Snapshot, StatsReport};
+use crate::wire::raw;
 use bson::{Bson, Document, RawDocumentBuf};
 
 pub const CONN_POOL_STATS: Command = Command {
@@ -109,37 +110,24 @@ impl Writer {
     }
 
     fn begin(&mut self) {
-        self.open.push(self.buf.len());
-        self.buf.extend_from_slice(&[0; 4]);
-    }
-
-    fn key(&mut self, element_type: u8, key: &str) {
-        debug_assert!(!key.contains('\0'), "BSON keys hold no NUL: {key:?}");
-        self.buf.push(element_type);
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.push(0);
+        self.open.push(raw::start_document(&mut self.buf));
     }
 
     fn begin_document(&mut self, key: &str) {
-        self.key(0x03, key);
-        self.begin();
+        self.open.push(raw::open_subdocument(key, &mut self.buf));
     }
 
     fn end_document(&mut self) {
-        self.buf.push(0);
         let at = self.open.pop().expect("a document is open");
-        let len = (self.buf.len() - at) as i32;
-        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        raw::finish_document(at, &mut self.buf);
     }
 
     /// As [`number`] encodes it (without making a `Bson` per counter).
     fn number(&mut self, key: &str, n: u64) {
         if fits_int32(n) {
-            self.key(0x10, key);
-            self.buf.extend_from_slice(&(n as i32).to_le_bytes());
+            raw::write_int32(key.as_bytes(), n as i32, &mut self.buf);
         } else {
-            self.key(0x12, key);
-            self.buf.extend_from_slice(&(n as i64).to_le_bytes());
+            raw::write_int64(key.as_bytes(), n as i64, &mut self.buf);
         }
     }
 
@@ -156,9 +144,7 @@ impl Writer {
     }
 
     fn document(&mut self, key: &str, d: &Document) {
-        self.key(0x03, key);
-        d.to_writer(&mut self.buf)
-            .expect("writing BSON to a Vec cannot fail");
+        raw::write_document_element(key.as_bytes(), d, &mut self.buf);
     }
 
     fn finish(mut self) -> RawDocumentBuf {
