@@ -1,0 +1,188 @@
+//! What replication reports: heartbeat receipt, the config, replSetGetStatus, the
+//! replica-set view of connPoolStats and the hello fields.
+
+use super::*;
+
+/// This member's view of the set, for replSetGetStatus.
+pub struct StatusView {
+    pub config: ReplSetConfig,
+    pub me: MemberConfig,
+    pub my_state: MemberState,
+    /// `{ts, t}` of the last applied entry, and its wall time.
+    pub optime: Document,
+    pub optime_date: bson::DateTime,
+    pub term: u64,
+    /// What heartbeats have learned of each other member, by member id.
+    pub health: HashMap<u64, MemberHealth>,
+    /// When each member (by lower-case host) last sent this one a heartbeat.
+    pub heartbeat_received: HashMap<String, bson::DateTime>,
+    pub primary: Option<MemberConfig>,
+    /// How long this process has run.
+    pub uptime: Duration,
+    pub candidate_metrics: Option<Document>,
+    pub participant_metrics: Option<Document>,
+}
+
+impl ReplCoordinator {
+    pub fn record_heartbeat_received(&self, from: &str) {
+        self.heartbeat_received
+            .lock()
+            .insert(from.to_ascii_lowercase(), bson::DateTime::now());
+    }
+
+    /// What replSetGetStatus reports, as data; `commands::repl_set_get_status` shapes it.
+    pub fn status_view(&self, server: &dyn ReplHost) -> CommandResult<StatusView> {
+        let config = self.config().ok_or_else(not_yet_initialized)?;
+        let me = self
+            .self_member(server, &config)
+            .ok_or_else(removed_error)?;
+        let my_state = self.my_state(server);
+        let (optime, optime_date) = self.my_optime();
+        let term = self.term();
+        // Raft's leader sends its log to every member: a secondary's sync source is the
+        // primary, whose own is none.
+        let primary = self
+            .primary_host(server)
+            .and_then(|host| config.members.iter().find(|m| m.host == host).cloned());
+        let candidate_metrics = match my_state {
+            MemberState::Primary => self.elections.candidate_metrics(term),
+            _ => None,
+        };
+        Ok(StatusView {
+            me,
+            my_state,
+            optime,
+            optime_date,
+            term,
+            health: self.health.lock().clone(),
+            heartbeat_received: self.heartbeat_received.lock().clone(),
+            primary,
+            uptime: server.started().elapsed(),
+            candidate_metrics,
+            participant_metrics: self.elections.participant_metrics(),
+            config,
+        })
+    }
+
+    /// connPoolStats' `replicaSets` entry for this set: each member as this node's
+    /// heartbeats see it (itself included), in config order.
+    pub fn pool_stats_view(&self, server: &dyn ReplHost) -> Option<(String, Document)> {
+        let config = self.config()?;
+        let me = self.self_member(server, &config)?;
+        let my_state = self.my_state(server);
+        let health = self.health.lock().clone();
+        let hosts: Vec<Bson> = config
+            .members
+            .iter()
+            .map(|m| {
+                let (ok, state, ping_ms) = if m.id == me.id {
+                    (true, my_state, 0)
+                } else {
+                    let h = health.get(&m.id).cloned().unwrap_or_default();
+                    (h.healthy, MemberState::from_code(h.state), h.ping_ms)
+                };
+                Bson::Document(doc! {
+                    "addr": m.host.clone(),
+                    "ok": ok,
+                    "ismaster": ok && state == MemberState::Primary,
+                    "hidden": m.hidden,
+                    "secondary": ok && state == MemberState::Secondary,
+                    "pingTimeMillis": ping_ms as i32,
+                })
+            })
+            .collect();
+        Some((config.set_name.clone(), doc! {"hosts": hosts}))
+    }
+
+    /// The replica-set fields of a hello reply (SPEC section 2).
+    pub fn hello_fields(&self, server: &dyn ReplHost, legacy: bool) -> Document {
+        let counter = self.refresh_topology(server);
+        let mut reply = Document::new();
+        // One config snapshot for the whole reply: a reconfig may remove this node
+        // between two reads.
+        let config = self.config();
+        let state = config
+            .as_ref()
+            .map_or(MemberState::Startup, |c| self.state_in(server, c));
+        let primary = state == MemberState::Primary;
+        if legacy {
+            reply.insert("ismaster", primary);
+        } else {
+            reply.insert("isWritablePrimary", primary);
+        }
+        reply.insert(
+            "topologyVersion",
+            doc! {"processId": self.process_id, "counter": counter},
+        );
+
+        let Some((config, me)) =
+            config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)))
+        else {
+            reply.insert("secondary", false);
+            reply.insert("info", "Does not have a valid replica set config");
+            reply.insert("isreplicaset", true);
+            return reply;
+        };
+        // mongod lists neither hidden nor delayed members; electable ones are hosts.
+        let listed = || {
+            config
+                .members
+                .iter()
+                .filter(|m| !m.hidden && m.secondary_delay_secs == 0)
+        };
+        let hosts: Vec<Bson> = listed()
+            .filter(|m| m.priority > 0.0)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        let passives: Vec<Bson> = listed()
+            .filter(|m| m.priority == 0.0)
+            .map(|m| Bson::String(m.host.clone()))
+            .collect();
+        reply.insert("hosts", hosts);
+        if !passives.is_empty() {
+            reply.insert("passives", passives);
+        }
+        reply.insert("setName", config.set_name.clone());
+        reply.insert("setVersion", config.version as i32);
+        reply.insert("secondary", state == MemberState::Secondary);
+        if let Some(p) = self.primary_host(server) {
+            reply.insert("primary", p);
+        }
+        if me.priority == 0.0 {
+            reply.insert("passive", true);
+        }
+        if me.hidden {
+            reply.insert("hidden", true);
+        }
+        if !me.build_indexes {
+            reply.insert("buildIndexes", false);
+        }
+        if me.secondary_delay_secs > 0 {
+            let name = if legacy {
+                "slaveDelay"
+            } else {
+                "secondaryDelaySecs"
+            };
+            reply.insert(name, me.secondary_delay_secs);
+        }
+        // Tag-set read preferences select on these; mongod leaves the field out when empty.
+        let tags = me.tags_document();
+        if !tags.is_empty() {
+            reply.insert("tags", tags);
+        }
+        reply.insert("me", me.host.clone());
+        // `arbiterOnly` is for arbiters only, which ferrod has none of.
+        if primary {
+            reply.insert("electionId", election_id(self.term()));
+        }
+        let (optime, date) = self.my_optime();
+        reply.insert(
+            "lastWrite",
+            doc! {
+                "opTime": optime.clone(), "lastWriteDate": date,
+                "majorityOpTime": optime, "majorityWriteDate": date,
+            },
+        );
+        reply
+    }
+}
