@@ -130,7 +130,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     // a standalone has none. ferrod never rolls back (Raft), so rbid stays at mongod's
     // first value, 1.
     if let Some(repl) = &server.repl {
-        let mut section = repl.hello_fields(server, false);
+        let mut section = super::hello::repl_fields(&repl.hello_view(server), false);
         // mongod lists its primary-only services here; ferrod runs none.
         section.insert("primaryOnlyServices", Document::new());
         section.insert("rbid", 1);

@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// This member's place in the set, for hello.
+pub struct HelloView {
+    pub topology_counter: i64,
+    pub process_id: ObjectId,
+    pub state: MemberState,
+    /// The config and this member in it, when it has one and is in it.
+    pub member: Option<(ReplSetConfig, MemberConfig)>,
+    pub primary: Option<String>,
+    pub term: u64,
+    pub optime: Document,
+    pub optime_date: bson::DateTime,
+}
+
 /// This member's view of the set, for replSetGetStatus.
 pub struct StatusView {
     pub config: ReplSetConfig,
@@ -94,95 +107,28 @@ impl ReplCoordinator {
         Some((config.set_name.clone(), doc! {"hosts": hosts}))
     }
 
-    /// The replica-set fields of a hello reply (SPEC section 2).
-    pub fn hello_fields(&self, server: &dyn ReplHost, legacy: bool) -> Document {
-        let counter = self.refresh_topology(server);
-        let mut reply = Document::new();
+    /// What hello (and serverStatus' `repl` section) reports of the set, as data;
+    /// `commands::hello::repl_fields` shapes it.
+    pub fn hello_view(&self, server: &dyn ReplHost) -> HelloView {
+        let topology_counter = self.refresh_topology(server);
         // One config snapshot for the whole reply: a reconfig may remove this node
         // between two reads.
         let config = self.config();
         let state = config
             .as_ref()
             .map_or(MemberState::Startup, |c| self.state_in(server, c));
-        let primary = state == MemberState::Primary;
-        if legacy {
-            reply.insert("ismaster", primary);
-        } else {
-            reply.insert("isWritablePrimary", primary);
+        let member = config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)));
+        let primary = member.as_ref().and_then(|_| self.primary_host(server));
+        let (optime, optime_date) = self.my_optime();
+        HelloView {
+            topology_counter,
+            process_id: self.process_id,
+            state,
+            member,
+            primary,
+            term: self.term(),
+            optime,
+            optime_date,
         }
-        reply.insert(
-            "topologyVersion",
-            doc! {"processId": self.process_id, "counter": counter},
-        );
-
-        let Some((config, me)) =
-            config.and_then(|c| self.self_member(server, &c).map(|me| (c, me)))
-        else {
-            reply.insert("secondary", false);
-            reply.insert("info", "Does not have a valid replica set config");
-            reply.insert("isreplicaset", true);
-            return reply;
-        };
-        // mongod lists neither hidden nor delayed members; electable ones are hosts.
-        let listed = || {
-            config
-                .members
-                .iter()
-                .filter(|m| !m.hidden && m.secondary_delay_secs == 0)
-        };
-        let hosts: Vec<Bson> = listed()
-            .filter(|m| m.priority > 0.0)
-            .map(|m| Bson::String(m.host.clone()))
-            .collect();
-        let passives: Vec<Bson> = listed()
-            .filter(|m| m.priority == 0.0)
-            .map(|m| Bson::String(m.host.clone()))
-            .collect();
-        reply.insert("hosts", hosts);
-        if !passives.is_empty() {
-            reply.insert("passives", passives);
-        }
-        reply.insert("setName", config.set_name.clone());
-        reply.insert("setVersion", config.version as i32);
-        reply.insert("secondary", state == MemberState::Secondary);
-        if let Some(p) = self.primary_host(server) {
-            reply.insert("primary", p);
-        }
-        if me.priority == 0.0 {
-            reply.insert("passive", true);
-        }
-        if me.hidden {
-            reply.insert("hidden", true);
-        }
-        if !me.build_indexes {
-            reply.insert("buildIndexes", false);
-        }
-        if me.secondary_delay_secs > 0 {
-            let name = if legacy {
-                "slaveDelay"
-            } else {
-                "secondaryDelaySecs"
-            };
-            reply.insert(name, me.secondary_delay_secs);
-        }
-        // Tag-set read preferences select on these; mongod leaves the field out when empty.
-        let tags = me.tags_document();
-        if !tags.is_empty() {
-            reply.insert("tags", tags);
-        }
-        reply.insert("me", me.host.clone());
-        // `arbiterOnly` is for arbiters only, which ferrod has none of.
-        if primary {
-            reply.insert("electionId", election_id(self.term()));
-        }
-        let (optime, date) = self.my_optime();
-        reply.insert(
-            "lastWrite",
-            doc! {
-                "opTime": optime.clone(), "lastWriteDate": date,
-                "majorityOpTime": optime, "majorityWriteDate": date,
-            },
-        );
-        reply
     }
 }
