@@ -3,8 +3,9 @@
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
 use crate::pool::{Snapshot, StatsReport};
+use crate::repl::{MemberState, MemberView};
 use crate::wire::raw;
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 
 pub const CONN_POOL_STATS: Command = Command {
     privileges: &[cluster("connPoolStats")],
@@ -159,15 +160,33 @@ fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult<RawDocumentB
     let report = inv.server.pools.stats();
     // The set this member belongs to, as its heartbeats see it; a standalone has none.
     let mut replica_sets = Document::new();
-    if let Some((name, view)) = inv
+    if let Some((name, members)) = inv
         .server
         .repl
         .as_ref()
-        .and_then(|r| r.pool_stats_view(&inv.server))
+        .and_then(|r| r.member_views(&inv.server))
     {
-        replica_sets.insert(name, view);
+        replica_sets.insert(name, replica_set(&members));
     }
     Ok(encode(&report, &replica_sets))
+}
+
+/// A set's `replicaSets` entry, as mongod's replica set monitor reports it.
+fn replica_set(members: &[MemberView]) -> Document {
+    let hosts: Vec<Bson> = members
+        .iter()
+        .map(|m| {
+            Bson::Document(doc! {
+                "addr": m.host.clone(),
+                "ok": m.ok,
+                "ismaster": m.ok && m.state == MemberState::Primary,
+                "hidden": m.hidden,
+                "secondary": m.ok && m.state == MemberState::Secondary,
+                "pingTimeMillis": m.ping_ms as i32,
+            })
+        })
+        .collect();
+    doc! {"hosts": hosts}
 }
 
 /// The reply without `ok` and the cluster time, which the dispatcher appends.

@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use transport::Transport;
 
 pub use heartbeat::HeartbeatReply;
-pub use status::{HelloView, StatusView};
+pub use status::{HelloView, MemberView, StatusView};
 
 const NODE_FILE: &str = "ferrod-repl-node.json";
 

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// One member as this node's heartbeats see it.
+pub struct MemberView {
+    pub host: String,
+    /// Whether its last heartbeat succeeded (always, for this node).
+    pub ok: bool,
+    pub state: MemberState,
+    pub hidden: bool,
+    pub ping_ms: i64,
+}
+
 /// This member's place in the set, for hello.
 pub struct HelloView {
     pub topology_counter: i64,
@@ -77,14 +87,14 @@ impl ReplCoordinator {
         })
     }
 
-    /// connPoolStats' `replicaSets` entry for this set: each member as this node's
-    /// heartbeats see it (itself included), in config order.
-    pub fn pool_stats_view(&self, server: &dyn ReplHost) -> Option<(String, Document)> {
+    /// The set's name and each member as this node's heartbeats see it (itself
+    /// included), in config order: connPoolStats' `replicaSets` entry.
+    pub fn member_views(&self, server: &dyn ReplHost) -> Option<(String, Vec<MemberView>)> {
         let config = self.config()?;
         let me = self.self_member(server, &config)?;
         let my_state = self.my_state(server);
         let health = self.health.lock().clone();
-        let hosts: Vec<Bson> = config
+        let members = config
             .members
             .iter()
             .map(|m| {
@@ -94,17 +104,16 @@ impl ReplCoordinator {
                     let h = health.get(&m.id).cloned().unwrap_or_default();
                     (h.healthy, MemberState::from_code(h.state), h.ping_ms)
                 };
-                Bson::Document(doc! {
-                    "addr": m.host.clone(),
-                    "ok": ok,
-                    "ismaster": ok && state == MemberState::Primary,
-                    "hidden": m.hidden,
-                    "secondary": ok && state == MemberState::Secondary,
-                    "pingTimeMillis": ping_ms as i32,
-                })
+                MemberView {
+                    host: m.host.clone(),
+                    ok,
+                    state,
+                    hidden: m.hidden,
+                    ping_ms,
+                }
             })
             .collect();
-        Some((config.set_name.clone(), doc! {"hosts": hosts}))
+        Some((config.set_name.clone(), members))
     }
 
     /// What hello (and serverStatus' `repl` section) reports of the set, as data;
