@@ -6,10 +6,11 @@
 
 use bson::{doc, spec::BinarySubtype, Binary, Document, Timestamp};
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
+use ferrod::client::Client;
 use ferrod::commands::dispatch;
 use ferrod::config::Config;
 use ferrod::log::{LogFormat, LogSink};
-use ferrod::state::{Client, ServerState};
+use ferrod::state::ServerState;
 use ferrod::wire::codec::{decode_message, encode_message};
 use ferrod::wire::{Body, Message, OpMsg, Section};
 use std::path::PathBuf;

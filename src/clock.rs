@@ -1,18 +1,32 @@
 //! The logical clock behind every reply's `$clusterTime` and `operationTime`.
 
-use crate::cluster_time::ClusterKeys;
+use crate::catalog::{Catalog, Write};
+use crate::error::CommandResult;
 use crate::wire;
 use bson::spec::BinarySubtype;
 use bson::{doc, Binary, Bson, Document, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The keys that sign `$clusterTime` (with a keyFile): `cluster_time::ClusterKeys`. The
+/// clock signs through this trait so that it stands on nothing above it.
+pub trait SigningKeys: Send + Sync + std::fmt::Debug {
+    /// `(keyId, proof)` for `time`, or None while no key covers it.
+    fn sign(&self, time: Timestamp) -> Option<(i64, [u8; 20])>;
+    /// The check of a received time: the key must exist and cover it, the proof match.
+    fn validate(&self, time: Timestamp, key_id: i64, hash: &[u8]) -> CommandResult<()>;
+    /// Replaces what is cached with the catalog's keys.
+    fn load(&self, catalog: &dyn Catalog);
+    /// The write that adds a key when one is due.
+    fn next_key(&self, now: Timestamp, interval_secs: u32) -> Option<Write>;
+}
+
 /// A monotonic BSON Timestamp (seconds, increment), packed into one atomic.
 #[derive(Debug)]
 pub struct LogicalClock {
     packed: AtomicU64,
     /// Set with a keyFile: the keys that sign `$clusterTime`.
-    keys: OnceLock<Arc<ClusterKeys>>,
+    keys: OnceLock<Arc<dyn SigningKeys>>,
 }
 
 /// A Timestamp as one ordered integer: seconds high, increment low.
@@ -57,11 +71,11 @@ impl LogicalClock {
     }
 
     /// Signs `$clusterTime` from now on with `keys`.
-    pub fn enable_signing(&self, keys: Arc<ClusterKeys>) {
+    pub fn enable_signing(&self, keys: Arc<dyn SigningKeys>) {
         let _ = self.keys.set(keys);
     }
 
-    pub fn keys(&self) -> Option<&Arc<ClusterKeys>> {
+    pub fn keys(&self) -> Option<&Arc<dyn SigningKeys>> {
         self.keys.get()
     }
 
@@ -104,7 +118,7 @@ impl LogicalClock {
         let mut bytes = std::mem::take(body).into_bytes();
         bytes.pop(); // the terminating NUL, written again by finish_document
         self.write_reply_times(&mut bytes);
-        wire::finish_document(0, &mut bytes);
+        wire::raw::finish_document(0, &mut bytes);
         *body = bson::RawDocumentBuf::from_bytes(bytes).expect("a document with two more fields");
     }
 
@@ -114,18 +128,18 @@ impl LogicalClock {
         let now = self.now();
         let (key_id, hash) = self.signature(now);
         let plain = "plain elements with plain keys";
-        let cluster_time = wire::open_document(b"$clusterTime", out);
-        wire::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
-        let signature = wire::open_document(b"signature", out);
+        let cluster_time = wire::raw::open_document(b"$clusterTime", out);
+        wire::raw::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
+        let signature = wire::raw::open_document(b"signature", out);
         let hash = Bson::Binary(Binary {
             subtype: BinarySubtype::Generic,
             bytes: hash.to_vec(),
         });
-        wire::write_element(b"hash", &hash, out).expect(plain);
-        wire::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
-        wire::finish_document(signature, out);
-        wire::finish_document(cluster_time, out);
-        wire::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);
+        wire::raw::write_element(b"hash", &hash, out).expect(plain);
+        wire::raw::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
+        wire::raw::finish_document(signature, out);
+        wire::raw::finish_document(cluster_time, out);
+        wire::raw::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);
     }
 
     /// `$clusterTime` for a reply.

@@ -7,12 +7,9 @@
 //! increments); a received time no later than this node's own is accepted unchecked;
 //! a later one must carry a valid proof unless the client may `advanceClusterTime`.
 
-use crate::auth;
-use crate::auth::privilege::ResourcePattern;
 use crate::catalog::{Catalog, Collection, Write};
-use crate::clock::{pack, unpack};
+use crate::clock::{pack, unpack, LogicalClock, SigningKeys};
 use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
-use crate::state::{Client, ServerState};
 use bson::{doc, Bson, Document, Timestamp};
 use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::{Mutex, RwLock};
@@ -64,9 +61,9 @@ pub fn key_document(id: i64, secret: &[u8], expires_at: Timestamp) -> Document {
     }
 }
 
-impl ClusterKeys {
+impl SigningKeys for ClusterKeys {
     /// Replaces what is cached with the catalog's keys.
-    pub fn load(&self, catalog: &dyn Catalog) {
+    fn load(&self, catalog: &dyn Catalog) {
         let Ok(docs) = catalog.list(Collection::Keys) else {
             return;
         };
@@ -89,7 +86,7 @@ impl ClusterKeys {
     }
 
     /// `(keyId, proof)` for `time`, or None while no key covers it.
-    pub fn sign(&self, time: Timestamp) -> Option<(i64, [u8; PROOF_LEN])> {
+    fn sign(&self, time: Timestamp) -> Option<(i64, [u8; PROOF_LEN])> {
         let ceiling = pack(time) | RANGE_MASK;
         let mut last = self.last_proof.lock();
         if let Some((t, id, p)) = *last {
@@ -108,7 +105,7 @@ impl ClusterKeys {
     }
 
     /// mongod's check of a received time: the key must exist and cover it, the proof match.
-    pub fn validate(&self, time: Timestamp, key_id: i64, hash: &[u8]) -> CommandResult<()> {
+    fn validate(&self, time: Timestamp, key_id: i64, hash: &[u8]) -> CommandResult<()> {
         let keys = self.keys.read();
         let key = keys
             .iter()
@@ -135,7 +132,7 @@ impl ClusterKeys {
     /// The write that adds a key when fewer than two unexpired keys remain at `now` (the
     /// current one and the next, as mongod keeps them), expiring `interval_secs` after
     /// the last one. Its id is `now`, which no earlier key can have.
-    pub fn next_key(&self, now: Timestamp, interval_secs: u32) -> Option<Write> {
+    fn next_key(&self, now: Timestamp, interval_secs: u32) -> Option<Write> {
         let keys = self.keys.read();
         let valid: Vec<&SigningKey> = keys.iter().filter(|k| k.expires_at > pack(now)).collect();
         if valid.len() >= 2 {
@@ -154,7 +151,7 @@ impl ClusterKeys {
         Some(Write::Insert {
             collection: Collection::Keys,
             id: id.to_string(),
-            doc: key_document(id, &auth::scram::random_bytes(PROOF_LEN), expires_at),
+            doc: key_document(id, &crate::random::random_bytes(PROOF_LEN), expires_at),
         })
     }
 }
@@ -214,14 +211,15 @@ fn parse(value: &Bson) -> CommandResult<SignedTime> {
 /// Takes in a request's `$clusterTime` (only with a keyFile: without one, nothing is
 /// signed and a client's time is not taken): refused if it is later than this node's
 /// and its proof does not hold, unless the client may advance the clock.
-/// `raw_body` is the request as sent, when the parsed `body` leaves `$clusterTime` out.
+/// `raw_body` is the request as sent, when the parsed `body` leaves `$clusterTime` out;
+/// `may_advance` asks whether the client holds `advanceClusterTime`.
 pub fn gossip_in(
-    server: &ServerState,
-    client: &Client,
+    clock: &LogicalClock,
+    may_advance: impl FnOnce() -> bool,
     body: &Document,
     raw_body: Option<&[u8]>,
 ) -> CommandResult<()> {
-    let Some(keys) = server.clock.keys() else {
+    let Some(keys) = clock.keys() else {
         return Ok(());
     };
     let value = match body.get("$clusterTime") {
@@ -232,18 +230,13 @@ pub fn gossip_in(
         },
     };
     let signed = parse(&value)?;
-    if pack(signed.time) <= pack(server.clock.now()) {
+    if pack(signed.time) <= pack(clock.now()) {
         return Ok(());
     }
-    let may_advance = auth::is_authorized(
-        server,
-        client,
-        &[(ResourcePattern::Cluster, "advanceClusterTime")],
-    );
-    if !may_advance {
+    if !may_advance() {
         keys.validate(signed.time, signed.key_id, &signed.hash)?;
     }
-    server.clock.advance_to(signed.time);
+    clock.advance_to(signed.time);
     Ok(())
 }
 

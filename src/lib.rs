@@ -10,11 +10,17 @@
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
 //! - [`blocking`]: CPU- and fsync-bound work, kept off the async workers.
-//! - [`config`], [`params`], [`log`], [`clock`], [`ops`], [`state`]: the pieces commands share.
+//! - [`state`]: the composition root (`ServerState`); only `server` and `commands` see it.
+//! - [`client`]: one client connection as commands see it.
+//! - [`config`], [`params`], [`log`], [`clock`], [`cluster_time`], [`ops`], [`random`],
+//!   [`version`]: the pieces the layers share.
+//!
+//! Dependencies point one way (docs/architecture.md; `tests/layering.rs` checks it).
 
 pub mod auth;
 pub mod blocking;
 pub mod catalog;
+pub mod client;
 pub mod clock;
 pub mod cluster_time;
 pub mod commands;
@@ -26,14 +32,14 @@ pub mod log_components;
 pub mod ops;
 pub mod params;
 pub mod pool;
+pub mod random;
 pub mod repl;
 pub mod server;
 pub mod state;
+pub mod version;
 pub mod wire;
 
-/// The MongoDB server version ferrod answers as (wire version 21).
-pub const MONGODB_VERSION: &str = "7.0.0";
-pub const FEATURE_COMPATIBILITY_VERSION: &str = "7.0";
+pub use version::{FEATURE_COMPATIBILITY_VERSION, MONGODB_VERSION};
 
 /// Why startup stopped, and the exit status mongod gives for it.
 #[derive(Debug)]
@@ -117,7 +123,7 @@ fn load_key_file(server: &state::ServerState, path: &std::path::Path) -> Result<
     server.pools.set_connection_setup(Some(key.clone()));
     // With a keyFile, $clusterTime is signed with the keys in the catalog.
     let keys = std::sync::Arc::new(cluster_time::ClusterKeys::default());
-    keys.load(server.catalog().as_ref());
+    clock::SigningKeys::load(keys.as_ref(), server.catalog().as_ref());
     server.clock.enable_signing(keys);
     let _ = server.cluster_key.set(key);
     Ok(())

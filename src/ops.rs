@@ -59,7 +59,7 @@ impl Drop for OpGuard<'_> {
 impl OpRegistry {
     pub fn register(
         &self,
-        client: &crate::state::Client,
+        client: &crate::client::Client,
         db: String,
         command: Document,
         raw_body: Option<Vec<u8>>,
@@ -164,23 +164,8 @@ impl OpInfo {
 
     /// The request as the client sent it, every argument in place.
     pub fn full_command(&self) -> Cow<'_, Document> {
-        full_command(&self.command, self.raw_body.as_deref())
+        crate::wire::full_command(&self.command, self.raw_body.as_deref())
     }
-}
-
-/// `command` with the arguments the wire layer left out of it put back from `raw_body`,
-/// in their places: the raw body decoded, then the document sequences `command` also
-/// holds (they come after the body's fields, as when they were folded in).
-pub fn full_command<'a>(command: &'a Document, raw_body: Option<&[u8]>) -> Cow<'a, Document> {
-    let Some(Ok(mut full)) = raw_body.map(crate::wire::decode_document) else {
-        return Cow::Borrowed(command);
-    };
-    for (key, value) in command {
-        if !full.contains_key(key) {
-            full.insert(key.clone(), value.clone());
-        }
-    }
-    Cow::Owned(full)
 }
 
 /// A copy of `command` with each of `fields` that is present replaced by "xxx".
@@ -197,7 +182,7 @@ pub fn redacted(command: &Document, fields: &[&str]) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Client;
+    use crate::client::Client;
 
     #[test]
     fn kill_reaches_a_token_made_before_or_after_it() {

@@ -103,7 +103,9 @@ pub static PARAMETERS: &[ParamSpec] = &[
     ParamSpec {
         name: "featureCompatibilityVersion",
         kind: Kind::ReadOnly,
-        default: || Bson::Document(bson::doc! {"version": crate::FEATURE_COMPATIBILITY_VERSION}),
+        default: || {
+            Bson::Document(bson::doc! {"version": crate::version::FEATURE_COMPATIBILITY_VERSION})
+        },
         at_startup: false,
         at_runtime: false,
     },

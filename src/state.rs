@@ -1,7 +1,7 @@
 //! What the server shares between connections and commands: configuration, clock,
-//! parameters, counters, the operation registry and the per-connection [`Client`].
+//! parameters, counters and the operation registry: the composition root that builds
+//! every layer. Only `server` and `commands` see it.
 
-use crate::auth::ClientAuth;
 use crate::catalog::{Catalog, RedbCatalog};
 use crate::clock::LogicalClock;
 use crate::config::Config;
@@ -12,10 +12,7 @@ use crate::pool::PoolManager;
 use crate::repl::transport::PoolTransport;
 use crate::repl::ReplCoordinator;
 use crate::wire::{CompressedSizes, Compressor};
-use bson::RawDocumentBuf;
-use parking_lot::Mutex;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,9 +30,20 @@ pub struct Stats {
     pub op_command: AtomicU64,
     pub op_query: AtomicU64,
     /// serverStatus `metrics.commands`.
-    pub commands: crate::commands::CommandCounters,
+    pub commands: CommandCounters,
     /// Indexed by compressor id (noop, snappy, zlib, zstd).
     compression: [CompressorCounters; 4],
+}
+
+/// serverStatus `metrics.commands`, stored here and kept by the command layer
+/// (`commands::metrics`), which alone knows the command table.
+#[derive(Debug, Default)]
+pub struct CommandCounters {
+    /// `[total, failed]` per command in the table's order, sized on first use.
+    pub(crate) counts: OnceLock<Box<[[AtomicU64; 2]]>>,
+    pub(crate) unknown: AtomicU64,
+    /// Failed commands: mongod counts each one's user assertion in `asserts.user`.
+    pub(crate) failed: AtomicU64,
 }
 
 /// Bytes through one compressor, both directions, as mongod counts them for
@@ -134,12 +142,18 @@ impl ServerState {
         let clock = Arc::new(LogicalClock::new());
         let repl = config.repl_set.clone().map(|name| {
             let transport = Arc::new(PoolTransport::new(pools.clone()));
-            ReplCoordinator::new(name, Some(&config.dbpath), transport, clock.clone())
-                .unwrap_or_else(|e| {
-                    // Starting without the saved Raft state could break the set's safety.
-                    eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
-                    std::process::exit(100)
-                })
+            ReplCoordinator::new(
+                name,
+                Some(&config.dbpath),
+                transport,
+                clock.clone(),
+                process_id(),
+            )
+            .unwrap_or_else(|e| {
+                // Starting without the saved Raft state could break the set's safety.
+                eprintln!("ferrod: cannot read the replica set state under the dbpath: {e}");
+                std::process::exit(100)
+            })
         });
         Arc::new(ServerState {
             config,
@@ -209,6 +223,20 @@ impl ServerState {
     }
 }
 
+impl crate::auth::AuthContext for ServerState {
+    fn auth_enforced(&self) -> bool {
+        self.config.auth
+    }
+
+    fn auth_catalog(&self) -> &Arc<dyn Catalog> {
+        self.catalog()
+    }
+
+    fn has_cluster_key(&self) -> bool {
+        self.cluster_key.get().is_some()
+    }
+}
+
 /// The machine's host name, as `hostname` prints it.
 pub fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -220,50 +248,4 @@ pub fn host_name() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// One client connection, as commands see it.
-#[derive(Debug)]
-pub struct Client {
-    pub id: u64,
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-    /// The `client` document of the first hello, once given. Kept as raw BSON: a parsed
-    /// Document costs several times its size, on every idle connection.
-    pub metadata: OnceLock<RawDocumentBuf>,
-    /// Set once the connection has sent its first hello.
-    pub hello_done: AtomicBool,
-    /// Compressors negotiated through hello.
-    pub compressors: Mutex<Vec<Compressor>>,
-    /// Who the connection is logged in as, and any SASL conversation under way.
-    pub auth: Mutex<ClientAuth>,
-    /// The connection said `internalClient` in hello: another cluster member.
-    pub internal: AtomicBool,
-}
-
-impl Client {
-    pub fn new(id: u64, remote: SocketAddr, local: SocketAddr) -> Self {
-        Client {
-            id,
-            remote,
-            local,
-            metadata: OnceLock::new(),
-            hello_done: AtomicBool::new(false),
-            compressors: Mutex::new(Vec::new()),
-            auth: Mutex::new(ClientAuth::default()),
-            internal: AtomicBool::new(false),
-        }
-    }
-
-    pub fn app_name(&self) -> Option<String> {
-        self.metadata
-            .get()
-            .and_then(|m| m.get_document("application").ok())
-            .and_then(|a| a.get_str("name").ok())
-            .map(str::to_owned)
-    }
-
-    pub fn is_loopback(&self) -> bool {
-        self.remote.ip().is_loopback()
-    }
 }

@@ -7,11 +7,12 @@ pub mod roles;
 pub mod scram;
 pub mod users;
 
-use crate::catalog::Collection;
-use crate::state::{Client, ServerState};
+use crate::catalog::{Catalog, Collection};
+use parking_lot::Mutex;
 use privilege::{Privilege, ResourcePattern};
 use scram::{Mechanism, ServerConversation};
 use std::fmt;
+use std::sync::Arc;
 
 /// `name@db` of a user or a role.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,45 +73,87 @@ impl ClientAuth {
 }
 
 /// The (resource, action) pairs a command needs, resolved against the request's db.
-pub fn required_resource(resource: crate::commands::Resource, db: &str) -> ResourcePattern {
+pub fn required_resource(resource: privilege::Resource, db: &str) -> ResourcePattern {
     match resource {
-        crate::commands::Resource::Cluster => ResourcePattern::Cluster,
-        crate::commands::Resource::Database => ResourcePattern::Database(db.to_owned()),
+        privilege::Resource::Cluster => ResourcePattern::Cluster,
+        privilege::Resource::Database => ResourcePattern::Database(db.to_owned()),
+    }
+}
+
+/// What the access checks read of the server; the composition root provides it.
+pub trait AuthContext {
+    /// Whether authorization is being enforced (`--auth` or a keyFile).
+    fn auth_enforced(&self) -> bool;
+    fn auth_catalog(&self) -> &Arc<dyn Catalog>;
+    /// Whether a `--keyFile` was given (`__system@local` then holds `__system`).
+    fn has_cluster_key(&self) -> bool;
+}
+
+impl<T: AuthContext + ?Sized> AuthContext for Arc<T> {
+    fn auth_enforced(&self) -> bool {
+        (**self).auth_enforced()
+    }
+    fn auth_catalog(&self) -> &Arc<dyn Catalog> {
+        (**self).auth_catalog()
+    }
+    fn has_cluster_key(&self) -> bool {
+        (**self).has_cluster_key()
+    }
+}
+
+/// What the access checks read of a connection.
+pub trait Subject {
+    fn is_loopback(&self) -> bool;
+    fn auth(&self) -> &Mutex<ClientAuth>;
+}
+
+impl<T: Subject + ?Sized> Subject for Arc<T> {
+    fn is_loopback(&self) -> bool {
+        (**self).is_loopback()
+    }
+    fn auth(&self) -> &Mutex<ClientAuth> {
+        (**self).auth()
     }
 }
 
 /// Whether authorization is being enforced on this server.
-pub fn enforced(server: &ServerState) -> bool {
-    server.config.auth
+pub fn enforced(server: &(impl AuthContext + ?Sized)) -> bool {
+    server.auth_enforced()
 }
 
 /// mongod's localhost exception: auth on, no user yet, a loopback client.
-pub fn localhost_exception(server: &ServerState, client: &Client) -> bool {
+pub fn localhost_exception(
+    server: &(impl AuthContext + ?Sized),
+    client: &(impl Subject + ?Sized),
+) -> bool {
     client.is_loopback()
         && server
-            .catalog()
+            .auth_catalog()
             .is_empty(Collection::Users)
             .unwrap_or(false)
 }
 
 /// Every privilege the connection's user holds now (roles are read fresh from the
 /// catalog, so a grant or revoke applies to logged-in users at once).
-pub fn current_privileges(server: &ServerState, client: &Client) -> Vec<Privilege> {
-    let Some(user) = client.auth.lock().user.clone() else {
+pub fn current_privileges(
+    server: &(impl AuthContext + ?Sized),
+    client: &(impl Subject + ?Sized),
+) -> Vec<Privilege> {
+    let Some(user) = client.auth().lock().user.clone() else {
         return Vec::new();
     };
-    if key_file::ClusterKey::is_internal_user(&user) && server.cluster_key.get().is_some() {
+    if key_file::ClusterKey::is_internal_user(&user) && server.has_cluster_key() {
         return roles::builtin_privileges("__system", "admin").unwrap_or_default();
     }
-    match users::resolve_user(server.catalog().as_ref(), &user) {
+    match users::resolve_user(server.auth_catalog().as_ref(), &user) {
         Ok(Some(resolved)) => resolved.privileges,
         _ => Vec::new(),
     }
 }
 
 pub fn is_authorized(
-    server: &ServerState,
-    client: &Client,
+    server: &(impl AuthContext + ?Sized),
+    client: &(impl Subject + ?Sized),
     required: &[(ResourcePattern, &str)],
 ) -> bool {
     if required.is_empty() {

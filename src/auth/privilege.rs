@@ -3,6 +3,15 @@
 
 use super::roles::is_known_action;
 use crate::error::{bad_value, type_mismatch, CommandResult};
+
+/// The resource a command's required privilege applies to (the command table names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `{cluster: true}`
+    Cluster,
+    /// The database the command runs against.
+    Database,
+}
 use bson::{doc, Bson, Document};
 use std::collections::BTreeSet;
 

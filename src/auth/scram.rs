@@ -112,12 +112,6 @@ pub fn mongo_digest(user: &str, password: &str) -> String {
     hex::encode(Md5::digest(format!("{user}:mongo:{password}").as_bytes()))
 }
 
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).expect("the OS random source");
-    buf
-}
-
 /// What the server stores per user and mechanism (mongod's `credentials.<mechanism>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScramCredentials {
@@ -136,7 +130,7 @@ impl ScramCredentials {
         iterations: u32,
     ) -> Result<ScramCredentials, ScramError> {
         let prepared = mechanism.prepare_password(user, password)?;
-        let salt = random_bytes(mechanism.salt_len());
+        let salt = crate::random::random_bytes(mechanism.salt_len());
         Ok(Self::from_prepared(
             mechanism,
             prepared.as_bytes(),
@@ -301,7 +295,7 @@ impl ServerConversation {
         client_first: ClientFirst,
         credentials: ScramCredentials,
     ) -> (ServerConversation, String) {
-        let server_nonce = B64.encode(random_bytes(24));
+        let server_nonce = B64.encode(crate::random::random_bytes(24));
         Self::start_with_nonce(mechanism, client_first, credentials, &server_nonce)
     }
 
@@ -391,7 +385,12 @@ impl ScramClient {
         user: &str,
         password: &str,
     ) -> Result<ScramClient, ScramError> {
-        Self::with_nonce(mechanism, user, password, &B64.encode(random_bytes(24)))
+        Self::with_nonce(
+            mechanism,
+            user,
+            password,
+            &B64.encode(crate::random::random_bytes(24)),
+        )
     }
 
     pub fn with_nonce(

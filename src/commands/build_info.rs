@@ -16,13 +16,13 @@ pub const BUILD_INFO: Command = Command {
 };
 
 fn build_info(_: &Invocation, _: &Document) -> CommandResult {
-    let parts: Vec<i32> = crate::MONGODB_VERSION
+    let parts: Vec<i32> = crate::version::MONGODB_VERSION
         .split('.')
         .map(|p| p.parse().unwrap_or(0))
         .chain(std::iter::once(0))
         .collect();
     Ok(doc! {
-        "version": crate::MONGODB_VERSION,
+        "version": crate::version::MONGODB_VERSION,
         "gitVersion": option_env!("FERROD_GIT_VERSION").unwrap_or("unknown"),
         "modules": [],
         "allocator": "system",

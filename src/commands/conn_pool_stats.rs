@@ -3,7 +3,9 @@
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
 use crate::pool::{Snapshot, StatsReport};
-use bson::{Bson, Document, RawDocumentBuf};
+use crate::repl::{MemberState, MemberView};
+use crate::wire::raw;
+use bson::{doc, Bson, Document, RawDocumentBuf};
 
 pub const CONN_POOL_STATS: Command = Command {
     privileges: &[cluster("connPoolStats")],
@@ -109,37 +111,24 @@ impl Writer {
     }
 
     fn begin(&mut self) {
-        self.open.push(self.buf.len());
-        self.buf.extend_from_slice(&[0; 4]);
-    }
-
-    fn key(&mut self, element_type: u8, key: &str) {
-        debug_assert!(!key.contains('\0'), "BSON keys hold no NUL: {key:?}");
-        self.buf.push(element_type);
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.push(0);
+        self.open.push(raw::start_document(&mut self.buf));
     }
 
     fn begin_document(&mut self, key: &str) {
-        self.key(0x03, key);
-        self.begin();
+        self.open.push(raw::open_subdocument(key, &mut self.buf));
     }
 
     fn end_document(&mut self) {
-        self.buf.push(0);
         let at = self.open.pop().expect("a document is open");
-        let len = (self.buf.len() - at) as i32;
-        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        raw::finish_document(at, &mut self.buf);
     }
 
     /// As [`number`] encodes it (without making a `Bson` per counter).
     fn number(&mut self, key: &str, n: u64) {
         if fits_int32(n) {
-            self.key(0x10, key);
-            self.buf.extend_from_slice(&(n as i32).to_le_bytes());
+            raw::write_int32(key.as_bytes(), n as i32, &mut self.buf);
         } else {
-            self.key(0x12, key);
-            self.buf.extend_from_slice(&(n as i64).to_le_bytes());
+            raw::write_int64(key.as_bytes(), n as i64, &mut self.buf);
         }
     }
 
@@ -156,9 +145,7 @@ impl Writer {
     }
 
     fn document(&mut self, key: &str, d: &Document) {
-        self.key(0x03, key);
-        d.to_writer(&mut self.buf)
-            .expect("writing BSON to a Vec cannot fail");
+        raw::write_document_element(key.as_bytes(), d, &mut self.buf);
     }
 
     fn finish(mut self) -> RawDocumentBuf {
@@ -173,15 +160,33 @@ fn conn_pool_stats(inv: &Invocation, _: &Document) -> CommandResult<RawDocumentB
     let report = inv.server.pools.stats();
     // The set this member belongs to, as its heartbeats see it; a standalone has none.
     let mut replica_sets = Document::new();
-    if let Some((name, view)) = inv
+    if let Some((name, members)) = inv
         .server
         .repl
         .as_ref()
-        .and_then(|r| r.pool_stats_view(&inv.server))
+        .and_then(|r| r.member_views(&inv.server))
     {
-        replica_sets.insert(name, view);
+        replica_sets.insert(name, replica_set(&members));
     }
     Ok(encode(&report, &replica_sets))
+}
+
+/// A set's `replicaSets` entry, as mongod's replica set monitor reports it.
+fn replica_set(members: &[MemberView]) -> Document {
+    let hosts: Vec<Bson> = members
+        .iter()
+        .map(|m| {
+            Bson::Document(doc! {
+                "addr": m.host.clone(),
+                "ok": m.ok,
+                "ismaster": m.ok && m.state == MemberState::Primary,
+                "hidden": m.hidden,
+                "secondary": m.ok && m.state == MemberState::Secondary,
+                "pingTimeMillis": m.ping_ms as i32,
+            })
+        })
+        .collect();
+    doc! {"hosts": hosts}
 }
 
 /// The reply without `ok` and the cluster time, which the dispatcher appends.

@@ -2,9 +2,9 @@
 //! `failCommand` fail point does to a command; the dispatcher decides where it applies.
 
 use super::{BoxFuture, Command, Handler, Invocation};
+use crate::client::Client;
 use crate::error::{missing_field, type_mismatch, whole_number, Code, CommandError, CommandResult};
 use crate::failpoint;
-use crate::state::Client;
 use bson::{doc, Bson, Document};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -2,8 +2,9 @@
 
 use super::{Command, Handler, Invocation};
 use crate::error::{Code, CommandError, CommandResult};
+use crate::repl::{election_id, HelloView, MemberState};
 use crate::wire::{Compressor, MAX_BSON_SIZE, MAX_MESSAGE_SIZE};
-use bson::{Bson, Document};
+use bson::{doc, Bson, Document};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -175,7 +176,7 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
         reply.insert("helloOk", true);
     }
     if let Some(repl) = &inv.server.repl {
-        reply.extend(repl.hello_fields(&inv.server, legacy));
+        reply.extend(repl_fields(&repl.hello_view(&inv.server), legacy));
     } else {
         reply.insert(
             if legacy {
@@ -349,4 +350,89 @@ fn validate_metadata(meta: &Document) -> CommandResult<()> {
         }
     }
     Ok(())
+}
+
+/// The replica-set fields of hello (and of serverStatus' `repl` section), as mongod
+/// shapes them.
+pub fn repl_fields(view: &HelloView, legacy: bool) -> Document {
+    let mut reply = Document::new();
+    let state = view.state;
+    let primary = state == MemberState::Primary;
+    if legacy {
+        reply.insert("ismaster", primary);
+    } else {
+        reply.insert("isWritablePrimary", primary);
+    }
+    reply.insert(
+        "topologyVersion",
+        doc! {"processId": view.process_id, "counter": view.topology_counter},
+    );
+
+    let Some((config, me)) = &view.member else {
+        reply.insert("secondary", false);
+        reply.insert("info", "Does not have a valid replica set config");
+        reply.insert("isreplicaset", true);
+        return reply;
+    };
+    // mongod lists neither hidden nor delayed members; electable ones are hosts.
+    let listed = || {
+        config
+            .members
+            .iter()
+            .filter(|m| !m.hidden && m.secondary_delay_secs == 0)
+    };
+    let hosts: Vec<Bson> = listed()
+        .filter(|m| m.priority > 0.0)
+        .map(|m| Bson::String(m.host.clone()))
+        .collect();
+    let passives: Vec<Bson> = listed()
+        .filter(|m| m.priority == 0.0)
+        .map(|m| Bson::String(m.host.clone()))
+        .collect();
+    reply.insert("hosts", hosts);
+    if !passives.is_empty() {
+        reply.insert("passives", passives);
+    }
+    reply.insert("setName", config.set_name.clone());
+    reply.insert("setVersion", config.version as i32);
+    reply.insert("secondary", state == MemberState::Secondary);
+    if let Some(p) = &view.primary {
+        reply.insert("primary", p.clone());
+    }
+    if me.priority == 0.0 {
+        reply.insert("passive", true);
+    }
+    if me.hidden {
+        reply.insert("hidden", true);
+    }
+    if !me.build_indexes {
+        reply.insert("buildIndexes", false);
+    }
+    if me.secondary_delay_secs > 0 {
+        let name = if legacy {
+            "slaveDelay"
+        } else {
+            "secondaryDelaySecs"
+        };
+        reply.insert(name, me.secondary_delay_secs);
+    }
+    // Tag-set read preferences select on these; mongod leaves the field out when empty.
+    let tags = me.tags_document();
+    if !tags.is_empty() {
+        reply.insert("tags", tags);
+    }
+    reply.insert("me", me.host.clone());
+    // `arbiterOnly` is for arbiters only, which ferrod has none of.
+    if primary {
+        reply.insert("electionId", election_id(view.term));
+    }
+    let (optime, date) = (view.optime.clone(), view.optime_date);
+    reply.insert(
+        "lastWrite",
+        doc! {
+            "opTime": optime.clone(), "lastWriteDate": date,
+            "majorityOpTime": optime, "majorityWriteDate": date,
+        },
+    );
+    reply
 }

@@ -13,33 +13,22 @@ use std::sync::LazyLock;
 static INDEX: LazyLock<HashMap<&'static str, usize>> =
     LazyLock::new(|| TABLE.iter().enumerate().map(|(i, c)| (c.name, i)).collect());
 
-#[derive(Debug)]
-pub struct CommandCounters {
-    /// `[total, failed]` per command, in [`TABLE`]'s order.
-    counts: Box<[[AtomicU64; 2]]>,
-    unknown: AtomicU64,
-    /// Failed commands: mongod counts each one's user assertion in `asserts.user`.
-    failed: AtomicU64,
-}
-
-impl Default for CommandCounters {
-    fn default() -> Self {
-        CommandCounters {
-            counts: TABLE.iter().map(|_| Default::default()).collect(),
-            unknown: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-        }
-    }
-}
+pub use crate::state::CommandCounters;
 
 impl CommandCounters {
+    /// `[total, failed]` per command, in [`TABLE`]'s order.
+    fn slots(&self) -> &[[AtomicU64; 2]] {
+        self.counts
+            .get_or_init(|| TABLE.iter().map(|_| Default::default()).collect())
+    }
+
     /// Counts one run of `command` (None: a name that is no command, always failed).
     pub fn count(&self, command: Option<&Command>, failed: bool) {
         match command.and_then(|c| INDEX.get(c.name)) {
             Some(&i) => {
-                Stats::add(&self.counts[i][0], 1);
+                Stats::add(&self.slots()[i][0], 1);
                 if failed {
-                    Stats::add(&self.counts[i][1], 1);
+                    Stats::add(&self.slots()[i][1], 1);
                 }
             }
             None => Stats::add(&self.unknown, 1),
@@ -53,7 +42,7 @@ impl CommandCounters {
     pub fn count_fast_ping(&self) {
         static PING: LazyLock<Option<usize>> = LazyLock::new(|| INDEX.get("ping").copied());
         if let Some(i) = *PING {
-            Stats::add(&self.counts[i][0], 1);
+            Stats::add(&self.slots()[i][0], 1);
         }
     }
 
@@ -76,8 +65,8 @@ impl CommandCounters {
             out.insert(
                 c.name,
                 doc! {
-                    "failed": Stats::get(&self.counts[i][1]) as i64,
-                    "total": Stats::get(&self.counts[i][0]) as i64,
+                    "failed": Stats::get(&self.slots()[i][1]) as i64,
+                    "total": Stats::get(&self.slots()[i][0]) as i64,
                 },
             );
         }

@@ -19,6 +19,7 @@ mod fail_point;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_parameter;
+mod gossip;
 mod hello;
 mod host_info;
 mod kill_op;
@@ -30,6 +31,7 @@ mod metrics;
 mod ping;
 mod pool_test_commands;
 mod raft_rpc;
+mod repl_host;
 mod repl_set_freeze;
 mod repl_set_get_config;
 mod repl_set_get_status;
@@ -55,9 +57,10 @@ mod whatsmyuri;
 mod write_concern;
 
 use crate::auth;
+use crate::client::Client;
 use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
-use crate::state::{Client, ServerState, Stats};
+use crate::state::{ServerState, Stats};
 use bson::{Bson, Document, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
 pub use metrics::CommandCounters;
@@ -97,14 +100,7 @@ pub enum Handler {
     ReplyOk,
 }
 
-/// The resource a required privilege applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    /// `{cluster: true}`
-    Cluster,
-    /// The database the command runs against.
-    Database,
-}
+pub use crate::auth::privilege::Resource;
 
 /// A (resource, action) pair a command requires; the auth layer checks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +468,7 @@ async fn run(
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
-    crate::cluster_time::gossip_in(server, client, &body, raw_body.as_deref())?;
+    gossip::gossip_in(server, client, &body, raw_body.as_deref())?;
     let time_limit = max_time(&body)?;
 
     let guard = server
@@ -610,7 +606,7 @@ fn check_privileges(
             "not authorized on {db} to execute command {}",
             shell_format(&Bson::Document(snip_for_logging(
                 command,
-                &crate::ops::full_command(body, raw_body)
+                &crate::wire::full_command(body, raw_body)
             )))
         ),
     ))

@@ -2,8 +2,8 @@
 
 use super::{cluster, Command, Handler, Invocation};
 use crate::error::CommandResult;
-use crate::repl::no_replication;
-use bson::Document;
+use crate::repl::{no_replication, not_yet_initialized};
+use bson::{doc, Document};
 
 pub const REPL_SET_GET_CONFIG: Command = Command {
     admin_only: true,
@@ -16,9 +16,12 @@ pub const REPL_SET_GET_CONFIG: Command = Command {
 };
 
 fn run(inv: &Invocation, _cmd: &Document) -> CommandResult {
-    inv.server
+    let config = inv
+        .server
         .repl
         .as_ref()
         .ok_or_else(no_replication)?
-        .get_config()
+        .config()
+        .ok_or_else(not_yet_initialized)?;
+    Ok(doc! {"config": config.to_document()})
 }

@@ -71,7 +71,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     let (resident_kib, virtual_kib) = memory_kib();
     let mut reply = doc! {
         "host": server.host_and_port(),
-        "version": crate::MONGODB_VERSION,
+        "version": crate::version::MONGODB_VERSION,
         // Tools (mongostat, exporters) switch on this field; ferrod serves as a mongod.
         "process": "mongod",
         "pid": std::process::id() as i64,
@@ -130,7 +130,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
     // a standalone has none. ferrod never rolls back (Raft), so rbid stays at mongod's
     // first value, 1.
     if let Some(repl) = &server.repl {
-        let mut section = repl.hello_fields(server, false);
+        let mut section = super::hello::repl_fields(&repl.hello_view(server), false);
         // mongod lists its primary-only services here; ferrod runs none.
         section.insert("primaryOnlyServices", Document::new());
         section.insert("rbid", 1);

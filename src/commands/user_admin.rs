@@ -127,7 +127,7 @@ pub fn derive_credentials(
             ScramCredentials::from_prepared(
                 mechanism,
                 password.as_bytes(),
-                crate::auth::scram::random_bytes(16),
+                crate::random::random_bytes(16),
                 iterations,
             )
         };

@@ -596,4 +596,82 @@ mod tests {
         assert_eq!(err.code, Code::BadValue);
         assert!(err.message.contains("8 voting members"), "{}", err.message);
     }
+
+    #[test]
+    /// One table of inputs that every reader of `host:port` agrees on: the parser,
+    /// replica-set configs (replSetInitiate/reconfig), `--initialMembers` and is_self.
+    fn every_caller_reads_host_and_port_alike() {
+        use crate::pool::host_and_port::{BadKind, BadKind::*, HostAndPort, Parsed};
+        let full = |h: &str, p| Ok(Parsed::Full(HostAndPort::new(h, p)));
+        let only = |h: &str| Ok(Parsed::HostOnly(h.into()));
+        let bad = |k| Err(k);
+        let table: Vec<(&str, Result<Parsed, BadKind>)> = vec![
+            ("h:1", full("h", 1)),
+            ("H:65535", full("h", 65535)),
+            ("LocalHost:27017", full("localhost", 27017)),
+            ("h:00080", full("h", 80)),
+            ("h", only("h")),
+            ("h:0", bad(PortOutOfRange("0".into()))),
+            ("h:65536", bad(PortOutOfRange("65536".into()))),
+            ("h:", bad(PortNotANumber)),
+            ("h:+5", bad(PortNotANumber)),
+            ("h:x", bad(PortNotANumber)),
+            ("", bad(EmptyHost)),
+            (":1", bad(EmptyHost)),
+            ("[]:1", bad(EmptyHost)),
+            ("a:b:c", bad(TwoColons)),
+            ("::1", bad(TwoColons)),
+            ("::1:27017", bad(TwoColons)),
+            ("[::1]", only("::1")),
+            ("[::1]:27017", full("::1", 27017)),
+            ("[FE80::1]:5", full("fe80::1", 5)),
+            ("[::1", bad(NoClosingBracket)),
+            ("[::1]x:2", bad(AfterClosingBracket)),
+            ("a[::1]:2", bad(OpeningBracketNotFirst)),
+            ("x]:1", bad(ClosingBracketAlone)),
+        ];
+        let own_name = "myhost";
+        for (text, expected) in table {
+            let parsed = HostAndPort::parse(text).map_err(|e| e.kind);
+            assert_eq!(parsed, expected, "parse {text:?}");
+
+            let member = check_host_and_port("members.0.host", text);
+            match &expected {
+                Ok(p) => assert_eq!(
+                    member.unwrap(),
+                    matches!(p, Parsed::Full(_)),
+                    "config {text:?}"
+                ),
+                Err(_) => {
+                    let e = member.unwrap_err();
+                    assert_eq!(e.code, crate::error::Code::FailedToParse, "config {text:?}");
+                }
+            }
+
+            let args = ["ferrod", "--replSet", "rs", "--initialMembers", text];
+            let config = crate::config::Config::from_args(args);
+            assert_eq!(
+                config.is_ok(),
+                matches!(expected, Ok(Parsed::Full(_))),
+                "--initialMembers {text:?}"
+            );
+
+            // With no port, a member's host means 27017.
+            let target = match &expected {
+                Ok(Parsed::Full(hp)) => Some(hp.clone()),
+                Ok(Parsed::HostOnly(h)) => Some(HostAndPort::new(h, 27017)),
+                Err(_) => None,
+            };
+            for port in [27017, 5] {
+                let is_self = target.as_ref().is_some_and(|t| {
+                    t.port() == port && ["localhost", "::1", own_name].contains(&t.host())
+                });
+                assert_eq!(
+                    crate::repl::names_self(text, port, own_name, false, &[]),
+                    is_self,
+                    "is_self {text:?} on port {port}"
+                );
+            }
+        }
+    }
 }

@@ -3,8 +3,7 @@
 //! leaves the config loses its task, so it is no longer heartbeated.
 
 use super::config::ReplSetConfig;
-use super::{MemberHealth, ReplCoordinator};
-use crate::state::ServerState;
+use super::{MemberHealth, ReplCoordinator, ReplHost};
 use bson::{doc, Document};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ pub struct HeartbeatReply;
 
 impl HeartbeatReply {
     /// The reply body for a heartbeat received by `coord`.
-    pub fn build(coord: &ReplCoordinator, server: &ServerState) -> Document {
+    pub fn build(coord: &ReplCoordinator, server: &dyn ReplHost) -> Document {
         let state = coord.my_state(server);
         let config = coord.config();
         let (optime, date) = coord.my_optime();
@@ -39,7 +38,7 @@ impl HeartbeatReply {
 /// The heartbeat command this member sends.
 pub fn request(
     coord: &ReplCoordinator,
-    server: &ServerState,
+    server: &dyn ReplHost,
     config: &ReplSetConfig,
     check_empty: bool,
 ) -> Document {
@@ -60,14 +59,14 @@ pub fn request(
     cmd
 }
 
-pub fn spawn(coord: Arc<ReplCoordinator>, server: Arc<ServerState>) {
+pub fn spawn(coord: Arc<ReplCoordinator>, server: Arc<dyn ReplHost>) {
     tokio::spawn(async move {
         let mut tasks: HashMap<u64, (String, JoinHandle<()>)> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = server.shutdown.cancelled() => break,
+                _ = server.shutdown().cancelled() => break,
             }
             let targets: Vec<(u64, String)> = match coord.config() {
                 Some(config) => config
@@ -107,7 +106,7 @@ pub fn spawn(coord: Arc<ReplCoordinator>, server: Arc<ServerState>) {
 
 async fn heartbeat_member(
     coord: Arc<ReplCoordinator>,
-    server: Arc<ServerState>,
+    server: Arc<dyn ReplHost>,
     id: u64,
     host: String,
 ) {

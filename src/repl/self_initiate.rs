@@ -11,9 +11,8 @@
 //! (as the official mongo image takes them), whichever member is primary while the set
 //! has no user creates that user with the `root` role, through the replicated catalog.
 
-use super::{MemberState, ReplCoordinator};
+use super::{MemberState, ReplCoordinator, ReplHost};
 use crate::error::Code;
-use crate::state::{Client, ServerState};
 use bson::{doc, Bson, Document};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +46,7 @@ fn root_user_from_env() -> Option<(String, String)> {
 
 pub(super) async fn run(
     repl: Arc<ReplCoordinator>,
-    server: Arc<ServerState>,
+    server: Arc<dyn ReplHost>,
     members: Vec<String>,
 ) {
     if !members.iter().any(|h| repl.is_self(&server, h)) {
@@ -68,7 +67,7 @@ pub(super) async fn run(
         if !first {
             tokio::select! {
                 _ = repl.wait_topology_change(seen, RETRY) => {}
-                _ = server.shutdown.cancelled() => return,
+                _ = server.shutdown().cancelled() => return,
             }
         }
         first = false;
@@ -106,7 +105,11 @@ pub(super) async fn run(
         if repl.my_state(&server) != MemberState::Primary {
             continue;
         }
-        match create_root_user(&server, user, password).await {
+        match server
+            .clone()
+            .create_first_user(user.clone(), password.clone())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(target: "REPL", id = 7_000_004, ctx = "SelfInitiate",
                     user = %user, "Created the first user from the environment");
@@ -117,34 +120,5 @@ pub(super) async fn run(
                     error = %e, "Could not create the first user yet");
             }
         }
-    }
-}
-
-/// Runs createUser as a local connection would (the localhost exception lets the first
-/// user through), so it takes exactly the path a client's createUser takes.
-async fn create_root_user(
-    server: &Arc<ServerState>,
-    user: &str,
-    password: &str,
-) -> Result<(), String> {
-    let local: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
-    let client = Arc::new(Client::new(0, local, local));
-    let cmd = doc! {
-        "createUser": user, "pwd": password,
-        "roles": [{"role": "root", "db": "admin"}],
-        "$db": "admin",
-    };
-    let reply = crate::commands::dispatch(server, &client, cmd, false)
-        .await
-        .body
-        .into_document();
-    match reply.get("ok") {
-        Some(Bson::Double(ok)) if *ok == 1.0 => Ok(()),
-        // Another primary created it meanwhile.
-        _ if reply.get_i32("code") == Ok(Code::Location51003.number()) => Ok(()),
-        _ => Err(reply
-            .get_str("errmsg")
-            .unwrap_or("createUser failed")
-            .to_owned()),
     }
 }

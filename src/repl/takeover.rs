@@ -6,8 +6,7 @@
 //! member caught up, hands over to it the way a stepdown does; the member logs mongod's
 //! line for the takeover when it runs.
 
-use super::{MemberState, Raft, ReplCoordinator, Successor};
-use crate::state::ServerState;
+use super::{MemberState, Raft, ReplCoordinator, ReplHost, Successor};
 use bson::Document;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,12 +26,12 @@ struct Taker {
     successor: Successor,
 }
 
-pub(super) async fn run(repl: Arc<ReplCoordinator>, server: Arc<ServerState>) {
+pub(super) async fn run(repl: Arc<ReplCoordinator>, server: Arc<dyn ReplHost>) {
     let mut pending: Option<(u64, Instant)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
-            _ = server.shutdown.cancelled() => return,
+            _ = server.shutdown().cancelled() => return,
         }
         let Some((raft, taker)) = higher_priority_member(&repl, &server) else {
             pending = None;
@@ -67,7 +66,7 @@ pub(super) async fn run(repl: Arc<ReplCoordinator>, server: Arc<ServerState>) {
 
 /// On a primary: the healthy, electable secondary of the highest priority above this
 /// primary's, whose heartbeat optime is within the freshness window of this primary's.
-fn higher_priority_member(repl: &ReplCoordinator, server: &ServerState) -> Option<(Raft, Taker)> {
+fn higher_priority_member(repl: &ReplCoordinator, server: &dyn ReplHost) -> Option<(Raft, Taker)> {
     if repl.my_state(server) != MemberState::Primary || repl.stepping_down.load(Ordering::Acquire) {
         return None;
     }

@@ -6,9 +6,10 @@
 
 use super::fast_lane;
 use crate::blocking;
+use crate::client::Client;
 use crate::commands::{self, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
-use crate::state::{Client, ServerState, Stats};
+use crate::state::{ServerState, Stats};
 use crate::wire::codec::{arrived_frame, encode_message, ArrivedFrame};
 use crate::wire::op_msg::MORE_TO_COME;
 use crate::wire::{

@@ -18,9 +18,8 @@
 
 use crate::commands::{self, Command, Handler};
 use crate::state::{ServerState, Stats};
-use crate::wire::{
-    check_value, depth, finish_document, le_i32, write_element, Header, HEADER_LEN, OP_MSG,
-};
+use crate::wire::raw::{finish_document, start_document, write_element};
+use crate::wire::{check_value, depth, le_i32, Header, HEADER_LEN, OP_MSG};
 use bson::{Bson, RawBsonRef, RawDocument};
 
 /// Larger frames are never a bare instant command; they take the general path.
@@ -56,8 +55,7 @@ pub fn answer(server: &ServerState, frame: &[u8], out: &mut Vec<u8>) -> bool {
     .write(out);
     out.extend_from_slice(&0u32.to_le_bytes()); // flags
     out.push(0); // section kind: body
-    let body = out.len();
-    out.extend_from_slice(&[0; 4]);
+    let body = start_document(out);
     write_element(b"ok", &Bson::Double(1.0), out).expect("a double");
     server.clock.write_reply_times(out);
     finish_document(body, out);
@@ -134,11 +132,12 @@ fn is_instant(server: &ServerState, command: &Command) -> bool {
 mod tests {
     use super::*;
     use crate::catalog::{Catalog, RedbCatalog};
+    use crate::client::Client;
+    use crate::clock::SigningKeys;
     use crate::cluster_time::ClusterKeys;
     use crate::config::Config;
     use crate::log::{LogFormat, LogSink};
     use crate::server::connection::{handle, Answer};
-    use crate::state::Client;
     use crate::wire::codec::encode_message;
     use crate::wire::WireCodec;
     use bson::{doc, spec::BinarySubtype, Binary, Document, Timestamp};

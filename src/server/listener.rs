@@ -1,7 +1,8 @@
 //! Binding the listening sockets and accepting connections up to `maxConns`.
 
 use super::connection;
-use crate::state::{Client, ServerState, Stats};
+use crate::client::Client;
+use crate::state::{ServerState, Stats};
 use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -491,7 +491,7 @@ mod tests {
                         unreachable!("OP_MSG")
                     };
                     let command = msg.into_command();
-                    let full = crate::ops::full_command(&command, incoming.raw_body.as_deref());
+                    let full = super::full_command(&command, incoming.raw_body.as_deref());
                     assert_eq!(*full, usual.into_command(), "{body}");
                     assert_eq!(*full != command, elided, "{body}");
                     // Left out of the parsed request, kept in the raw one.
