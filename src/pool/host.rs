@@ -391,6 +391,7 @@ impl HostPool {
             self.available.len(),
             self.connecting + self.checking,
         );
+        self.counters.set_queued(self.waiters.len());
     }
 
     /// Host timeout: leave the registry, then turn away anything already queued (the

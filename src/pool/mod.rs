@@ -468,6 +468,21 @@ impl PoolManager {
         total
     }
 
+    /// Checkouts queued for a connection, over all host pools, as last published.
+    pub fn queued_checkouts(&self) -> u64 {
+        self.pools
+            .read()
+            .values()
+            .map(|p| {
+                p.hosts
+                    .lock()
+                    .values()
+                    .map(|h| h.counters.queued())
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// How many host pools exist (running tasks), over all named pools.
     pub fn host_pool_count(&self) -> usize {
         self.pools
