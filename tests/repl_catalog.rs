@@ -37,6 +37,8 @@ struct Node {
 impl Node {
     fn new(args: &[&str], env: &[(&str, &str)]) -> Node {
         Node {
+            // Known before start: members name each other in configs and initialMembers,
+            // and a restarted member must come back on the same port.
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|a| a.to_string()).collect(),
