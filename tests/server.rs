@@ -847,7 +847,16 @@ fn quiet_suppresses_connection_lines() {
     let mut marker = server.raw();
     admin(&mut marker, doc! {"ping": 1, "comment": "quiet marker"});
     server.wait_for_log("quiet marker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(100));
+    // The server has seen the first connection end (where id 22944 would be logged).
+    eventually(Duration::from_secs(5), "the first connection's end", || {
+        let status = admin(&mut marker, doc! {"serverStatus": 1});
+        let current = status
+            .get_document("connections")
+            .ok()?
+            .get_i32("current")
+            .ok()?;
+        (current == 1).then_some(())
+    });
     let lines = server.log_lines();
     for id in [22943, 22944, 51800] {
         assert!(
