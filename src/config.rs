@@ -86,7 +86,7 @@ struct FileConfig {
     net: Option<NetSection>,
     storage: Option<StorageSection>,
     system_log: Option<SystemLogSection>,
-    set_parameter: Option<BTreeMap<String, serde_yaml::Value>>,
+    set_parameter: Option<BTreeMap<String, serde_norway::Value>>,
     security: Option<SecuritySection>,
     replication: Option<ReplicationSection>,
     operation_profiling: Option<ProfilingSection>,
@@ -137,7 +137,7 @@ struct SecuritySection {
 struct ReplicationSection {
     repl_set_name: Option<String>,
     /// A list of host:port, or one comma-separated string.
-    initial_members: Option<serde_yaml::Value>,
+    initial_members: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,17 +224,17 @@ fn parse_compressors(list: &str, source: &str) -> Result<Vec<Compressor>, String
         .collect()
 }
 
-fn yaml_to_bson(value: &serde_yaml::Value) -> Bson {
+fn yaml_to_bson(value: &serde_norway::Value) -> Bson {
     match value {
-        serde_yaml::Value::Bool(b) => Bson::Boolean(*b),
-        serde_yaml::Value::Number(n) => match n.as_i64() {
+        serde_norway::Value::Bool(b) => Bson::Boolean(*b),
+        serde_norway::Value::Number(n) => match n.as_i64() {
             Some(i) => i32::try_from(i).map(Bson::Int32).unwrap_or(Bson::Int64(i)),
             None => Bson::Double(n.as_f64().unwrap_or_default()),
         },
-        serde_yaml::Value::String(s) => Bson::String(s.clone()),
-        serde_yaml::Value::Null => Bson::Null,
+        serde_norway::Value::String(s) => Bson::String(s.clone()),
+        serde_norway::Value::Null => Bson::Null,
         other => Bson::String(
-            serde_yaml::to_string(other)
+            serde_norway::to_string(other)
                 .unwrap_or_default()
                 .trim()
                 .to_owned(),
@@ -503,7 +503,7 @@ fn read_config_file(path: &Path) -> Result<FileConfig, String> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    serde_yaml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    serde_norway::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
 fn split_hosts(list: &str) -> Vec<String> {
@@ -511,14 +511,14 @@ fn split_hosts(list: &str) -> Vec<String> {
 }
 
 /// `replication.initialMembers` as a YAML list or one comma-separated string.
-fn yaml_hosts(value: &serde_yaml::Value) -> Result<Vec<String>, String> {
+fn yaml_hosts(value: &serde_norway::Value) -> Result<Vec<String>, String> {
     let bad = || {
         "replication.initialMembers must be a list of host:port or a comma-separated string"
             .to_owned()
     };
     match value {
-        serde_yaml::Value::String(s) => Ok(split_hosts(s)),
-        serde_yaml::Value::Sequence(items) => items
+        serde_norway::Value::String(s) => Ok(split_hosts(s)),
+        serde_norway::Value::Sequence(items) => items
             .iter()
             .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
             .collect(),

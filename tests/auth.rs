@@ -967,6 +967,7 @@ fn kill_9_loop_keeps_every_acknowledged_user_and_the_store_always_opens() {
         let _ = first_ack.recv_timeout(Duration::from_secs(10));
         first_writes += t.elapsed();
         let wait = ferrod::random::random_bytes(1)[0] as u64 % 8;
+        // A random kill point within the stream of writes: the behaviour, not a wait.
         std::thread::sleep(Duration::from_millis(wait));
         dbpath = server.into_dbpath();
         expected.extend(writer.join().unwrap());

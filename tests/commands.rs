@@ -243,13 +243,20 @@ fn comment_of_any_type_appears_in_the_slow_query_line() {
 
 #[test]
 fn slow_query_threshold_comes_from_slowms() {
-    let server = Ferrod::start(&[]);
+    let server = Ferrod::start(&["--setParameter", "enableTestCommands=1"]);
     let mut s = server.raw();
     admin(&mut s, doc! {"ping": 1, "comment": "fast ping"});
     admin(&mut s, doc! {"ping": 1, "comment": "marker"});
-    std::thread::sleep(Duration::from_millis(100));
+    // A command past the default 100 ms threshold, after the quick ones on the same
+    // connection: once its slow-query line is there, theirs would be too.
+    admin(&mut s, doc! {"sleep": 1, "millis": 150, "lock": "none"});
+    server.wait_for_log("\"commandName\":\"sleep\"", Duration::from_secs(10));
     // The default 100 ms threshold keeps quick commands out of the log.
-    assert!(with_id(&server.log_lines(), 51803).is_empty());
+    let slow = with_id(&server.log_lines(), 51803);
+    assert!(
+        slow.iter().all(|l| l["attr"]["commandName"] == "sleep"),
+        "{slow:?}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use bson::doc;
 use common::{free_port, op_msg_roundtrip, FERROD};
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -95,7 +95,7 @@ fn setting(file: &Value, path: &[&str]) -> Option<String> {
 fn every_example_config_starts_the_server() {
     for config in examples() {
         let name = config.display().to_string();
-        let file: Value = serde_yaml::from_str(&std::fs::read_to_string(&config).unwrap())
+        let file: Value = serde_norway::from_str(&std::fs::read_to_string(&config).unwrap())
             .unwrap_or_else(|e| panic!("{name} is not YAML: {e}"));
         let workdir = tempfile::tempdir().unwrap();
         let server = start(&config, workdir.path());

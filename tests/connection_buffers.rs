@@ -17,6 +17,7 @@ fn frame_split_across_idle_pauses_is_answered() {
     for chunk in frame.chunks(7) {
         s.write_all(chunk).unwrap();
         s.flush().unwrap();
+        // The idle pause between pieces is the behaviour under test, not a wait.
         std::thread::sleep(Duration::from_millis(20));
     }
     let (_, response_to, _, body) = read_frame(&mut s).expect("a reply");

@@ -11,7 +11,8 @@
 //! check fails.
 //!
 //! Needs a running Docker engine and Compose (`docker compose` or `docker-compose`);
-//! `.ci/run` installs and starts them. Without them this test fails and says so.
+//! `scripts/test` (README's test command) installs and starts them. Without them this test
+//! fails and says so.
 
 mod common;
 
@@ -31,7 +32,7 @@ const ROOT_USER: &str = "root";
 const ROOT_PASSWORD: &str = "docker-test-pw";
 
 const MISSING_DOCKER: &str = "this test needs a running Docker engine and Compose: on Debian \
-    `apt-get install docker.io docker-compose` and start `dockerd` (.ci/run does both)";
+    `apt-get install docker.io docker-compose` and start `dockerd` (scripts/test does both)";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -82,7 +82,7 @@ fn dockerignore_keeps_build_output_and_the_key_out() {
 }
 
 /// A YAML list of strings as `&str`s.
-fn strs(v: &serde_yaml::Value) -> Vec<&str> {
+fn strs(v: &serde_norway::Value) -> Vec<&str> {
     v.as_sequence()
         .unwrap()
         .iter()
@@ -92,7 +92,8 @@ fn strs(v: &serde_yaml::Value) -> Vec<&str> {
 
 #[test]
 fn compose_three_self_initiating_members_with_key_volumes_and_healthchecks() {
-    let mut compose: serde_yaml::Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
+    let mut compose: serde_norway::Value =
+        serde_norway::from_str(&read("docker-compose.yml")).unwrap();
     compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().unwrap();
     let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();

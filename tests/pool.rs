@@ -36,6 +36,20 @@ fn drop_connections(server: &Ferrod, hosts: &[&str]) -> Document {
     reply
 }
 
+/// Waits until the host pool task has handled everything sent to it so far and published
+/// its counters: a checkout of no connections replies only after the pool's sync.
+fn pool_barrier(server: &Ferrod, host: &str) {
+    assert!(ok(&checkout(server, host, doc! {"count": 0})));
+}
+
+/// Waits until `n` checkouts are queued for a connection (the pool task's own gauge).
+fn wait_queued(server: &Ferrod, n: i64) {
+    common::eventually(Duration::from_secs(10), "queued checkouts", || {
+        let runtime = admin(server, doc! {"_ferrodRuntimeStats": 1});
+        (int(&runtime, "queuedCheckouts") == n).then_some(())
+    });
+}
+
 fn int(d: &Document, key: &str) -> i64 {
     match d.get(key) {
         Some(Bson::Int32(n)) => *n as i64,
@@ -268,7 +282,7 @@ fn drop_fails_queued_checkouts_with_145() {
         )
     });
     // The second checkout can only queue: MaxSize is 1 and the one connection is out.
-    std::thread::sleep(Duration::from_millis(400));
+    wait_queued(&server, 1);
     assert!(
         !waiter.is_finished(),
         "the second checkout should be waiting"
@@ -313,14 +327,15 @@ fn drop_discards_connections_still_being_established() {
     drop_connections(&server, &[&peer.host]);
     assert_eq!(code(&waiter.join().unwrap()), 145);
     assert_eq!(stats(&server, &peer.host).unwrap().open(), 0);
-    // The handshake finishes after the drop: that connection is thrown away.
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = stats(&server, &peer.host).unwrap();
-    assert_eq!(after.open(), 0, "{after:?}");
-    assert_eq!(after.created, 1);
+    // The handshake finishes after the drop: the pool closes that connection as soon
+    // as its connect reports back, which the peer sees.
     peer.wait_until("discarded connection closed", Duration::from_secs(5), |p| {
         p.open() == 0
     });
+    pool_barrier(&server, &peer.host);
+    let after = stats(&server, &peer.host).unwrap();
+    assert_eq!(after.open(), 0, "{after:?}");
+    assert_eq!(after.created, 1);
 }
 
 #[test]
@@ -366,9 +381,11 @@ fn pool_is_rebuilt_on_next_checkout() {
     let peer = Peer::start();
     let first = checkout(&server, &peer.host, doc! {});
     drop_connections(&server, &[&peer.host]);
-    // Nothing reconnects by itself after a drop.
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing reconnects by itself after a drop: once the pool task has run past the
+    // drop (a connect it started would show as refreshing), nothing is open.
+    pool_barrier(&server, &peer.host);
     assert_eq!(stats(&server, &peer.host).unwrap().open(), 0);
+    assert_eq!(peer.accepted(), 1);
     let second = checkout(&server, &peer.host, doc! {"command": {"ping": 1}});
     assert!(ok(&second), "{second}");
     let gen = |r: &Document| r.get_array("generations").unwrap()[0].as_i64().unwrap();
@@ -528,9 +545,15 @@ fn a_thousand_drops_racing_checkouts_and_heartbeats_leave_no_leak() {
     // Every client connection is opened before the baseline is taken.
     let mut dropper = connect();
     let mut monitor = connect();
-    let workers: Vec<_> = (0..4).map(|_| connect()).collect();
+    let mut workers: Vec<_> = (0..4).map(|_| connect()).collect();
     let mut heartbeat = connect();
-    std::thread::sleep(Duration::from_millis(200));
+    // One round trip on each: the server has accepted them and their tasks run.
+    for s in [&mut dropper, &mut monitor, &mut heartbeat]
+        .into_iter()
+        .chain(workers.iter_mut())
+    {
+        assert!(ok(&common::op_msg_roundtrip(s, &common::ping_doc())));
+    }
     let baseline_fds = open_fds(server.pid());
     let baseline_threads = thread_count_of(server.pid());
     let baseline_tasks = int(
@@ -572,6 +595,7 @@ fn a_thousand_drops_racing_checkouts_and_heartbeats_leave_no_leak() {
                     assert!(matches!(reply.get_i32("code"), Ok(145 | 6)), "{reply}");
                 }
                 beats += 1;
+                // Paces the heartbeats (the behaviour imitated), not a wait for anything.
                 std::thread::sleep(Duration::from_millis(5));
             }
             (beats, heartbeat)

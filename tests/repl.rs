@@ -377,17 +377,8 @@ fn reconfig_removes_a_member_which_stops_being_heartbeated_then_re_adds_it() {
             (s.get_i32("code") == Ok(93)).then_some(())
         },
     );
-    // Nobody heartbeats it any more: over a second, only our own commands reach it.
-    std::thread::sleep(Duration::from_millis(300));
-    let before = command_count(&nodes[gone]);
-    std::thread::sleep(Duration::from_millis(1000));
-    let after = command_count(&nodes[gone]);
-    assert!(
-        after - before <= 2,
-        "{} commands reached the removed member in 1 s",
-        after - before
-    );
-    // While the remaining member is still heartbeated (its lastHeartbeat moves).
+    // Nobody heartbeats it any more, while the remaining member still is: measured
+    // over heartbeats of the remaining member (its lastHeartbeat moving), not a clock.
     let hb = |s: &Document| {
         member(s, &nodes[stay].addr())
             .unwrap()
@@ -395,11 +386,25 @@ fn reconfig_removes_a_member_which_stops_being_heartbeated_then_re_adds_it() {
             .unwrap()
             .timestamp_millis()
     };
-    let first = hb(&status(&nodes[p]));
-    std::thread::sleep(Duration::from_millis(600));
+    let heartbeats_of_stay = |n: usize| {
+        for _ in 0..n {
+            let seen = hb(&status(&nodes[p]));
+            eventually(
+                Duration::from_secs(5),
+                "the remaining member to be heartbeated",
+                || (hb(&status(&nodes[p])) > seen).then_some(()),
+            );
+        }
+    };
+    // A heartbeat round that began before the reconfig has ended after one more.
+    heartbeats_of_stay(1);
+    let before = command_count(&nodes[gone]);
+    heartbeats_of_stay(3);
+    let after = command_count(&nodes[gone]);
     assert!(
-        hb(&status(&nodes[p])) > first,
-        "the remaining member stopped being heartbeated"
+        after - before <= 2,
+        "{} commands reached the removed member over 3 heartbeats of the other",
+        after - before
     );
 
     // Re-add it.
@@ -421,10 +426,10 @@ fn reconfig_removes_a_member_which_stops_being_heartbeated_then_re_adds_it() {
         },
     );
     let before = command_count(&nodes[gone]);
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(
-        command_count(&nodes[gone]) - before >= 4,
-        "the re-added member is not heartbeated"
+    eventually(
+        Duration::from_secs(5),
+        "the re-added member to be heartbeated",
+        || (command_count(&nodes[gone]) - before >= 4).then_some(()),
     );
 }
 
@@ -566,19 +571,21 @@ fn priority_zero_and_hidden_members_never_become_primary() {
         doc! {"replSetStepDown": 3, "secondaryCatchUpPeriodSecs": 1, "force": true},
     );
     assert!(ok(&reply), "{reply}");
-    std::thread::sleep(Duration::from_millis(2000));
-    for n in &nodes[1..] {
-        assert_eq!(
-            admin(n, doc! {"hello": 1}).get_bool("isWritablePrimary"),
-            Ok(false)
-        );
-    }
-    // After stepDownSecs the electable member runs again.
+    // After stepDownSecs the electable member runs again, and meanwhile nobody else
+    // took over: no other member ever logged a transition to PRIMARY.
     eventually(
         Duration::from_secs(10),
         "member 0 to be primary again",
         || (agreed_primary(&refs) == Some(0)).then_some(()),
     );
+    for n in &nodes[1..] {
+        let became_primary = n
+            .log_lines()
+            .into_iter()
+            .filter(|l| l.contains("\"Replica set state transition\""))
+            .any(|l| l.contains("\"newState\":\"PRIMARY\""));
+        assert!(!became_primary, "{} became primary", n.addr());
+    }
 }
 
 /// An awaitable hello (maxAwaitTimeMS 10000) for `tv` over a fresh connection to `addr`:
@@ -592,6 +599,25 @@ fn awaitable_hello(addr: &str, tv: Document) -> (Document, Duration) {
         &doc! {"hello": 1, "topologyVersion": tv, "maxAwaitTimeMS": 10000, "$db": "admin"},
     );
     (reply, started.elapsed())
+}
+
+/// Waits until `node`'s currentOp shows an awaitable hello (one with a topologyVersion)
+/// in flight.
+fn wait_for_awaitable_hello(node: &Ferrod) {
+    eventually(
+        Duration::from_secs(10),
+        "the awaitable hello in currentOp",
+        || {
+            let ops = admin(node, doc! {"currentOp": 1});
+            let inprog = ops.get_array("inprog").ok()?;
+            inprog
+                .iter()
+                .filter_map(Bson::as_document)
+                .filter_map(|op| op.get_document("command").ok())
+                .any(|c| c.contains_key("hello") && c.contains_key("topologyVersion"))
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -625,7 +651,7 @@ fn awaitable_hello_waits_for_a_topology_change() {
         let tv = tv.clone();
         move || awaitable_hello(&addr, tv)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_awaitable_hello(&nodes[p]);
     assert!(ok(&admin(
         &nodes[p],
         doc! {"replSetStepDown": 10, "secondaryCatchUpPeriodSecs": 2}
@@ -788,7 +814,7 @@ fn awaitable_hello_ends_at_shutdown() {
         .clone();
     let addr = nodes[p].addr();
     let waiter = std::thread::spawn(move || awaitable_hello(&addr, tv));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_awaitable_hello(&nodes[p]);
     let started = Instant::now();
     let status = nodes[p].terminate();
     let exited_after = started.elapsed();

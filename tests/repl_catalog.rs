@@ -37,6 +37,8 @@ struct Node {
 impl Node {
     fn new(args: &[&str], env: &[(&str, &str)]) -> Node {
         Node {
+            // Known before start: members name each other in configs and initialMembers,
+            // and a restarted member must come back on the same port.
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -563,6 +565,7 @@ fn no_majority_acknowledged_user_is_lost_across_20_primary_kills() {
                     // Committed by an attempt whose reply was lost: not acknowledged,
                     // so go on with the next name.
                     Some(r) if r.get_i32("code") == Ok(51003) => next += 1,
+                    // Paces retries while there is no primary: a retry rate, not a wait.
                     _ => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
@@ -683,10 +686,36 @@ fn reconfig_of_election_timeout_takes_effect_without_a_restart() {
             (c.get_document("config").ok()?.get_i32("version") == Ok(version + 1)).then_some(())
         });
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // ... and each secondary has heard from the primary since it had the new config
+    // (its lastHeartbeatRecv passes the time its status was read then).
     let q = eventually(Duration::from_secs(10), "a primary", || {
         agreed_primary(&nodes, &[0, 1, 2])
     });
+    for i in (0..3).filter(|&i| i != q) {
+        let heard_from_primary = |s: &Document| -> Option<bson::DateTime> {
+            s.get_array("members")
+                .ok()?
+                .iter()
+                .filter_map(Bson::as_document)
+                .find(|m| m.get_str("name") == Ok(nodes[q].addr().as_str()))?
+                .get_datetime("lastHeartbeatRecv")
+                .ok()
+                .copied()
+        };
+        let since = *nodes[i]
+            .command(doc! {"replSetGetStatus": 1})
+            .unwrap()
+            .get_datetime("date")
+            .unwrap();
+        eventually(
+            Duration::from_secs(10),
+            "a heartbeat after the reconfig",
+            || {
+                let s = nodes[i].command(doc! {"replSetGetStatus": 1})?;
+                (heard_from_primary(&s)? > since).then_some(())
+            },
+        );
+    }
     nodes[q].kill();
     let killed_at = Instant::now();
     let rest: Vec<usize> = (0..3).filter(|&i| i != q).collect();
@@ -715,7 +744,23 @@ fn forced_reconfig_on_a_lone_secondary_makes_it_primary() {
     // The majority is gone for good: the primary and the other secondary die.
     nodes[p].kill();
     nodes[(p + 2) % 3].kill();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the survivor sees both down (its heartbeats to them failed, which takes
+    // longer than its 1 s election timeout), it still is no primary.
+    eventually(
+        Duration::from_secs(20),
+        "the survivor to see both down",
+        || {
+            let status = nodes[s].command(doc! {"replSetGetStatus": 1})?;
+            let down = status
+                .get_array("members")
+                .ok()?
+                .iter()
+                .filter_map(Bson::as_document)
+                .filter(|m| m.get_str("stateStr") == Ok("(not reachable/healthy)"))
+                .count();
+            (down == 2).then_some(())
+        },
+    );
     assert!(!nodes[s].is_primary(), "a lone member cannot be elected");
     let old = nodes[s]
         .command(doc! {"replSetGetConfig": 1})
@@ -785,8 +830,21 @@ fn sigterm_on_the_primary_hands_over_well_before_the_election_timeout() {
     let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
     // The hand-over needs this primary's vote for its successor, which openraft grants
     // once its leader lease (0.575 x the timeout) has passed since it was elected; a
-    // primary that has just been elected hands over only when that has run out.
-    std::thread::sleep(Duration::from_millis(6500));
+    // primary that has just been elected hands over only when that has run out. The
+    // lease is a span of time, not an event: wait it out from the election date the
+    // primary reports.
+    let elected = *nodes[p]
+        .command(doc! {"replSetGetStatus": 1})
+        .unwrap()
+        .get_document("electionCandidateMetrics")
+        .unwrap()
+        .get_datetime("lastElectionDate")
+        .unwrap();
+    let lease_ends = elected.timestamp_millis() + 5_750 + 250;
+    let now = bson::DateTime::now().timestamp_millis();
+    std::thread::sleep(Duration::from_millis(
+        lease_ends.saturating_sub(now).max(0) as u64
+    ));
     signal(&nodes[p], "-TERM");
     let stopped_at = Instant::now();
     let q = eventually(
@@ -795,9 +853,18 @@ fn sigterm_on_the_primary_hands_over_well_before_the_election_timeout() {
         || agreed_primary(&nodes, &others),
     );
     let took = stopped_at.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "{took:?}: no hand-over, the election timeout ran out"
+    // Won by the primary's step-up request (mongod's hand-over reason), not by the
+    // election timer running out.
+    let metrics = nodes[q]
+        .command(doc! {"replSetGetStatus": 1})
+        .unwrap()
+        .get_document("electionCandidateMetrics")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        metrics.get_str("lastElectionReason"),
+        Ok("stepUpRequestSkipDryRun"),
+        "{took:?}: no hand-over: {metrics}"
     );
     let exit = nodes[p].child.take().unwrap().wait().unwrap();
     assert!(exit.success(), "{exit}");

@@ -32,6 +32,8 @@ struct Node {
 impl Node {
     fn new() -> Node {
         Node {
+            // Known before start: members name each other in the set's config, and a
+            // restarted member must come back on the same port.
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,

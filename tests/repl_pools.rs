@@ -218,8 +218,31 @@ async fn wait_for_idle_pool(primary: &Member, host: &str, what: &str) {
     .await
 }
 
-async fn sleep_heartbeats(n: u64) {
-    tokio::time::sleep(Duration::from_millis(HEARTBEAT_MS * n)).await;
+/// Waits for `n` more heartbeats from `node` to the member `of` (its lastHeartbeat in
+/// `node`'s replSetGetStatus moving): windows of "nothing happened" are measured in the
+/// set's own heartbeats, not on a clock.
+async fn heartbeats(node: &Member, of: &str, n: u64) {
+    let last = || async {
+        let status = node.admin(doc! {"replSetGetStatus": 1}).await.ok()?;
+        status
+            .get_array("members")
+            .ok()?
+            .iter()
+            .filter_map(Bson::as_document)
+            .find(|m| m.get_str("name") == Ok(of))?
+            .get_datetime("lastHeartbeat")
+            .ok()
+            .copied()
+    };
+    for _ in 0..n {
+        let seen = last().await;
+        let timeout = Duration::from_millis(HEARTBEAT_MS * 20);
+        eventually(timeout, "a heartbeat", || async {
+            let now = last().await?;
+            (Some(now) > seen).then_some(())
+        })
+        .await;
+    }
 }
 
 /// issue 4's central flow on a three-member set.
@@ -307,7 +330,7 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
         .admin(doc! {"replSetReconfig": config(2, &all, &remaining)})
         .await
         .expect("reconfig removing a member");
-    sleep_heartbeats(5).await;
+    heartbeats(primary, &all[stay].addr(), 5).await;
     let stats = primary.pool_stats().await;
     let (in_use, available, _) = repl_pool_host(&stats, &all[gone].addr())
         .unwrap_or_else(|| panic!("the removed member's pool went away: {stats}"));
@@ -330,7 +353,7 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
     assert!(in_use + available >= 1, "{stats}");
 
     // Nobody heartbeats the removed member, so its pool does not come back.
-    sleep_heartbeats(5).await;
+    heartbeats(primary, &all[stay].addr(), 5).await;
     let stats = primary.pool_stats().await;
     assert_eq!(
         live_connections_anywhere(&stats, &all[gone].addr()),
@@ -392,7 +415,7 @@ async fn removed_member_pool_ends_after_host_timeout() {
         .await
         .expect("reconfig removing a member");
     let removed_at = Instant::now();
-    sleep_heartbeats(2).await;
+    heartbeats(&all[p], &all[stay].addr(), 2).await;
     let stats = all[p].pool_stats().await;
     assert!(
         repl_pool_host(&stats, &all[gone].addr()).is_some(),
@@ -428,7 +451,7 @@ async fn heartbeats_and_raft_rpcs_share_connections_within_max_size() {
         wait_for_idle_pool(&all[p], &all[o].addr(), "a pooled connection").await;
     }
     for _ in 0..10 {
-        sleep_heartbeats(1).await;
+        heartbeats(&all[p], &all[others[0]].addr(), 1).await;
         let stats = all[p].pool_stats().await;
         for &o in &others {
             let host = all[o].addr();
@@ -514,7 +537,8 @@ async fn member_with_another_key_cannot_join_and_says_why() {
         .await
         .expect("reconfig with a majority of the new config reachable");
     for _ in 0..5 {
-        sleep_heartbeats(2).await;
+        // Heartbeats to the member that shares the key (those to the outsider fail).
+        heartbeats(&all[p], &all[1 - p].addr(), 2).await;
         let status = all[p].admin(doc! {"replSetGetStatus": 1}).await.unwrap();
         let outsider = status
             .get_array("members")

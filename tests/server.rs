@@ -6,7 +6,7 @@ mod common;
 mod support;
 
 use bson::{doc, Document};
-use common::{op_msg, read_frame, Ferrod};
+use common::{free_port, op_msg, read_frame, Ferrod};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -431,6 +431,7 @@ fn refused(args: &[&str], port: u16, needle: &str) {
 
 #[test]
 fn bad_flags_and_values_exit_non_zero_before_listening() {
+    // A known port: each refused start is checked not to have listened on it.
     let port = free_port();
     let p = port.to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -542,6 +543,7 @@ fn bad_flags_and_values_exit_non_zero_before_listening() {
 
 #[test]
 fn bad_config_files_exit_non_zero_naming_the_key_or_value() {
+    // A known port: each refused start is checked not to have listened on it.
     let port = free_port();
     let p = port.to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -631,14 +633,8 @@ fn version_flag_prints_the_version_and_exits_0() {
 fn dbpath_is_created_when_missing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a/b/c");
-    let port = free_port();
-    let mut proc = Proc::spawn(&[
-        "--port",
-        &port.to_string(),
-        "--dbpath",
-        db.to_str().unwrap(),
-    ]);
-    proc.wait_listening(port);
+    let mut proc = Proc::spawn(&["--port", "0", "--dbpath", db.to_str().unwrap()]);
+    proc.wait_bound_port();
     assert!(db.is_dir());
 }
 
@@ -660,6 +656,7 @@ fn write_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
 #[test]
 fn config_file_in_mongods_layout_sets_every_option() {
     let dir = tempfile::tempdir().unwrap();
+    // The port is written into the config file under test (net.port).
     let port = free_port();
     let file = write_config(dir.path(), port);
     let mut proc = Proc::spawn(&["-f", file.to_str().unwrap()]);
@@ -756,6 +753,7 @@ fn config_file_in_mongods_layout_sets_every_option() {
 #[test]
 fn command_line_beats_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
+    // Both known: the file's port is the one the command line must beat.
     let file_port = free_port();
     let file = write_config(dir.path(), file_port);
     let port = free_port();
@@ -849,7 +847,16 @@ fn quiet_suppresses_connection_lines() {
     let mut marker = server.raw();
     admin(&mut marker, doc! {"ping": 1, "comment": "quiet marker"});
     server.wait_for_log("quiet marker", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(100));
+    // The server has seen the first connection end (where id 22944 would be logged).
+    eventually(Duration::from_secs(5), "the first connection's end", || {
+        let status = admin(&mut marker, doc! {"serverStatus": 1});
+        let current = status
+            .get_document("connections")
+            .ok()?
+            .get_i32("current")
+            .ok()?;
+        (current == 1).then_some(())
+    });
     let lines = server.log_lines();
     for id in [22943, 22944, 51800] {
         assert!(
@@ -893,6 +900,8 @@ fn text_log_format_is_human_readable() {
 fn log_rotate_moves_the_file_aside_and_writes_new_lines_to_a_fresh_one() {
     let dir = tempfile::tempdir().unwrap();
     let logpath = dir.path().join("server.log");
+    // Known up front: the log (where `--port 0` reports its port) goes to the file
+    // under test, which is only read after the server has listened.
     let port = free_port();
     let mut proc = Proc::spawn(&[
         "--port",
@@ -951,6 +960,7 @@ fn a_restart_keeps_the_previous_log_unless_appending() {
     let logpath = dir.path().join("run.log");
     let db = dir.path().join("db");
     let run = |extra: &[&str]| {
+        // Known up front: the log goes to a file, not to standard output.
         let port = free_port();
         let p = port.to_string();
         let mut args = vec![

@@ -7,8 +7,9 @@
 //!   holds them `holdMs`, then runs `command` (with `$db: "admin"`) on each if given, and
 //!   returns them, replying once the pool has taken them back:
 //!   `{checkedOut, generations, replies}`, or the first error.
-//! - `{_ferrodRuntimeStats: 1}`: `{aliveTasks, hostPools}`: live tokio tasks and host pool
-//!   tasks, for leak checks.
+//! - `{_ferrodRuntimeStats: 1}`: `{aliveTasks, hostPools, queuedCheckouts}`: live tokio
+//!   tasks and host pool tasks, for leak checks, and checkouts waiting for a connection,
+//!   so tests can wait for one to queue.
 //!
 //! With authorization on they need the privileges of what they imitate. A checkout opens
 //! the server's own member-to-member connections (logged in with the keyFile as
@@ -119,5 +120,6 @@ fn runtime_stats(inv: &Invocation, _: &Document) -> CommandResult {
     Ok(doc! {
         "aliveTasks": alive as i64,
         "hostPools": inv.server.pools.host_pool_count() as i64,
+        "queuedCheckouts": inv.server.pools.queued_checkouts() as i64,
     })
 }

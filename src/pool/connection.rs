@@ -8,11 +8,40 @@ use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 pub type SetupFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PoolError>> + Send + 'a>>;
+
+/// The byte stream under a connection: TCP in the server, an in-memory pipe in the pool's
+/// unit tests.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+pub type TransportFuture =
+    Pin<Box<dyn Future<Output = Result<Box<dyn Transport>, PoolError>> + Send>>;
+
+/// Opens the transport to a host: [`tcp_connector`] in the server; the seam through which
+/// unit tests give the pool in-memory peers.
+pub type Connector = Arc<dyn Fn(HostAndPort) -> TransportFuture + Send + Sync>;
+
+/// TCP to the host, with Nagle off.
+pub fn tcp_connector() -> Connector {
+    Arc::new(|host: HostAndPort| {
+        Box::pin(async move {
+            let stream = TcpStream::connect(host.connect_target())
+                .await
+                .map_err(|e| {
+                    PoolError::HostUnreachable(format!("Error connecting to {host}: {e}"))
+                })?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream) as Box<dyn Transport>)
+        })
+    })
+}
 
 /// A step run on every new connection after its hello handshake, before the pool hands it
 /// out: keyFile authentication (SCRAM-SHA-256 as `__system`) plugs in here.
@@ -34,7 +63,7 @@ pub trait ConnectionSetup: Send + Sync + 'static {
 /// An established connection. The pool owns it; users reach it through
 /// [`super::PooledConnection`].
 pub struct Connection {
-    framed: Framed<TcpStream, WireCodec>,
+    framed: Framed<Box<dyn Transport>, WireCodec>,
     host: HostAndPort,
     next_request_id: i32,
     /// The pool generation it was created in; older ones are closed when seen.
@@ -53,20 +82,26 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects, says hello (and runs `setup`), all within `timeout`.
+    /// Connects over TCP, says hello (and runs `setup`), all within `timeout`.
     pub async fn connect(
         host: &HostAndPort,
         my_host: &str,
         timeout: Duration,
         setup: Option<Arc<dyn ConnectionSetup>>,
     ) -> Result<Connection, PoolError> {
+        Self::connect_via(&tcp_connector(), host, my_host, timeout, setup).await
+    }
+
+    /// Like [`Self::connect`], over the transport `connector` opens.
+    pub async fn connect_via(
+        connector: &Connector,
+        host: &HostAndPort,
+        my_host: &str,
+        timeout: Duration,
+        setup: Option<Arc<dyn ConnectionSetup>>,
+    ) -> Result<Connection, PoolError> {
         let attempt = async {
-            let stream = TcpStream::connect(host.connect_target())
-                .await
-                .map_err(|e| {
-                    PoolError::HostUnreachable(format!("Error connecting to {host}: {e}"))
-                })?;
-            let _ = stream.set_nodelay(true);
+            let stream = connector(host.clone()).await?;
             let mut conn = Connection {
                 framed: Framed::new(stream, WireCodec),
                 host: host.clone(),

@@ -6,8 +6,11 @@ use super::{Connection, DropCounts, HostAndPort, NamedPool, PoolError, PooledCon
 use bson::doc;
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+// tokio's clock (the same as std's unless a test pauses it), so that the pool's timers
+// run on a paused clock in unit tests.
+use tokio::time::Instant;
 
 /// The longest the task sleeps between looks at its timers, so that parameters changed
 /// at runtime take effect soon.
@@ -146,7 +149,7 @@ impl HostPool {
                     // The manager is gone: nothing can reach this pool any more.
                     None => return,
                 },
-                _ = tokio::time::sleep_until(wake.into()) => {
+                _ = tokio::time::sleep_until(wake) => {
                     if self.maintain() {
                         self.shut_down(checkout_rx);
                         return;
@@ -331,7 +334,8 @@ impl HostPool {
         tokio::spawn(async move {
             let setup = shared.setup.read().clone();
             let my_host = shared.my_host.read().clone();
-            let result = Connection::connect(&host, &my_host, timeout, setup).await;
+            let result =
+                Connection::connect_via(&shared.connector, &host, &my_host, timeout, setup).await;
             let _ = events.send(Event::Connected { generation, result });
         });
     }
@@ -391,6 +395,7 @@ impl HostPool {
             self.available.len(),
             self.connecting + self.checking,
         );
+        self.counters.set_queued(self.waiters.len());
     }
 
     /// Host timeout: leave the registry, then turn away anything already queued (the

@@ -12,8 +12,10 @@ pub mod connection;
 mod host;
 pub mod host_and_port;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
-pub use connection::{Connection, ConnectionSetup, SetupFuture};
+pub use connection::{Connection, ConnectionSetup, Connector, SetupFuture, Transport};
 pub use host_and_port::HostAndPort;
 pub use stats::Snapshot;
 
@@ -173,6 +175,8 @@ pub(crate) struct Shared {
     pub setup: RwLock<Option<Arc<dyn ConnectionSetup>>>,
     /// `host:port` of this server, sent in the handshake as `hostInfo`.
     pub my_host: RwLock<String>,
+    /// Opens the transport of each new connection.
+    pub connector: Connector,
     next_pool_id: AtomicU64,
 }
 
@@ -236,11 +240,17 @@ pub struct PoolManager {
 
 impl PoolManager {
     pub fn new(params: &Parameters) -> PoolManager {
+        Self::with_connector(params, connection::tcp_connector())
+    }
+
+    /// A manager whose connections run over what `connector` opens (unit tests).
+    pub(crate) fn with_connector(params: &Parameters, connector: Connector) -> PoolManager {
         PoolManager {
             shared: Arc::new(Shared {
                 settings: Settings::from_params(params),
                 setup: RwLock::new(None),
                 my_host: RwLock::new(String::new()),
+                connector,
                 next_pool_id: AtomicU64::new(1),
             }),
             pools: RwLock::new(BTreeMap::new()),
@@ -468,6 +478,21 @@ impl PoolManager {
         total
     }
 
+    /// Checkouts queued for a connection, over all host pools, as last published.
+    pub fn queued_checkouts(&self) -> u64 {
+        self.pools
+            .read()
+            .values()
+            .map(|p| {
+                p.hosts
+                    .lock()
+                    .values()
+                    .map(|h| h.counters.queued())
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// How many host pools exist (running tasks), over all named pools.
     pub fn host_pool_count(&self) -> usize {
         self.pools
@@ -509,7 +534,7 @@ impl PooledConnection {
         match &result {
             Err(PoolError::Timeout(_)) => self.outcome = host::Outcome::TimedOut,
             Err(_) => self.outcome = host::Outcome::NetworkError,
-            Ok(_) => conn.idle_since = std::time::Instant::now(),
+            Ok(_) => conn.idle_since = tokio::time::Instant::now(),
         }
         result
     }

@@ -16,6 +16,9 @@ pub struct HostCounters {
     gauges: AtomicU64,
     created: AtomicU64,
     refreshed: AtomicU64,
+    /// Checkouts queued for a connection. Not a connPoolStats field (mongod 7.0 has
+    /// none); a test command reads it so tests can wait for a checkout to queue.
+    queued: AtomicU64,
 }
 
 /// The counters of one host pool (or a sum of several) at one moment.
@@ -59,6 +62,14 @@ impl HostCounters {
             pack(in_use as u64, available as u64, refreshing as u64),
             Ordering::Release,
         );
+    }
+
+    pub fn set_queued(&self, queued: usize) {
+        self.queued.store(queued as u64, Ordering::Release);
+    }
+
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
     }
 
     pub fn add_created(&self) {

@@ -359,13 +359,41 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Outcome {
     }
 }
 
-/// A port nobody listens on right now (bound and released).
+/// A port for a ferrod that must know it before it starts (replica-set members named in
+/// each other's configs or command lines, a port written into a config file, a restart
+/// on the same port); everything else starts on `--port 0` and reads the bound port from
+/// the log. Bind-and-release alone races: the kernel hands the same port to the next
+/// `:0` bind or outgoing connection, and test processes run side by side. So ports come
+/// from below the kernel's ephemeral range (never handed out by it), each claimed for
+/// this process's lifetime by an exclusive lock on a file named after it (released by
+/// the kernel when the process exits, however it ends), and checked free by a bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CLAIMED: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // 20000..32768: below Linux's default ephemeral range (32768..60999).
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    let dir = std::env::temp_dir().join("ferrod-test-ports");
+    std::fs::create_dir_all(&dir).expect("port lock directory");
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
+        let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // another test process holds it
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // something outside the tests listens there
+        }
+        CLAIMED.lock().unwrap().push(file);
+        return port;
+    }
+    panic!("no free port left in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// A Rust-driver client for `uri` (5 s server selection), logged in to `admin` as

@@ -173,6 +173,15 @@ def status_members(client):
     return {m["name"]: m for m in client.admin.command("replSetGetStatus")["members"]}
 
 
+def heartbeats(client, host, n):
+    """Waits for `n` more heartbeats from `client`'s member to `host` (its lastHeartbeat
+    in replSetGetStatus moving): quiet windows counted in heartbeats, not on a clock."""
+    for _ in range(n):
+        seen = status_members(client)[host]["lastHeartbeat"]
+        eventually(30, f"a heartbeat to {host}",
+                   lambda: status_members(client)[host]["lastHeartbeat"] > seen)
+
+
 def pool_counts(client, host):
     """(inUse + available + refreshing, created) of `host` in the replication pool of
     connPoolStats (the members' heartbeats and Raft traffic), None if it has no pool."""
@@ -272,7 +281,7 @@ def drop_connections_after_reconfig(client):
     eventually(20, "the reconfig in replSetGetStatus",
                lambda: sorted(status_members(p)) == sorted([primary, keep]))
     check(True, f"rs.reconfig removed {removed}: members {sorted([primary, keep])}")
-    time.sleep(cfg.get("settings", {}).get("heartbeatIntervalMillis", 2000) / 1000 * 2)
+    heartbeats(p, keep, 2)
     open_now = pooled(p, removed)
     check(open_now > 0, f"the primary still pools {open_now} connection(s) to the removed {removed}")
     k = direct(service_of(keep))
@@ -463,7 +472,7 @@ def bench():
                 # A stopped primary hands over at once once openraft's leader lease
                 # (0.575 x electionTimeoutMillis) has passed since its election; a
                 # cluster that has just come up is younger than that. Measure a
-                # running one.
+                # running one. The lease is a span of time, not an event: waited out.
                 time.sleep(0.6 * (election_ms or 10000) / 1000)
             took, docker_took, new = failover(client, primary, how)
             into.append(took)

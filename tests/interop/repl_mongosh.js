@@ -169,10 +169,16 @@ for (const [name, node, other] of [[primaryHost, primary, kept], [kept, secondar
   check(live(poolFor(stats, other)) >= 1, `${name}: the pool to ${other} is intact`);
   check(stats.totalInUse + stats.totalAvailable <= stats.totalCreated, `${name}: totals are consistent`);
 }
-// Nothing heartbeats the removed member any more, so its pool stays empty.
-sleep(1000);
+// Nothing heartbeats the removed member any more, so its pool stays empty: checked
+// after three more heartbeats of the kept member (its lastHeartbeat moving), not a clock.
+const lastHeartbeatOf = (host) =>
+  primary.adminCommand({ replSetGetStatus: 1 }).members.find((m) => m.name === host).lastHeartbeat;
+for (let i = 0; i < 3; i++) {
+  const seen = lastHeartbeatOf(kept);
+  eventually(10, `a heartbeat of ${kept}`, () => lastHeartbeatOf(kept) > seen);
+}
 check(live(poolFor(primary.adminCommand({ connPoolStats: 1 }), removed)) === 0,
-  `a second later the primary still holds no connection to ${removed}`);
+  `three heartbeats later the primary still holds no connection to ${removed}`);
 
 // 7. Add it back: heartbeats resume and the pool comes back.
 const back = rs.conf();

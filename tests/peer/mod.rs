@@ -165,6 +165,7 @@ fn serve(state: &PeerState, mut stream: TcpStream) {
         if is_hello {
             state.hellos.fetch_add(1, Ordering::SeqCst);
             if first {
+                // A slow handshake is the behaviour under test, not a wait.
                 let delay = state.handshake_delay_ms.load(Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(delay));
             }

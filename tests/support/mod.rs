@@ -3,7 +3,7 @@
 //! small command wrappers on raw connections.
 #![allow(dead_code)]
 
-pub use crate::common::{eventually, free_port};
+pub use crate::common::eventually;
 use crate::common::{op_msg, op_msg_roundtrip, read_frame, FERROD};
 use bson::{doc, Bson, Document};
 use std::io::{BufRead, BufReader, Write};
@@ -33,22 +33,42 @@ fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>
 }
 
 impl Proc {
-    /// A ferrod on a free port with a fresh data directory, plus `extra`, once it listens.
-    /// The directory lives as long as the returned handle.
+    /// A ferrod on `--port 0` with a fresh data directory, plus `extra` (which must leave
+    /// the log on standard output), once it listens: the port it bound and the directory,
+    /// which lives as long as the returned handle.
     pub fn listening(extra: &[&str]) -> (Proc, u16, tempfile::TempDir) {
-        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        let port_arg = port.to_string();
-        let mut args = vec![
-            "--port",
-            &port_arg,
-            "--dbpath",
-            dir.path().to_str().unwrap(),
-        ];
+        let mut args = vec!["--port", "0", "--dbpath", dir.path().to_str().unwrap()];
         args.extend_from_slice(extra);
         let mut proc = Proc::spawn(&args);
-        proc.wait_listening(port);
+        let port = proc.wait_bound_port();
         (proc, port, dir)
+    }
+
+    /// The port from the "Waiting for connections" log line (text or JSON) on standard
+    /// output, once it is there: the port a `--port 0` server bound.
+    pub fn wait_bound_port(&mut self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.stdout().iter().find_map(|line| {
+                let after = line.split_once("Waiting for connections")?.1;
+                let digits = after.split_once("\"port\":")?.1;
+                let end = digits.find(|c: char| !c.is_ascii_digit())?;
+                digits[..end].parse().ok()
+            });
+            if let Some(port) = found {
+                return port;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "ferrod exited ({status}) before listening; stderr:\n{}\nstdout:\n{}",
+                    self.stderr(),
+                    self.stdout().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "ferrod never listened");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn spawn(args: &[&str]) -> Proc {
