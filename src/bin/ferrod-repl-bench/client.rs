@@ -11,6 +11,7 @@ const OP_MSG: i32 = 2013;
 pub struct Conn {
     stream: TcpStream,
     next_id: i32,
+    timeout: Duration,
 }
 
 impl Conn {
@@ -21,7 +22,11 @@ impl Conn {
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| e.to_string())?;
-        Ok(Conn { stream, next_id: 1 })
+        Ok(Conn {
+            stream,
+            next_id: 1,
+            timeout,
+        })
     }
 
     /// Sends one command (on `admin` unless it names its `$db`) and returns the reply,
@@ -44,7 +49,7 @@ impl Conn {
         let mut len = [0u8; 4];
         self.stream
             .read_exact(&mut len)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.io_error(e, &cmd))?;
         let len = i32::from_le_bytes(len);
         if !(21..=48_000_000).contains(&len) {
             return Err(format!("bad reply length {len}"));
@@ -52,13 +57,25 @@ impl Conn {
         let mut rest = vec![0u8; len as usize - 4];
         self.stream
             .read_exact(&mut rest)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.io_error(e, &cmd))?;
         let response_to = i32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
         if response_to != id {
             return Err(format!("reply to {response_to}, expected {id}"));
         }
         // Header rest (12 bytes), flags (4), section kind (1), then the body.
         Document::from_reader(&rest[17..]).map_err(|e| e.to_string())
+    }
+}
+
+impl Conn {
+    fn io_error(&self, e: std::io::Error, cmd: &Document) -> String {
+        let name = cmd.keys().next().map(String::as_str).unwrap_or("?");
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("{name}: no reply within {:?}: {cmd}", self.timeout)
+            }
+            _ => format!("{name}: {e}"),
+        }
     }
 }
 

@@ -6,11 +6,16 @@ use super::Result;
 use bson::{doc, Document};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub fn w1() -> Document {
     doc! {"w": 1}
 }
+
+/// How long a write may go unanswered before the run is given up: long, because fsync
+/// on a disk shared with other work can stall for seconds; the slowest write is printed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn majority() -> Document {
     doc! {"w": "majority", "wtimeout": 10_000}
@@ -31,7 +36,7 @@ pub struct Writer {
 impl Writer {
     /// Creates one user per connection, which the fill then updates.
     pub fn new(port: u16, wc: Document, connections: usize) -> Result<Writer> {
-        let mut conn = Conn::connect(port, Duration::from_secs(30))?;
+        let mut conn = Conn::connect(port, WRITE_TIMEOUT)?;
         for t in 0..connections {
             let reply = conn.command(client::create_user(&format!("fill{t}"), &wc))?;
             client::checked(reply, "createUser")?;
@@ -54,13 +59,14 @@ impl Writer {
         }
         let count = target - self.entries;
         let next = Arc::new(AtomicU64::new(0));
+        let slowest = Arc::new(Mutex::new(0f64));
         let started = Instant::now();
         let threads: Vec<_> = (0..self.connections)
             .map(|t| {
-                let next = next.clone();
+                let (next, slowest) = (next.clone(), slowest.clone());
                 let (port, wc, base) = (self.port, self.wc.clone(), self.entries);
                 std::thread::spawn(move || -> Result<u64> {
-                    let mut conn = Conn::connect(port, Duration::from_secs(30))?;
+                    let mut conn = Conn::connect(port, WRITE_TIMEOUT)?;
                     let user = format!("fill{t}");
                     let mut last = 0;
                     loop {
@@ -69,8 +75,12 @@ impl Writer {
                             return Ok(last);
                         }
                         last = base + i + 1;
+                        let t = Instant::now();
                         let reply = conn.command(client::update_user(&user, last, &wc))?;
                         client::checked(reply, "updateUser")?;
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        let mut slowest = slowest.lock().unwrap();
+                        *slowest = slowest.max(ms);
                     }
                 })
             })
@@ -86,9 +96,10 @@ impl Writer {
         self.entries = target;
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "  wrote {count} entries in {secs:.1} s ({:.0}/s over {} connections), {} in all",
+            "  wrote {count} entries in {secs:.1} s ({:.0}/s over {} connections, slowest {:.0} ms), {} in all",
             count as f64 / secs,
             self.connections,
+            *slowest.lock().unwrap(),
             self.entries
         );
         Ok(())
@@ -98,7 +109,7 @@ impl Writer {
     /// connection; the latency of each in milliseconds.
     pub fn window(&mut self, per_kind: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         self.windows += 1;
-        let mut conn = Conn::connect(self.port, Duration::from_secs(30))?;
+        let mut conn = Conn::connect(self.port, WRITE_TIMEOUT)?;
         let (mut creates, mut updates) = (Vec::new(), Vec::new());
         for i in 0..per_kind {
             let name = format!("w{}-{i}", self.windows);

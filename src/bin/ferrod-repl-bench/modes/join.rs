@@ -22,6 +22,9 @@ pub struct Opts {
 
 struct Joined {
     millis: f64,
+    /// Until replSetReconfig was acknowledged, and how many times it answered 262 first.
+    reconfig_millis: f64,
+    timed_out: usize,
     snapshot_lines: Vec<String>,
 }
 
@@ -56,11 +59,26 @@ fn join(set: &mut Set, binary: &std::path::Path, limit: Duration) -> Result<Join
     config.insert("members", members);
     config.insert("version", version + 1);
     let started = Instant::now();
-    client::checked(
-        client::once(primary, doc! {"replSetReconfig": config})?,
-        "replSetReconfig",
-    )?;
     let deadline = started + limit;
+    // ferrod answers 262 (ExceededTimeLimit) when the new member has not caught up
+    // within its wait; it keeps replicating to it, so the same reconfig is sent again.
+    let mut timed_out = 0;
+    loop {
+        let reply = client::once(primary, doc! {"replSetReconfig": config.clone()})?;
+        if client::ok(&reply) {
+            break;
+        }
+        if reply.get_i32("code") != Ok(262) || Instant::now() > deadline {
+            return Err(format!("replSetReconfig failed: {reply}"));
+        }
+        timed_out += 1;
+        println!(
+            "  replSetReconfig answered 262 ExceededTimeLimit after {:.1} s ({}); sent again",
+            started.elapsed().as_secs_f64(),
+            reply.get_str("errmsg").unwrap_or("")
+        );
+    }
+    let reconfigured = started.elapsed().as_secs_f64() * 1e3;
     loop {
         let target = client::own_optime(primary);
         let got = client::own_optime(new.port);
@@ -79,6 +97,8 @@ fn join(set: &mut Set, binary: &std::path::Path, limit: Duration) -> Result<Join
     set.members.push(new);
     Ok(Joined {
         millis,
+        reconfig_millis: reconfigured,
+        timed_out,
         snapshot_lines,
     })
 }
@@ -101,10 +121,13 @@ pub fn run(o: Opts) -> Result<()> {
     writer.fill_to(o.entries)?;
     let measured = join(&mut full, &binary, limit)?;
     println!(
-        "  ~0 entries: caught up in {:.0} ms | {} entries: caught up in {:.0} ms | ratio {:.1}x",
+        "  ~0 entries: caught up in {:.0} ms | {} entries: caught up in {:.0} ms (reconfig acknowledged after {:.0} ms, \
+         {} times 262 before) | ratio {:.1}x",
         base.millis,
         writer.entries,
         measured.millis,
+        measured.reconfig_millis,
+        measured.timed_out,
         measured.millis / base.millis
     );
     match measured.snapshot_lines.first() {
