@@ -109,7 +109,9 @@ impl ReplCoordinator {
         let term = metrics.borrow().current_term;
         loop {
             {
-                let m = metrics.borrow_and_update();
+                // Cloned, not held: my_state borrows the same watch again, and a second
+                // read lock queued behind openraft's pending write deadlocks both.
+                let m = metrics.borrow_and_update().clone();
                 if m.current_term != term || self.my_state(server) != MemberState::Primary {
                     return Err(primary_stepped_down());
                 }
