@@ -7,26 +7,25 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::state::Client;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug)]
 pub struct OpInfo {
     pub opid: u32,
-    pub conn_id: u64,
-    /// The client's address, formatted only when currentOp asks.
-    pub client: std::net::SocketAddr,
-    pub app_name: Option<String>,
-    /// The request's `$db`; currentOp shows the namespace `<db>.$cmd`.
-    pub db: String,
+    /// The connection; its id, address and application name are read only when
+    /// currentOp asks, so registering an operation copies none of them.
+    pub client: Arc<Client>,
     /// The request itself (handlers borrow it from here), possibly without the generic
-    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all.
+    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all. Its
+    /// `$db` is the namespace currentOp shows (`<db>.$cmd`).
     pub command: Document,
     /// The raw request body when `command` leaves arguments out.
     pub raw_body: Option<Vec<u8>>,
     /// Fields currentOp shows as "xxx".
     pub redacted_fields: &'static [&'static str],
     pub started: Instant,
-    pub started_wall: bson::DateTime,
     /// killOp's request to stop, and the token an async handler waits on; created only
     /// when one is needed, as most commands finish without either.
     cancel: Mutex<Cancel>,
@@ -59,8 +58,7 @@ impl Drop for OpGuard<'_> {
 impl OpRegistry {
     pub fn register(
         &self,
-        client: &crate::state::Client,
-        db: String,
+        client: &Arc<Client>,
         command: Document,
         raw_body: Option<Vec<u8>>,
         redacted_fields: &'static [&'static str],
@@ -68,15 +66,11 @@ impl OpRegistry {
         let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(OpInfo {
             opid,
-            conn_id: client.id,
-            client: client.remote,
-            app_name: client.app_name(),
-            db,
+            client: client.clone(),
             command,
             raw_body,
             redacted_fields,
             started: Instant::now(),
-            started_wall: bson::DateTime::now(),
             cancel: Mutex::new(Cancel::default()),
         });
         self.ops.lock().insert(opid, info.clone());
@@ -112,23 +106,25 @@ impl OpRegistry {
         ops.iter()
             .map(|op| {
                 let elapsed = op.started.elapsed();
+                let conn_id = op.client.id;
+                let db = op.command.get_str("$db").unwrap_or_default();
                 let mut entry = doc! {
                     "type": "op",
                     "active": true,
                     "opid": op.opid as i32,
-                    "connectionId": op.conn_id as i64,
-                    "client": op.client.to_string(),
-                    "desc": format!("conn{}", op.conn_id),
+                    "connectionId": conn_id as i64,
+                    "client": op.client.remote.to_string(),
+                    "desc": format!("conn{conn_id}"),
                     "op": "command",
-                    "ns": format!("{}.$cmd", op.db),
+                    "ns": format!("{db}.$cmd"),
                     "command": redacted(&op.full_command(), op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
                     "killPending": op.cancel_requested(),
                 };
-                if let Some(app) = &op.app_name {
-                    entry.insert("appName", app.clone());
+                if let Some(app) = op.client.app_name() {
+                    entry.insert("appName", app);
                 }
                 // As in mongod, the comment shows inside `command`, not beside it.
                 entry
@@ -197,15 +193,14 @@ pub fn redacted(command: &Document, fields: &[&str]) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Client;
 
     #[test]
     fn kill_reaches_a_token_made_before_or_after_it() {
         let registry = OpRegistry::default();
         let addr = "127.0.0.1:1".parse().unwrap();
-        let client = Client::new(1, addr, addr);
-        let early = registry.register(&client, "admin".into(), Document::new(), None, &[]);
-        let late = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let client = Arc::new(Client::new(1, addr, addr));
+        let early = registry.register(&client, Document::new(), None, &[]);
+        let late = registry.register(&client, Document::new(), None, &[]);
         let token = early.info.cancellation();
         assert!(!token.is_cancelled() && !early.info.cancel_requested());
         assert!(registry.kill(early.info.opid) && registry.kill(late.info.opid));
