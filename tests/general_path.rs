@@ -143,7 +143,8 @@ fn allocations_per_request(request: &Document) -> (u64, Document) {
 }
 
 /// The allocations the general path may spend on a request (counted here: a hello 25, a
-/// ping with a comment 16). Each request builds its command as a `Document` and registers
+/// ping with a comment 16; before the changes below, 66 and 30). Each request builds its
+/// command as a `Document` and registers
 /// an operation for currentOp; the reply is written as BSON at once, hello's fields
 /// without a `Document`, and the dispatcher runs inside the one future the connection
 /// boxes.
