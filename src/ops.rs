@@ -37,10 +37,19 @@ struct Cancel {
     token: Option<CancellationToken>,
 }
 
+/// Shards of the registry: each connection's operations go to one, so that requests on
+/// different threads do not take (and bounce between cores) one lock twice each.
+const SHARDS: usize = 16;
+
+/// One shard, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard(Mutex<BTreeMap<u32, Arc<OpInfo>>>);
+
 #[derive(Debug, Default)]
 pub struct OpRegistry {
     next: AtomicU32,
-    ops: Mutex<BTreeMap<u32, Arc<OpInfo>>>,
+    shards: [Shard; SHARDS],
 }
 
 /// Removes its operation from the registry when dropped.
@@ -51,11 +60,18 @@ pub struct OpGuard<'a> {
 
 impl Drop for OpGuard<'_> {
     fn drop(&mut self) {
-        self.registry.ops.lock().remove(&self.info.opid);
+        self.registry
+            .shard(&self.info.client)
+            .lock()
+            .remove(&self.info.opid);
     }
 }
 
 impl OpRegistry {
+    fn shard(&self, client: &Client) -> &Mutex<BTreeMap<u32, Arc<OpInfo>>> {
+        &self.shards[client.id as usize % SHARDS].0
+    }
+
     pub fn register(
         &self,
         client: &Arc<Client>,
@@ -73,7 +89,7 @@ impl OpRegistry {
             started: Instant::now(),
             cancel: Mutex::new(Cancel::default()),
         });
-        self.ops.lock().insert(opid, info.clone());
+        self.shard(client).lock().insert(opid, info.clone());
         OpGuard {
             registry: self,
             info,
@@ -82,7 +98,11 @@ impl OpRegistry {
 
     /// Asks an operation to stop; true if it was running.
     pub fn kill(&self, opid: u32) -> bool {
-        match self.ops.lock().get(&opid) {
+        let op = self
+            .shards
+            .iter()
+            .find_map(|shard| shard.0.lock().get(&opid).cloned());
+        match op {
             Some(op) => {
                 op.request_cancel();
                 true
@@ -93,16 +113,24 @@ impl OpRegistry {
 
     /// Interrupts every operation (shutdown after its grace period); returns how many.
     pub fn kill_all(&self) -> usize {
-        let ops = self.ops.lock();
-        for op in ops.values() {
-            op.request_cancel();
+        let mut count = 0;
+        for shard in &self.shards {
+            let ops = shard.0.lock();
+            for op in ops.values() {
+                op.request_cancel();
+            }
+            count += ops.len();
         }
-        ops.len()
+        count
     }
 
     /// currentOp's `inprog` entries, in opid order.
     pub fn in_progress(&self) -> Vec<Document> {
-        let ops: Vec<Arc<OpInfo>> = self.ops.lock().values().cloned().collect();
+        let mut ops: Vec<Arc<OpInfo>> = Vec::new();
+        for shard in &self.shards {
+            ops.extend(shard.0.lock().values().cloned());
+        }
+        ops.sort_by_key(|op| op.opid);
         ops.iter()
             .map(|op| {
                 let elapsed = op.started.elapsed();
@@ -209,5 +237,37 @@ mod tests {
         let opid = late.info.opid;
         drop(late);
         assert!(!registry.kill(opid));
+    }
+
+    #[test]
+    fn operations_of_every_connection_are_listed_in_opid_order_and_can_be_killed() {
+        let registry = OpRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let clients: Vec<Arc<Client>> = (1..=3)
+            .map(|id| Arc::new(Client::new(id, addr, addr)))
+            .collect();
+        let command = || bson::doc! {"ping": 1, "$db": "admin"};
+        let guards: Vec<_> = [2, 0, 1, 2]
+            .iter()
+            .map(|&i| registry.register(&clients[i], command(), None, &[]))
+            .collect();
+        let listed: Vec<i32> = registry
+            .in_progress()
+            .iter()
+            .map(|op| op.get_i32("opid").unwrap())
+            .collect();
+        assert_eq!(listed, [1, 2, 3, 4]);
+        let conns: Vec<i64> = registry
+            .in_progress()
+            .iter()
+            .map(|op| op.get_i64("connectionId").unwrap())
+            .collect();
+        assert_eq!(conns, [3, 1, 2, 3]);
+        assert!(registry.kill(guards[1].info.opid));
+        assert!(guards[1].info.cancel_requested());
+        assert_eq!(registry.kill_all(), 4);
+        drop(guards);
+        assert!(registry.in_progress().is_empty());
+        assert!(!registry.kill(1));
     }
 }
