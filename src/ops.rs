@@ -7,26 +7,25 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::client::Client;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug)]
 pub struct OpInfo {
     pub opid: u32,
-    pub conn_id: u64,
-    /// The client's address, formatted only when currentOp asks.
-    pub client: std::net::SocketAddr,
-    pub app_name: Option<String>,
-    /// The request's `$db`; currentOp shows the namespace `<db>.$cmd`.
-    pub db: String,
+    /// The connection; its id, address and application name are read only when
+    /// currentOp asks, so registering an operation copies none of them.
+    pub client: Arc<Client>,
     /// The request itself (handlers borrow it from here), possibly without the generic
-    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all.
+    /// arguments the wire layer leaves out; [`OpInfo::full_command`] has them all. Its
+    /// `$db` is the namespace currentOp shows (`<db>.$cmd`).
     pub command: Document,
     /// The raw request body when `command` leaves arguments out.
     pub raw_body: Option<Vec<u8>>,
     /// Fields currentOp shows as "xxx".
     pub redacted_fields: &'static [&'static str],
     pub started: Instant,
-    pub started_wall: bson::DateTime,
     /// killOp's request to stop, and the token an async handler waits on; created only
     /// when one is needed, as most commands finish without either.
     cancel: Mutex<Cancel>,
@@ -38,10 +37,19 @@ struct Cancel {
     token: Option<CancellationToken>,
 }
 
+/// Shards of the registry: each connection's operations go to one, so that requests on
+/// different threads do not take (and bounce between cores) one lock twice each.
+const SHARDS: usize = 16;
+
+/// One shard, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard(Mutex<BTreeMap<u32, Arc<OpInfo>>>);
+
 #[derive(Debug, Default)]
 pub struct OpRegistry {
     next: AtomicU32,
-    ops: Mutex<BTreeMap<u32, Arc<OpInfo>>>,
+    shards: [Shard; SHARDS],
 }
 
 /// Removes its operation from the registry when dropped.
@@ -52,15 +60,21 @@ pub struct OpGuard<'a> {
 
 impl Drop for OpGuard<'_> {
     fn drop(&mut self) {
-        self.registry.ops.lock().remove(&self.info.opid);
+        self.registry
+            .shard(&self.info.client)
+            .lock()
+            .remove(&self.info.opid);
     }
 }
 
 impl OpRegistry {
+    fn shard(&self, client: &Client) -> &Mutex<BTreeMap<u32, Arc<OpInfo>>> {
+        &self.shards[client.id as usize % SHARDS].0
+    }
+
     pub fn register(
         &self,
-        client: &crate::client::Client,
-        db: String,
+        client: &Arc<Client>,
         command: Document,
         raw_body: Option<Vec<u8>>,
         redacted_fields: &'static [&'static str],
@@ -68,18 +82,14 @@ impl OpRegistry {
         let opid = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(OpInfo {
             opid,
-            conn_id: client.id,
-            client: client.remote,
-            app_name: client.app_name(),
-            db,
+            client: client.clone(),
             command,
             raw_body,
             redacted_fields,
             started: Instant::now(),
-            started_wall: bson::DateTime::now(),
             cancel: Mutex::new(Cancel::default()),
         });
-        self.ops.lock().insert(opid, info.clone());
+        self.shard(client).lock().insert(opid, info.clone());
         OpGuard {
             registry: self,
             info,
@@ -88,7 +98,11 @@ impl OpRegistry {
 
     /// Asks an operation to stop; true if it was running.
     pub fn kill(&self, opid: u32) -> bool {
-        match self.ops.lock().get(&opid) {
+        let op = self
+            .shards
+            .iter()
+            .find_map(|shard| shard.0.lock().get(&opid).cloned());
+        match op {
             Some(op) => {
                 op.request_cancel();
                 true
@@ -99,36 +113,46 @@ impl OpRegistry {
 
     /// Interrupts every operation (shutdown after its grace period); returns how many.
     pub fn kill_all(&self) -> usize {
-        let ops = self.ops.lock();
-        for op in ops.values() {
-            op.request_cancel();
+        let mut count = 0;
+        for shard in &self.shards {
+            let ops = shard.0.lock();
+            for op in ops.values() {
+                op.request_cancel();
+            }
+            count += ops.len();
         }
-        ops.len()
+        count
     }
 
     /// currentOp's `inprog` entries, in opid order.
     pub fn in_progress(&self) -> Vec<Document> {
-        let ops: Vec<Arc<OpInfo>> = self.ops.lock().values().cloned().collect();
+        let mut ops: Vec<Arc<OpInfo>> = Vec::new();
+        for shard in &self.shards {
+            ops.extend(shard.0.lock().values().cloned());
+        }
+        ops.sort_by_key(|op| op.opid);
         ops.iter()
             .map(|op| {
                 let elapsed = op.started.elapsed();
+                let conn_id = op.client.id;
+                let db = op.command.get_str("$db").unwrap_or_default();
                 let mut entry = doc! {
                     "type": "op",
                     "active": true,
                     "opid": op.opid as i32,
-                    "connectionId": op.conn_id as i64,
-                    "client": op.client.to_string(),
-                    "desc": format!("conn{}", op.conn_id),
+                    "connectionId": conn_id as i64,
+                    "client": op.client.remote.to_string(),
+                    "desc": format!("conn{conn_id}"),
                     "op": "command",
-                    "ns": format!("{}.$cmd", op.db),
+                    "ns": format!("{db}.$cmd"),
                     "command": redacted(&op.full_command(), op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,
                     "killPending": op.cancel_requested(),
                 };
-                if let Some(app) = &op.app_name {
-                    entry.insert("appName", app.clone());
+                if let Some(app) = op.client.app_name() {
+                    entry.insert("appName", app);
                 }
                 // As in mongod, the comment shows inside `command`, not beside it.
                 entry
@@ -182,15 +206,14 @@ pub fn redacted(command: &Document, fields: &[&str]) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Client;
 
     #[test]
     fn kill_reaches_a_token_made_before_or_after_it() {
         let registry = OpRegistry::default();
         let addr = "127.0.0.1:1".parse().unwrap();
-        let client = Client::new(1, addr, addr);
-        let early = registry.register(&client, "admin".into(), Document::new(), None, &[]);
-        let late = registry.register(&client, "admin".into(), Document::new(), None, &[]);
+        let client = Arc::new(Client::new(1, addr, addr));
+        let early = registry.register(&client, Document::new(), None, &[]);
+        let late = registry.register(&client, Document::new(), None, &[]);
         let token = early.info.cancellation();
         assert!(!token.is_cancelled() && !early.info.cancel_requested());
         assert!(registry.kill(early.info.opid) && registry.kill(late.info.opid));
@@ -199,5 +222,37 @@ mod tests {
         let opid = late.info.opid;
         drop(late);
         assert!(!registry.kill(opid));
+    }
+
+    #[test]
+    fn operations_of_every_connection_are_listed_in_opid_order_and_can_be_killed() {
+        let registry = OpRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let clients: Vec<Arc<Client>> = (1..=3)
+            .map(|id| Arc::new(Client::new(id, addr, addr)))
+            .collect();
+        let command = || bson::doc! {"ping": 1, "$db": "admin"};
+        let guards: Vec<_> = [2, 0, 1, 2]
+            .iter()
+            .map(|&i| registry.register(&clients[i], command(), None, &[]))
+            .collect();
+        let listed: Vec<i32> = registry
+            .in_progress()
+            .iter()
+            .map(|op| op.get_i32("opid").unwrap())
+            .collect();
+        assert_eq!(listed, [1, 2, 3, 4]);
+        let conns: Vec<i64> = registry
+            .in_progress()
+            .iter()
+            .map(|op| op.get_i64("connectionId").unwrap())
+            .collect();
+        assert_eq!(conns, [3, 1, 2, 3]);
+        assert!(registry.kill(guards[1].info.opid));
+        assert!(guards[1].info.cancel_requested());
+        assert_eq!(registry.kill_all(), 4);
+        drop(guards);
+        assert!(registry.in_progress().is_empty());
+        assert!(!registry.kill(1));
     }
 }

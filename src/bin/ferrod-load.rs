@@ -1,6 +1,7 @@
 //! ferrod-load: the load and measurement tool behind the performance figures of docs/performance.md.
 //!
 //! - `ping`: N connections, closed-loop OP_MSG ping for T seconds; ops/s, p50, p99.
+//! - `hello`: the same with a monitor's `hello`, which always takes the general path.
 //!   Against a running server (`--addr`), a minimal in-process OP_MSG server that answers
 //!   a fixed `{ok: 1.0}` (`--baseline`), or both in one run (`--compare`, which starts
 //!   a ferrod itself and prints the ratio).
@@ -40,6 +41,9 @@ struct Cli {
 enum Mode {
     /// Closed-loop OP_MSG ping throughput and latency.
     Ping(PingArgs),
+    /// The same with a monitor's `hello` (`{hello: 1, helloOk: true, $db}`), which no
+    /// fast lane answers: the general path, handler and all.
+    Hello(PingArgs),
     /// Resident memory per idle connection.
     Idle(IdleArgs),
     /// Time from process start to the first answered hello.
@@ -133,7 +137,8 @@ fn main() {
     );
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.mode {
-        Mode::Ping(args) => runtime.block_on(ping_mode(args)),
+        Mode::Ping(args) => runtime.block_on(ping_mode(args, Workload::Ping)),
+        Mode::Hello(args) => runtime.block_on(ping_mode(args, Workload::Hello)),
         Mode::Idle(args) => runtime.block_on(idle_mode(args)),
         Mode::Startup(args) => startup_mode(args),
         Mode::Stall(args) => runtime.block_on(stall_mode(args)),
@@ -176,6 +181,39 @@ fn driver_ping() -> Document {
             },
         },
         "$db": "admin",
+    }
+}
+
+/// A monitor's hello (the polling form; the handshake's first one adds client metadata,
+/// which may be sent only once per connection).
+fn monitor_hello() -> Document {
+    doc! {"hello": 1, "helloOk": true, "$db": "admin"}
+}
+
+/// What the closed-loop modes send.
+#[derive(Clone, Copy)]
+enum Workload {
+    Ping,
+    Hello,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Ping => "ping",
+            Workload::Hello => "hello",
+        }
+    }
+
+    fn request(self, comment: bool) -> Document {
+        let mut request = match self {
+            Workload::Ping => driver_ping(),
+            Workload::Hello => monitor_hello(),
+        };
+        if comment {
+            request.insert("comment", "ferrod-load");
+        }
+        request
     }
 }
 
@@ -249,6 +287,7 @@ const WARM_UP: Duration = Duration::from_secs(1);
 async fn ping_load(
     addr: SocketAddr,
     args: &PingArgs,
+    workload: Workload,
     server_cpu: &dyn Fn() -> Result<f64>,
 ) -> Result<LoadResult> {
     let (connections, seconds) = (args.connections, args.seconds);
@@ -263,11 +302,7 @@ async fn ping_load(
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + WARM_UP;
     let end = measure_from + Duration::from_secs(seconds);
-    let mut ping = driver_ping();
-    if args.comment {
-        ping.insert("comment", "ferrod-load");
-    }
-    let request = op_msg(0, 0, &ping);
+    let request = op_msg(0, 0, &workload.request(args.comment));
     let mut tasks = tokio::task::JoinSet::new();
     for mut stream in streams {
         let mut request = request.clone();
@@ -443,9 +478,11 @@ impl Series {
     }
 }
 
-async fn ping_mode(args: PingArgs) -> Result<()> {
+async fn ping_mode(args: PingArgs, workload: Workload) -> Result<()> {
     println!(
-        "ping: {} connections, closed loop, {} s measured after {} s warm-up, {} runs",
+        "{}{}: {} connections, closed loop, {} s measured after {} s warm-up, {} runs",
+        workload.name(),
+        if args.comment { " with a comment" } else { "" },
         args.connections,
         args.seconds,
         WARM_UP.as_secs(),
@@ -459,7 +496,9 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
             runs: Vec::new(),
         };
         for _ in 0..args.reps {
-            series.runs.push(ping_load(addr, &args, &no_cpu).await?);
+            series
+                .runs
+                .push(ping_load(addr, &args, workload, &no_cpu).await?);
         }
         series.print();
         return Ok(());
@@ -473,7 +512,7 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     if !args.compare {
         for _ in 0..args.reps {
             base.runs
-                .push(ping_load(baseline.addr, &args, &baseline_cpu).await?);
+                .push(ping_load(baseline.addr, &args, workload, &baseline_cpu).await?);
         }
         base.print();
         return Ok(());
@@ -488,9 +527,9 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
     // Alternate the two servers so that a burst of outside load hits both alike.
     for _ in 0..args.reps {
         base.runs
-            .push(ping_load(baseline.addr, &args, &baseline_cpu).await?);
+            .push(ping_load(baseline.addr, &args, workload, &baseline_cpu).await?);
         ours.runs
-            .push(ping_load(ferrod.addr, &args, &ferrod_cpu).await?);
+            .push(ping_load(ferrod.addr, &args, workload, &ferrod_cpu).await?);
     }
     base.print();
     ours.print();
@@ -501,13 +540,23 @@ async fn ping_mode(args: PingArgs) -> Result<()> {
         .zip(&base.runs)
         .map(|(o, b)| format!("{:.2}", o.ops_per_sec / b.ops_per_sec))
         .collect();
+    // A bare ping may take the fast lane; a hello or a ping with a comment measures the
+    // general path, whose goals are stricter (issue 11).
+    let general = args.comment || matches!(workload, Workload::Hello);
+    let (throughput_goal, cpu_goal) = if general {
+        ("goal >= 0.90", "; goal <= 1.30")
+    } else {
+        ("goal >= 0.80", "")
+    };
     println!(
-        "ratio ferrod/baseline throughput: {ratio:.2} (per run: {}; goal >= 0.80 at 64 connections)",
+        "ratio ferrod/baseline throughput: {ratio:.2} (per run: {}; {throughput_goal} at 64 connections)",
         per_run.join(", ")
     );
     println!(
-        "ratio baseline/ferrod server CPU per request: {:.2} (the throughput ratio the CPU cost alone predicts on a saturated machine)",
-        base.medians().3 / ours.medians().3
+        "ratio ferrod/baseline server CPU per request: {:.2} (ferrod {:.1} us, baseline {:.1} us{cpu_goal})",
+        ours.medians().3 / base.medians().3,
+        ours.medians().3,
+        base.medians().3
     );
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! hello / isMaster / ismaster: the handshake every driver starts with.
 
-use super::{Command, Handler, Invocation};
+use super::{Command, Handler, Invocation, ReplyBody};
 use crate::error::{Code, CommandError, CommandResult};
 use crate::repl::{election_id, HelloView, MemberState};
 use crate::wire::{Compressor, MAX_BSON_SIZE, MAX_MESSAGE_SIZE};
-use bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document, RawArrayBuf, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,9 +16,18 @@ pub const HELLO: Command = Command {
     ..Command::new(
         "hello",
         "Check if this server is primary for a replica set\n{ hello : 1 }",
-        Handler::Async(hello_async),
+        Handler::SyncOrAsync(hello_now, hello_async),
     )
 };
+
+/// A hello that does not ask to wait (the handshake's, a polling monitor's) is answered
+/// at once; the others take [`hello_async`], which also refuses what they get wrong.
+fn hello_now(inv: &Invocation, cmd: &Document) -> Option<CommandResult<ReplyBody>> {
+    let waits = inv.exhaust_allowed
+        || cmd.contains_key("topologyVersion")
+        || cmd.contains_key("maxAwaitTimeMS");
+    (!waits).then(|| hello(inv, cmd).map(ReplyBody::Encoded))
+}
 
 /// With `topologyVersion` + `maxAwaitTimeMS`, the reply waits until the topology changes
 /// (the counter moves) or the time passes; a standalone's never changes, so it waits the
@@ -59,26 +68,28 @@ fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
                 }
             }
         }
-        hello(&inv, &cmd)
+        hello(&inv, &cmd)?
+            .to_document()
+            .map_err(|e| CommandError::new(Code::BadValue, e.to_string()))
     })
 }
 
 /// The request an exhaust stream runs next after `reply` (mongod's next invocation): the
 /// same hello, waiting on the `topologyVersion` just sent. None ends the stream: an error
 /// reply, or a request that did not ask to wait.
-pub fn exhaust_next(request: &Document, reply: &Document) -> Option<Document> {
+pub fn exhaust_next(request: &Document, reply: &RawDocument) -> Option<Document> {
     let is_hello = request
         .keys()
         .next()
         .is_some_and(|name| HELLO.name == name || HELLO.aliases.contains(&name.as_str()));
-    let ok = matches!(reply.get("ok"), Some(Bson::Double(d)) if *d == 1.0)
-        || matches!(reply.get("ok"), Some(Bson::Int32(1)));
+    let ok = matches!(reply.get("ok"), Ok(Some(RawBsonRef::Double(d))) if d == 1.0)
+        || matches!(reply.get("ok"), Ok(Some(RawBsonRef::Int32(1))));
     let tv = reply.get_document("topologyVersion").ok()?;
     if !is_hello || !ok || !request.contains_key("maxAwaitTimeMS") {
         return None;
     }
     let mut next = request.clone();
-    next.insert("topologyVersion", tv.clone());
+    next.insert("topologyVersion", Document::try_from(tv).ok()?);
     Some(next)
 }
 
@@ -143,7 +154,10 @@ pub const MIN_WIRE_VERSION: i32 = 0;
 /// MongoDB 7.0.
 pub const MAX_WIRE_VERSION: i32 = 21;
 
-fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
+/// The reply, written as BSON as it is made: a hello is the most frequent command of
+/// all (every monitor polls it), and a `Document` of its dozen fields would cost an
+/// allocation per key.
+fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
     let client = &inv.client;
     let metadata = match cmd.get("client") {
         None => None,
@@ -171,35 +185,40 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
 
     // The legacy names answer with `ismaster`; hello with `isWritablePrimary`.
     let legacy = cmd.keys().next().is_some_and(|k| k != "hello");
-    let mut reply = Document::new();
+    let mut reply = RawDocumentBuf::from_bytes(with_room(REPLY_ROOM)).expect("an empty document");
     if cmd.get_bool("helloOk").unwrap_or(false) {
-        reply.insert("helloOk", true);
+        reply.append("helloOk", true);
     }
     if let Some(repl) = &inv.server.repl {
-        reply.extend(repl_fields(&repl.hello_view(&inv.server), legacy));
+        for (key, value) in repl_fields(&repl.hello_view(&inv.server), legacy) {
+            append_bson(&mut reply, &key, value)?;
+        }
     } else {
-        reply.insert(
-            if legacy {
-                "ismaster"
-            } else {
-                "isWritablePrimary"
-            },
-            true,
-        );
-        reply.insert("topologyVersion", inv.server.topology_version());
+        let primary = if legacy {
+            "ismaster"
+        } else {
+            "isWritablePrimary"
+        };
+        reply.append(primary, true);
+        // A standalone's topologyVersion (`ServerState::topology_version`): its counter
+        // never moves.
+        let mut topology_version = RawDocumentBuf::new();
+        topology_version.append("processId", crate::state::process_id());
+        topology_version.append("counter", 0_i64);
+        reply.append("topologyVersion", topology_version);
     }
-    reply.insert("maxBsonObjectSize", MAX_BSON_SIZE as i32);
-    reply.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
-    reply.insert("maxWriteBatchSize", MAX_WRITE_BATCH_SIZE);
-    reply.insert("localTime", bson::DateTime::now());
-    reply.insert(
+    reply.append("maxBsonObjectSize", MAX_BSON_SIZE as i32);
+    reply.append("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
+    reply.append("maxWriteBatchSize", MAX_WRITE_BATCH_SIZE);
+    reply.append("localTime", bson::DateTime::now());
+    reply.append(
         "logicalSessionTimeoutMinutes",
         LOGICAL_SESSION_TIMEOUT_MINUTES,
     );
-    reply.insert("connectionId", client.id as i32);
-    reply.insert("minWireVersion", MIN_WIRE_VERSION);
-    reply.insert("maxWireVersion", MAX_WIRE_VERSION);
-    reply.insert("readOnly", false);
+    reply.append("connectionId", client.id as i32);
+    reply.append("minWireVersion", MIN_WIRE_VERSION);
+    reply.append("maxWireVersion", MAX_WIRE_VERSION);
+    reply.append("readOnly", false);
 
     if let Some(requested) = cmd.get("compression") {
         let Bson::Array(names) = requested else {
@@ -219,15 +238,14 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
                 .collect();
             *client.compressors.lock() = agreed;
         }
-        let agreed: Vec<Bson> = client
-            .compressors
-            .lock()
-            .iter()
-            .map(|c| Bson::String(c.name().into()))
-            .collect();
+        let agreed = client.compressors.lock().clone();
         // mongod leaves the field out when nothing was agreed.
         if !agreed.is_empty() {
-            reply.insert("compression", agreed);
+            let mut names = RawArrayBuf::new();
+            for c in agreed {
+                names.push(c.name());
+            }
+            reply.append("compression", names);
         }
     }
     if let Some(requested) = cmd.get("saslSupportedMechs") {
@@ -239,18 +257,42 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult {
             ));
         };
         if let Some(mechs) = super::sasl::supported_mechanisms(&inv.server, db_user) {
-            reply.insert("saslSupportedMechs", mechs);
+            append_bson(&mut reply, "saslSupportedMechs", Bson::Array(mechs))?;
         }
     }
     if let Some(Bson::Document(request)) = cmd.get("speculativeAuthenticate") {
         if let Some(answer) = super::sasl::speculative(&inv.server, client, request) {
-            reply.insert("speculativeAuthenticate", answer);
+            append_bson(
+                &mut reply,
+                "speculativeAuthenticate",
+                Bson::Document(answer),
+            )?;
         }
     }
     if let (true, Some(meta)) = (first, metadata) {
         log_metadata(inv, meta);
     }
     Ok(reply)
+}
+
+/// Room for a hello reply with the dispatcher's `ok` and cluster time (about 400 bytes
+/// on a replica set member), so that writing it allocates once.
+const REPLY_ROOM: usize = 512;
+
+/// An empty BSON document in a buffer with room for `capacity` bytes.
+fn with_room(capacity: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(capacity);
+    bytes.extend_from_slice(&5i32.to_le_bytes());
+    bytes.push(0);
+    bytes
+}
+
+/// Appends a field made as a `Bson` value (the replica set's fields, SASL answers).
+fn append_bson(reply: &mut RawDocumentBuf, key: &str, value: Bson) -> CommandResult<()> {
+    let value =
+        RawBson::try_from(value).map_err(|e| CommandError::new(Code::BadValue, e.to_string()))?;
+    reply.append(key, value);
+    Ok(())
 }
 
 /// mongod's "client metadata" line (51800), once per connection.

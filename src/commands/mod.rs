@@ -64,6 +64,7 @@ use crate::state::{ServerState, Stats};
 use bson::{Bson, Document, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
 pub use metrics::CommandCounters;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -94,6 +95,13 @@ pub enum Handler {
     /// Writes its reply as BSON bytes: for replies so large (connPoolStats with many
     /// hosts) that building and freeing a `Document` tree would dominate the command.
     SyncEncoded(fn(&Invocation, &Document) -> CommandResult<RawDocumentBuf>),
+    /// Answers at once when it can (`Some`), else runs its async part: for a command
+    /// that waits only in some forms (an awaitable hello), so that its other forms cost
+    /// what a `Sync` handler costs (no boxed future, no copy of the request).
+    SyncOrAsync(
+        fn(&Invocation, &Document) -> Option<CommandResult<ReplyBody>>,
+        fn(Invocation, Document) -> BoxFuture,
+    ),
     /// Answers `{ok: 1}` and reads nothing (ping). A request for it that carries no
     /// argument the dispatcher acts on is answered by the connection's fast lane without
     /// coming here; see `server::fast_lane`.
@@ -385,8 +393,16 @@ pub async fn dispatch_request(
     raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
 ) -> Reply {
-    let name = body.keys().next().cloned().unwrap_or_default();
-    let command = lookup(&name).filter(|c| is_available(server, c));
+    // The table's own spelling of the name (no copy per request); an unknown one is
+    // copied for its error message.
+    let first = body.keys().next().map_or("", String::as_str);
+    let (name, command) = match BY_NAME.get_key_value(first) {
+        Some((name, c)) => (
+            Cow::Borrowed(*name),
+            Some(*c).filter(|c| is_available(server, c)),
+        ),
+        None => (Cow::Owned(first.to_owned()), None),
+    };
     let compress = command.is_none_or(|c| c.compress_reply);
     let result = run(
         server,
@@ -405,14 +421,7 @@ pub async fn dispatch_request(
         Err(e) => e.code == Code::Location50985,
     };
     let body = match result {
-        Ok(ReplyBody::Document(mut reply)) => {
-            if !reply.contains_key("ok") {
-                reply.insert("ok", 1.0);
-            }
-            crate::repl::stamp_state_change_error(server, &mut reply);
-            server.clock.stamp_reply(&mut reply);
-            ReplyBody::Document(reply)
-        }
+        Ok(ReplyBody::Document(reply)) => ReplyBody::Encoded(encode_reply(server, reply)),
         Ok(ReplyBody::Encoded(mut reply)) => {
             if !matches!(reply.get("ok"), Ok(Some(_))) {
                 reply.append("ok", 1.0);
@@ -420,18 +429,35 @@ pub async fn dispatch_request(
             server.clock.stamp_encoded_reply(&mut reply);
             ReplyBody::Encoded(reply)
         }
-        Err(err) => {
-            let mut reply = err.to_document();
-            crate::repl::stamp_state_change_error(server, &mut reply);
-            server.clock.stamp_reply(&mut reply);
-            ReplyBody::Document(reply)
-        }
+        Err(err) => ReplyBody::Encoded(encode_reply(server, err.to_document())),
     };
     Reply {
         body,
         compress,
         hang_up,
     }
+}
+
+/// A handler's reply as sent: its fields, then `ok` unless it has one, the
+/// `topologyVersion` of a state-change error, `$clusterTime` and `operationTime`. Written
+/// as BSON at once, so the cluster time is never built as a `Document` of its own.
+fn encode_reply(server: &ServerState, mut reply: Document) -> RawDocumentBuf {
+    if server.repl.is_some() {
+        // A state-change error's topologyVersion comes after `ok`.
+        if !reply.contains_key("ok") {
+            reply.insert("ok", 1.0);
+        }
+        crate::repl::stamp_state_change_error(server, &mut reply);
+    }
+    let mut bytes = Vec::with_capacity(256);
+    crate::wire::raw::write_document(&reply, &mut bytes);
+    bytes.pop(); // the terminating NUL, written again by finish_document
+    if !reply.contains_key("ok") {
+        crate::wire::raw::write_element(b"ok", &Bson::Double(1.0), &mut bytes).expect("a double");
+    }
+    server.clock.write_reply_times(&mut bytes);
+    crate::wire::raw::finish_document(0, &mut bytes);
+    RawDocumentBuf::from_bytes(bytes).expect("a document just written")
 }
 
 async fn run(
@@ -473,7 +499,7 @@ async fn run(
 
     let guard = server
         .ops
-        .register(client, db.clone(), body, raw_body, command.redacted_fields);
+        .register(client, body, raw_body, command.redacted_fields);
     // The registry keeps the command for currentOp; the handler borrows it from there.
     let body = &guard.info.command;
     let invocation = Invocation {
@@ -492,11 +518,16 @@ async fn run(
         Box::pin(bounded(server, &invocation, time_limit, fut)).await?;
         fail_labels = fail_point::fail(&invocation, command.name, &data)?.error_labels;
     }
+    let ready = match command.handler {
+        Handler::SyncOrAsync(now, _) => now(&invocation, body),
+        _ => None,
+    };
     let result = match command.handler {
         Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
         Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
         Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
-        Handler::Async(f) => {
+        Handler::SyncOrAsync(_, _) if ready.is_some() => ready.expect("checked above"),
+        Handler::Async(f) | Handler::SyncOrAsync(_, f) => {
             let fut = f(invocation.clone(), body.clone());
             Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await

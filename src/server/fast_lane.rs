@@ -73,15 +73,12 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     if server.config.slowms == 0 || !commands::may_bypass_dispatcher(server) {
         return false;
     }
-    // The walks below recurse: anything nested past maxBSONDepth takes the general path,
-    // which refuses it.
     let body_bytes = &frame[BODY_AT..];
-    if depth::check_raw(body_bytes, depth::max_bson_depth()) != depth::RawDepth::Within {
-        return false;
-    }
     let Ok(body) = RawDocument::from_bytes(body_bytes) else {
         return false;
     };
+    // The command first: most requests are for another command, and they leave here
+    // without a walk of their body.
     let mut elements = body.iter();
     let Some(Ok((name, value))) = elements.next() else {
         return false;
@@ -89,6 +86,11 @@ fn takes_fast_lane(server: &ServerState, frame: &[u8]) -> bool {
     match commands::lookup(name) {
         Some(command) if is_instant(server, command) => {}
         _ => return false,
+    }
+    // The walks below recurse: anything nested past maxBSONDepth takes the general path,
+    // which refuses it.
+    if depth::check_raw(body_bytes, depth::max_bson_depth()) != depth::RawDepth::Within {
+        return false;
     }
     if check_value(value).is_none() {
         return false;
