@@ -22,6 +22,16 @@ const SET: &str = "rs0";
 const MONGOD_HEARTBEAT: i32 = 2000;
 const MONGOD_ELECTION: i32 = 10000;
 
+/// The two tests that replicate entries of several megabytes run one at a time. openraft
+/// 0.9 gives an AppendEntries exactly one heartbeat interval (2 s here, as mongod's
+/// default) and then sends it again from the start; with both tests' nine debug-build
+/// members sharing two cores, a 13 MB append can miss that window on every try.
+static BIG_ENTRIES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn big_entries_one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    BIG_ENTRIES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A member on a fixed port and data directory, which can be killed and started again.
 struct Node {
     port: u16,
@@ -203,6 +213,7 @@ fn assert_no_panic(nodes: &mut [Node]) {
 
 #[test]
 fn a_13_mb_create_user_replicates_to_every_member_and_later_writes_go_on() {
+    let _one_at_a_time = big_entries_one_at_a_time();
     let (mut nodes, p) = three_members(MONGOD_HEARTBEAT, MONGOD_ELECTION);
     let reply = create_big_user(&nodes[p], "big", 13_000_000);
     assert!(ok(&reply), "{reply}");
@@ -240,6 +251,7 @@ fn a_13_mb_create_user_replicates_to_every_member_and_later_writes_go_on() {
 
 #[test]
 fn a_member_down_across_several_5_mb_entries_catches_up_and_stepdown_picks_a_caught_up_member() {
+    let _one_at_a_time = big_entries_one_at_a_time();
     let (mut nodes, p) = three_members(MONGOD_HEARTBEAT, MONGOD_ELECTION);
     let down = (p + 1) % 3;
     let other = (p + 2) % 3;
