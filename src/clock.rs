@@ -131,12 +131,8 @@ impl LogicalClock {
         let cluster_time = wire::raw::open_document(b"$clusterTime", out);
         wire::raw::write_element(b"clusterTime", &Bson::Timestamp(now), out).expect(plain);
         let signature = wire::raw::open_document(b"signature", out);
-        let hash = Bson::Binary(Binary {
-            subtype: BinarySubtype::Generic,
-            bytes: hash.to_vec(),
-        });
-        wire::raw::write_element(b"hash", &hash, out).expect(plain);
-        wire::raw::write_element(b"keyId", &Bson::Int64(key_id), out).expect(plain);
+        wire::raw::write_generic_binary(b"hash", &hash, out);
+        wire::raw::write_int64(b"keyId", key_id, out);
         wire::raw::finish_document(signature, out);
         wire::raw::finish_document(cluster_time, out);
         wire::raw::write_element(b"operationTime", &Bson::Timestamp(now), out).expect(plain);

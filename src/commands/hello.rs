@@ -3,9 +3,11 @@
 use super::{Command, Handler, Invocation, ReplyBody};
 use crate::error::{Code, CommandError, CommandResult};
 use crate::repl::{election_id, HelloView, MemberState};
+use crate::wire::raw;
 use crate::wire::{Compressor, MAX_BSON_SIZE, MAX_MESSAGE_SIZE};
 use bson::{doc, Bson, Document, RawArrayBuf, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 pub const HELLO: Command = Command {
@@ -193,32 +195,34 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
         for (key, value) in repl_fields(&repl.hello_view(&inv.server), legacy) {
             append_bson(&mut reply, &key, value)?;
         }
-    } else {
-        let primary = if legacy {
-            "ismaster"
-        } else {
-            "isWritablePrimary"
-        };
-        reply.append(primary, true);
-        // A standalone's topologyVersion (`ServerState::topology_version`): its counter
-        // never moves.
-        let mut topology_version = RawDocumentBuf::new();
-        topology_version.append("processId", crate::state::process_id());
-        topology_version.append("counter", 0_i64);
-        reply.append("topologyVersion", topology_version);
     }
-    reply.append("maxBsonObjectSize", MAX_BSON_SIZE as i32);
-    reply.append("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
-    reply.append("maxWriteBatchSize", MAX_WRITE_BATCH_SIZE);
-    reply.append("localTime", bson::DateTime::now());
-    reply.append(
-        "logicalSessionTimeoutMinutes",
+    // The fields every hello has are written as bytes; a standalone's leading ones never
+    // change (its topologyVersion's counter never moves), so they are written once.
+    let mut bytes = reply.into_bytes();
+    bytes.pop(); // the terminating NUL, written again by finish_document
+    if inv.server.repl.is_some() {
+        bytes.extend_from_slice(&LIMITS);
+    } else {
+        bytes.extend_from_slice(&STANDALONE_LEADING[usize::from(legacy)]);
+    }
+    let plain = "plain elements with plain keys";
+    raw::write_element(
+        b"localTime",
+        &Bson::DateTime(bson::DateTime::now()),
+        &mut bytes,
+    )
+    .expect(plain);
+    raw::write_int32(
+        b"logicalSessionTimeoutMinutes",
         LOGICAL_SESSION_TIMEOUT_MINUTES,
+        &mut bytes,
     );
-    reply.append("connectionId", client.id as i32);
-    reply.append("minWireVersion", MIN_WIRE_VERSION);
-    reply.append("maxWireVersion", MAX_WIRE_VERSION);
-    reply.append("readOnly", false);
+    raw::write_int32(b"connectionId", client.id as i32, &mut bytes);
+    raw::write_int32(b"minWireVersion", MIN_WIRE_VERSION, &mut bytes);
+    raw::write_int32(b"maxWireVersion", MAX_WIRE_VERSION, &mut bytes);
+    raw::write_element(b"readOnly", &Bson::Boolean(false), &mut bytes).expect(plain);
+    raw::finish_document(0, &mut bytes);
+    let mut reply = RawDocumentBuf::from_bytes(bytes).expect("a document just written");
 
     if let Some(requested) = cmd.get("compression") {
         let Bson::Array(names) = requested else {
@@ -274,6 +278,37 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
     }
     Ok(reply)
 }
+
+/// maxBsonObjectSize, maxMessageSizeBytes and maxWriteBatchSize, as BSON elements.
+static LIMITS: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    raw::write_int32(b"maxBsonObjectSize", MAX_BSON_SIZE as i32, &mut out);
+    raw::write_int32(b"maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32, &mut out);
+    raw::write_int32(b"maxWriteBatchSize", MAX_WRITE_BATCH_SIZE, &mut out);
+    out
+});
+
+/// A standalone's hello fields up to the limits, as BSON elements: `isWritablePrimary`
+/// (index 0) or the legacy `ismaster` (1), its `topologyVersion`, then [`LIMITS`]. Shared
+/// by every hello; what they hold never changes while the process runs.
+static STANDALONE_LEADING: LazyLock<[Vec<u8>; 2]> = LazyLock::new(|| {
+    ["isWritablePrimary", "ismaster"].map(|primary| {
+        let mut out = Vec::new();
+        raw::write_element(primary.as_bytes(), &Bson::Boolean(true), &mut out)
+            .expect("a plain element");
+        let topology_version = raw::open_document(b"topologyVersion", &mut out);
+        raw::write_element(
+            b"processId",
+            &Bson::ObjectId(crate::state::process_id()),
+            &mut out,
+        )
+        .expect("a plain element");
+        raw::write_int64(b"counter", 0, &mut out);
+        raw::finish_document(topology_version, &mut out);
+        out.extend_from_slice(&LIMITS);
+        out
+    })
+});
 
 /// Room for a hello reply with the dispatcher's `ok` and cluster time (about 400 bytes
 /// on a replica set member), so that writing it allocates once.

@@ -29,6 +29,16 @@ pub fn write_int64(key: &[u8], n: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&n.to_le_bytes());
 }
 
+/// Writes a generic (subtype 0) binary element from borrowed bytes (no `Binary` copy).
+pub fn write_generic_binary(key: &[u8], bytes: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(!key.contains(&0), "BSON keys hold no NUL");
+    out.push(bson::spec::ElementType::Binary as u8);
+    write_cstring_bytes(key, out);
+    out.extend_from_slice(&(bytes.len() as i32).to_le_bytes());
+    out.push(bson::spec::BinarySubtype::Generic.into());
+    out.extend_from_slice(bytes);
+}
+
 /// Starts a subdocument element named `key`; returns where its length goes, for
 /// [`finish_document`]. As [`open_document`], for a key that is a `str`.
 pub fn open_subdocument(key: &str, out: &mut Vec<u8>) -> usize {
