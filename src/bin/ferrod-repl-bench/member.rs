@@ -243,13 +243,15 @@ impl Member {
         self.child.is_some()
     }
 
-    /// Log lines (JSON) whose text contains `needle`, case-insensitively.
-    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
-        let needle = needle.to_lowercase();
+    /// The member's log lines with this log id (its `--logFormat json` lines).
+    pub fn log_lines_with_id(&self, id: i64) -> Vec<String> {
         std::fs::read_to_string(self.log_path())
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.to_lowercase().contains(&needle))
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .is_ok_and(|v| v.get("id").and_then(serde_json::Value::as_i64) == Some(id))
+            })
             .map(str::to_string)
             .collect()
     }
