@@ -65,6 +65,21 @@ fn join_mode_runs() {
     );
 }
 
+/// With a snapshot every 100 entries the primary has purged the log a new member needs,
+/// so it catches up by a snapshot, which the tool must find in the new member's log.
+#[test]
+fn join_mode_sees_a_snapshot_install() {
+    let args = [
+        "--entries",
+        "400",
+        "--connections",
+        "2",
+        "--set-parameter",
+        "replLogEntriesPerSnapshot=100",
+    ];
+    bench("join", &args, "  by snapshot: yes (");
+}
+
 #[test]
 fn kill9_mode_runs() {
     bench(

@@ -60,10 +60,16 @@ pub struct Common {
     /// The ferrod binary (default: the one next to this tool).
     #[arg(long)]
     ferrod: Option<PathBuf>,
+    /// A server parameter for every member, as NAME=VALUE (repeatable), e.g.
+    /// replLogEntriesPerSnapshot=1000.
+    #[arg(long = "set-parameter", value_name = "NAME=VALUE")]
+    set_parameter: Vec<String>,
 }
 
 impl Common {
+    /// The ferrod binary; also records the `--set-parameter`s that every member gets.
     pub fn binary(&self) -> Result<PathBuf> {
+        member::set_parameters(&self.set_parameter)?;
         let path = match &self.ferrod {
             Some(p) => p.clone(),
             None => std::env::current_exe()

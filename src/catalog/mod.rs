@@ -153,6 +153,11 @@ pub trait Catalog: Send + Sync {
     ) -> Result<Option<String>, CatalogError>;
     /// Applies the batch atomically and durably: when this returns Ok, it survives a crash.
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError>;
+    /// Applies the batch atomically without waiting for the disk: it survives a crash only
+    /// once a later [`Catalog::apply`] has returned Ok (which makes it durable too).
+    fn apply_unsynced(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
+        self.apply(writes)
+    }
     /// Every document of each of `collections`, in id order, all read in one read
     /// transaction (a consistent view: a Raft snapshot).
     fn read_consistent(

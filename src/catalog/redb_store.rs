@@ -4,7 +4,9 @@
 
 use super::{Catalog, CatalogError, Collection, DbPathLock, Write};
 use bson::Document;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use std::path::Path;
 
 pub const CATALOG_FILE: &str = "catalog.redb";
@@ -132,7 +134,11 @@ impl Catalog for RedbCatalog {
 
     fn apply(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
         // The commit waits for fsync: not on an async worker.
-        crate::blocking::in_place(|| self.commit(writes))
+        crate::blocking::in_place(|| self.commit(writes, Durability::Immediate))
+    }
+
+    fn apply_unsynced(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
+        crate::blocking::in_place(|| self.commit(writes, Durability::None))
     }
 
     fn read_consistent(
@@ -159,8 +165,9 @@ impl Catalog for RedbCatalog {
 }
 
 impl RedbCatalog {
-    fn commit(&self, writes: Vec<Write>) -> Result<(), CatalogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    fn commit(&self, writes: Vec<Write>, durability: Durability) -> Result<(), CatalogError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(durability).map_err(storage)?;
         for write in writes {
             match write {
                 Write::Insert {

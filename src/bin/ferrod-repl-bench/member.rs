@@ -6,6 +6,7 @@ use bson::{doc, Bson, Document};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const SET: &str = "rs0";
@@ -17,6 +18,17 @@ const SERVER_ARGS: &[&str] = &[
     "--setParameter",
     "scramSHA256IterationCount=5000",
 ];
+
+/// `--setParameter`s given on the tool's command line, for every member it starts.
+static EXTRA_PARAMETERS: OnceLock<Vec<String>> = OnceLock::new();
+
+pub fn set_parameters(params: &[String]) -> Result<()> {
+    if let Some(bad) = params.iter().find(|p| !p.contains('=')) {
+        return Err(format!("--set-parameter {bad}: expected NAME=VALUE"));
+    }
+    let _ = EXTRA_PARAMETERS.set(params.to_vec());
+    Ok(())
+}
 
 /// A directory removed on drop: `db/` is the member's dbpath, `ferrod.log` its log.
 pub struct TempDir(PathBuf);
@@ -109,6 +121,13 @@ impl Member {
             .arg("--dbpath")
             .arg(self.dbpath())
             .args(SERVER_ARGS)
+            .args(
+                EXTRA_PARAMETERS
+                    .get()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| ["--setParameter", p.as_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -243,15 +262,12 @@ impl Member {
         self.child.is_some()
     }
 
-    /// Log lines (JSON) whose text contains `needle`, case-insensitively.
-    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
-        let needle = needle.to_lowercase();
-        std::fs::read_to_string(self.log_path())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.to_lowercase().contains(&needle))
-            .map(str::to_string)
-            .collect()
+    /// The member's log lines with this log id (its `--logFormat json` lines).
+    pub fn log_lines_with_id(&self, id: i64) -> Vec<String> {
+        lines_with_id(
+            &std::fs::read_to_string(self.log_path()).unwrap_or_default(),
+            id,
+        )
     }
 
     fn log_tail(&self) -> String {
@@ -261,6 +277,17 @@ impl Member {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// The lines of a `--logFormat json` log whose `id` is `id`.
+fn lines_with_id(log: &str, id: i64) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v.get("id").and_then(serde_json::Value::as_i64) == Some(id))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 impl Drop for Member {
@@ -329,5 +356,28 @@ impl Set {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines_with_id;
+
+    /// A member that built a snapshot of its own (7000061) or whose message merely mentions
+    /// one did not install one: only the install's id counts.
+    #[test]
+    fn only_lines_with_the_id_count() {
+        let log = concat!(
+            r#"{"t":{},"s":"I","c":"REPL","id":7000061,"msg":"Built a snapshot of the replicated catalog"}"#,
+            "\n",
+            r#"{"t":{},"s":"I","c":"REPL","id":21,"msg":"snapshot","attr":{"id":7000062}}"#,
+            "\n",
+            "not json, id 7000062\n",
+            r#"{"t":{},"s":"I","c":"REPL","id":7000062,"msg":"Installed a snapshot of the replicated catalog"}"#,
+            "\n",
+        );
+        let found = lines_with_id(log, 7_000_062);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("Installed"));
     }
 }

@@ -20,6 +20,9 @@ pub struct Opts {
     limit_secs: u64,
 }
 
+/// ferrod's log id for "Installed a snapshot of the replicated catalog".
+const SNAPSHOT_INSTALLED: i64 = 7_000_062;
+
 struct Joined {
     millis: f64,
     /// Until replSetReconfig was acknowledged, and how many times it answered 262 first.
@@ -93,7 +96,7 @@ fn join(set: &mut Set, binary: &std::path::Path, limit: Duration) -> Result<Join
         std::thread::sleep(Duration::from_millis(5));
     }
     let millis = started.elapsed().as_secs_f64() * 1e3;
-    let snapshot_lines = new.log_lines_with("snapshot");
+    let snapshot_lines = new.log_lines_with_id(SNAPSHOT_INSTALLED);
     set.members.push(new);
     Ok(Joined {
         millis,
@@ -132,10 +135,12 @@ pub fn run(o: Opts) -> Result<()> {
     );
     match measured.snapshot_lines.first() {
         Some(line) => println!(
-            "  by snapshot: yes ({} log lines of the new member mention a snapshot; first: {line})",
+            "  by snapshot: yes ({} snapshot installs in the new member's log (id {SNAPSHOT_INSTALLED}); first: {line})",
             measured.snapshot_lines.len()
         ),
-        None => println!("  by snapshot: no (no log line of the new member mentions a snapshot)"),
+        None => println!(
+            "  by snapshot: no (no line with id {SNAPSHOT_INSTALLED}, a snapshot install, in the new member's log)"
+        ),
     }
     println!(
         "join goal (caught up by snapshot in < 5 s): {}",
