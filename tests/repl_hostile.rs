@@ -29,7 +29,9 @@ const MONGOD_ELECTION: i32 = 10000;
 static BIG_ENTRIES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn big_entries_one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    BIG_ENTRIES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    BIG_ENTRIES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A member on a fixed port and data directory, which can be killed and started again.
