@@ -178,9 +178,8 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
             .unwrap_err();
         assert!(driver_error_is_auth_failure(&err), "{err}");
     }
-    // The log lines arrive through a reader thread: give them a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    // The log lines arrive through a reader thread.
+    common::wait_until(Duration::from_secs(5), "both mechanisms' log lines", || {
         let mechs: Vec<String> = server
             .auth_success_lines("u1")
             .iter()
@@ -189,11 +188,11 @@ async fn rust_driver_logs_in_with_explicit_sha1_and_sha256() {
         let both = mechs.contains(&"SCRAM-SHA-1".to_owned())
             && mechs.contains(&"SCRAM-SHA-256".to_owned());
         if both {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{mechs:?}"))
         }
-        assert!(Instant::now() < deadline, "{mechs:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
 }
 
 #[tokio::test]

@@ -378,29 +378,29 @@ fn pymongo_carries_on_after_the_primary_is_killed_and_it_rejoins_caught_up() {
     let old = members.remove(i);
     let dbpath = old.into_dbpath();
     let back = Ferrod::start_on_port(dbpath, port, &["--replSet", SET]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let hello = back.command(doc! {"hello": 1, "$db": "admin"});
-        let users = back.command(doc! {"usersInfo": 1, "$db": "admin"});
-        let names: Vec<&str> = users
-            .get_array("users")
-            .map(|a| {
-                a.iter()
-                    .filter_map(|u| u.as_document()?.get_str("user").ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if hello.get_bool("secondary") == Ok(true)
-            && acknowledged.iter().all(|u| names.contains(&u.as_str()))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the old primary did not rejoin caught up: {hello} {users}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_until(
+        Duration::from_secs(30),
+        "the old primary to rejoin caught up",
+        || {
+            let hello = back.command(doc! {"hello": 1, "$db": "admin"});
+            let users = back.command(doc! {"usersInfo": 1, "$db": "admin"});
+            let names: Vec<&str> = users
+                .get_array("users")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_document()?.get_str("user").ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if hello.get_bool("secondary") == Ok(true)
+                && acknowledged.iter().all(|u| names.contains(&u.as_str()))
+            {
+                Ok(())
+            } else {
+                Err(format!("{hello} {users}"))
+            }
+        },
+    );
 }
 
 // ---- issue 11: fail points -----------------------------------------------------------

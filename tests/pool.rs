@@ -135,18 +135,14 @@ fn wait_stats(
     what: &str,
     f: impl Fn(Option<HostCounts>) -> bool,
 ) -> Option<HostCounts> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    common::wait_until(Duration::from_secs(10), what, || {
         let s = stats(server, host);
         if f(s) {
-            return s;
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 /// Runs `f` on its own thread (a second client of ferrod) and hands back its result.

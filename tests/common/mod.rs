@@ -290,12 +290,26 @@ pub fn ping_doc() -> Document {
 
 /// Polls `probe` every 50 ms until it returns Some, for at most `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    wait_until(timeout, what, || probe().ok_or_else(String::new))
+}
+
+/// Polls `probe` every 50 ms until it returns Ok, for at most `timeout`; on timeout the
+/// failure names `what` and the last state `probe` reported.
+pub fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let last = match probe() {
+            Ok(v) => return v,
+            Err(last) => last,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {last}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
