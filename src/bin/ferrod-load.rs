@@ -149,6 +149,10 @@ fn main() {
     }
 }
 
+#[path = "shared/proc_stats.rs"]
+mod proc_stats;
+use proc_stats::rss_kib;
+
 type Result<T> = std::result::Result<T, String>;
 
 // ---- messages ---------------------------------------------------------------
@@ -955,17 +959,6 @@ impl Drop for SpawnedFerrod {
 }
 
 // ---- idle memory ------------------------------------------------------------
-
-/// Resident set (VmRSS) of a process, in KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS in /proc/<pid>/status".to_string())
-}
 
 /// Opens `n` connections that each complete one driver hello, and keeps them open.
 async fn open_idle(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>> {

@@ -22,6 +22,8 @@ mod load;
 mod member;
 #[path = "ferrod-repl-bench/modes/mod.rs"]
 mod modes;
+#[path = "shared/proc_stats.rs"]
+mod proc_stats;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};

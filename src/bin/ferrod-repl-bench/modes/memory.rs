@@ -3,6 +3,7 @@
 
 use crate::load::{self, verdict};
 use crate::member::Set;
+use crate::proc_stats::rss_kib;
 use crate::{client, Common, Result};
 use bson::doc;
 use clap::Args;
@@ -21,16 +22,6 @@ pub struct Opts {
     /// Seconds between replSetStepDown commands to the primary.
     #[arg(long, default_value_t = 20)]
     stepdown_secs: u64,
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS in /proc/<pid>/status".to_string())
 }
 
 /// User and system CPU seconds of a process (utime, stime of /proc/PID/stat).
