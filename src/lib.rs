@@ -9,6 +9,8 @@
 //! - [`repl`]: replica-set membership: config, Raft-backed election, heartbeats.
 //! - [`error`]: MongoDB's error codes and the command error type.
 //! - [`pool`]: outgoing connection pools to other servers (dropConnections, connPoolStats).
+//! - [`query`]: the query language on documents in memory (order, filters, updates).
+//! - [`storage`]: documents, collections and indexes on disk.
 //! - [`blocking`]: CPU- and fsync-bound work, kept off the async workers.
 //! - [`state`]: the composition root (`ServerState`); only `server` and `commands` see it.
 //! - [`client`]: one client connection as commands see it.
@@ -32,10 +34,12 @@ pub mod log_components;
 pub mod ops;
 pub mod params;
 pub mod pool;
+pub mod query;
 pub mod random;
 pub mod repl;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod version;
 pub mod wire;
 

@@ -1,0 +1,6 @@
+//! The query language on documents in memory: BSON's comparison order, dotted paths,
+//! the filter matcher, sort, projection, the update language and aggregation
+//! expressions. A leaf: it knows BSON and `error`, nothing of storage, commands or
+//! replication, so every member evaluates the same input to the same result.
+
+pub mod order;

@@ -1,0 +1,1 @@
+//! BSON's comparison order, as mongod compares values (filters, sort, index keys).
