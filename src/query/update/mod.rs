@@ -1037,13 +1037,15 @@ fn parse_push(value: &Bson) -> Result<Push> {
         match clause.as_str() {
             "$each" => match arg {
                 Bson::Array(items) => push.values = items.clone(),
-                other => return Err(err(
-                    Code::BadValue,
-                    format!(
+                other => {
+                    return Err(err(
+                        Code::BadValue,
+                        format!(
                         "The argument to $each in $push must be an array but it was of type: {}",
                         type_name(other)
                     ),
-                )),
+                    ))
+                }
             },
             "$slice" => {
                 push.slice = Some(whole_number(arg).ok_or_else(|| {
