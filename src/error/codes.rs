@@ -150,6 +150,7 @@ codes! {
     Location16410 = 16410,
     Location17276 = 17276,
     Location17419 = 17419,
+    Location17420 = 17420,
     Location51252 = 51252,
     NoSuchSession = 206,
     ClientMetadataCannotBeMutated = 186,

@@ -14,7 +14,7 @@ pub mod repr;
 mod stub;
 
 use self::arith::{BitOp, Num};
-pub(crate) use self::stub::Filter;
+pub use self::stub::Filter;
 pub use self::stub::MatchDetails;
 use super::order::{compare, values_equal};
 use crate::error::{type_name, Code, CommandError};
@@ -126,7 +126,7 @@ impl Update {
         ctx: &UpdateContext,
     ) -> Result<Updated> {
         let updated = match &self.kind {
-            Kind::Replacement(replacement) => apply_replacement(replacement, doc, ctx)?,
+            Kind::Replacement(replacement) => apply_replacement(replacement, doc)?,
             Kind::Modifiers(m) => {
                 let matched = details
                     .and_then(|d| d.array_position)
@@ -134,7 +134,7 @@ impl Update {
                 m.apply(doc, matched, ctx)?
             }
             // The pipeline's output replaces the document, `_id` kept as for a replacement.
-            Kind::Pipeline(p) => apply_replacement(&p.apply(doc, ctx)?, doc, ctx)?,
+            Kind::Pipeline(p) => apply_replacement(&p.apply(doc, ctx)?, doc)?,
         };
         if updated.modified {
             validate_result(&updated.doc, doc, ctx)?;
@@ -144,11 +144,7 @@ impl Update {
 }
 
 /// `_id` kept when the replacement omits it, and refused when it changes (66).
-fn apply_replacement(
-    replacement: &Document,
-    original: &Document,
-    ctx: &UpdateContext,
-) -> Result<Updated> {
+fn apply_replacement(replacement: &Document, original: &Document) -> Result<Updated> {
     for key in replacement.keys() {
         if key.starts_with('$') {
             return Err(dollar_prefixed(key));
@@ -160,7 +156,7 @@ fn apply_replacement(
             new.insert("_id", old.clone());
             new.extend(replacement.clone());
         }
-        (Some(old), Some(given)) if !ctx.is_insert && compare(old, given) != Ordering::Equal => {
+        (Some(old), Some(given)) if compare(old, given) != Ordering::Equal => {
             return Err(err(
                 Code::ImmutableField,
                 format!(
@@ -1206,7 +1202,8 @@ impl Modifiers {
             filters: &self.filters,
             id_repr: repr::id_of(doc),
             renamed: BTreeMap::new(),
-            id_immutable: !ctx.is_insert && doc.contains_key("_id"),
+            // An upsert's `_id` from the query is as immutable as a stored one.
+            id_immutable: doc.contains_key("_id"),
         };
         for (from, to) in &self.renames {
             if let Some(value) = rename_source(doc, from, to, &cx)? {
@@ -1869,6 +1866,49 @@ fn field_value(value: &Bson, path: &str) -> Bson {
 
 // ---------------------------------------------------------------------------------------
 // Upserts.
+
+/// The document an upsert inserts (mongod's produceDocumentForUpsert): the query's
+/// equality fields (only `_id` for a replacement), the update applied as an insert,
+/// `_id` first and generated when missing, and the checks on the result.
+pub fn upsert_document(update: &Update, filter: &Filter, ctx: &UpdateContext) -> Result<Document> {
+    let seed = if update.is_replacement() {
+        let mut seed = Document::new();
+        if let Some((_, id)) = filter.equalities().into_iter().find(|(p, _)| p == "_id") {
+            seed.insert("_id", id);
+        }
+        seed
+    } else {
+        upsert_seed(filter)?
+    };
+    let insert_ctx = UpdateContext {
+        is_insert: true,
+        ..ctx.clone()
+    };
+    let mut doc = update.apply(&seed, None, &insert_ctx)?.doc;
+    match doc.remove("_id") {
+        Some(Bson::Array(_)) => {
+            return Err(err(
+                Code::NotSingleValueField,
+                "After applying the update to the document, the field '_id' was found to be an array or array descendant.",
+            ))
+        }
+        id => {
+            let mut with_id = Document::new();
+            with_id.insert("_id", id.unwrap_or_else(|| Bson::ObjectId(bson::oid::ObjectId::new())));
+            with_id.extend(doc);
+            doc = with_id;
+        }
+    }
+    validate_result(&doc, &Document::new(), &insert_ctx)?;
+    let size = bson::to_vec(&doc).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size > MAX_USER_SIZE {
+        return Err(err(
+            Code::Location17420,
+            format!("Document to upsert is larger than {MAX_USER_SIZE}"),
+        ));
+    }
+    Ok(doc)
+}
 
 /// The document an upsert starts from: the query's equality fields (mongod's rules: `_id` and
 /// dotted paths, 54 NotSingleValueField etc.).
