@@ -240,6 +240,40 @@ fn rename_moves_values() {
         msg,
         "The source field cannot be an array element, 'a.0.b' in doc with _id: 1 has an array field called 'a'"
     );
+    let (code, msg) = code_of(
+        doc! {"_id": 1, "c": 5, "a": [{"b": 1}]},
+        bson!({"$rename": {"c": "a.0.b"}}),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        msg,
+        "The destination field cannot be an array element, 'a.0.b' in doc with _id: 1 has an array field called 'a'"
+    );
+    let (code, _) = code_of(
+        doc! {"_id": 1, "c": 1, "a": [1]},
+        bson!({"$rename": {"c": "a.b"}}),
+    );
+    assert_eq!(code, 2, "the destination is inside an array");
+    let (code, msg) = code_of(doc! {"_id": 1, "a": 1}, bson!({"$rename": {"a.b": "c"}}));
+    assert_eq!(code, 28);
+    assert_eq!(
+        msg,
+        "cannot use the part (b of a.b) to traverse the element ({a: 1})"
+    );
+    let (code, msg) = code_of(doc! {"_id": 1}, bson!({"$rename": {"_id": "x"}}));
+    assert_eq!(code, 66);
+    assert_eq!(
+        msg,
+        "Unsetting the path '_id' using $rename would modify the immutable field '_id'"
+    );
+    // An existing array at the destination may be overwritten.
+    assert_eq!(
+        updated(
+            doc! {"_id": 1, "a": 1, "b": [1]},
+            bson!({"$rename": {"a": "b"}})
+        ),
+        doc! {"_id": 1, "b": 1}
+    );
 }
 
 #[test]

@@ -1221,7 +1221,14 @@ impl Modifiers {
             unreachable!("the root stays a document")
         };
         for from in cx.renamed.keys() {
-            check_immutable(&cx, &from.split('.').map(String::from).collect::<Vec<_>>())?;
+            if cx.id_immutable && (from == "_id" || from.starts_with("_id.")) {
+                return Err(err(
+                    Code::ImmutableField,
+                    format!(
+                        "Unsetting the path '{from}' using $rename would modify the immutable field '_id'"
+                    ),
+                ));
+            }
             remove_path(&mut new, from);
             modified = true;
         }
@@ -1232,17 +1239,21 @@ impl Modifiers {
 /// The value at a `$rename` source, refusing sources and destinations inside arrays
 /// as mongod's RenameNode does.
 fn rename_source(doc: &Document, from: &str, to: &str, cx: &Cx) -> Result<Option<Bson>> {
-    let mut current = Bson::Document(doc.clone());
+    let root = Bson::Document(doc.clone());
+    let mut current = &root;
     let mut array_parent: Option<String> = None;
     let mut name = String::new();
     for part in from.split('.') {
-        let next = match &current {
-            Bson::Document(d) => d.get(part).cloned(),
+        let next = match current {
+            Bson::Document(d) => d.get(part),
             Bson::Array(items) => {
                 array_parent = Some(name.clone());
-                array_index(part).and_then(|i| items.get(i).cloned())
+                match array_index(part) {
+                    Some(i) => items.get(i),
+                    None => return Err(untraversable(part, from, &name, current)),
+                }
             }
-            _ => None,
+            _ => return Err(untraversable(part, from, &name, current)),
         };
         match next {
             Some(v) => current = v,
@@ -1250,6 +1261,7 @@ fn rename_source(doc: &Document, from: &str, to: &str, cx: &Cx) -> Result<Option
         }
         name = part.to_string();
     }
+    let current = current.clone();
     if let Some(array) = array_parent {
         return Err(err(
             Code::BadValue,
@@ -1259,11 +1271,11 @@ fn rename_source(doc: &Document, from: &str, to: &str, cx: &Cx) -> Result<Option
             ),
         ));
     }
-    let mut dest = Bson::Document(doc.clone());
+    let mut dest = &root;
     let mut dest_name = String::new();
     for part in to.split('.') {
-        let next = match &dest {
-            Bson::Document(d) => d.get(part).cloned(),
+        let next = match dest {
+            Bson::Document(d) => d.get(part),
             Bson::Array(_) => {
                 return Err(err(
                     Code::BadValue,
@@ -1295,6 +1307,17 @@ fn remove_path(doc: &mut Document, path: &str) {
             }
         }
     }
+}
+
+/// A `$rename` source through a scalar or a non-index into an array (PathNotViable).
+fn untraversable(part: &str, path: &str, name: &str, value: &Bson) -> CommandError {
+    err(
+        Code::PathNotViable,
+        format!(
+            "cannot use the part ({part} of {path}) to traverse the element ({{{}}})",
+            repr::element(name, value)
+        ),
+    )
 }
 
 /// `_id` may not change on an update (ImmutableField 66).
