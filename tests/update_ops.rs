@@ -490,6 +490,12 @@ fn pipeline_updates_set_unset_replace() {
         .apply(&doc! {"_id": 1, "a": 5}, None, &ctx(false))
         .unwrap();
     assert_eq!(out.doc, doc! {"_id": 1, "b": 5, "c": "$x"});
+    // A sub-object adds fields inside the existing one.
+    let nested = Update::parse(&bson!([{"$set": {"s": {"y": 2}}}]), None).unwrap();
+    let out = nested
+        .apply(&doc! {"_id": 1, "s": {"x": 1}}, None, &ctx(false))
+        .unwrap();
+    assert_eq!(out.doc, doc! {"_id": 1, "s": {"x": 1, "y": 2}});
     let r = Update::parse(&bson!([{"$replaceWith": "$sub"}]), None).unwrap();
     let out = r
         .apply(&doc! {"_id": 1, "sub": {"z": 1}}, None, &ctx(false))

@@ -184,7 +184,19 @@ fn parse_add_fields(name: &str, arg: &Bson) -> Result<Vec<(String, Bson)>> {
         ));
     };
     let mut out = Vec::new();
-    for (path, expr) in spec {
+    flatten_add_fields(spec, "", &mut out)?;
+    Ok(out)
+}
+
+/// `{a: {b: 1}}` in `$addFields` adds `b` inside `a` (keeping a's other fields), as
+/// `{"a.b": 1}` does; objects whose first field is an operator are expressions.
+fn flatten_add_fields(spec: &Document, prefix: &str, out: &mut Vec<(String, Bson)>) -> Result<()> {
+    for (field, expr) in spec {
+        let path = if prefix.is_empty() {
+            field.clone()
+        } else {
+            format!("{prefix}.{field}")
+        };
         if path.is_empty() || path.split('.').any(str::is_empty) {
             return Err(err(
                 Code::Location40352,
@@ -197,9 +209,16 @@ fn parse_add_fields(name: &str, arg: &Bson) -> Result<Vec<(String, Bson)>> {
                 "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
             ));
         }
-        out.push((path.clone(), expr.clone()));
+        match expr {
+            Bson::Document(sub)
+                if !sub.is_empty() && sub.keys().next().is_some_and(|k| !k.starts_with('$')) =>
+            {
+                flatten_add_fields(sub, &path, out)?
+            }
+            _ => out.push((path, expr.clone())),
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn parse_unset(arg: &Bson) -> Result<Vec<String>> {
