@@ -12,6 +12,7 @@
 //! operators), applied atomically by [`apply_in`]: the same function on a standalone
 //! (through [`Storage::commit`]) and on every member of a replica set (from the log).
 
+pub mod cursors;
 pub mod key_string;
 
 use crate::catalog::{bson_bytes, CatalogError};
