@@ -9,17 +9,14 @@
 //! with BadValue naming it.
 
 use crate::error::{bad_value, Code, CommandError, CommandResult};
-use crate::storage::key_string;
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 
-/// BSON order through the order-preserving key encoding.
-pub fn compare(a: &Bson, b: &Bson) -> Ordering {
-    key_string::encode(a).cmp(&key_string::encode(b))
-}
+pub use crate::query::order::compare;
 
 fn same_bracket(a: &Bson, b: &Bson) -> bool {
-    key_string::encode(a).first() == key_string::encode(b).first()
+    use crate::query::order::canonical_rank;
+    canonical_rank(a) == canonical_rank(b)
 }
 
 /// The values at a dotted path: each array on the way contributes its elements (and,

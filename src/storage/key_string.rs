@@ -10,28 +10,10 @@
 
 use bson::{Bson, Document};
 
-/// The canonical type bracket (mongod's `canonicalizeBSONType`), as one byte.
+/// The canonical type bracket (`query::order::canonical_rank`), as one byte above 0 (the
+/// terminator of objects and arrays).
 fn bracket(v: &Bson) -> u8 {
-    let rank: i32 = match v {
-        Bson::MinKey => -1,
-        Bson::Undefined | Bson::Null => 5,
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 10,
-        Bson::String(_) | Bson::Symbol(_) => 15,
-        Bson::Document(_) => 20,
-        Bson::Array(_) => 25,
-        Bson::Binary(_) => 30,
-        Bson::ObjectId(_) => 35,
-        Bson::Boolean(_) => 40,
-        Bson::DateTime(_) => 45,
-        Bson::Timestamp(_) => 47,
-        Bson::RegularExpression(_) => 50,
-        Bson::DbPointer(_) => 55,
-        Bson::JavaScriptCode(_) => 60,
-        Bson::JavaScriptCodeWithScope(_) => 65,
-        Bson::MaxKey => 127,
-    };
-    // Every bracket byte is above 0, the terminator of objects and arrays.
-    (rank + 2) as u8
+    (crate::query::order::canonical_rank(v) + 2) as u8
 }
 
 /// Encodes `v` (ascending).
@@ -211,6 +193,46 @@ fn magnitude_bytes(negative: bool, lead: i32, rest: u64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use bson::{doc, oid::ObjectId};
+    use proptest::prelude::*;
+
+    /// Random BSON values of the kinds `_id`s and index keys hold (decimal128 aside:
+    /// keys place it by its nearest double).
+    fn value() -> impl Strategy<Value = Bson> {
+        let leaf = prop_oneof![
+            Just(Bson::Null),
+            Just(Bson::MinKey),
+            Just(Bson::MaxKey),
+            any::<i32>().prop_map(Bson::Int32),
+            any::<i64>().prop_map(Bson::Int64),
+            any::<f64>().prop_map(Bson::Double),
+            (-3i32..3).prop_map(|n| Bson::Double(n as f64 / 2.0)),
+            "[a-c\\x00]{0,3}".prop_map(Bson::String),
+            any::<bool>().prop_map(Bson::Boolean),
+            any::<[u8; 12]>().prop_map(|b| Bson::ObjectId(ObjectId::from_bytes(b))),
+            any::<i64>().prop_map(|t| Bson::DateTime(bson::DateTime::from_millis(t))),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(time, increment)| Bson::Timestamp(bson::Timestamp { time, increment })),
+            (0u8..3, proptest::collection::vec(any::<u8>(), 0..3)).prop_map(|(st, bytes)| {
+                Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::from(st), bytes })
+            }),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Bson::Array),
+                proptest::collection::vec(("[ab]{1,2}", inner), 0..3)
+                    .prop_map(|fields| Bson::Document(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn byte_order_is_bson_order(a in value(), b in value()) {
+            let expected = crate::query::order::compare(&a, &b);
+            prop_assert_eq!(encode(&a).cmp(&encode(&b)), expected, "{:?} vs {:?}", a, b);
+            prop_assert_eq!(encode_descending(&a).cmp(&encode_descending(&b)), expected.reverse());
+        }
+    }
 
     fn sorted_by_encoding(values: &[Bson]) -> Vec<Bson> {
         let mut v = values.to_vec();
