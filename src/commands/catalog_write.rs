@@ -195,9 +195,9 @@ pub(super) async fn replicate(
     };
     let concern_error = match waited {
         Err(refusal) => return Ok(Replicated::Refused(refusal)),
-        Ok(Some(e)) => Some(
-            doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message},
-        ),
+        Ok(Some(e)) => {
+            Some(doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message})
+        }
         Ok(None) if !satisfiable => Some(unsatisfiable(&concern)),
         Ok(None) => None,
     };

@@ -117,9 +117,7 @@ impl Filter {
                             "$in" => Cond::In(list()?),
                             "$nin" => Cond::Nin(list()?),
                             "$exists" => Cond::Exists(truthy(arg)),
-                            other => {
-                                return Err(bad_value(format!("unknown operator: {other}")))
-                            }
+                            other => return Err(bad_value(format!("unknown operator: {other}"))),
                         };
                         self.conds.push((key.clone(), cond));
                     }
@@ -151,7 +149,9 @@ impl Filter {
     /// The `_id` this filter pins down, if it is `{_id: <scalar>}` (a point lookup).
     pub fn id_equality(&self) -> Option<Bson> {
         match self.conds.as_slice() {
-            [(p, Cond::Eq(v))] if p == "_id" && !matches!(v, Bson::Array(_) | Bson::Document(_)) => {
+            [(p, Cond::Eq(v))]
+                if p == "_id" && !matches!(v, Bson::Array(_) | Bson::Document(_)) =>
+            {
                 Some(v.clone())
             }
             _ => None,
@@ -346,9 +346,13 @@ impl Update {
             };
             for (field, value) in fields {
                 if field.contains('.') {
-                    return Err(bad_value(format!("dotted update paths are not supported yet: {field}")));
+                    return Err(bad_value(format!(
+                        "dotted update paths are not supported yet: {field}"
+                    )));
                 }
-                if op == "$inc" && !matches!(value, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) {
+                if op == "$inc"
+                    && !matches!(value, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
+                {
                     return Err(CommandError::new(
                         Code::TypeMismatch,
                         format!("Cannot increment with non-numeric argument: {{{field}: {value}}}"),
@@ -392,7 +396,9 @@ impl Update {
                 let mut out = doc.clone();
                 for (op, field, value) in ops {
                     let same_id = op == "$set"
-                        && id.as_ref().is_some_and(|i| compare(i, value) == Ordering::Equal);
+                        && id
+                            .as_ref()
+                            .is_some_and(|i| compare(i, value) == Ordering::Equal);
                     if field == "_id" && !same_id {
                         return Err(CommandError::new(
                             Code::ImmutableField,

@@ -105,6 +105,7 @@ codes! {
     Location34345 = 34345,
     Location34346 = 34346,
     Location34347 = 34347,
+    Location51024 = 51024,
     Location51153 = 51153,
     Location51154 = 51154,
     Location5739101 = 5739101,

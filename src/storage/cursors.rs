@@ -20,7 +20,12 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn new(ns: String, docs: VecDeque<Document>, no_timeout: bool, owner: Option<String>) -> Cursor {
+    pub fn new(
+        ns: String,
+        docs: VecDeque<Document>,
+        no_timeout: bool,
+        owner: Option<String>,
+    ) -> Cursor {
         Cursor {
             ns,
             docs,

@@ -213,7 +213,10 @@ mod tests {
             (any::<u32>(), any::<u32>())
                 .prop_map(|(time, increment)| Bson::Timestamp(bson::Timestamp { time, increment })),
             (0u8..3, proptest::collection::vec(any::<u8>(), 0..3)).prop_map(|(st, bytes)| {
-                Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::from(st), bytes })
+                Bson::Binary(bson::Binary {
+                    subtype: bson::spec::BinarySubtype::from(st),
+                    bytes,
+                })
             }),
         ];
         leaf.prop_recursive(3, 12, 3, |inner| {
