@@ -56,13 +56,15 @@ fn get_more(inv: &Invocation, cmd: &Document) -> CommandResult {
     let id = cursor_id(cmd.get("getMore").expect("the command's first field"))?;
     let coll = match cmd.get("collection") {
         Some(Bson::String(s)) => s.clone(),
-        Some(other) => return Err(CommandError::new(
-            Code::TypeMismatch,
-            format!(
+        Some(other) => {
+            return Err(CommandError::new(
+                Code::TypeMismatch,
+                format!(
                 "BSON field 'getMore.collection' is the wrong type '{}', expected type 'string'",
                 type_name(other)
             ),
-        )),
+            ))
+        }
         None => return Err(crate::error::missing_field("getMore.collection")),
     };
     let batch_size = d::count_arg(cmd, "getMore", "batchSize")?.filter(|n| *n > 0);
@@ -102,13 +104,15 @@ fn kill_cursors(inv: &Invocation, cmd: &Document) -> CommandResult {
     let (_, ns) = d::namespace(inv, cmd)?;
     let ids = match cmd.get("cursors") {
         Some(Bson::Array(a)) => a.clone(),
-        Some(other) => return Err(CommandError::new(
-            Code::TypeMismatch,
-            format!(
+        Some(other) => {
+            return Err(CommandError::new(
+                Code::TypeMismatch,
+                format!(
                 "BSON field 'killCursors.cursors' is the wrong type '{}', expected type 'array'",
                 type_name(other)
             ),
-        )),
+            ))
+        }
         None => return Err(crate::error::missing_field("killCursors.cursors")),
     };
     let (mut killed, mut not_found) = (Vec::new(), Vec::new());
