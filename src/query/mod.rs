@@ -7,3 +7,4 @@ pub mod expr;
 pub mod matcher;
 pub mod order;
 pub mod path;
+pub mod sort;

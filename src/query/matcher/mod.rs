@@ -185,8 +185,28 @@ impl Filter {
         })
     }
 
+    /// Whether the document matches; a `$expr` that fails to evaluate matches nothing
+    /// (use `try_matches` to fail the operation instead, as mongod does).
     pub fn matches(&self, doc: &Document) -> bool {
         self.root.matches(doc, &self.let_vars, &mut None)
+    }
+
+    /// As `matches`, with the error of a `$expr` that fails to evaluate.
+    pub fn try_matches(&self, doc: &Document) -> Result<bool, CommandError> {
+        self.root.try_matches(doc, &self.let_vars, &mut None)
+    }
+
+    /// Whether the filter has a `$expr` (the only part whose evaluation can fail).
+    pub fn has_expr(&self) -> bool {
+        fn walk(n: &Node) -> bool {
+            match n {
+                Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().any(walk),
+                Node::Not(inner) => walk(inner),
+                Node::Expr(_) => true,
+                _ => false,
+            }
+        }
+        walk(&self.root)
     }
 
     /// `Some` when the document matches, with the array offset for the positional `$`.
@@ -238,6 +258,11 @@ fn collect_equalities(n: &Node, out: &mut Vec<(String, Bson)>) {
 // ---------------------------------------------------------------- parsing
 
 fn parse_top(filter: &Document, depth: usize) -> Result<Node, CommandError> {
+    parse_doc(filter, depth, true)
+}
+
+/// `top_level` is false inside `$elemMatch`, whose documents are array elements.
+fn parse_doc(filter: &Document, depth: usize, top_level: bool) -> Result<Node, CommandError> {
     if depth > MAX_DEPTH {
         return Err(bad(format!(
             "exceeded maximum query tree depth of {MAX_DEPTH}"
@@ -248,7 +273,7 @@ fn parse_top(filter: &Document, depth: usize) -> Result<Node, CommandError> {
         if let Some(op) = key.strip_prefix('$') {
             match op {
                 "and" | "or" | "nor" => {
-                    let list = parse_logical_list(key, value, depth)?;
+                    let list = parse_logical_list(key, value, depth, top_level)?;
                     children.push(match op {
                         "and" => Node::And(list),
                         "or" => Node::Or(list),
@@ -256,6 +281,9 @@ fn parse_top(filter: &Document, depth: usize) -> Result<Node, CommandError> {
                     });
                 }
                 "comment" => {}
+                "expr" if !top_level => {
+                    return Err(bad("$expr can only be applied to the top-level document"))
+                }
                 "expr" => children.push(Node::Expr(Box::new(Expr::parse(value)?))),
                 "jsonSchema" => {
                     let Bson::Document(schema) = value else {
@@ -299,7 +327,12 @@ fn parse_top(filter: &Document, depth: usize) -> Result<Node, CommandError> {
     Ok(Node::And(children))
 }
 
-fn parse_logical_list(key: &str, value: &Bson, depth: usize) -> Result<Vec<Node>, CommandError> {
+fn parse_logical_list(
+    key: &str,
+    value: &Bson,
+    depth: usize,
+    top_level: bool,
+) -> Result<Vec<Node>, CommandError> {
     let Bson::Array(items) = value else {
         return Err(bad(format!("{key} must be an array")));
     };
@@ -309,7 +342,7 @@ fn parse_logical_list(key: &str, value: &Bson, depth: usize) -> Result<Vec<Node>
     items
         .iter()
         .map(|item| match item {
-            Bson::Document(d) => parse_top(d, depth + 1),
+            Bson::Document(d) => parse_doc(d, depth + 1, top_level),
             _ => Err(bad("$or/$and/$nor entries need to be full objects")),
         })
         .collect()
@@ -821,7 +854,11 @@ fn parse_elem_match(v: &Bson, depth: usize) -> Result<Leaf, CommandError> {
         if d.contains_key("$where") {
             return Err(bad("$elemMatch cannot contain $where expression"));
         }
-        Ok(Leaf::ElemMatchObject(Box::new(parse_top(d, depth + 1)?)))
+        Ok(Leaf::ElemMatchObject(Box::new(parse_doc(
+            d,
+            depth + 1,
+            false,
+        )?)))
     }
 }
 
@@ -853,22 +890,49 @@ fn parse_not(v: &Bson, depth: usize) -> Result<Vec<Leaf>, CommandError> {
 type Details<'a> = Option<&'a mut Option<usize>>;
 
 impl Node {
+    /// Inside `$elemMatch` (where `$expr` is refused at parse time) nothing can fail.
     fn matches(&self, doc: &Document, vars: &Document, details: &mut Details) -> bool {
-        match self {
-            Node::And(children) => children.iter().all(|c| c.matches(doc, vars, details)),
-            Node::Or(children) => children.iter().any(|c| c.matches(doc, vars, &mut None)),
-            Node::Nor(children) => !children.iter().any(|c| c.matches(doc, vars, &mut None)),
-            Node::Not(inner) => !inner.matches(doc, vars, &mut None),
+        self.try_matches(doc, vars, details).unwrap_or(false)
+    }
+
+    /// Only `$expr` can fail (an expression error fails the query, as in mongod).
+    fn try_matches(
+        &self,
+        doc: &Document,
+        vars: &Document,
+        details: &mut Details,
+    ) -> Result<bool, CommandError> {
+        Ok(match self {
+            Node::And(children) => {
+                for c in children {
+                    if !c.try_matches(doc, vars, details)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Or(children) => {
+                for c in children {
+                    if c.try_matches(doc, vars, &mut None)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Node::Nor(children) => {
+                for c in children {
+                    if c.try_matches(doc, vars, &mut None)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Not(inner) => !inner.try_matches(doc, vars, &mut None)?,
             Node::Always(b) => *b,
             Node::Path { path, op } => op.matches_path(path, doc, vars, details),
-            Node::Expr(e) => match e.evaluate(doc, vars) {
-                Ok(v) => truthy(&v),
-                // mongod fails the query; a filter cannot fail here, so an erroring
-                // expression matches nothing (callers that need the error evaluate first).
-                Err(_) => false,
-            },
+            Node::Expr(e) => truthy(&e.evaluate(doc, vars)?),
             Node::Schema(s) => s.matches(doc),
-        }
+        })
     }
 }
 
