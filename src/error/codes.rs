@@ -189,7 +189,6 @@ codes! {
     IDLUnknownField = 40415,
     AlreadyInitialized = 23,
     KeyNotFound = 211,
-    Location31254 = 31254,
     Location31368 = 31368,
     Location51756 = 51756,
     Location31002 = 31002,
