@@ -4,3 +4,4 @@
 //! replication, so every member evaluates the same input to the same result.
 
 pub mod order;
+pub mod pipeline;
