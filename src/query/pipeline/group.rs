@@ -265,7 +265,7 @@ fn accumulate(state: &mut State, value: Option<Bson>) -> usize {
     match state {
         State::Sum(total) => {
             if let Some(v) = value.as_ref().filter(|v| as_f64(v).is_some()) {
-                *total = super::lang::add_numbers(total, v).unwrap_or(Bson::Null);
+                *total = add_numbers(total, v).unwrap_or(Bson::Null);
             }
             0
         }
@@ -339,4 +339,27 @@ fn finish(state: State) -> Bson {
         State::Last(v) => v,
         State::List(items) | State::Set(_, items) => Bson::Array(items),
     }
+}
+
+/// Adds two numbers with mongod's widening: int, then long, then double (decimal128 is
+/// not summed yet: it is skipped as a non-number).
+pub(crate) fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
+    let int = |v: &Bson| match v {
+        Bson::Int32(n) => Some(*n as i64),
+        Bson::Int64(n) => Some(*n),
+        _ => None,
+    };
+    Some(match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
+            Some(s) => Bson::Int32(s),
+            None => Bson::Int64(*x as i64 + *y as i64),
+        },
+        _ => match (int(a), int(b)) {
+            (Some(x), Some(y)) => match x.checked_add(y) {
+                Some(s) => Bson::Int64(s),
+                None => Bson::Double(x as f64 + y as f64),
+            },
+            _ => Bson::Double(as_f64(a)? + as_f64(b)?),
+        },
+    })
 }

@@ -5,6 +5,7 @@
 //! expression operators); `pipeline::lang` switches to the real modules by changing its
 //! `use` lines, nothing else in the pipeline names these types.
 
+use super::group::add_numbers;
 use crate::error::{Code, CommandError};
 use crate::query::order::{canonical_rank, compare, is_number, values_equal};
 use bson::{Bson, Document};
@@ -373,9 +374,18 @@ impl Expr {
         }
     }
 
-    /// The value, `Bson::Undefined` standing for a missing one.
+    /// The value; a missing one is null.
     pub fn evaluate(&self, root: &Document, vars: &Document) -> Result<Bson, CommandError> {
-        Ok(self.eval(root, vars)?.unwrap_or(Bson::Undefined))
+        Ok(self.eval(root, vars)?.unwrap_or(Bson::Null))
+    }
+
+    /// As `evaluate`, with `None` for a missing result.
+    pub fn evaluate_opt(
+        &self,
+        root: &Document,
+        vars: &Document,
+    ) -> Result<Option<Bson>, CommandError> {
+        self.eval(root, vars)
     }
 
     fn eval(&self, root: &Document, vars: &Document) -> Result<Option<Bson>, CommandError> {
@@ -451,36 +461,6 @@ fn as_f64(v: &Bson) -> Option<f64> {
         Bson::Double(f) => Some(*f),
         _ => None,
     }
-}
-
-/// Adds two numbers with mongod's widening: int, then long, then double.
-pub fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
-    Some(match (a, b) {
-        (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
-            Some(s) => Bson::Int32(s),
-            None => Bson::Int64(*x as i64 + *y as i64),
-        },
-        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
-            let (x, y) = (as_f64(a)? as i128, as_f64(b)? as i128);
-            let (x, y) = (
-                if let Bson::Int64(n) = a {
-                    *n as i128
-                } else {
-                    x
-                },
-                if let Bson::Int64(n) = b {
-                    *n as i128
-                } else {
-                    y
-                },
-            );
-            match i64::try_from(x + y) {
-                Ok(s) => Bson::Int64(s),
-                Err(_) => Bson::Double((x + y) as f64),
-            }
-        }
-        _ => Bson::Double(as_f64(a)? + as_f64(b)?),
-    })
 }
 
 fn arith(op: &str, vals: &[Bson]) -> Result<Option<Bson>, CommandError> {

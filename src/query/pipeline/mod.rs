@@ -13,7 +13,7 @@ mod project;
 
 /// The parts of the query language the pipeline uses, in one place.
 pub(crate) mod lang {
-    pub use super::interim::{add_numbers, Expr, Filter, SortSpec};
+    pub use super::interim::{Expr, Filter, SortSpec};
 }
 
 use crate::error::{type_name, whole_number, Code, CommandError, CommandResult};
@@ -103,10 +103,7 @@ pub struct Ctx<'a> {
 
 /// Evaluates an expression; `None` is a missing value.
 pub(crate) fn eval(e: &Expr, doc: &Document, ctx: &Ctx) -> CommandResult<Option<Bson>> {
-    Ok(match e.evaluate(doc, &ctx.vars)? {
-        Bson::Undefined => None,
-        v => Some(v),
-    })
+    e.evaluate_opt(doc, &ctx.vars)
 }
 
 /// An estimate of a value's memory, for the blocking stages' limit.
