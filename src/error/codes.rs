@@ -194,6 +194,7 @@ codes! {
     Location51272 = 51272,
     Location5447000 = 5447000,
     Location5858203 = 5858203,
+    Location51024 = 51024,
 }
 
 #[cfg(test)]
