@@ -5,3 +5,5 @@
 
 pub mod order;
 pub mod pipeline;
+pub mod projection;
+pub mod update;

@@ -216,6 +216,7 @@ fn apply_entries(
         next.last_applied = Some(entry.log_id);
         let mut hint = 0;
         let mut writes = Vec::new();
+        let mut documents = Vec::new();
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Normal(e) => {
@@ -230,6 +231,7 @@ fn apply_entries(
                         writes = batch;
                     }
                     ReplOp::Noop => {}
+                    ReplOp::Documents(batch) => documents = batch,
                 }
             }
             EntryPayload::Membership(m) => {
@@ -240,7 +242,14 @@ fn apply_entries(
         next.wall_millis = bson::DateTime::now().timestamp_millis();
         // The entry's writes and the record of having applied it, in one transaction.
         writes.push(applied_write(&next));
-        let error = match commit(writes) {
+        let applied = if documents.is_empty() {
+            commit(writes)
+        } else {
+            catalog.apply_with(writes, i == last, &mut |txn| {
+                crate::storage::apply_in(txn, &documents)
+            })
+        };
+        let error = match applied {
             Ok(()) => None,
             Err(e @ CatalogError::Storage(_)) => return Err(e),
             // A refused batch changed nothing; only the record is written.
