@@ -71,6 +71,8 @@ pub const REPL_LOG_ENTRIES_PER_SNAPSHOT: &str = "replLogEntriesPerSnapshot";
 pub const MAX_BSON_DEPTH: &str = "maxBSONDepth";
 /// The size past which a logged attribute is truncated, in KB.
 pub const MAX_LOG_SIZE_KB: &str = "maxLogSizeKB";
+/// How long a cursor may stay idle before it is closed (mongod's default: 10 minutes).
+pub const CURSOR_TIMEOUT_MILLIS: &str = "cursorTimeoutMillis";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -138,6 +140,7 @@ pub static PARAMETERS: &[ParamSpec] = &[
         runtime: false
     ),
     int_param!(MAX_LOG_SIZE_KB, 10, 0, I32_MAX, runtime: true),
+    int_param!(CURSOR_TIMEOUT_MILLIS, 600_000, 0, I32_MAX, runtime: true),
 ];
 
 fn spec(name: &str) -> Option<&'static ParamSpec> {

@@ -109,6 +109,10 @@ pub struct ServerState {
     pub port: OnceLock<u16>,
     /// The store under `--dbpath`, opened by [`crate::startup`].
     pub catalog: OnceLock<Arc<dyn Catalog>>,
+    /// The document store, in the catalog's database; see [`ServerState::storage`].
+    pub storage: OnceLock<Arc<crate::storage::Storage>>,
+    /// Open cursors of find, aggregate and listCollections.
+    pub cursors: crate::storage::cursors::CursorRegistry,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
     pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
     /// Replica-set membership, when started with `--replSet`.
@@ -170,6 +174,8 @@ impl ServerState {
             host_name: host_name(),
             port: OnceLock::new(),
             catalog: OnceLock::new(),
+            storage: OnceLock::new(),
+            cursors: Default::default(),
             cluster_key: OnceLock::new(),
             repl,
             failpoints: Default::default(),
@@ -211,6 +217,20 @@ impl ServerState {
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         self.catalog
             .get_or_init(|| Arc::new(RedbCatalog::in_memory()))
+    }
+
+    /// The document store, in the catalog's redb database (see `storage`).
+    pub fn storage(&self) -> &Arc<crate::storage::Storage> {
+        self.storage.get_or_init(|| {
+            let db = self.catalog().database().unwrap_or_else(|| {
+                Arc::new(
+                    redb::Database::builder()
+                        .create_with_backend(redb::backends::InMemoryBackend::new())
+                        .expect("in-memory redb"),
+                )
+            });
+            Arc::new(crate::storage::Storage::new(db))
+        })
     }
 
     pub fn port(&self) -> u16 {

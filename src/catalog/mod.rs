@@ -164,6 +164,35 @@ pub trait Catalog: Send + Sync {
         &self,
         collections: &[Collection],
     ) -> Result<Vec<Vec<Document>>, CatalogError>;
+    /// [`Catalog::read_consistent`], and `also` reading in the same read transaction
+    /// (the documents of a Raft snapshot).
+    fn read_consistent_with(
+        &self,
+        collections: &[Collection],
+        also: &mut dyn FnMut(&redb::ReadTransaction) -> Result<(), CatalogError>,
+    ) -> Result<Vec<Vec<Document>>, CatalogError> {
+        let _ = also;
+        self.read_consistent(collections)
+    }
+    /// The redb database the catalog lives in. The document store keeps its tables in
+    /// it, so that a replicated apply writes documents and the applied record in one
+    /// transaction.
+    fn database(&self) -> Option<std::sync::Arc<redb::Database>> {
+        None
+    }
+    /// Applies `writes` and what `also` writes in one transaction (`durable`: waits for
+    /// fsync, as [`Catalog::apply`]; else as [`Catalog::apply_unsynced`]).
+    fn apply_with(
+        &self,
+        writes: Vec<Write>,
+        durable: bool,
+        also: &mut dyn FnMut(&redb::WriteTransaction) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let _ = (writes, durable, also);
+        Err(CatalogError::Storage(
+            "this catalog cannot hold documents".into(),
+        ))
+    }
 }
 
 /// Serde for a document as base64 of its BSON bytes.
@@ -182,7 +211,7 @@ pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Document, crate::wire::Parse
     Ok(doc)
 }
 
-mod bson_bytes {
+pub mod bson_bytes {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
     use bson::Document;

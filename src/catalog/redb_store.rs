@@ -20,7 +20,8 @@ fn storage(e: impl std::fmt::Display) -> CatalogError {
 }
 
 pub struct RedbCatalog {
-    db: Database,
+    /// Shared with the document store (see [`Catalog::database`]).
+    db: std::sync::Arc<Database>,
     /// Held for the life of the catalog; `None` for the in-memory store.
     _lock: Option<DbPathLock>,
 }
@@ -33,7 +34,7 @@ impl RedbCatalog {
         let db = Database::create(&file)
             .map_err(|e| format!("cannot open the catalog {}: {e}", file.display()))?;
         Ok(RedbCatalog {
-            db,
+            db: std::sync::Arc::new(db),
             _lock: Some(lock),
         })
     }
@@ -43,7 +44,10 @@ impl RedbCatalog {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("in-memory redb");
-        RedbCatalog { db, _lock: None }
+        RedbCatalog {
+            db: std::sync::Arc::new(db),
+            _lock: None,
+        }
     }
 
     /// Runs `read` on a collection's table; a table never written to reads as empty
@@ -141,11 +145,38 @@ impl Catalog for RedbCatalog {
         crate::blocking::in_place(|| self.commit(writes, Durability::None))
     }
 
+    fn database(&self) -> Option<std::sync::Arc<Database>> {
+        Some(self.db.clone())
+    }
+
+    fn apply_with(
+        &self,
+        writes: Vec<Write>,
+        durable: bool,
+        also: &mut dyn FnMut(&redb::WriteTransaction) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        crate::blocking::in_place(|| self.commit_with(writes, durability, also))
+    }
+
     fn read_consistent(
         &self,
         collections: &[Collection],
     ) -> Result<Vec<Vec<Document>>, CatalogError> {
+        self.read_consistent_with(collections, &mut |_| Ok(()))
+    }
+
+    fn read_consistent_with(
+        &self,
+        collections: &[Collection],
+        also: &mut dyn FnMut(&redb::ReadTransaction) -> Result<(), CatalogError>,
+    ) -> Result<Vec<Vec<Document>>, CatalogError> {
         let txn = self.db.begin_read().map_err(storage)?;
+        also(&txn)?;
         let mut out = Vec::with_capacity(collections.len());
         for &collection in collections {
             let mut docs = Vec::new();
@@ -166,8 +197,18 @@ impl Catalog for RedbCatalog {
 
 impl RedbCatalog {
     fn commit(&self, writes: Vec<Write>, durability: Durability) -> Result<(), CatalogError> {
+        self.commit_with(writes, durability, &mut |_| Ok(()))
+    }
+
+    fn commit_with(
+        &self,
+        writes: Vec<Write>,
+        durability: Durability,
+        also: &mut dyn FnMut(&redb::WriteTransaction) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(durability).map_err(storage)?;
+        also(&txn)?;
         for write in writes {
             match write {
                 Write::Insert {

@@ -124,7 +124,7 @@ async fn commit(
     } = change;
     check_storable(&writes)?;
     let server = &inv.server;
-    let Some(repl) = &server.repl else {
+    if server.repl.is_none() {
         write_concern::parse(cmd, true)?;
         return match server.catalog().apply(writes) {
             Ok(()) => {
@@ -133,50 +133,75 @@ async fn commit(
             }
             Err(e) => Err(refused(e, on_conflict)),
         };
-    };
+    }
+    match replicate(inv, cmd, ReplOp::Catalog(writes)).await? {
+        Replicated::Refused(error) => Err(refused(error, on_conflict)),
+        Replicated::Applied(concern_error) => {
+            if let Some(e) = concern_error {
+                reply.insert("writeConcernError", e);
+            }
+            Ok(reply)
+        }
+    }
+}
+
+/// What proposing an entry gave.
+pub(super) enum Replicated {
+    /// Applied; with the `writeConcernError` when the wait for the write concern failed.
+    Applied(Option<Document>),
+    /// The state machine refused the entry (it changed nothing).
+    Refused(CatalogError),
+}
+
+/// Proposes `op` on the primary and waits for the write concern of `cmd` (majority
+/// unless it gives one). A failed wait (the primary stepped down) does not undo the
+/// write: it is reported as a writeConcernError, as mongod reports it.
+pub(super) async fn replicate(
+    inv: &Invocation,
+    cmd: &Document,
+    op: ReplOp,
+) -> CommandResult<Replicated> {
+    let server = &inv.server;
+    let repl = server
+        .repl
+        .as_ref()
+        .ok_or_else(crate::repl::no_replication)?;
     let concern = write_concern::parse(cmd, false)?.unwrap_or_else(WriteConcern::majority_default);
     let members = repl.config().map(|c| c.members.len()).unwrap_or(0);
     let satisfiable = !matches!(concern.w, W::Nodes(n) if n as usize > members);
-    // A failed wait (the primary stepped down) does not undo the write: it is reported
-    // as a writeConcernError, as mongod reports it.
     let wait = async {
-        let (outcome, index) = repl.propose(server, ReplOp::Catalog(writes)).await?;
+        let (outcome, index) = repl.propose(server, op).await?;
         // A refused batch changed nothing: there is nothing to wait for.
         if let Some(error) = outcome.error {
-            return Err(refused(error, on_conflict));
+            return Ok::<_, CommandError>(Err(error));
         }
         let waited = match concern.w {
             W::Nodes(n) if satisfiable => repl.wait_replicated(server, index, n as usize).await,
             _ => Ok(()),
         };
-        Ok::<_, Refusal>(waited.err())
+        Ok(Ok(waited.err()))
     };
     // w: 0 and 1 ignore wtimeout, as in mongod.
     let limit = concern
         .wtimeout
         .filter(|_| !matches!(concern.w, W::Nodes(0 | 1)));
-    let concern_error = match limit {
+    let waited = match limit {
         None => wait.await?,
         Some(limit) => match tokio::time::timeout(limit, wait).await {
             Ok(outcome) => outcome?,
             // The write goes on; only the wait for its acknowledgement ended.
-            Err(_) => {
-                reply.insert("writeConcernError", concern.timeout_error());
-                return Ok(reply);
-            }
+            Err(_) => return Ok(Replicated::Applied(Some(concern.timeout_error()))),
         },
     };
-    if let Some(e) = concern_error {
-        reply.insert(
-            "writeConcernError",
-            doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message},
-        );
-        return Ok(reply);
-    }
-    if !satisfiable {
-        reply.insert("writeConcernError", unsatisfiable(&concern));
-    }
-    Ok(reply)
+    let concern_error = match waited {
+        Err(refusal) => return Ok(Replicated::Refused(refusal)),
+        Ok(Some(e)) => {
+            Some(doc! {"code": e.code.number(), "codeName": e.code.name(), "errmsg": e.message})
+        }
+        Ok(None) if !satisfiable => Some(unsatisfiable(&concern)),
+        Ok(None) => None,
+    };
+    Ok(Replicated::Applied(concern_error))
 }
 
 /// mongod's storage validation of nesting: no field of a stored document deeper than the

@@ -1,8 +1,12 @@
-//! listDatabases: ferrod keeps no user data, so it reports what an empty mongod does.
+//! listDatabases: the system databases a fresh mongod shows, and every database that
+//! holds a collection, with its size (the BSON bytes of its documents).
 
+use super::doc_query::Filter;
+use super::documents as d;
 use super::{Command, Handler, Invocation};
 use crate::error::CommandResult;
-use bson::{doc, Bson, Document};
+use bson::{doc, Document};
+use std::collections::BTreeMap;
 
 pub const LIST_DATABASES: Command = Command {
     api_version_1: true,
@@ -18,26 +22,49 @@ pub const LIST_DATABASES: Command = Command {
 const SYSTEM_DATABASES: &[(&str, i64)] =
     &[("admin", 40_960), ("config", 12_288), ("local", 40_960)];
 
-fn list_databases(_: &Invocation, cmd: &Document) -> CommandResult {
-    let name_only = match cmd.get("nameOnly") {
-        Some(Bson::Boolean(b)) => *b,
-        Some(Bson::Int32(n)) => *n != 0,
-        _ => false,
-    };
-    let databases: Vec<Document> = SYSTEM_DATABASES
+fn list_databases(inv: &Invocation, cmd: &Document) -> CommandResult {
+    d::check_fields(
+        cmd,
+        "listDatabases",
+        &["filter", "nameOnly", "authorizedDatabases"],
+    )?;
+    let name_only = d::bool_arg(cmd, "listDatabases", "nameOnly", false)?;
+    d::bool_arg(cmd, "listDatabases", "authorizedDatabases", false)?;
+    let filter = Filter::parse(&d::doc_arg(cmd, "listDatabases", "filter")?.unwrap_or_default())?;
+    let mut sizes: BTreeMap<String, i64> = SYSTEM_DATABASES
         .iter()
-        .map(|(name, size)| {
-            if name_only {
-                doc! {"name": *name}
-            } else {
-                doc! {"name": *name, "sizeOnDisk": *size, "empty": false}
-            }
-        })
+        .map(|(name, size)| (name.to_string(), *size))
         .collect();
+    for info in inv
+        .server
+        .storage()
+        .collections()
+        .map_err(d::storage_error)?
+    {
+        let (_, bytes) = inv
+            .server
+            .storage()
+            .stats(&info)
+            .map_err(d::storage_error)?;
+        *sizes.entry(info.db().to_owned()).or_insert(0) += bytes as i64;
+    }
+    let mut total = 0;
+    let mut databases = Vec::new();
+    for (name, size) in sizes {
+        let full = doc! {"name": &name, "sizeOnDisk": size, "empty": false};
+        if !filter.matches(&full) {
+            continue;
+        }
+        total += size;
+        databases.push(if name_only {
+            doc! {"name": name}
+        } else {
+            full
+        });
+    }
     if name_only {
         return Ok(doc! {"databases": databases});
     }
-    let total: i64 = SYSTEM_DATABASES.iter().map(|(_, s)| s).sum();
     Ok(doc! {
         "databases": databases,
         "totalSize": total,

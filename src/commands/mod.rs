@@ -9,20 +9,31 @@ mod build_info;
 mod catalog_write;
 mod conn_pool_stats;
 mod connection_status;
+mod count;
+mod create;
 mod create_role;
 mod create_user;
 mod current_op;
+mod delete;
+mod doc_query;
+mod documents;
+mod drop;
 mod drop_connections;
 mod drop_role;
 mod drop_user;
 mod fail_point;
+mod find;
+mod find_and_modify;
 mod get_cmd_line_opts;
 mod get_log;
+mod get_more;
 mod get_parameter;
 mod gossip;
 mod hello;
 mod host_info;
+mod insert;
 mod kill_op;
+mod list_collections;
 mod list_commands;
 mod list_databases;
 mod log_rotate;
@@ -49,6 +60,7 @@ mod sessions;
 mod set_parameter;
 mod shutdown;
 mod sleep;
+mod update;
 mod update_user;
 mod user_admin;
 mod user_roles;
@@ -194,19 +206,32 @@ pub static TABLE: &[&Command] = &[
     &create_role::CREATE_ROLE,
     &create_role::UPDATE_ROLE,
     &create_user::CREATE_USER,
+    &count::COUNT,
+    &count::DISTINCT,
+    &create::CREATE,
     &current_op::CURRENT_OP,
+    &delete::DELETE,
+    &drop::DROP,
+    &drop::DROP_DATABASE,
+    &list_collections::DB_STATS,
+    &list_collections::LIST_COLLECTIONS,
     &drop_role::DROP_ROLE,
     &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
     &drop_user::DROP_USER,
     &drop_user::DROP_ALL_USERS_FROM_DATABASE,
     &drop_connections::DROP_CONNECTIONS,
     &fail_point::CONFIGURE_FAIL_POINT,
+    &find::FIND,
+    &find_and_modify::FIND_AND_MODIFY,
+    &get_more::GET_MORE,
+    &get_more::KILL_CURSORS,
     &fail_point::WAIT_FOR_FAIL_POINT,
     &get_cmd_line_opts::GET_CMD_LINE_OPTS,
     &get_log::GET_LOG,
     &get_parameter::GET_PARAMETER,
     &hello::HELLO,
     &host_info::HOST_INFO,
+    &insert::INSERT,
     &kill_op::KILL_OP,
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
@@ -242,6 +267,7 @@ pub static TABLE: &[&Command] = &[
     &set_parameter::SET_PARAMETER,
     &shutdown::SHUTDOWN,
     &sleep::SLEEP,
+    &update::UPDATE,
     &update_user::UPDATE_USER,
     &user_roles::GRANT_ROLES_TO_USER,
     &user_roles::REVOKE_ROLES_FROM_USER,

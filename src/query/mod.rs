@@ -7,4 +7,7 @@ pub mod expr;
 pub mod matcher;
 pub mod order;
 pub mod path;
+pub mod pipeline;
+pub mod projection;
 pub mod sort;
+pub mod update;

@@ -37,6 +37,8 @@ pub enum ReplOp {
     Catalog(Vec<Write>),
     /// Moves the cluster time on (mongod's "new primary" no-op).
     Noop,
+    /// Document writes (the resulting images), applied atomically on every member.
+    Documents(Vec<crate::storage::DocWrite>),
 }
 
 impl std::fmt::Display for ReplEntry {
@@ -45,6 +47,7 @@ impl std::fmt::Display for ReplEntry {
             ReplOp::SetConfig(c) => write!(f, "SetConfig(version {})", c.version),
             ReplOp::Catalog(w) => write!(f, "Catalog({} writes)", w.len()),
             ReplOp::Noop => write!(f, "Noop"),
+            ReplOp::Documents(w) => write!(f, "Documents({} writes)", w.len()),
         }
     }
 }

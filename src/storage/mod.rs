@@ -1,2 +1,524 @@
 //! Documents on disk: namespaces, collections of raw BSON keyed by an order-preserving
 //! encoding of `_id`, and their indexes, in the embedded store under `--dbpath`.
+//!
+//! Documents live in the catalog's redb database (one file), in tables of their own: the
+//! namespace table (one metadata document per collection: its options, uuid and
+//! indexes) and one records table per collection, keyed by [`key_string`] of `_id`
+//! (which makes the records table the `_id` index: unique, in BSON order). Sharing the
+//! database lets a replicated apply write an entry's documents and the record of having
+//! applied it in one transaction, so a restart neither loses nor repeats an entry.
+//!
+//! Every change is a [`DocWrite`] batch, the resulting document images (never the
+//! operators), applied atomically by [`apply_in`]: the same function on a standalone
+//! (through [`Storage::commit`]) and on every member of a replica set (from the log).
+
+pub mod cursors;
+pub mod key_string;
+
+use crate::catalog::{bson_bytes, CatalogError};
+use bson::{doc, Bson, Document};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableHandle,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One metadata document per collection, keyed by its namespace (`db.coll`).
+const NAMESPACES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("documents.namespaces");
+
+/// The records table of a collection, named by its uuid (so that a drop and a new
+/// collection of the same name never share a table).
+fn records_name(uuid: &str) -> String {
+    format!("documents.records.{uuid}")
+}
+
+fn records(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// A change to the documents, as it travels through the replication log: the images to
+/// store, worked out by the primary, so every member stores the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DocWrite {
+    /// Creates a collection (`uuid` chosen by the writer); refused if it exists.
+    CreateCollection {
+        ns: String,
+        uuid: String,
+        #[serde(with = "bson_bytes")]
+        options: Document,
+    },
+    /// Drops a collection and its documents (nothing if it does not exist).
+    DropCollection { ns: String },
+    /// Adds a document; refused (the whole batch) if its `_id` exists.
+    Insert {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        doc: Document,
+    },
+    /// Stores a document under its `_id`, replacing any there.
+    Put {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        doc: Document,
+    },
+    /// Removes the document with `_id` `id` (given as `{_id: id}`).
+    Delete {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        id: Document,
+    },
+}
+
+impl DocWrite {
+    pub fn ns(&self) -> &str {
+        match self {
+            DocWrite::CreateCollection { ns, .. }
+            | DocWrite::DropCollection { ns }
+            | DocWrite::Insert { ns, .. }
+            | DocWrite::Put { ns, .. }
+            | DocWrite::Delete { ns, .. } => ns,
+        }
+    }
+}
+
+/// A collection as the namespace table records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionInfo {
+    pub ns: String,
+    pub uuid: String,
+    /// `create`'s options as given (capped, size, max...).
+    pub options: Document,
+    /// Index specifications (`{v, key, name}`), the `_id` index first.
+    pub indexes: Vec<Document>,
+}
+
+impl CollectionInfo {
+    pub fn db(&self) -> &str {
+        self.ns
+            .split_once('.')
+            .map_or(self.ns.as_str(), |(db, _)| db)
+    }
+
+    pub fn name(&self) -> &str {
+        self.ns.split_once('.').map_or("", |(_, c)| c)
+    }
+
+    fn to_document(&self) -> Document {
+        doc! {
+            "ns": &self.ns,
+            "uuid": &self.uuid,
+            "options": self.options.clone(),
+            "indexes": self.indexes.iter().cloned().map(Bson::Document).collect::<Vec<_>>(),
+        }
+    }
+
+    fn from_document(d: &Document) -> Result<CollectionInfo, CatalogError> {
+        let bad = || CatalogError::Storage("a bad namespace record".into());
+        Ok(CollectionInfo {
+            ns: d.get_str("ns").map_err(|_| bad())?.to_owned(),
+            uuid: d.get_str("uuid").map_err(|_| bad())?.to_owned(),
+            options: d.get_document("options").map_err(|_| bad())?.clone(),
+            indexes: d
+                .get_array("indexes")
+                .map_err(|_| bad())?
+                .iter()
+                .filter_map(|i| i.as_document().cloned())
+                .collect(),
+        })
+    }
+
+    /// The uuid as BSON binary (subtype 4), as listCollections shows it.
+    pub fn uuid_bson(&self) -> Bson {
+        match bson::Uuid::parse_str(&self.uuid) {
+            Ok(u) => Bson::Binary(bson::Binary::from_uuid(u)),
+            Err(_) => Bson::String(self.uuid.clone()),
+        }
+    }
+}
+
+/// The `_id` index every collection has.
+pub fn id_index_spec() -> Document {
+    doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
+}
+
+fn storage(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+/// The record key of a document: [`key_string`] of its `_id`.
+pub fn record_key(id: &Bson) -> Vec<u8> {
+    key_string::encode(id)
+}
+
+fn encode_doc(doc: &Document) -> Result<Vec<u8>, CatalogError> {
+    let mut out = Vec::new();
+    doc.to_writer(&mut out).map_err(storage)?;
+    Ok(out)
+}
+
+fn decode_doc(bytes: &[u8]) -> Result<Document, CatalogError> {
+    crate::catalog::decode_stored(bytes).map_err(storage)
+}
+
+/// Why a batch was refused. The same on every member (all apply the same log).
+pub fn duplicate(ns: &str, id: &Bson) -> CatalogError {
+    CatalogError::Duplicate(format!("{ns} {id}"))
+}
+
+fn namespace_in(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    ns: &str,
+) -> Result<Option<CollectionInfo>, CatalogError> {
+    match t.get(ns).map_err(storage)? {
+        Some(v) => Ok(Some(CollectionInfo::from_document(&decode_doc(
+            v.value(),
+        )?)?)),
+        None => Ok(None),
+    }
+}
+
+/// Applies `writes` inside `txn`, all or nothing (an error leaves the caller to drop
+/// the transaction).
+pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(), CatalogError> {
+    let mut namespaces = txn.open_table(NAMESPACES).map_err(storage)?;
+    for write in writes {
+        let ns = write.ns();
+        let info = namespace_in(&namespaces, ns)?;
+        match (write, info) {
+            (DocWrite::CreateCollection { uuid, options, .. }, None) => {
+                let info = CollectionInfo {
+                    ns: ns.to_owned(),
+                    uuid: uuid.clone(),
+                    options: options.clone(),
+                    indexes: vec![id_index_spec()],
+                };
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
+                txn.open_table(records(&records_name(uuid)))
+                    .map_err(storage)?;
+            }
+            (DocWrite::CreateCollection { .. }, Some(_)) => {
+                return Err(CatalogError::Duplicate(ns.to_owned()))
+            }
+            (DocWrite::DropCollection { .. }, None) => {}
+            (DocWrite::DropCollection { .. }, Some(info)) => {
+                namespaces.remove(ns).map_err(storage)?;
+                txn.delete_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+            }
+            (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
+            (DocWrite::Insert { doc, .. }, Some(info)) => {
+                let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+                let mut t = txn
+                    .open_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+                let key = record_key(&id);
+                if t.get(key.as_slice()).map_err(storage)?.is_some() {
+                    return Err(duplicate(ns, &id));
+                }
+                t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
+                    .map_err(storage)?;
+            }
+            (DocWrite::Put { doc, .. }, Some(info)) => {
+                let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+                let mut t = txn
+                    .open_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+                t.insert(record_key(&id).as_slice(), encode_doc(doc)?.as_slice())
+                    .map_err(storage)?;
+            }
+            (DocWrite::Delete { id, .. }, Some(info)) => {
+                let id = id.get("_id").cloned().unwrap_or(Bson::Null);
+                let mut t = txn
+                    .open_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+                t.remove(record_key(&id).as_slice()).map_err(storage)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a scan callback answers for each document.
+pub enum Scan {
+    Continue,
+    Stop,
+}
+
+/// The document store.
+pub struct Storage {
+    db: Arc<Database>,
+    /// Held by every writer from its reads to its commit (or, on a replica set, until
+    /// its entry is applied here), so that what it read is still what it writes over.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl Storage {
+    pub fn new(db: Arc<Database>) -> Storage {
+        Storage {
+            db,
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Serializes writers; see the field.
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().await
+    }
+
+    /// Applies `writes` in one transaction; `durable`: returns once they are on disk.
+    pub fn commit(&self, writes: &[DocWrite], durable: bool) -> Result<(), CatalogError> {
+        crate::blocking::in_place(|| {
+            let mut txn = self.db.begin_write().map_err(storage)?;
+            txn.set_durability(if durable {
+                Durability::Immediate
+            } else {
+                Durability::None
+            })
+            .map_err(storage)?;
+            apply_in(&txn, writes)?;
+            txn.commit().map_err(storage)
+        })
+    }
+
+    /// Every collection, in namespace order.
+    pub fn collections(&self) -> Result<Vec<CollectionInfo>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = match txn.open_table(NAMESPACES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(storage)? {
+            let (_, v) = entry.map_err(storage)?;
+            out.push(CollectionInfo::from_document(&decode_doc(v.value())?)?);
+        }
+        Ok(out)
+    }
+
+    pub fn collection(&self, ns: &str) -> Result<Option<CollectionInfo>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        match txn.open_table(NAMESPACES) {
+            Ok(t) => namespace_in(&t, ns),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
+    /// The document with `_id` `id`.
+    pub fn get(&self, info: &CollectionInfo, id: &Bson) -> Result<Option<Document>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        match t.get(record_key(id).as_slice()).map_err(storage)? {
+            Some(v) => decode_doc(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `each` on the documents in `_id` order, starting after the record key
+    /// `after` (a cursor's resume point), until it answers [`Scan::Stop`]. Returns the
+    /// key of the last document seen.
+    pub fn scan(
+        &self,
+        info: &CollectionInfo,
+        after: Option<&[u8]>,
+        mut each: impl FnMut(Document) -> Result<Scan, crate::error::CommandError>,
+    ) -> Result<Option<Vec<u8>>, ScanError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| ScanError::Storage(storage(e)))?;
+        let t = match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(ScanError::Storage(storage(e))),
+        };
+        let range = match after {
+            Some(key) => {
+                t.range::<&[u8]>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            }
+            None => t.range::<&[u8]>(..),
+        }
+        .map_err(|e| ScanError::Storage(storage(e)))?;
+        let mut last = None;
+        for entry in range {
+            let (k, v) = entry.map_err(|e| ScanError::Storage(storage(e)))?;
+            let doc = decode_doc(v.value()).map_err(ScanError::Storage)?;
+            last = Some(k.value().to_vec());
+            if let Scan::Stop = each(doc).map_err(ScanError::Command)? {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Documents and bytes of BSON in a collection.
+    pub fn stats(&self, info: &CollectionInfo) -> Result<(u64, u64), CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut bytes = 0;
+        for entry in t.iter().map_err(storage)? {
+            bytes += entry.map_err(storage)?.1.value().len() as u64;
+        }
+        Ok((t.len().map_err(storage)?, bytes))
+    }
+}
+
+/// Every collection and document, read in `txn`, as the writes that recreate them (what
+/// a Raft snapshot carries).
+pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogError> {
+    let infos = match txn.open_table(NAMESPACES) {
+        Ok(t) => {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(storage)? {
+                out.push(CollectionInfo::from_document(&decode_doc(
+                    entry.map_err(storage)?.1.value(),
+                )?)?);
+            }
+            out
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(storage(e)),
+    };
+    let mut out = Vec::new();
+    for info in infos {
+        out.push(DocWrite::CreateCollection {
+            ns: info.ns.clone(),
+            uuid: info.uuid.clone(),
+            options: info.options.clone(),
+        });
+        match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => {
+                for entry in t.iter().map_err(storage)? {
+                    out.push(DocWrite::Insert {
+                        ns: info.ns.clone(),
+                        doc: decode_doc(entry.map_err(storage)?.1.value())?,
+                    });
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(storage(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every collection inside `txn` (a snapshot install replaces them).
+pub fn clear_in(txn: &redb::WriteTransaction) -> Result<(), CatalogError> {
+    let names: Vec<String> = txn
+        .list_tables()
+        .map_err(storage)?
+        .map(|t| t.name().to_owned())
+        .filter(|n| n.starts_with("documents."))
+        .collect();
+    for name in names {
+        if name == NAMESPACES.name() {
+            txn.delete_table(NAMESPACES).map_err(storage)?;
+        } else {
+            txn.delete_table(records(&name)).map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+/// A scan ends with the store's error or the callback's.
+#[derive(Debug)]
+pub enum ScanError {
+    Storage(CatalogError),
+    Command(crate::error::CommandError),
+}
+
+/// A new collection uuid.
+pub fn new_uuid() -> String {
+    bson::Uuid::new().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Storage {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        Storage::new(Arc::new(db))
+    }
+
+    fn create(ns: &str) -> DocWrite {
+        DocWrite::CreateCollection {
+            ns: ns.into(),
+            uuid: new_uuid(),
+            options: Document::new(),
+        }
+    }
+
+    #[test]
+    fn records_iterate_in_bson_order_of_id_and_ids_are_unique() {
+        let s = store();
+        let ns = "test.c";
+        let insert = |id: Bson| DocWrite::Insert {
+            ns: ns.into(),
+            doc: doc! {"_id": id},
+        };
+        s.commit(
+            &[
+                create(ns),
+                insert(Bson::String("a".into())),
+                insert(Bson::Int32(10)),
+                insert(Bson::Double(2.5)),
+                insert(Bson::Null),
+            ],
+            true,
+        )
+        .unwrap();
+        // 10.0 is the same key as 10: the batch is refused whole.
+        let dup = s.commit(&[insert(Bson::Int32(3)), insert(Bson::Double(10.0))], true);
+        assert!(matches!(dup, Err(CatalogError::Duplicate(_))), "{dup:?}");
+        let info = s.collection(ns).unwrap().unwrap();
+        let mut ids = Vec::new();
+        s.scan(&info, None, |d| {
+            ids.push(d.get("_id").cloned().unwrap());
+            Ok(Scan::Continue)
+        })
+        .unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                Bson::Null,
+                Bson::Double(2.5),
+                Bson::Int32(10),
+                Bson::String("a".into())
+            ]
+        );
+        assert_eq!(s.stats(&info).unwrap().0, 4);
+        s.commit(&[DocWrite::DropCollection { ns: ns.into() }], true)
+            .unwrap();
+        assert!(s.collection(ns).unwrap().is_none());
+        assert!(matches!(
+            s.commit(&[insert(Bson::Int32(1))], true),
+            Err(CatalogError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn writes_survive_the_replication_log_json() {
+        let w = DocWrite::Put {
+            ns: "a.b".into(),
+            doc: doc! {"_id": 1_i64, "x": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1] }},
+        };
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<DocWrite>(&json).unwrap(), w);
+    }
+}

@@ -2,6 +2,7 @@
 # Installs the pinned interop clients into tests/interop/.deps (git-ignored):
 #   .deps/node    mongosh, the Node.js driver and its snappy and zstd packages
 #   .deps/python  PyMongo with python-snappy and zstandard
+#   .deps/spec    the drivers' unified-format specification tests (CRUD)
 # A stamp file keyed on the pinned versions makes a second run do nothing.
 set -euo pipefail
 
@@ -36,6 +37,25 @@ mkdir -p "$deps"
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$deps/.lock"
     flock 9
+fi
+
+# The drivers' specification tests in the unified format, as PyMongo's source distribution
+# ships them (test/<spec>/unified/*.json), for tests/interop/unified_runner.py.
+spec_key="pymongo-$PYMONGO_VERSION sdist: crud"
+spec_stamp="$deps/spec/.installed"
+if [[ ! -f $spec_stamp || "$(cat "$spec_stamp")" != "$spec_key" ]]; then
+    need python3 "Python 3.9 or later"
+    echo "installing the specification tests into $deps/spec: $spec_key"
+    rm -rf "$deps/spec"
+    mkdir -p "$deps/spec/download"
+    python3 -m pip download --quiet --no-input --disable-pip-version-check --no-deps --no-binary :all: \
+        -d "$deps/spec/download" "pymongo==$PYMONGO_VERSION" ||
+        fail "pip download of PyMongo's source distribution failed (see above)"
+    tar -xzf "$deps/spec/download/pymongo-$PYMONGO_VERSION.tar.gz" -C "$deps/spec" --strip-components=2 \
+        "pymongo-$PYMONGO_VERSION/test/crud/unified" ||
+        fail "the source distribution of PyMongo $PYMONGO_VERSION has no test/crud/unified"
+    rm -rf "$deps/spec/download"
+    echo "$spec_key" >"$spec_stamp"
 fi
 
 if [[ -f $stamp && "$(cat "$stamp")" == "$key" ]]; then

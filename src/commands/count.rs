@@ -1,0 +1,99 @@
+//! count and distinct over the documents a query matches.
+
+use super::doc_query::values_at;
+use super::documents as d;
+use super::{database, BoxFuture, Command, Handler, Invocation};
+use crate::error::{type_name, Code, CommandError, CommandResult};
+use bson::{doc, Bson, Document};
+
+pub const COUNT: Command = Command {
+    api_version_1: false,
+    privileges: &[database("find")],
+    ..Command::new(
+        "count",
+        "count objects in collection",
+        Handler::Async(|inv, cmd| Box::pin(count(inv, cmd)) as BoxFuture),
+    )
+};
+
+pub const DISTINCT: Command = Command {
+    privileges: &[database("find")],
+    ..Command::new(
+        "distinct",
+        "{ distinct : 'collection name' , key : 'a.b' , query : {} }",
+        Handler::Async(|inv, cmd| Box::pin(distinct(inv, cmd)) as BoxFuture),
+    )
+};
+
+async fn count(inv: Invocation, cmd: Document) -> CommandResult {
+    d::check_fields(
+        &cmd,
+        "count",
+        &["query", "limit", "skip", "hint", "collation", "fields"],
+    )?;
+    let (_, ns) = d::namespace(&inv, &cmd)?;
+    let filter = d::filter_arg(&cmd, "count", "query")?;
+    // mongod: a negative limit counts as its absolute value.
+    let limit = match cmd.get("limit") {
+        None | Some(Bson::Null) => None,
+        Some(v) => crate::error::whole_number(v)
+            .map(|n| n.unsigned_abs() as usize)
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| CommandError::new(Code::TypeMismatch, format!("BSON field 'count.limit' is the wrong type '{}', expected types '[long, int, decimal, double]'", type_name(v))))?,
+    };
+    let skip = d::count_arg(&cmd, "count", "skip")?.unwrap_or(0) as usize;
+    d::check_readable(&inv, &cmd)?;
+    let storage = inv.server.storage().clone();
+    let n = match d::collection(&storage, &ns)? {
+        None => 0,
+        Some(info) => {
+            let stop = limit.map(|l| l + skip);
+            let docs = d::select(&inv, &info, &filter, stop).await?;
+            docs.len()
+                .saturating_sub(skip)
+                .min(limit.unwrap_or(usize::MAX))
+        }
+    };
+    Ok(doc! {"n": n as i32})
+}
+
+async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
+    d::check_fields(&cmd, "distinct", &["key", "query", "collation", "hint"])?;
+    let (_, ns) = d::namespace(&inv, &cmd)?;
+    let key = match cmd.get("key") {
+        Some(Bson::String(k)) => k.clone(),
+        Some(other) => {
+            return Err(CommandError::new(
+                Code::TypeMismatch,
+                format!(
+                    "BSON field 'distinct.key' is the wrong type '{}', expected type 'string'",
+                    type_name(other)
+                ),
+            ))
+        }
+        None => return Err(crate::error::missing_field("distinct.key")),
+    };
+    let filter = d::filter_arg(&cmd, "distinct", "query")?;
+    d::check_readable(&inv, &cmd)?;
+    let storage = inv.server.storage().clone();
+    let mut values: Vec<Bson> = Vec::new();
+    if let Some(info) = d::collection(&storage, &ns)? {
+        for doc in d::select(&inv, &info, &filter, None).await? {
+            // Arrays contribute their elements, not themselves.
+            for v in values_at(&doc, &key) {
+                if matches!(v, Bson::Array(_)) {
+                    continue;
+                }
+                if !values
+                    .iter()
+                    .any(|seen| crate::query::order::values_equal(seen, &v))
+                {
+                    values.push(v);
+                }
+            }
+        }
+    }
+    values.sort_by(crate::query::order::compare);
+    Ok(doc! {"values": values})
+}

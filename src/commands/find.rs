@@ -1,0 +1,114 @@
+//! find: the documents a filter matches, sorted, skipped, limited and projected, as a
+//! cursor (`firstBatch`; the rest through getMore).
+
+use super::doc_query::{Projection, SortSpec};
+use super::documents as d;
+use super::{database, BoxFuture, Command, Handler, Invocation};
+use crate::error::{bad_value, CommandResult};
+use crate::storage::cursors::Cursor;
+use bson::Document;
+use std::collections::VecDeque;
+
+pub const FIND: Command = Command {
+    api_version_1: true,
+    privileges: &[database("find")],
+    ..Command::new(
+        "find",
+        "query for documents",
+        Handler::Async(|inv, cmd| Box::pin(find(inv, cmd)) as BoxFuture),
+    )
+};
+
+const FIELDS: &[&str] = &[
+    "filter",
+    "sort",
+    "projection",
+    "skip",
+    "limit",
+    "batchSize",
+    "singleBatch",
+    "hint",
+    "noCursorTimeout",
+    "allowDiskUse",
+    "allowPartialResults",
+    "let",
+    "collation",
+    "min",
+    "max",
+    "returnKey",
+    "showRecordId",
+    "tailable",
+    "awaitData",
+    "oplogReplay",
+    "readOnce",
+];
+
+/// Options ferrod does not implement yet: refused by name, never ignored.
+const REFUSED: &[&str] = &[
+    "let",
+    "collation",
+    "min",
+    "max",
+    "returnKey",
+    "showRecordId",
+    "tailable",
+    "awaitData",
+];
+
+async fn find(inv: Invocation, cmd: Document) -> CommandResult {
+    d::check_fields(&cmd, "find", FIELDS)?;
+    if let Some(option) = REFUSED.iter().find(|o| cmd.contains_key(**o)) {
+        return Err(bad_value(format!(
+            "ferrod does not support the find option '{option}' yet"
+        )));
+    }
+    let (_, ns) = d::namespace(&inv, &cmd)?;
+    let query = d::doc_arg(&cmd, "find", "filter")?.unwrap_or_default();
+    let filter = super::doc_query::Filter::parse(&query)?;
+    let sort = SortSpec::parse(&d::doc_arg(&cmd, "find", "sort")?.unwrap_or_default())?;
+    let projection = d::doc_arg(&cmd, "find", "projection")?
+        .map(|p| Projection::parse(&p, &query))
+        .transpose()?;
+    let skip = d::count_arg(&cmd, "find", "skip")?.unwrap_or(0) as usize;
+    let limit = d::count_arg(&cmd, "find", "limit")?.filter(|l| *l > 0);
+    let batch_size = d::count_arg(&cmd, "find", "batchSize")?;
+    let single_batch = d::bool_arg(&cmd, "find", "singleBatch", false)?;
+    let no_timeout = d::bool_arg(&cmd, "find", "noCursorTimeout", false)?;
+    d::check_readable(&inv, &cmd)?;
+    d::reap_cursors(&inv);
+
+    let storage = inv.server.storage().clone();
+    let Some(info) = d::collection(&storage, &ns)? else {
+        return Ok(d::cursor_reply(&ns, 0, Vec::new(), true));
+    };
+    // Without a sort the scan can stop once skip + limit documents matched.
+    let stop_after = match (sort.is_empty(), limit) {
+        (true, Some(l)) => Some(skip + l as usize),
+        _ => None,
+    };
+    let mut docs = d::select(&inv, &info, &filter, stop_after).await?;
+    if !sort.is_empty() {
+        docs.sort_by(|a, b| sort.compare(a, b));
+    }
+    let mut docs: VecDeque<Document> = docs
+        .into_iter()
+        .skip(skip)
+        .take(limit.map_or(usize::MAX, |l| l as usize))
+        .collect();
+    if let Some(p) = &projection {
+        docs = docs
+            .iter()
+            .map(|doc| p.apply(doc))
+            .collect::<CommandResult<_>>()?;
+    }
+    let first = batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
+    let batch = d::take_batch(&mut docs, Some(first));
+    let id = if docs.is_empty() || single_batch {
+        0
+    } else {
+        inv.server
+            .cursors
+            .open(Cursor::new(ns.clone(), docs, no_timeout, d::user_of(&inv)))
+    };
+    Ok(d::cursor_reply(&ns, id, batch, true))
+}

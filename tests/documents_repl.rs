@@ -1,0 +1,145 @@
+//! Documents on a three-member replica set of real processes: writes on the primary
+//! (w: "majority") reach every member through the replication log, secondaries serve
+//! reads with secondaryOk, refuse writes with NotWritablePrimary (10107) and refuse
+//! reads without secondaryOk (13435).
+
+mod common;
+
+use common::{eventually, free_port, Ferrod};
+use mongodb::bson::{doc, Bson, Document};
+use std::time::Duration;
+
+fn ok(reply: &Document) -> bool {
+    matches!(reply.get("ok"), Some(Bson::Double(v)) if *v == 1.0)
+}
+
+fn set() -> (Vec<Ferrod>, usize) {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<Ferrod> = ports
+        .iter()
+        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
+        .collect();
+    let config = doc! {
+        "_id": "rs0", "version": 1,
+        "members": nodes.iter().enumerate()
+            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    let p = eventually(Duration::from_secs(30), "a primary", || {
+        nodes.iter().position(|n| {
+            n.command(doc! {"hello": 1, "$db": "admin"})
+                .get_bool("isWritablePrimary")
+                == Ok(true)
+        })
+    });
+    (nodes, p)
+}
+
+fn secondary_read(node: &Ferrod, cmd: Document) -> Document {
+    let mut cmd = cmd;
+    cmd.insert("$readPreference", doc! {"mode": "secondaryPreferred"});
+    node.command(cmd)
+}
+
+#[test]
+fn writes_on_the_primary_are_read_on_every_secondary() {
+    let (nodes, p) = set();
+    let primary = &nodes[p];
+    let docs: Vec<Document> = (0..50).map(|i| doc! {"_id": i, "v": i * 2}).collect();
+    let reply = primary.command(doc! {
+        "insert": "c", "documents": docs, "writeConcern": {"w": "majority"}, "$db": "app"
+    });
+    assert!(ok(&reply) && reply.get_i32("n") == Ok(50), "{reply}");
+    let reply = primary.command(doc! {
+        "update": "c", "updates": [{"q": {"_id": 7}, "u": {"$set": {"v": -1}}}],
+        "writeConcern": {"w": 3}, "$db": "app"
+    });
+    assert_eq!(reply.get_i32("nModified"), Ok(1), "{reply}");
+    let reply = primary.command(doc! {
+        "delete": "c", "deletes": [{"q": {"_id": 8}, "limit": 1}], "writeConcern": {"w": 3}, "$db": "app"
+    });
+    assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+
+    for (i, node) in nodes.iter().enumerate() {
+        if i == p {
+            continue;
+        }
+        // w: 3 acknowledged: every member holds the writes (applied in log order).
+        let found = eventually(Duration::from_secs(10), "the writes on a secondary", || {
+            let reply = secondary_read(node, doc! {"count": "c", "$db": "app"});
+            (reply.get_i32("n") == Ok(49)).then_some(reply)
+        });
+        assert!(ok(&found));
+        let seven = secondary_read(node, doc! {"find": "c", "filter": {"_id": 7}, "$db": "app"});
+        let batch = seven
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap();
+        assert_eq!(batch[0].as_document().unwrap(), &doc! {"_id": 7, "v": -1});
+
+        let refused = node.command(doc! {"insert": "c", "documents": [{"_id": 100}], "$db": "app"});
+        assert_eq!(refused.get_i32("code"), Ok(10107), "{refused}");
+        let refused = node.command(doc! {"find": "c", "$db": "app"});
+        assert_eq!(refused.get_i32("code"), Ok(13435), "{refused}");
+    }
+    // A duplicate _id is refused on the primary, and nothing of it reaches the log.
+    let dup = primary.command(doc! {"insert": "c", "documents": [{"_id": 1}], "$db": "app"});
+    let errors = dup.get_array("writeErrors").unwrap();
+    assert_eq!(errors[0].as_document().unwrap().get_i32("code"), Ok(11000));
+}
+
+fn purged(node: &Ferrod) -> bool {
+    node.log_lines()
+        .iter()
+        .any(|l| l.contains("\"Purged the replication log\""))
+}
+
+/// A member added after the primary purged its log is caught up by a snapshot, which
+/// carries the collections and their documents.
+#[test]
+fn a_snapshot_carries_the_documents_to_a_new_member() {
+    let args = &[
+        "--replSet",
+        "rs0",
+        "--setParameter",
+        "replLogEntriesPerSnapshot=20",
+    ];
+    let nodes: Vec<Ferrod> = (0..2).map(|_| Ferrod::start(args)).collect();
+    let member = |i: usize| doc! {"_id": i as i32, "host": nodes[i].addr()};
+    let settings = doc! {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000};
+    let reply = nodes[0].command(doc! {"replSetInitiate": {"_id": "rs0", "version": 1, "members": [member(0)], "settings": settings.clone()}, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    eventually(Duration::from_secs(10), "a primary", || {
+        (nodes[0]
+            .command(doc! {"hello": 1, "$db": "admin"})
+            .get_bool("isWritablePrimary")
+            == Ok(true))
+        .then_some(())
+    });
+    for i in 0..60 {
+        let reply = nodes[0]
+            .command(doc! {"insert": "c", "documents": [{"_id": i, "s": "x"}], "$db": "app"});
+        assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+    }
+    eventually(Duration::from_secs(20), "the log purged", || {
+        purged(&nodes[0]).then_some(())
+    });
+    let reply = nodes[0].command(doc! {"replSetReconfig": {"_id": "rs0", "version": 2, "members": [member(0), member(1)], "settings": settings}, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    nodes[1].wait_for_log(
+        "\"Installed a snapshot of the replicated catalog\"",
+        Duration::from_secs(20),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "every document on the new member",
+        || {
+            let reply = secondary_read(&nodes[1], doc! {"count": "c", "$db": "app"});
+            (reply.get_i32("n") == Ok(60)).then_some(())
+        },
+    );
+}
