@@ -316,8 +316,8 @@ async fn namespaces_are_created_listed_sized_and_dropped() {
     let dbs = c.list_database_names().await.unwrap();
     assert!(dbs.contains(&"shop".to_owned()), "{dbs:?}");
     let stats = db.run_command(doc! {"dbStats": 1}).await.unwrap();
-    assert_eq!(stats.get_i64("collections").unwrap(), 2);
-    assert_eq!(stats.get_i64("objects").unwrap(), 1);
+    assert_eq!(stats.get_i32("collections").unwrap(), 2);
+    assert_eq!(stats.get_i32("objects").unwrap(), 1);
 
     // create on an existing collection with the same options succeeds (mongod 7.0).
     db.create_collection("empty").await.unwrap();
