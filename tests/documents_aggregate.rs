@@ -1,0 +1,145 @@
+//! aggregate through the Rust driver and as raw commands on a standalone: pipelines run
+//! by the engine (`$documents` on `aggregate: 1`, `let` variables, `$currentOp`), the
+//! command's own checks with mongod's codes, and a collection that holds nothing yet.
+
+mod common;
+
+use common::{admin, Ferrod};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+
+fn code(reply: &Document) -> Option<i32> {
+    reply.get_i32("code").ok()
+}
+
+#[tokio::test]
+async fn driver_runs_a_pipeline_over_documents() {
+    let server = Ferrod::start(&[]);
+    let client = common::driver(&server.uri(), None, None).await;
+    let db = client.database("test");
+    let pipeline = vec![
+        doc! {"$documents": [
+            {"city": "oslo", "n": 3, "tags": ["a", "b"]},
+            {"city": "rome", "n": 1, "tags": ["c"]},
+            {"city": "oslo", "n": 4, "tags": []},
+        ]},
+        doc! {"$unwind": {"path": "$tags", "preserveNullAndEmptyArrays": true}},
+        doc! {"$group": {"_id": "$city", "total": {"$sum": "$n"}, "tags": {"$push": "$tags"}, "rows": {"$count": {}}}},
+        doc! {"$sort": {"total": -1}},
+        doc! {"$set": {"city": "$_id", "scaled": {"$multiply": ["$total", "$$factor"]}}},
+        doc! {"$project": {"_id": 0}},
+    ];
+    let cursor = db
+        .aggregate(pipeline)
+        .let_vars(doc! {"factor": 10})
+        .await
+        .unwrap();
+    let got: Vec<Document> = cursor.try_collect().await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            doc! {"total": 10, "tags": ["a", "b"], "rows": 3, "city": "oslo", "scaled": 100},
+            doc! {"total": 1, "tags": ["c"], "rows": 1, "city": "rome", "scaled": 10},
+        ]
+    );
+
+    // A stage mongod does not know is refused, and named.
+    let err = db
+        .aggregate(vec![doc! {"$documents": []}, doc! {"$frobnicate": {}}])
+        .await
+        .unwrap_err();
+    let mongodb::error::ErrorKind::Command(e) = *err.kind else {
+        panic!("{err}");
+    };
+    assert_eq!(e.code, 40324);
+    assert_eq!(e.message, "Unrecognized pipeline stage name: '$frobnicate'");
+
+    // A collection with no documents answers an empty cursor on its namespace.
+    let coll = db.collection::<Document>("nothing");
+    let got: Vec<Document> = coll
+        .aggregate(vec![doc! {"$match": {"a": 1}}, doc! {"$count": "n"}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+}
+
+#[test]
+fn aggregate_command_checks_its_arguments() {
+    let server = Ferrod::start(&[]);
+    let run = |cmd: Document| server.command(cmd);
+    let r = run(doc! {"aggregate": "c", "pipeline": [], "$db": "test"});
+    assert_eq!(code(&r), Some(9), "cursor is required: {r}");
+    assert_eq!(
+        r.get_str("errmsg").unwrap(),
+        "The 'cursor' option is required, except for aggregate with the explain argument"
+    );
+    let r = run(doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "bogus": 1, "$db": "test"});
+    assert_eq!(code(&r), Some(40415), "{r}");
+    let r = run(doc! {"aggregate": "c", "pipeline": {}, "cursor": {}, "$db": "test"});
+    assert_eq!(code(&r), Some(14), "{r}");
+    let r =
+        run(doc! {"aggregate": "c", "pipeline": [], "cursor": {"batchSize": -1}, "$db": "test"});
+    assert_eq!(code(&r), Some(51024), "{r}");
+    let r = run(doc! {"aggregate": 1, "pipeline": [{"$match": {}}], "cursor": {}, "$db": "test"});
+    assert_eq!(code(&r), Some(73), "{r}");
+    let r = run(
+        doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}, "$db": "test"},
+    );
+    assert_eq!(code(&r), Some(115), "{r}");
+    assert!(
+        r.get_str("errmsg").unwrap().contains("$changeStream"),
+        "{r}"
+    );
+    let r = run(doc! {"aggregate": "c", "pipeline": [{"$limit": 0}], "cursor": {}, "$db": "test"});
+    assert_eq!(code(&r), Some(15958), "{r}");
+    let r = run(doc! {"aggregate": "c", "pipeline": [{"$match": {}}], "cursor": {}, "$db": "test"});
+    let cursor = r.get_document("cursor").unwrap();
+    assert_eq!(cursor.get_str("ns").unwrap(), "test.c");
+    assert_eq!(cursor.get_i64("id").unwrap(), 0);
+    assert!(cursor.get_array("firstBatch").unwrap().is_empty());
+    // explain needs no cursor and names the stages.
+    let r = run(
+        doc! {"aggregate": "c", "pipeline": [{"$match": {}}, {"$limit": 2}], "explain": true, "$db": "test"},
+    );
+    assert_eq!(r.get_array("stages").unwrap().len(), 2, "{r}");
+}
+
+#[test]
+fn current_op_and_coll_stats_run_through_the_engine() {
+    let server = Ferrod::start(&[]);
+    // $currentOp feeds the rest of the pipeline: here a $project and a $count.
+    let r = admin(
+        &server,
+        doc! {"aggregate": 1, "pipeline": [
+            {"$currentOp": {"allUsers": true}},
+            {"$match": {"command.aggregate": 1}},
+            {"$project": {"kind": "$type", "_id": 0}},
+        ], "cursor": {}},
+    );
+    let batch = r
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap();
+    assert_eq!(batch, &vec![Bson::Document(doc! {"kind": "op"})], "{r}");
+    let r = server.command(
+        doc! {"aggregate": "c", "pipeline": [{"$collStats": {}}], "cursor": {}, "$db": "test"},
+    );
+    let batch = r
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap();
+    assert_eq!(
+        batch[0].as_document().unwrap().get_str("ns").unwrap(),
+        "test.c",
+        "{r}"
+    );
+    let r = server.command(
+        doc! {"aggregate": "c", "pipeline": [{"$collStats": {"count": {}}}], "cursor": {}, "$db": "test"},
+    );
+    assert_eq!(code(&r), Some(26), "{r}");
+}
