@@ -371,6 +371,11 @@ fn bad_input_gets_mongod_codes() {
             14,
         ),
         (doc! {"delete": "c", "deletes": [{"q": {}, "limit": 5}]}, 9),
+        // An upsert whose _id exists but did not match the rest of the query.
+        (
+            doc! {"update": "c", "updates": [{"q": {"_id": 1, "a": 5}, "u": {"$set": {"b": 1}}, "upsert": true}]},
+            11000,
+        ),
         (doc! {"findAndModify": "c", "query": {}}, 9),
         (
             doc! {"findAndModify": "c", "remove": true, "update": {"a": 1}},

@@ -162,9 +162,10 @@ fn decode_doc(bytes: &[u8]) -> Result<Document, CatalogError> {
     crate::catalog::decode_stored(bytes).map_err(storage)
 }
 
-/// Why a batch was refused. The same on every member (all apply the same log).
-pub fn duplicate(ns: &str, id: &Bson) -> CatalogError {
-    CatalogError::Duplicate(format!("{ns} {id}"))
+/// Why a batch was refused: an `_id` that exists (the same on every member, which all
+/// apply the same log).
+pub fn duplicate(id: &Bson) -> CatalogError {
+    CatalogError::Duplicate(format!("{{ _id: {id} }}"))
 }
 
 fn namespace_in(
@@ -217,7 +218,7 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     .map_err(storage)?;
                 let key = record_key(&id);
                 if t.get(key.as_slice()).map_err(storage)?.is_some() {
-                    return Err(duplicate(ns, &id));
+                    return Err(duplicate(&id));
                 }
                 t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
                     .map_err(storage)?;
