@@ -324,6 +324,24 @@ impl Storage {
         }
     }
 
+    /// Which of the record keys `keys` exist, read in one transaction (insert's
+    /// duplicate check for a whole batch).
+    pub fn existing(
+        &self,
+        info: &CollectionInfo,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<bool>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![false; keys.len()]),
+            Err(e) => return Err(storage(e)),
+        };
+        keys.iter()
+            .map(|k| Ok(t.get(k.as_slice()).map_err(storage)?.is_some()))
+            .collect()
+    }
+
     /// Calls `each` on the documents in `_id` order, starting after the record key
     /// `after` (a cursor's resume point), until it answers [`Scan::Stop`]. Returns the
     /// key of the last document seen.
