@@ -630,4 +630,26 @@ fn crud_specification_tests_pass_against_a_replica_set() {
         fixed.len(),
         fixed.join("\n")
     );
+
+// ---- issue 13: documents ------------------------------------------------------------------
+
+#[test]
+fn pymongo_crud_helpers_on_documents() {
+    run_client(|server, _| {
+        let mut cmd = python("documents_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn mongosh_inserts_finds_and_shows_collections() {
+    run_client(|server, dir| {
+        let mut cmd = mongosh(&format!(
+            "mongodb://127.0.0.1:{}/test?directConnection=true&serverSelectionTimeoutMS=10000",
+            server.port
+        ));
+        cmd.arg("--file").arg(dir.join("documents_mongosh.js"));
+        cmd
+    });
 }
