@@ -74,7 +74,11 @@ fn writes_on_the_primary_are_read_on_every_secondary() {
         });
         assert!(ok(&found));
         let seven = secondary_read(node, doc! {"find": "c", "filter": {"_id": 7}, "$db": "app"});
-        let batch = seven.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
+        let batch = seven
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap();
         assert_eq!(batch[0].as_document().unwrap(), &doc! {"_id": 7, "v": -1});
 
         let refused = node.command(doc! {"insert": "c", "documents": [{"_id": 100}], "$db": "app"});

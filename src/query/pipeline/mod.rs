@@ -1155,13 +1155,84 @@ impl Pipeline {
         host: &dyn PipelineHost,
         opts: &Options,
     ) -> CommandResult<Vec<Document>> {
-        let ctx = Ctx {
-            host,
-            opts,
-            vars: opts.vars.clone(),
-            foreign: RefCell::default(),
+        let mut runner = self.runner(host, opts);
+        if !self.is_source() {
+            for doc in input {
+                if !runner.push(doc?)? {
+                    break;
+                }
+            }
+        }
+        runner.finish()
+    }
+
+    /// A run fed one document at a time, for a caller that reads its input through a
+    /// callback (a storage scan).
+    pub fn runner<'a>(&'a self, host: &'a dyn PipelineHost, opts: &'a Options) -> Runner<'a> {
+        let prefix = if self.is_source() {
+            0
+        } else {
+            self.stages
+                .iter()
+                .position(Stage::is_blocking)
+                .unwrap_or(self.stages.len())
         };
-        run_stages(&self.stages, Box::new(input), &ctx)
+        Runner {
+            stages: &self.stages,
+            prefix,
+            ctx: Ctx {
+                host,
+                opts,
+                vars: opts.vars.clone(),
+                foreign: RefCell::default(),
+            },
+            counters: vec![0; prefix],
+            out: Vec::new(),
+            done: false,
+            pushed: 0,
+        }
+    }
+}
+
+/// A pipeline run in progress: the streaming stages before the first blocking one see
+/// each input document as it is pushed; `finish` runs the rest.
+pub struct Runner<'a> {
+    stages: &'a [Stage],
+    prefix: usize,
+    ctx: Ctx<'a>,
+    counters: Vec<u64>,
+    out: Vec<Document>,
+    done: bool,
+    pushed: usize,
+}
+
+impl Runner<'_> {
+    /// Feeds one input document; false once no more input can change the result (a
+    /// `$limit` was reached), so the caller can stop reading.
+    pub fn push(&mut self, doc: Document) -> CommandResult<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        if self.pushed.is_multiple_of(256) {
+            self.ctx.host.check_interrupt()?;
+        }
+        self.pushed += 1;
+        push(
+            &self.stages[..self.prefix],
+            0,
+            doc,
+            &mut self.counters,
+            &mut self.out,
+            &mut self.done,
+            &self.ctx,
+        )?;
+        Ok(!self.done)
+    }
+
+    /// Runs the remaining stages and returns the results.
+    pub fn finish(self) -> CommandResult<Vec<Document>> {
+        let rest = &self.stages[self.prefix..];
+        run_stages(rest, Box::new(self.out.into_iter().map(Ok)), &self.ctx)
     }
 }
 
