@@ -244,3 +244,71 @@ async fn driver_aggregates_stored_documents_with_cursors_lookup_out_and_merge() 
         .unwrap();
     assert_eq!(stats[0].get_i64("count").unwrap(), 250);
 }
+
+#[tokio::test]
+async fn aggregate_needs_find_and_its_outputs_need_write_privileges() {
+    let server = Ferrod::start(&[
+        "--auth",
+        "--setParameter",
+        "scramIterationCount=5000",
+        "--setParameter",
+        "scramSHA256IterationCount=5000",
+    ]);
+    // The first user through the localhost exception.
+    let r = admin(
+        &server,
+        doc! {"createUser": "root", "pwd": "rootpw", "roles": ["root"]},
+    );
+    assert_eq!(r.get_f64("ok"), Ok(1.0), "{r}");
+    let root = common::driver(&server.uri(), Some(("root", "rootpw")), None).await;
+    root.database("admin")
+        .run_command(
+            doc! {"createUser": "reader", "pwd": "pw", "roles": [{"role": "read", "db": "test"}]},
+        )
+        .await
+        .unwrap();
+    root.database("test")
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let reader = common::driver(&server.uri(), Some(("reader", "pw")), None).await;
+    let got: Vec<Document> = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$match": {}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(got, vec![doc! {"_id": 1}]);
+    let denied = |err: mongodb::error::Error| match *err.kind {
+        mongodb::error::ErrorKind::Command(e) => e.code,
+        other => panic!("{other:?}"),
+    };
+    let err = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$out": "copy"}])
+        .await
+        .unwrap_err();
+    assert_eq!(denied(err), 13);
+    let err = reader
+        .database("other")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$match": {}}])
+        .await
+        .unwrap_err();
+    assert_eq!(denied(err), 13);
+    let err = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![
+            doc! {"$lookup": {"from": {"db": "other", "coll": "x"}, "as": "x", "pipeline": []}},
+        ])
+        .await
+        .unwrap_err();
+    // A foreign database is refused at parse time, before any privilege matters.
+    assert_eq!(denied(err), 9);
+}

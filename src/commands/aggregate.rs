@@ -195,6 +195,7 @@ async fn run(inv: Invocation, cmd: Document) -> CommandResult {
             "command": cmd.clone(),
         });
     }
+    check_privileges(&inv, &cmd, &req)?;
     if req.collection.is_some() {
         d::check_readable(&inv, &cmd)?;
     }
@@ -247,6 +248,47 @@ async fn run(inv: Invocation, cmd: Document) -> CommandResult {
     let mut out = d::cursor_reply(&req.ns, id, batch, true);
     out.extend(reply);
     Ok(out)
+}
+
+/// mongod's privileges for a pipeline: `find` on what it reads (its collection and
+/// `$lookup`'s), `insert`, `remove` and `update` where `$out`/`$merge` write.
+/// (`$currentOp` checks its own `inprog`.)
+fn check_privileges(inv: &Invocation, cmd: &Document, req: &Request) -> CommandResult<()> {
+    if !auth::enforced(&inv.server) {
+        return Ok(());
+    }
+    let mut required = Vec::new();
+    if req.collection.is_some() {
+        required.push((
+            auth::required_resource(super::Resource::Database, &inv.db),
+            "find",
+        ));
+    }
+    for (db, _) in req.pipeline.foreign_namespaces(&inv.db) {
+        required.push((
+            auth::required_resource(super::Resource::Database, &db),
+            "find",
+        ));
+    }
+    if let Some((db, _)) = req.pipeline.output_namespace() {
+        for action in ["insert", "remove", "update"] {
+            required.push((
+                auth::required_resource(super::Resource::Database, &db),
+                action,
+            ));
+        }
+    }
+    if auth::is_authorized(&inv.server, &inv.client, &required) {
+        return Ok(());
+    }
+    Err(CommandError::new(
+        Code::Unauthorized,
+        format!(
+            "not authorized on {} to execute command {}",
+            inv.db,
+            super::shell_format(&Bson::Document(cmd.clone()))
+        ),
+    ))
 }
 
 /// Runs the pipeline over the collection's documents as the store scans them.

@@ -1108,6 +1108,36 @@ impl Pipeline {
         matches!(self.stages.last(), Some(Stage::Out(_) | Stage::Merge(_)))
     }
 
+    /// The collections the pipeline reads besides its own (`$lookup`'s `from`, also
+    /// inside `$facet`), as (db, coll).
+    pub fn foreign_namespaces(&self, db: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for s in &self.stages {
+            match s {
+                Stage::Lookup(l) => out.push((db.to_string(), l.from.clone())),
+                Stage::Facet(facets) => {
+                    for (_, p) in facets {
+                        out.extend(p.foreign_namespaces(db));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Where `$out` or `$merge` writes, as (db, coll).
+    pub fn output_namespace(&self) -> Option<(String, String)> {
+        match self.stages.last() {
+            Some(Stage::Out(Target::Coll(db, coll))) => Some((db.clone(), coll.clone())),
+            Some(Stage::Merge(m)) => {
+                let Target::Coll(db, coll) = &m.target;
+                Some((db.clone(), coll.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the first stage makes its own documents (`$collStats`, `$indexStats`,
     /// `$currentOp`, `$documents`): the collection is not read.
     pub fn is_source(&self) -> bool {
