@@ -91,3 +91,55 @@ fn writes_on_the_primary_are_read_on_every_secondary() {
     let errors = dup.get_array("writeErrors").unwrap();
     assert_eq!(errors[0].as_document().unwrap().get_i32("code"), Ok(11000));
 }
+
+fn purged(node: &Ferrod) -> bool {
+    node.log_lines()
+        .iter()
+        .any(|l| l.contains("\"Purged the replication log\""))
+}
+
+/// A member added after the primary purged its log is caught up by a snapshot, which
+/// carries the collections and their documents.
+#[test]
+fn a_snapshot_carries_the_documents_to_a_new_member() {
+    let args = &[
+        "--replSet",
+        "rs0",
+        "--setParameter",
+        "replLogEntriesPerSnapshot=20",
+    ];
+    let nodes: Vec<Ferrod> = (0..2).map(|_| Ferrod::start(args)).collect();
+    let member = |i: usize| doc! {"_id": i as i32, "host": nodes[i].addr()};
+    let settings = doc! {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000};
+    let reply = nodes[0].command(doc! {"replSetInitiate": {"_id": "rs0", "version": 1, "members": [member(0)], "settings": settings.clone()}, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    eventually(Duration::from_secs(10), "a primary", || {
+        (nodes[0]
+            .command(doc! {"hello": 1, "$db": "admin"})
+            .get_bool("isWritablePrimary")
+            == Ok(true))
+        .then_some(())
+    });
+    for i in 0..60 {
+        let reply = nodes[0]
+            .command(doc! {"insert": "c", "documents": [{"_id": i, "s": "x"}], "$db": "app"});
+        assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+    }
+    eventually(Duration::from_secs(20), "the log purged", || {
+        purged(&nodes[0]).then_some(())
+    });
+    let reply = nodes[0].command(doc! {"replSetReconfig": {"_id": "rs0", "version": 2, "members": [member(0), member(1)], "settings": settings}, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    nodes[1].wait_for_log(
+        "\"Installed a snapshot of the replicated catalog\"",
+        Duration::from_secs(20),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "every document on the new member",
+        || {
+            let reply = secondary_read(&nodes[1], doc! {"count": "c", "$db": "app"});
+            (reply.get_i32("n") == Ok(60)).then_some(())
+        },
+    );
+}

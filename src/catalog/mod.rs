@@ -164,6 +164,16 @@ pub trait Catalog: Send + Sync {
         &self,
         collections: &[Collection],
     ) -> Result<Vec<Vec<Document>>, CatalogError>;
+    /// [`Catalog::read_consistent`], and `also` reading in the same read transaction
+    /// (the documents of a Raft snapshot).
+    fn read_consistent_with(
+        &self,
+        collections: &[Collection],
+        also: &mut dyn FnMut(&redb::ReadTransaction) -> Result<(), CatalogError>,
+    ) -> Result<Vec<Vec<Document>>, CatalogError> {
+        let _ = also;
+        self.read_consistent(collections)
+    }
     /// The redb database the catalog lives in. The document store keeps its tables in
     /// it, so that a replicated apply writes documents and the applied record in one
     /// transaction.

@@ -167,7 +167,16 @@ impl Catalog for RedbCatalog {
         &self,
         collections: &[Collection],
     ) -> Result<Vec<Vec<Document>>, CatalogError> {
+        self.read_consistent_with(collections, &mut |_| Ok(()))
+    }
+
+    fn read_consistent_with(
+        &self,
+        collections: &[Collection],
+        also: &mut dyn FnMut(&redb::ReadTransaction) -> Result<(), CatalogError>,
+    ) -> Result<Vec<Vec<Document>>, CatalogError> {
         let txn = self.db.begin_read().map_err(storage)?;
+        also(&txn)?;
         let mut out = Vec::with_capacity(collections.len());
         for &collection in collections {
             let mut docs = Vec::new();

@@ -8,7 +8,7 @@
 //! replacement or `$set`/`$unset`/`$inc` on top-level fields. Anything else is refused
 //! with BadValue naming it.
 
-use crate::error::{bad_value, Code, CommandError, CommandResult};
+use crate::error::{bad_value, CommandResult};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 
@@ -242,221 +242,48 @@ impl SortSpec {
     }
 }
 
+/// find's projection (`query::projection`).
 #[derive(Debug, Clone)]
-pub struct Projection {
-    fields: Vec<String>,
-    include: bool,
-    id: bool,
-}
+pub struct Projection(crate::query::projection::Projection);
 
 impl Projection {
-    pub fn parse(spec: &Document) -> CommandResult<Projection> {
-        let mut include = None;
-        let mut id = true;
-        let mut fields = Vec::new();
-        for (k, v) in spec {
-            let on = match v {
-                Bson::Boolean(b) => *b,
-                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => truthy(v),
-                _ => return Err(bad_value(format!("unsupported projection for {k}"))),
-            };
-            if k.contains('.') || k.starts_with('$') {
-                return Err(bad_value(format!("unsupported projection path {k}")));
-            }
-            if k == "_id" {
-                id = on;
-                continue;
-            }
-            if include.is_some_and(|i| i != on) {
-                let (this, other) = if on {
-                    ("inclusion", "exclusion")
-                } else {
-                    ("exclusion", "inclusion")
-                };
-                return Err(CommandError::new(
-                    Code::Location31254,
-                    format!("Cannot do {this} on field {k} in {other} projection"),
-                ));
-            }
-            include = Some(on);
-            fields.push(k.clone());
-        }
-        // With only `_id` named, the rest is kept (an exclusion of nothing).
-        Ok(Projection {
-            fields,
-            include: include.unwrap_or(false),
-            id,
-        })
+    /// With the query, for mongod's checks of a positional projection.
+    pub fn parse(spec: &Document, query: &Document) -> CommandResult<Projection> {
+        crate::query::projection::Projection::parse_with_query(spec, query).map(Projection)
     }
 
-    pub fn apply(&self, doc: &Document) -> Document {
-        let mut out = Document::new();
-        for (k, v) in doc {
-            let keep = if k == "_id" {
-                self.id
-            } else if self.include {
-                self.fields.contains(k)
-            } else {
-                !self.fields.contains(k)
-            };
-            if keep {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-        out
+    pub fn apply(&self, doc: &Document) -> CommandResult<Document> {
+        self.0.apply(doc, None)
     }
 }
 
-/// An update: a replacement or `$set`/`$unset`/`$inc`.
+/// An update (`query::update`): a replacement, operators, or a pipeline.
 #[derive(Debug, Clone)]
-pub enum Update {
-    Replacement(Document),
-    Operators(Vec<(String, String, Bson)>),
-}
+pub struct Update(crate::query::update::Update);
 
 impl Update {
-    pub fn parse(update: &Bson) -> CommandResult<Update> {
-        let Bson::Document(d) = update else {
-            return Err(CommandError::new(
-                Code::FailedToParse,
-                "updates given as a pipeline are not supported yet",
-            ));
-        };
-        if !d.keys().next().is_some_and(|k| k.starts_with('$')) {
-            if let Some(k) = d.keys().find(|k| k.starts_with('$')) {
-                return Err(bad_value(format!(
-                    "The dollar ($) prefixed field '{k}' in '{k}' is not allowed in the context of an update's replacement document."
-                )));
-            }
-            return Ok(Update::Replacement(d.clone()));
-        }
-        let mut ops = Vec::new();
-        for (op, fields) in d {
-            if !matches!(op.as_str(), "$set" | "$unset" | "$inc") {
-                return Err(CommandError::new(
-                    Code::FailedToParse,
-                    format!("Unknown modifier: {op}. Expected a valid update modifier or pipeline-style update specified as an array"),
-                ));
-            }
-            let Bson::Document(fields) = fields else {
-                return Err(CommandError::new(
-                    Code::FailedToParse,
-                    format!("Modifiers operate on fields but we found type {} instead. For example: {{$mod: {{<field>: ...}}}} not {{{op}: {fields}}}", crate::error::type_name(fields)),
-                ));
-            };
-            for (field, value) in fields {
-                if field.contains('.') {
-                    return Err(bad_value(format!(
-                        "dotted update paths are not supported yet: {field}"
-                    )));
-                }
-                if op == "$inc"
-                    && !matches!(value, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
-                {
-                    return Err(CommandError::new(
-                        Code::TypeMismatch,
-                        format!("Cannot increment with non-numeric argument: {{{field}: {value}}}"),
-                    ));
-                }
-                ops.push((op.clone(), field.clone(), value.clone()));
-            }
-        }
-        Ok(Update::Operators(ops))
+    pub fn parse(update: &Bson, array_filters: Option<&[Document]>) -> CommandResult<Update> {
+        crate::query::update::Update::parse(update, array_filters).map(Update)
     }
 
     pub fn is_replacement(&self) -> bool {
-        matches!(self, Update::Replacement(_))
+        self.0.is_replacement()
     }
 
-    /// The updated document (its `_id` kept) and whether it changed.
-    pub fn apply(&self, doc: &Document) -> CommandResult<(Document, bool)> {
-        let id = doc.get("_id").cloned();
-        let out = match self {
-            Update::Replacement(r) => {
-                if let (Some(old), Some(new)) = (&id, r.get("_id")) {
-                    if compare(old, new) != Ordering::Equal {
-                        return Err(CommandError::new(
-                            Code::ImmutableField,
-                            format!("After applying the update, the (immutable) field '_id' was found to have been altered to _id: {new}"),
-                        ));
-                    }
-                }
-                let mut out = Document::new();
-                if let Some(id) = &id {
-                    out.insert("_id", id.clone());
-                }
-                for (k, v) in r {
-                    if k != "_id" {
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
-                out
-            }
-            Update::Operators(ops) => {
-                let mut out = doc.clone();
-                for (op, field, value) in ops {
-                    let same_id = op == "$set"
-                        && id
-                            .as_ref()
-                            .is_some_and(|i| compare(i, value) == Ordering::Equal);
-                    if field == "_id" && !same_id {
-                        return Err(CommandError::new(
-                            Code::ImmutableField,
-                            "Performing an update on the path '_id' would modify the immutable field '_id'",
-                        ));
-                    }
-                    match op.as_str() {
-                        "$set" => {
-                            out.insert(field.clone(), value.clone());
-                        }
-                        "$unset" => {
-                            out.remove(field);
-                        }
-                        _ => {
-                            let new = match (out.get(field), value) {
-                                (None, v) => v.clone(),
-                                (Some(Bson::Int32(a)), Bson::Int32(b)) => a.checked_add(*b).map_or(Bson::Int64(*a as i64 + *b as i64), Bson::Int32),
-                                (Some(a), b) if is_number(a) => match (as_i64(a), as_i64(b)) {
-                                    (Some(x), Some(y)) => Bson::Int64(x.wrapping_add(y)),
-                                    _ => Bson::Double(as_f64(a) + as_f64(b)),
-                                },
-                                (Some(a), _) => {
-                                    return Err(CommandError::new(
-                                        Code::TypeMismatch,
-                                        format!("Cannot apply $inc to a value of non-numeric type. {{_id: {}}} has the field '{field}' of non-numeric type {}", id.clone().unwrap_or(Bson::Null), crate::error::type_name(a)),
-                                    ))
-                                }
-                            };
-                            out.insert(field.clone(), new);
-                        }
-                    }
-                }
-                out
-            }
+    /// The updated document and whether it changed; `is_insert` for an upsert's new
+    /// document (`$setOnInsert`).
+    pub fn apply(&self, doc: &Document, is_insert: bool) -> CommandResult<(Document, bool)> {
+        let now = bson::DateTime::now();
+        let ctx = crate::query::update::UpdateContext {
+            now,
+            now_timestamp: bson::Timestamp {
+                time: (now.timestamp_millis() / 1000) as u32,
+                increment: 1,
+            },
+            is_insert,
         };
-        let modified = out != *doc;
-        Ok((out, modified))
-    }
-}
-
-fn is_number(v: &Bson) -> bool {
-    matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
-}
-
-fn as_i64(v: &Bson) -> Option<i64> {
-    match v {
-        Bson::Int32(n) => Some(*n as i64),
-        Bson::Int64(n) => Some(*n),
-        _ => None,
-    }
-}
-
-fn as_f64(v: &Bson) -> f64 {
-    match v {
-        Bson::Int32(n) => *n as f64,
-        Bson::Int64(n) => *n as f64,
-        Bson::Double(d) => *d,
-        _ => f64::NAN,
+        let updated = self.0.apply(doc, None, &ctx)?;
+        Ok((updated.doc, updated.modified))
     }
 }
 

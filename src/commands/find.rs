@@ -63,10 +63,11 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
         )));
     }
     let (_, ns) = d::namespace(&inv, &cmd)?;
-    let filter = d::filter_arg(&cmd, "find", "filter")?;
+    let query = d::doc_arg(&cmd, "find", "filter")?.unwrap_or_default();
+    let filter = super::doc_query::Filter::parse(&query)?;
     let sort = SortSpec::parse(&d::doc_arg(&cmd, "find", "sort")?.unwrap_or_default())?;
     let projection = d::doc_arg(&cmd, "find", "projection")?
-        .map(|p| Projection::parse(&p))
+        .map(|p| Projection::parse(&p, &query))
         .transpose()?;
     let skip = d::count_arg(&cmd, "find", "skip")?.unwrap_or(0) as usize;
     let limit = d::count_arg(&cmd, "find", "limit")?.filter(|l| *l > 0);
@@ -95,7 +96,10 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
         .take(limit.map_or(usize::MAX, |l| l as usize))
         .collect();
     if let Some(p) = &projection {
-        docs = docs.iter().map(|doc| p.apply(doc)).collect();
+        docs = docs
+            .iter()
+            .map(|doc| p.apply(doc))
+            .collect::<CommandResult<_>>()?;
     }
     let first = batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
     let batch = d::take_batch(&mut docs, Some(first));

@@ -43,18 +43,20 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     let name = "findAndModify";
     d::check_fields(&cmd, name, FIELDS)?;
     let (_, ns) = d::namespace(&inv, &cmd)?;
-    let filter = d::filter_arg(&cmd, name, "query")?;
+    let query = d::doc_arg(&cmd, name, "query")?.unwrap_or_default();
+    let filter = super::doc_query::Filter::parse(&query)?;
     let sort = SortSpec::parse(&d::doc_arg(&cmd, name, "sort")?.unwrap_or_default())?;
     let fields = d::doc_arg(&cmd, name, "fields")?
-        .map(|p| Projection::parse(&p))
+        .map(|p| Projection::parse(&p, &query))
         .transpose()?;
     let remove = d::bool_arg(&cmd, name, "remove", false)?;
     let new = d::bool_arg(&cmd, name, "new", false)?;
     let upsert = d::bool_arg(&cmd, name, "upsert", false)?;
-    let update = cmd.get("update").map(Update::parse).transpose()?;
-    if cmd.contains_key("arrayFilters") {
-        return Err(failed("ferrod does not support arrayFilters yet"));
-    }
+    let array_filters = super::update::array_filters(&cmd, name)?;
+    let update = cmd
+        .get("update")
+        .map(|u| Update::parse(u, array_filters.as_deref()))
+        .transpose()?;
     match (&update, remove) {
         (Some(_), true) => return Err(failed("Cannot specify both an update and remove=true")),
         (None, false) => return Err(failed("Either an update or remove=true must be specified")),
@@ -112,7 +114,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         .await?
         .map_err(|e| refused(&ns, e))?;
     let value = match (value, &fields) {
-        (Some(v), Some(p)) => Bson::Document(p.apply(&v)),
+        (Some(v), Some(p)) => Bson::Document(p.apply(&v)?),
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };

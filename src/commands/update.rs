@@ -44,7 +44,7 @@ pub fn plan(
 ) -> CommandResult<Outcome> {
     let mut outcome = Outcome::default();
     for doc in targets {
-        let (new, modified) = update.apply(&doc)?;
+        let (new, modified) = update.apply(&doc, false)?;
         check_storable(&new)?;
         if d::bson_size(&new) > d::MAX_DOCUMENT_SIZE {
             return Err(CommandError::new(
@@ -65,17 +65,7 @@ pub fn plan(
     }
     if outcome.matched == 0 && upsert {
         let seed = upsert_seed(filter);
-        let new = match update {
-            Update::Replacement(r) => {
-                let mut out = Document::new();
-                if let Some(id) = seed.get("_id").or_else(|| r.get("_id")) {
-                    out.insert("_id", id.clone());
-                }
-                out.extend(r.clone().into_iter().filter(|(k, _)| k != "_id"));
-                out
-            }
-            Update::Operators(_) => update.apply(&seed)?.0,
-        };
+        let (new, _) = update.apply(&seed, true)?;
         let new = prepare(&new)?;
         outcome.upserted = new.get("_id").cloned();
         outcome.after = Some(new.clone());
@@ -112,10 +102,8 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
                 None => return Err(crate::error::missing_field("update.updates.q")),
             };
             let u = stmt.get("u").ok_or_else(|| crate::error::missing_field("update.updates.u"))?;
-            if stmt.contains_key("arrayFilters") {
-                return Err(CommandError::new(Code::FailedToParse, "ferrod does not support arrayFilters yet"));
-            }
-            let update = Update::parse(u)?;
+            let array_filters = array_filters(stmt, "update.updates")?;
+            let update = Update::parse(u, array_filters.as_deref())?;
             let multi = d::bool_arg(stmt, "update.updates", "multi", false)?;
             let upsert = d::bool_arg(stmt, "update.updates", "upsert", false)?;
             if multi && update.is_replacement() {
@@ -165,6 +153,28 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
         reply.insert("writeConcernError", e);
     }
     Ok(reply)
+}
+
+/// `arrayFilters`: an array of documents.
+pub fn array_filters(stmt: &Document, prefix: &str) -> CommandResult<Option<Vec<Document>>> {
+    match stmt.get("arrayFilters") {
+        None => Ok(None),
+        Some(Bson::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Bson::Document(d) => Ok(d.clone()),
+                other => Err(CommandError::new(
+                    Code::TypeMismatch,
+                    format!("BSON field '{prefix}.arrayFilters' is the wrong type '{}', expected type 'object'", type_name(other)),
+                )),
+            })
+            .collect::<CommandResult<Vec<_>>>()
+            .map(Some),
+        Some(other) => Err(CommandError::new(
+            Code::TypeMismatch,
+            format!("BSON field '{prefix}.arrayFilters' is the wrong type '{}', expected type 'array'", type_name(other)),
+        )),
+    }
 }
 
 /// The store refused a write worked out under the write lock: only an upsert whose

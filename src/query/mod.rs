@@ -3,7 +3,11 @@
 //! expressions. A leaf: it knows BSON and `error`, nothing of storage, commands or
 //! replication, so every member evaluates the same input to the same result.
 
+pub mod expr;
+pub mod matcher;
 pub mod order;
+pub mod path;
 pub mod pipeline;
 pub mod projection;
+pub mod sort;
 pub mod update;

@@ -69,6 +69,12 @@ fn applied_from(doc: Option<&Document>) -> Result<Applied, CatalogError> {
 /// The collections a snapshot carries (with the applied record).
 const REPLICATED: [Collection; 3] = [Collection::Users, Collection::Roles, Collection::Keys];
 
+/// A snapshot record that is not a catalog [`Write`]: the collections and documents.
+#[derive(Serialize, Deserialize)]
+enum SnapshotRecord {
+    Documents(crate::storage::DocWrite),
+}
+
 /// A snapshot's metadata and data.
 type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Arc<Vec<u8>>);
 
@@ -140,7 +146,11 @@ impl StateMachine {
 fn read_snapshot(catalog: &dyn Catalog) -> Result<(Applied, Vec<u8>), CatalogError> {
     let mut collections = vec![Collection::ReplSetConfig];
     collections.extend(REPLICATED);
-    let read = catalog.read_consistent(&collections)?;
+    let mut documents = Vec::new();
+    let read = catalog.read_consistent_with(&collections, &mut |txn| {
+        documents = crate::storage::dump_in(txn)?;
+        Ok(())
+    })?;
     let mut applied = Applied::default();
     let mut data = Vec::new();
     for (collection, docs) in collections.into_iter().zip(read) {
@@ -160,6 +170,11 @@ fn read_snapshot(catalog: &dyn Catalog) -> Result<(Applied, Vec<u8>), CatalogErr
             let bytes = bson::to_vec(&write).map_err(|e| CatalogError::Storage(e.to_string()))?;
             data.extend(bytes);
         }
+    }
+    for write in documents {
+        let record = SnapshotRecord::Documents(write);
+        let bytes = bson::to_vec(&record).map_err(|e| CatalogError::Storage(e.to_string()))?;
+        data.extend(bytes);
     }
     Ok((applied, data))
 }
@@ -339,9 +354,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<(Applied, usize), CatalogError> {
     let bad = |e: String| CatalogError::Storage(format!("a bad snapshot: {e}"));
     let mut incoming = Vec::new();
+    let mut documents = Vec::new();
     let mut applied = None;
     for doc in codec::documents(data) {
-        let write: Write = bson::from_slice(doc.map_err(bad)?).map_err(|e| bad(e.to_string()))?;
+        let doc = doc.map_err(bad)?;
+        let write: Write = match bson::from_slice(doc) {
+            Ok(write) => write,
+            Err(e) => match bson::from_slice::<SnapshotRecord>(doc) {
+                Ok(SnapshotRecord::Documents(write)) => {
+                    documents.push(write);
+                    continue;
+                }
+                Err(_) => return Err(bad(e.to_string())),
+            },
+        };
         let Write::Upsert {
             collection,
             id,
@@ -371,10 +397,14 @@ fn install(catalog: &dyn Catalog, data: &[u8]) -> Result<(Applied, usize), Catal
             })
         })
         .collect();
-    let documents = incoming.len();
+    let count = incoming.len() + documents.len();
     writes.extend(incoming);
-    catalog.apply(writes)?;
-    Ok((applied, documents))
+    // The documents are replaced in the same transaction as the catalog.
+    catalog.apply_with(writes, true, &mut |txn| {
+        crate::storage::clear_in(txn)?;
+        crate::storage::apply_in(txn, &documents)
+    })?;
+    Ok((applied, count))
 }
 
 #[cfg(test)]

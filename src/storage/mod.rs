@@ -374,34 +374,45 @@ impl Storage {
         }
         Ok((t.len().map_err(storage)?, bytes))
     }
+}
 
-    /// Every record table and the namespace table, as (table, key, value) triples read in
-    /// one transaction: what a Raft snapshot carries.
-    pub fn dump(&self) -> Result<(Vec<CollectionInfo>, Vec<(String, Vec<u8>)>), CatalogError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let infos = match txn.open_table(NAMESPACES) {
-            Ok(t) => {
-                let mut out = Vec::new();
-                for entry in t.iter().map_err(storage)? {
-                    out.push(CollectionInfo::from_document(&decode_doc(
-                        entry.map_err(storage)?.1.value(),
-                    )?)?);
-                }
-                out
+/// Every collection and document, read in `txn`, as the writes that recreate them (what
+/// a Raft snapshot carries).
+pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogError> {
+    let infos = match txn.open_table(NAMESPACES) {
+        Ok(t) => {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(storage)? {
+                out.push(CollectionInfo::from_document(&decode_doc(
+                    entry.map_err(storage)?.1.value(),
+                )?)?);
             }
-            Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
-            Err(e) => return Err(storage(e)),
-        };
-        let mut docs = Vec::new();
-        for info in &infos {
-            if let Ok(t) = txn.open_table(records(&records_name(&info.uuid))) {
-                for entry in t.iter().map_err(storage)? {
-                    docs.push((info.ns.clone(), entry.map_err(storage)?.1.value().to_vec()));
-                }
-            }
+            out
         }
-        Ok((infos, docs))
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(storage(e)),
+    };
+    let mut out = Vec::new();
+    for info in infos {
+        out.push(DocWrite::CreateCollection {
+            ns: info.ns.clone(),
+            uuid: info.uuid.clone(),
+            options: info.options.clone(),
+        });
+        match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => {
+                for entry in t.iter().map_err(storage)? {
+                    out.push(DocWrite::Insert {
+                        ns: info.ns.clone(),
+                        doc: decode_doc(entry.map_err(storage)?.1.value())?,
+                    });
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(storage(e)),
+        }
     }
+    Ok(out)
 }
 
 /// Removes every collection inside `txn` (a snapshot install replaces them).

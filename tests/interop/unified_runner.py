@@ -18,6 +18,8 @@ import re
 import sys
 import traceback
 
+import harness  # noqa: F401  (puts the pinned PyMongo on the path)
+
 from bson import Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp, json_util
 from bson.binary import Binary
 from bson.dbref import DBRef
@@ -272,18 +274,28 @@ class Events(monitoring.CommandListener):
 
 
 def read_preference(spec):
-    mode = spec["mode"]
-    pref = {
-        "primary": ReadPreference.PRIMARY,
-        "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
-        "secondary": ReadPreference.SECONDARY,
-        "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
-        "nearest": ReadPreference.NEAREST,
-    }[mode]
-    extra = {k: v for k, v in spec.items() if k != "mode"}
+    from pymongo import read_preferences as rp
+
+    modes = {
+        "primary": rp.Primary,
+        "primaryPreferred": rp.PrimaryPreferred,
+        "secondary": rp.Secondary,
+        "secondaryPreferred": rp.SecondaryPreferred,
+        "nearest": rp.Nearest,
+    }
+    extra = {k: v for k, v in spec.items() if k not in ("mode", "tagSets", "maxStalenessSeconds", "hedge")}
     if extra:
         raise Failure(f"readPreference options {sorted(extra)} are not supported by this runner")
-    return pref
+    if spec["mode"] == "primary":
+        return rp.Primary()
+    kwargs = {}
+    if "tagSets" in spec:
+        kwargs["tag_sets"] = spec["tagSets"]
+    if "maxStalenessSeconds" in spec:
+        kwargs["max_staleness"] = spec["maxStalenessSeconds"]
+    if "hedge" in spec:
+        kwargs["hedge"] = spec["hedge"]
+    return modes[spec["mode"]](**kwargs)
 
 
 def write_concern(spec):
@@ -334,6 +346,14 @@ def snake(args, allowed):
             raise Failure(f"argument {key} is not supported by this runner")
         out[CAMEL_TO_SNAKE.get(key, key)] = value
     return out
+
+
+def command_options(args, allowed):
+    """Options PyMongo passes to the command under their own (camelCase) names."""
+    for key in args:
+        if key not in allowed:
+            raise Failure(f"argument {key} is not supported by this runner")
+    return dict(args)
 
 
 def update_result(r):
@@ -422,7 +442,7 @@ def collection_op(coll, name, a):
         return list(coll.find(filt, **kw))
     if name == "aggregate":
         pipeline = a.pop("pipeline")
-        return list(coll.aggregate(pipeline, **snake(a, {"batchSize", "allowDiskUse", "let", "comment", "hint", "maxTimeMS", "collation", "bypassDocumentValidation"})))
+        return list(coll.aggregate(pipeline, **command_options(a, {"batchSize", "allowDiskUse", "let", "comment", "hint", "maxTimeMS", "collation", "bypassDocumentValidation"})))
     if name == "bulkWrite":
         requests = [write_model(r) for r in a.pop("requests")]
         return bulk_result(coll.bulk_write(requests, **snake(a, {"ordered", "bypassDocumentValidation", "comment", "let"})))
@@ -462,7 +482,7 @@ def database_op(db, name, a):
     a = dict(a)
     if name == "aggregate":
         pipeline = a.pop("pipeline")
-        return list(db.aggregate(pipeline, **snake(a, {"batchSize", "allowDiskUse", "let", "comment", "hint", "maxTimeMS"})))
+        return list(db.aggregate(pipeline, **command_options(a, {"batchSize", "allowDiskUse", "let", "comment", "hint", "maxTimeMS"})))
     if name == "createCollection":
         db.create_collection(a.pop("collection"), **a)
         return None

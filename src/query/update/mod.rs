@@ -91,13 +91,10 @@ impl Update {
                     Kind::Modifiers(Modifiers::parse(doc, array_filters)?)
                 }
             }
-            other => {
+            _ => {
                 return Err(err(
                     Code::FailedToParse,
-                    format!(
-                        "Update argument must be either an object or an array, found {}",
-                        type_name(other)
-                    ),
+                    "Update argument must be either an object or an array",
                 ))
             }
         };
