@@ -490,7 +490,7 @@ fn finish(
     let body = match result {
         Ok(ReplyBody::Document(reply)) => ReplyBody::Encoded(encode_reply(server, reply)),
         Ok(ReplyBody::Encoded(mut reply)) => {
-            if !matches!(reply.get("ok"), Ok(Some(_))) {
+            if !crate::wire::depth::has_top_level_key(reply.as_bytes(), b"ok") {
                 reply.append("ok", 1.0);
             }
             ReplyBody::Encoded(server.clock.stamp_encoded_reply(reply))

@@ -324,6 +324,8 @@ pub(super) enum Answer {
 }
 
 /// A request's answer, or the future that makes it when its command waits.
+// Lives for one request on the stack, like `Answer`; boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Handled<'a> {
     Ready(Answer),
     Pending(Pin<Box<dyn std::future::Future<Output = Answer> + Send + 'a>>),

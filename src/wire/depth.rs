@@ -172,20 +172,7 @@ fn walk(raw: &[u8], limit: u32) -> Result<(), Stop> {
                 pos = scope_at + 4;
                 continue;
             }
-            0x01 | 0x09 | 0x11 | 0x12 => 8,
-            0x02 | 0x0D | 0x0E => 4 + length_at(raw, pos)?,
-            0x05 => 5 + length_at(raw, pos)?,
-            0x06 | 0x0A | 0x7F | 0xFF => 0,
-            0x07 => 12,
-            0x08 => 1,
-            0x0B => {
-                let pattern = cstring_len(raw, pos, end)?;
-                pattern + cstring_len(raw, pos + pattern, end)?
-            }
-            0x0C => 4 + length_at(raw, pos)? + 12,
-            0x10 => 4,
-            0x13 => 16,
-            _ => return Err(Stop::Malformed),
+            _ => scalar_len(raw, pos, end, element_type)?,
         };
         pos = pos.checked_add(value_len).ok_or(Stop::Malformed)?;
         if pos >= end {
@@ -194,6 +181,59 @@ fn walk(raw: &[u8], limit: u32) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// The length of a value that holds no document, of type `element_type` at `pos` in a
+/// document ending at `end`.
+fn scalar_len(raw: &[u8], pos: usize, end: usize, element_type: u8) -> Result<usize, Stop> {
+    Ok(match element_type {
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        0x02 | 0x0D | 0x0E => 4 + length_at(raw, pos)?,
+        0x05 => 5 + length_at(raw, pos)?,
+        0x06 | 0x0A | 0x7F | 0xFF => 0,
+        0x07 => 12,
+        0x08 => 1,
+        0x0B => {
+            let pattern = cstring_len(raw, pos, end)?;
+            pattern + cstring_len(raw, pos + pattern, end)?
+        }
+        0x0C => 4 + length_at(raw, pos)? + 12,
+        0x10 => 4,
+        0x13 => 16,
+        _ => return Err(Stop::Malformed),
+    })
+}
+
+/// Whether the document `raw` has a top-level field named `key`. Reads only the
+/// structure (no UTF-8 checks, nothing built): the dispatcher asks it of every encoded
+/// reply, where bson's lookup, which validates each key it passes, was a measurable part
+/// of a hello. False for a malformed document.
+pub fn has_top_level_key(raw: &[u8], key: &[u8]) -> bool {
+    let Ok(end) = document_end(raw, 0) else {
+        return false;
+    };
+    let mut pos = 4;
+    while let Some(&element_type) = raw.get(pos) {
+        if element_type == 0 {
+            return false;
+        }
+        let Ok(key_len) = cstring_len(raw, pos + 1, end) else {
+            return false;
+        };
+        if &raw[pos + 1..pos + key_len] == key {
+            return true;
+        }
+        pos += 1 + key_len;
+        let value_len = match element_type {
+            0x03 | 0x04 | 0x0F => length_at(raw, pos),
+            _ => scalar_len(raw, pos, end, element_type),
+        };
+        match value_len.ok().and_then(|n| pos.checked_add(n)) {
+            Some(next) if next < end => pos = next,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The end offset of the document whose length is at `at`.
@@ -255,6 +295,31 @@ pub fn drop_flat(value: Bson) {
             Bson::Array(a) => pending.extend(a),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn finds_top_level_keys_only() {
+        let doc = doc! {
+            "a": 1, "s": "x", "d": {"ok": 1}, "arr": [1, {"ok": 2}], "re": bson::Regex { pattern: "p".into(), options: "i".into() },
+            "ts": bson::Timestamp { time: 1, increment: 2 }, "n": bson::Bson::Null, "ok": 1.0, "after": true,
+        };
+        let mut raw = Vec::new();
+        doc.to_writer(&mut raw).unwrap();
+        for key in ["a", "s", "d", "arr", "re", "ts", "n", "ok", "after"] {
+            assert!(has_top_level_key(&raw, key.as_bytes()), "{key}");
+        }
+        let without = doc! {"d": {"ok": 1}, "arr": [{"ok": 2}], "okay": 1};
+        let mut raw = Vec::new();
+        without.to_writer(&mut raw).unwrap();
+        assert!(!has_top_level_key(&raw, b"ok"));
+        assert!(!has_top_level_key(&raw[..raw.len() - 3], b"okay"));
+        assert!(!has_top_level_key(&[5, 0, 0, 0, 0], b"ok"));
     }
 }
 
