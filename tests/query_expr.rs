@@ -79,6 +79,7 @@ fn arithmetic_keeps_mongods_types() {
             (bson!({"$round": [2.5, 0]}), bson!(2.0)),
             (bson!({"$round": [3.5]}), bson!(4.0)),
             (bson!({"$round": [1234, -2]}), bson!(1200)),
+            (bson!({"$round": [1e300, 99]}), bson!(1e300)),
             (bson!({"$trunc": [1.789, 1]}), bson!(1.7)),
             (bson!({"$sqrt": 16}), bson!(4.0)),
             (bson!({"$pow": [2, 10]}), bson!(1024)),

@@ -565,3 +565,27 @@ fn deep_filters() {
     }
     assert!(Filter::parse(&f).unwrap().matches(&d));
 }
+
+#[test]
+fn expr_errors_fail_the_match_and_filters_are_shareable() {
+    fn shareable<T: Clone + std::fmt::Debug + Send + Sync>() {}
+    shareable::<Filter>();
+    shareable::<ferrod::query::expr::Expr>();
+    shareable::<ferrod::query::sort::SortSpec>();
+
+    let f = Filter::parse(&doc! {"$expr": {"$divide": [1, "$a"]}}).unwrap();
+    assert!(f.has_expr());
+    assert_eq!(
+        f.try_matches(&doc! {"a": 0}).unwrap_err().code.number(),
+        16608
+    );
+    assert!(!f.matches(&doc! {"a": 0}));
+    assert!(f.try_matches(&doc! {"a": 1}).unwrap());
+    assert!(!Filter::parse(&doc! {"a": 1}).unwrap().has_expr());
+
+    let e = Filter::parse(&doc! {"a": {"$elemMatch": {"$expr": {"$eq": [1, 1]}}}}).unwrap_err();
+    assert_eq!(e.code.number(), 2);
+    assert!(e
+        .message
+        .contains("$expr can only be applied to the top-level document"));
+}

@@ -158,6 +158,7 @@ codes! {
     Location34435 = 34435,
     Location34443 = 34443,
     Location34445 = 34445,
+    Location34447 = 34447,
     Location34449 = 34449,
     Location34455 = 34455,
     Location34456 = 34456,

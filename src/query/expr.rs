@@ -700,6 +700,10 @@ fn single_numeric(name: &str, v: &V) -> R<Option<Num>> {
 fn round_to(f: f64, place: i64, trunc: bool) -> f64 {
     let m = 10f64.powi(place as i32);
     let x = f * m;
+    // Beyond a double's precision there is nothing to round.
+    if !x.is_finite() || x.abs() >= 4.5e15 {
+        return f;
+    }
     let r = if trunc {
         x.trunc()
     } else {
@@ -1789,26 +1793,26 @@ fn eval_op(name: &'static str, args: &[Node], ctx: &mut Ctx) -> R {
         }
         "$isArray" => Ok(Some(Bson::Boolean(matches!(a0, Some(Bson::Array(_)))))),
         "$range" => {
-            let start = int_arg(name, &v[0]).map_err(|_| {
-                err(
-                    Code::Location34443,
-                    format!(
-                        "$range requires a numeric starting value, found value of type: {}",
-                        type_name(&v[0])
-                    ),
-                )
-            })?;
-            let end = int_arg(name, &v[1]).map_err(|_| {
-                err(
-                    Code::Location34445,
-                    format!(
-                        "$range requires a numeric ending value, found value of type: {}",
-                        type_name(&v[1])
-                    ),
-                )
-            })?;
+            // Each bound must be a 32-bit integer, as mongod requires.
+            let bound = |x: &V, which: &str, code: Code| -> R<i64> {
+                match x.as_ref().and_then(num) {
+                    Some(n) => match int_arg(name, x) {
+                        Ok(i) if i >= i32::MIN as i64 && i <= i32::MAX as i64 => Ok(i),
+                        _ => Err(err(
+                            code,
+                            format!("$range requires a {which} value that can be represented as a 32-bit integer, found value: {}", num_to_bson(n)),
+                        )),
+                    },
+                    None => Err(err(
+                        code,
+                        format!("$range requires a numeric {which} value, found value of type: {}", type_name(x)),
+                    )),
+                }
+            };
+            let start = bound(&v[0], "starting", Code::Location34443)?;
+            let end = bound(&v[1], "ending", Code::Location34445)?;
             let step = match v.get(2) {
-                Some(x) => int_arg(name, x)?,
+                Some(x) => bound(x, "step", Code::Location34447)?,
                 None => 1,
             };
             if step == 0 {

@@ -1053,25 +1053,10 @@ impl Leaf {
         }
     }
 
-    /// Inside `$elemMatch`'s value form, operators apply to the element itself; nested
-    /// arrays are still traversed by the operators that traverse (mongod matches each
-    /// element as the root of an empty path).
+    /// Inside `$elemMatch`'s value form, every operator applies to the element itself
+    /// (`matchesSingleElement`): a nested array is compared as a whole, not traversed.
     fn matches_single(&self, item: &Bson, vars: &Document) -> bool {
-        match self {
-            Leaf::All(subs) => subs.iter().all(|l| l.matches_single(item, vars)),
-            Leaf::Negated(inner) => !inner.iter().all(|l| l.matches_single(item, vars)),
-            Leaf::Size(_) | Leaf::ElemMatchObject(_) | Leaf::ElemMatchValue(_) => {
-                self.matches_value(Some(item), vars)
-            }
-            _ => {
-                if let Bson::Array(a) = item {
-                    a.iter().any(|x| self.matches_value(Some(x), vars))
-                        || self.matches_value(Some(item), vars)
-                } else {
-                    self.matches_value(Some(item), vars)
-                }
-            }
-        }
+        self.matches_value(Some(item), vars)
     }
 }
 
