@@ -630,6 +630,7 @@ fn crud_specification_tests_pass_against_a_replica_set() {
         fixed.len(),
         fixed.join("\n")
     );
+}
 
 // ---- issue 13: documents ------------------------------------------------------------------
 
