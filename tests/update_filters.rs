@@ -284,3 +284,33 @@ fn projection_elem_match_and_expressions() {
         (31325, "Unknown expression $foo")
     );
 }
+
+#[test]
+fn parsed_updates_and_projections_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Update>();
+    send_sync::<Projection>();
+}
+
+#[test]
+fn pipeline_project_uses_aggregation_rules() {
+    let u = Update::parse(&bson!([{"$project": {"a": {"$slice": ["$a", 1]}}}]), None).unwrap();
+    let out = u
+        .apply(&doc! {"_id": 1, "a": [1, 2], "b": 1}, None, &ctx(false))
+        .unwrap();
+    assert_eq!(out.doc, doc! {"_id": 1, "a": [1]});
+    let e = Update::parse(&bson!([{"$project": {"a.$": 1}}]), None).unwrap_err();
+    assert_eq!(
+        (e.code.number(), e.message.as_str()),
+        (
+            31324,
+            "Cannot use positional projection in aggregation projection"
+        )
+    );
+    let e = Update::parse(
+        &bson!([{"$project": {"a": {"$elemMatch": {"b": 1}}}}]),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.code.number(), 168);
+}

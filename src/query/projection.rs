@@ -45,6 +45,8 @@ const WRAP: &str = "x";
 #[derive(Default)]
 struct ParseCx<'a> {
     query: Option<&'a Document>,
+    /// `$project` in a pipeline: no positional, `$slice` is the expression, no `$elemMatch`.
+    aggregation: bool,
     kind: Option<bool>,
     id_included: bool,
     id_excluded: bool,
@@ -68,9 +70,24 @@ impl Projection {
         Self::parse_inner(spec, Some(query))
     }
 
+    /// A pipeline's `$project` (mongod's aggregation projection policies): find-only
+    /// features are refused or read as expressions.
+    pub fn parse_aggregation(spec: &Document) -> Result<Projection> {
+        Self::parse_with(spec, None, true)
+    }
+
     fn parse_inner(spec: &Document, query: Option<&Document>) -> Result<Projection> {
+        Self::parse_with(spec, query, false)
+    }
+
+    fn parse_with(
+        spec: &Document,
+        query: Option<&Document>,
+        aggregation: bool,
+    ) -> Result<Projection> {
         let mut cx = ParseCx {
             query,
+            aggregation,
             ..Default::default()
         };
         let mut root = Vec::new();
@@ -214,6 +231,12 @@ fn parse_element(
     parent: &mut Vec<(String, Node)>,
 ) -> Result<()> {
     let positional = positional_at(name);
+    if positional.is_some() && cx.aggregation {
+        return Err(err(
+            Code::Location31324,
+            "Cannot use positional projection in aggregation projection",
+        ));
+    }
     match value {
         Bson::Document(sub) => {
             if positional.is_some() {
@@ -417,7 +440,11 @@ fn parse_operator(
     parent: &mut Vec<(String, Node)>,
 ) -> Result<()> {
     match op {
-        "$slice" => {
+        "$elemMatch" if cx.aggregation => Err(err(
+            Code::InvalidPipelineOperator,
+            "Cannot use $elemMatch in this context",
+        )),
+        "$slice" if !cx.aggregation => {
             let node = match arg {
                 a if whole(a).is_some() => Node::Slice { skip: None, limit: whole(a).unwrap_or(0) },
                 Bson::Array(items) => {

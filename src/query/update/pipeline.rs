@@ -82,7 +82,9 @@ impl Pipeline {
             out.push(match name.as_str() {
                 "$addFields" | "$set" => Stage::AddFields(parse_add_fields(name, arg)?),
                 "$project" => match arg {
-                    Bson::Document(p) => Stage::Project(super::super::projection::Projection::parse(p)?),
+                    Bson::Document(p) => {
+                        Stage::Project(super::super::projection::Projection::parse_aggregation(p)?)
+                    }
                     other => {
                         return Err(err(
                             Code::Location15969,
