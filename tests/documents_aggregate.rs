@@ -143,3 +143,172 @@ fn current_op_and_coll_stats_run_through_the_engine() {
     );
     assert_eq!(code(&r), Some(26), "{r}");
 }
+
+#[tokio::test]
+async fn driver_aggregates_stored_documents_with_cursors_lookup_out_and_merge() {
+    let server = Ferrod::start(&[]);
+    let client = common::driver(&server.uri(), None, None).await;
+    let db = client.database("shop");
+    let orders = db.collection::<Document>("orders");
+    let docs: Vec<Document> = (0..250)
+        .map(|i| doc! {"_id": i, "item": format!("sku{}", i % 5), "qty": i % 7})
+        .collect();
+    orders.insert_many(docs).await.unwrap();
+    db.collection::<Document>("items")
+        .insert_many(vec![
+            doc! {"_id": "sku0", "price": 10},
+            doc! {"_id": "sku1", "price": 20},
+        ])
+        .await
+        .unwrap();
+
+    // 250 documents in batches of 20: the driver's getMores read the rest.
+    let all: Vec<Document> = orders
+        .aggregate(vec![
+            doc! {"$sort": {"_id": -1}},
+            doc! {"$project": {"qty": 0}},
+        ])
+        .batch_size(20)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 250);
+    assert_eq!(all[0], doc! {"_id": 249, "item": "sku4"});
+    assert_eq!(all[249], doc! {"_id": 0, "item": "sku0"});
+
+    let totals: Vec<Document> = orders
+        .aggregate(vec![
+            doc! {"$match": {"item": {"$in": ["sku0", "sku1"]}}},
+            doc! {"$group": {"_id": "$item", "qty": {"$sum": "$qty"}, "n": {"$sum": 1}}},
+            doc! {"$lookup": {"from": "items", "localField": "_id", "foreignField": "_id", "as": "item"}},
+            doc! {"$unwind": "$item"},
+            doc! {"$project": {"n": 1, "value": {"$multiply": ["$qty", "$item.price"]}}},
+            doc! {"$sort": {"_id": 1}},
+        ])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let expected_qty = |k: i32| -> i32 { (0..250).filter(|i| i % 5 == k).map(|i| i % 7).sum() };
+    assert_eq!(
+        totals,
+        vec![
+            doc! {"_id": "sku0", "n": 50, "value": expected_qty(0) * 10},
+            doc! {"_id": "sku1", "n": 50, "value": expected_qty(1) * 20},
+        ]
+    );
+
+    // $out replaces the target collection; $merge updates it in place.
+    orders
+        .aggregate(vec![
+            doc! {"$group": {"_id": "$item", "n": {"$sum": 1}}},
+            doc! {"$out": "summary"},
+        ])
+        .await
+        .unwrap();
+    let summary = db.collection::<Document>("summary");
+    let mut got: Vec<Document> = summary
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    got.sort_by_key(|d| d.get_str("_id").unwrap().to_string());
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0], doc! {"_id": "sku0", "n": 50});
+    db.collection::<Document>("items")
+        .aggregate(vec![
+            doc! {"$merge": {"into": "summary", "whenNotMatched": "discard"}},
+        ])
+        .await
+        .unwrap();
+    let merged = summary
+        .find_one(doc! {"_id": "sku1"})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged, doc! {"_id": "sku1", "n": 50, "price": 20});
+    assert_eq!(summary.count_documents(doc! {}).await.unwrap(), 5);
+
+    // $collStats counts what is stored.
+    let stats: Vec<Document> = orders
+        .aggregate(vec![doc! {"$collStats": {"count": {}}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(stats[0].get_i64("count").unwrap(), 250);
+}
+
+#[tokio::test]
+async fn aggregate_needs_find_and_its_outputs_need_write_privileges() {
+    let server = Ferrod::start(&[
+        "--auth",
+        "--setParameter",
+        "scramIterationCount=5000",
+        "--setParameter",
+        "scramSHA256IterationCount=5000",
+    ]);
+    // The first user through the localhost exception.
+    let r = admin(
+        &server,
+        doc! {"createUser": "root", "pwd": "rootpw", "roles": ["root"]},
+    );
+    assert_eq!(r.get_f64("ok"), Ok(1.0), "{r}");
+    let root = common::driver(&server.uri(), Some(("root", "rootpw")), None).await;
+    root.database("admin")
+        .run_command(
+            doc! {"createUser": "reader", "pwd": "pw", "roles": [{"role": "read", "db": "test"}]},
+        )
+        .await
+        .unwrap();
+    root.database("test")
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .unwrap();
+    let reader = common::driver(&server.uri(), Some(("reader", "pw")), None).await;
+    let got: Vec<Document> = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$match": {}}])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(got, vec![doc! {"_id": 1}]);
+    let denied = |err: mongodb::error::Error| match *err.kind {
+        mongodb::error::ErrorKind::Command(e) => e.code,
+        other => panic!("{other:?}"),
+    };
+    let err = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$out": "copy"}])
+        .await
+        .unwrap_err();
+    assert_eq!(denied(err), 13);
+    let err = reader
+        .database("other")
+        .collection::<Document>("c")
+        .aggregate(vec![doc! {"$match": {}}])
+        .await
+        .unwrap_err();
+    assert_eq!(denied(err), 13);
+    let err = reader
+        .database("test")
+        .collection::<Document>("c")
+        .aggregate(vec![
+            doc! {"$lookup": {"from": {"db": "other", "coll": "x"}, "as": "x", "pipeline": []}},
+        ])
+        .await
+        .unwrap_err();
+    // A foreign database is refused at parse time, before any privilege matters.
+    assert_eq!(denied(err), 9);
+}

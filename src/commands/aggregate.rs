@@ -1,17 +1,23 @@
 //! aggregate: parses the command (mongod's AggregateCommandRequest fields), runs the
-//! pipeline with `query::pipeline` on the blocking pool and answers a cursor. The
-//! outside world the stages need (`$currentOp`'s operations, `$collStats`,
-//! `$indexStats`, `$lookup`'s foreign side, `$out`/`$merge`'s target) comes from
-//! [`Host`]. Until collections are stored, a collection has no documents: a pipeline on
-//! one answers an empty cursor, as mongod does for a collection that does not exist.
+//! pipeline with `query::pipeline` on the blocking pool over the collection's documents
+//! and answers a cursor (the rest through getMore, as find's). The outside world the
+//! stages need (`$currentOp`'s operations, `$collStats`, `$indexStats`, `$lookup`'s
+//! foreign side, `$out`/`$merge`'s target) comes from [`Host`]; `$out` and `$merge`
+//! collect their writes there, committed afterwards as one batch (replicated on a set).
 
+use super::documents as d;
 use super::{cluster, current_op, BoxFuture, Command, Handler, Invocation};
 use crate::auth;
 use crate::error::{
     missing_field, type_mismatch, unknown_field, Code, CommandError, CommandResult,
 };
 use crate::query::pipeline::{Options, Pipeline, PipelineHost};
+use crate::storage::cursors::Cursor;
+use crate::storage::{CollectionInfo, DocWrite, Scan, ScanError, Storage};
 use bson::{doc, Bson, Document};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const AGGREGATE: Command = Command {
@@ -57,8 +63,7 @@ fn failed_to_parse(msg: impl Into<String>) -> CommandError {
 }
 
 fn aggregate(inv: Invocation, cmd: Document) -> BoxFuture {
-    // A pipeline may scan and sort a whole collection: off the async workers.
-    Box::pin(async move { crate::blocking::cpu(move || run(&inv, &cmd)).await })
+    Box::pin(run(inv, cmd))
 }
 
 /// `allowDiskUse` and the like: a bool, or a number read as one (mongod's optionalBool).
@@ -73,7 +78,17 @@ fn bool_field(cmd: &Document, name: &str) -> CommandResult<Option<bool>> {
     }
 }
 
-fn run(inv: &Invocation, cmd: &Document) -> CommandResult {
+/// The command, checked and parsed.
+struct Request {
+    collection: Option<String>,
+    ns: String,
+    pipeline: Pipeline,
+    opts: Options,
+    batch_size: Option<i64>,
+    explain: bool,
+}
+
+fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
     let collection =
         match cmd.get("aggregate") {
             Some(Bson::String(c)) => Some(c.clone()),
@@ -102,8 +117,6 @@ fn run(inv: &Invocation, cmd: &Document) -> CommandResult {
                 "The 'cursor' option is required, except for aggregate with the explain argument",
             )),
         };
-    // The whole result goes in the first batch until the cursor registry lands.
-    let _ = batch_size;
     // Stages outside API Version 1 are refused under apiStrict, as mongod does.
     if cmd.get_bool("apiStrict") == Ok(true) {
         for s in stages {
@@ -151,11 +164,27 @@ fn run(inv: &Invocation, cmd: &Document) -> CommandResult {
         }
     }
     let ns = match &collection {
-        Some(c) => format!("{}.{c}", inv.db),
+        Some(c) => {
+            d::check_collection_name(&inv.db, c)?;
+            format!("{}.{c}", inv.db)
+        }
         None => format!("{}.$cmd.aggregate", inv.db),
     };
-    if explain {
-        let names: Vec<Bson> = pipeline
+    Ok(Request {
+        collection,
+        ns,
+        pipeline,
+        opts,
+        batch_size,
+        explain,
+    })
+}
+
+async fn run(inv: Invocation, cmd: Document) -> CommandResult {
+    let req = parse(&inv, &cmd)?;
+    if req.explain {
+        let names: Vec<Bson> = req
+            .pipeline
             .stage_names()
             .into_iter()
             .map(|n| Bson::Document(doc! {n: {}}))
@@ -166,14 +195,132 @@ fn run(inv: &Invocation, cmd: &Document) -> CommandResult {
             "command": cmd.clone(),
         });
     }
-    let host = Host {
-        inv,
-        collection: collection.clone(),
-        deadline: max_time(cmd).map(|d| inv.op.started + d),
+    check_privileges(&inv, &cmd, &req)?;
+    if req.collection.is_some() {
+        d::check_readable(&inv, &cmd)?;
+    }
+    d::reap_cursors(&inv);
+    let storage = inv.server.storage().clone();
+    // A pipeline that writes holds the writers' lock from its reads to its commit.
+    let _guard = if req.pipeline.writes() {
+        d::check_writable(&inv)?;
+        Some(storage.lock_writes().await)
+    } else {
+        None
     };
-    // No collection is stored yet: the pipeline reads no documents.
-    let batch = pipeline.run(std::iter::empty(), &host, &opts)?;
-    Ok(doc! {"cursor": {"firstBatch": batch, "id": 0i64, "ns": ns}})
+    let deadline = max_time(&cmd).map(|t| inv.op.started + t);
+    let owned = inv.clone();
+    let storage = storage.clone();
+    // A pipeline may scan and sort a whole collection: off the async workers.
+    let (results, writes, req) = crate::blocking::cpu(move || {
+        let host = Host {
+            inv: &owned,
+            storage,
+            collection: req.collection.clone(),
+            deadline,
+            targets: RefCell::default(),
+            writes: RefCell::default(),
+        };
+        let results = execute(&host, &req)?;
+        CommandResult::Ok((results, host.writes.into_inner(), req))
+    })
+    .await?;
+    let mut reply = Document::new();
+    if !writes.is_empty() {
+        match d::commit(&inv, &cmd, writes).await? {
+            Ok(Some(concern_error)) => {
+                reply.insert("writeConcernError", concern_error);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(d::storage_error(e)),
+        }
+    }
+    let mut docs: VecDeque<Document> = results.into();
+    let first = req.batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
+    let batch = d::take_batch(&mut docs, Some(first));
+    let id = if docs.is_empty() {
+        0
+    } else {
+        inv.server
+            .cursors
+            .open(Cursor::new(req.ns.clone(), docs, false, d::user_of(&inv)))
+    };
+    let mut out = d::cursor_reply(&req.ns, id, batch, true);
+    out.extend(reply);
+    Ok(out)
+}
+
+/// mongod's privileges for a pipeline: `find` on what it reads (its collection and
+/// `$lookup`'s), `insert`, `remove` and `update` where `$out`/`$merge` write.
+/// (`$currentOp` checks its own `inprog`.)
+fn check_privileges(inv: &Invocation, cmd: &Document, req: &Request) -> CommandResult<()> {
+    if !auth::enforced(&inv.server) {
+        return Ok(());
+    }
+    let mut required = Vec::new();
+    if req.collection.is_some() {
+        required.push((
+            auth::required_resource(super::Resource::Database, &inv.db),
+            "find",
+        ));
+    }
+    for (db, _) in req.pipeline.foreign_namespaces(&inv.db) {
+        required.push((
+            auth::required_resource(super::Resource::Database, &db),
+            "find",
+        ));
+    }
+    if let Some((db, _)) = req.pipeline.output_namespace() {
+        for action in ["insert", "remove", "update"] {
+            required.push((
+                auth::required_resource(super::Resource::Database, &db),
+                action,
+            ));
+        }
+    }
+    if auth::is_authorized(&inv.server, &inv.client, &required) {
+        return Ok(());
+    }
+    Err(CommandError::new(
+        Code::Unauthorized,
+        format!(
+            "not authorized on {} to execute command {}",
+            inv.db,
+            super::shell_format(&Bson::Document(cmd.clone()))
+        ),
+    ))
+}
+
+/// Runs the pipeline over the collection's documents as the store scans them.
+fn execute(host: &Host, req: &Request) -> CommandResult<Vec<Document>> {
+    let pipeline = &req.pipeline;
+    let info = match &req.collection {
+        Some(_) if !pipeline.is_source() => d::collection(&host.storage, &req.ns)?,
+        _ => None,
+    };
+    let mut runner = pipeline.runner(host, &req.opts);
+    if let Some(info) = info {
+        scan(&host.storage, &info, |doc| {
+            Ok(if runner.push(doc)? {
+                Scan::Continue
+            } else {
+                Scan::Stop
+            })
+        })?;
+    }
+    runner.finish()
+}
+
+fn scan(
+    storage: &Storage,
+    info: &CollectionInfo,
+    each: impl FnMut(Document) -> CommandResult<Scan>,
+) -> CommandResult<()> {
+    match storage.scan(info, None, each) {
+        Ok(_) => Ok(()),
+        Err(ScanError::Storage(e)) => Err(d::storage_error(e)),
+        Err(ScanError::Command(e)) => Err(e),
+    }
 }
 
 fn cursor_batch_size(cursor: &Document) -> CommandResult<Option<i64>> {
@@ -207,50 +354,164 @@ fn max_time(cmd: &Document) -> Option<Duration> {
 /// What the pipeline reaches outside itself, for one aggregate command.
 struct Host<'a> {
     inv: &'a Invocation,
+    storage: Arc<Storage>,
     collection: Option<String>,
     deadline: Option<Instant>,
+    /// `$merge` targets as the command leaves them, by namespace (read on first use).
+    targets: RefCell<BTreeMap<String, Vec<Document>>>,
+    /// What `$out` and `$merge` write, committed after the run.
+    writes: RefCell<Vec<DocWrite>>,
 }
 
-fn not_stored(stage: &str) -> CommandError {
-    CommandError::new(
-        Code::NotImplemented,
-        format!("{stage} needs stored collections, which this ferrod does not have yet"),
-    )
+impl Host<'_> {
+    fn read_all(&self, ns: &str) -> CommandResult<Vec<Document>> {
+        let Some(info) = d::collection(&self.storage, ns)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        scan(&self.storage, &info, |doc| {
+            if out.len() % 256 == 0 {
+                self.check_interrupt()?;
+            }
+            out.push(doc);
+            Ok(Scan::Continue)
+        })?;
+        Ok(out)
+    }
+
+    /// Adds the creation of `ns` to the writes when it neither exists nor is created yet.
+    fn ensure_collection(&self, ns: &str) -> CommandResult<()> {
+        let mut writes = self.writes.borrow_mut();
+        d::collection_for_write(&self.storage, ns, &mut writes)?;
+        Ok(())
+    }
+
+    fn with_target<T>(
+        &self,
+        ns: &str,
+        f: impl FnOnce(&mut Vec<Document>) -> CommandResult<T>,
+    ) -> CommandResult<T> {
+        if !self.targets.borrow().contains_key(ns) {
+            let docs = self.read_all(ns)?;
+            self.targets.borrow_mut().insert(ns.to_string(), docs);
+        }
+        let mut targets = self.targets.borrow_mut();
+        f(targets.get_mut(ns).expect("loaded above"))
+    }
 }
 
 impl PipelineHost for Host<'_> {
-    fn read_collection(&self, _db: &str, _coll: &str) -> CommandResult<Vec<Document>> {
-        Ok(Vec::new())
+    fn read_collection(&self, db: &str, coll: &str) -> CommandResult<Vec<Document>> {
+        self.read_all(&format!("{db}.{coll}"))
     }
-    fn replace_collection(
-        &self,
-        _db: &str,
-        _coll: &str,
-        _docs: Vec<Document>,
-    ) -> CommandResult<()> {
-        Err(not_stored("$out"))
+    fn replace_collection(&self, db: &str, coll: &str, docs: Vec<Document>) -> CommandResult<()> {
+        d::check_collection_name(db, coll)?;
+        let ns = format!("{db}.{coll}");
+        let mut writes = vec![
+            DocWrite::DropCollection { ns: ns.clone() },
+            DocWrite::CreateCollection {
+                ns: ns.clone(),
+                uuid: crate::storage::new_uuid(),
+                options: Document::new(),
+            },
+        ];
+        let mut seen = HashSet::new();
+        for doc in docs {
+            let doc = super::insert::prepare(&doc)?;
+            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+            if !seen.insert(crate::storage::record_key(&id)) {
+                return Err(d::duplicate_id_error(&ns, &id));
+            }
+            writes.push(DocWrite::Insert {
+                ns: ns.clone(),
+                doc,
+            });
+        }
+        self.writes.borrow_mut().extend(writes);
+        Ok(())
     }
     fn find_matching(
         &self,
-        _db: &str,
-        _coll: &str,
-        _fields: &Document,
+        db: &str,
+        coll: &str,
+        fields: &Document,
     ) -> CommandResult<Vec<Document>> {
-        Err(not_stored("$merge"))
+        d::check_collection_name(db, coll)?;
+        self.with_target(&format!("{db}.{coll}"), |docs| {
+            Ok(docs
+                .iter()
+                .filter(|doc| {
+                    fields.iter().all(|(path, want)| {
+                        dotted(doc, path)
+                            .is_some_and(|v| crate::query::order::values_equal(v, want))
+                    })
+                })
+                .cloned()
+                .collect())
+        })
     }
-    fn insert_document(&self, _db: &str, _coll: &str, _doc: Document) -> CommandResult<()> {
-        Err(not_stored("$merge"))
+    fn insert_document(&self, db: &str, coll: &str, doc: Document) -> CommandResult<()> {
+        let ns = format!("{db}.{coll}");
+        let doc = super::insert::prepare(&doc)?;
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        self.with_target(&ns, |docs| {
+            if docs.iter().any(|d| {
+                d.get("_id")
+                    .is_some_and(|i| crate::query::order::values_equal(i, &id))
+            }) {
+                return Err(d::duplicate_id_error(&ns, &id));
+            }
+            docs.push(doc.clone());
+            Ok(())
+        })?;
+        self.ensure_collection(&ns)?;
+        self.writes.borrow_mut().push(DocWrite::Insert { ns, doc });
+        Ok(())
     }
     fn replace_document(
         &self,
-        _db: &str,
-        _coll: &str,
-        _old: &Document,
-        _new: Document,
+        db: &str,
+        coll: &str,
+        old: &Document,
+        new: Document,
     ) -> CommandResult<()> {
-        Err(not_stored("$merge"))
+        let ns = format!("{db}.{coll}");
+        let new = super::insert::prepare(&new)?;
+        let id = old.get("_id").cloned().unwrap_or(Bson::Null);
+        self.with_target(&ns, |docs| {
+            if let Some(slot) = docs.iter_mut().find(|d| {
+                d.get("_id")
+                    .is_some_and(|i| crate::query::order::values_equal(i, &id))
+            }) {
+                *slot = new.clone();
+            }
+            Ok(())
+        })?;
+        self.writes
+            .borrow_mut()
+            .push(DocWrite::Put { ns, doc: new });
+        Ok(())
     }
     fn coll_stats(&self, db: &str, coll: &str, spec: &Document) -> CommandResult<Document> {
+        let ns = format!("{db}.{coll}");
+        let mut out = doc! {
+            "ns": &ns,
+            "host": self.inv.server.host_and_port(),
+            "localTime": bson::DateTime::now(),
+        };
+        if let Some(info) = d::collection(&self.storage, &ns)? {
+            let (count, size) = self.storage.stats(&info).map_err(d::storage_error)?;
+            if spec.contains_key("storageStats") {
+                out.insert(
+                    "storageStats",
+                    doc! {"size": size as i64, "count": count as i64, "avgObjSize": size.checked_div(count).unwrap_or(0) as i64, "nindexes": 1, "capped": false},
+                );
+            }
+            if spec.contains_key("count") {
+                out.insert("count", count as i64);
+            }
+            return Ok(out);
+        }
         // The collection does not exist: mongod answers the header alone, and refuses
         // the statistics that need the collection.
         for (field, what) in [("storageStats", "storageStats"), ("count", "count")] {
@@ -263,14 +524,22 @@ impl PipelineHost for Host<'_> {
                 ));
             }
         }
-        Ok(doc! {
-            "ns": format!("{db}.{coll}"),
-            "host": self.inv.server.host_and_port(),
-            "localTime": bson::DateTime::now(),
-        })
+        Ok(out)
     }
-    fn index_stats(&self, _db: &str, _coll: &str) -> CommandResult<Vec<Document>> {
-        Ok(Vec::new())
+    fn index_stats(&self, db: &str, coll: &str) -> CommandResult<Vec<Document>> {
+        // Every collection has its _id index; usage is not counted yet.
+        Ok(
+            match d::collection(&self.storage, &format!("{db}.{coll}"))? {
+                Some(_) => vec![doc! {
+                    "name": "_id_",
+                    "key": {"_id": 1},
+                    "host": self.inv.server.host_and_port(),
+                    "accesses": {"ops": 0i64, "since": bson::DateTime::now()},
+                    "spec": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
+                }],
+                None => Vec::new(),
+            },
+        )
     }
     fn current_op(&self, spec: &Document) -> CommandResult<Vec<Document>> {
         if self.inv.db != "admin" || self.collection.is_some() {
@@ -346,4 +615,14 @@ fn visible_operations(inv: &Invocation, all_users: bool) -> CommandResult<Vec<Do
         .into_iter()
         .filter(|op| op.get_i64("connectionId") == Ok(own))
         .collect())
+}
+
+/// A dotted field through documents.
+fn dotted<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
+    let mut parts = path.split('.');
+    let mut value = doc.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_document()?.get(part)?;
+    }
+    Some(value)
 }

@@ -1108,6 +1108,36 @@ impl Pipeline {
         matches!(self.stages.last(), Some(Stage::Out(_) | Stage::Merge(_)))
     }
 
+    /// The collections the pipeline reads besides its own (`$lookup`'s `from`, also
+    /// inside `$facet`), as (db, coll).
+    pub fn foreign_namespaces(&self, db: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for s in &self.stages {
+            match s {
+                Stage::Lookup(l) => out.push((db.to_string(), l.from.clone())),
+                Stage::Facet(facets) => {
+                    for (_, p) in facets {
+                        out.extend(p.foreign_namespaces(db));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Where `$out` or `$merge` writes, as (db, coll).
+    pub fn output_namespace(&self) -> Option<(String, String)> {
+        match self.stages.last() {
+            Some(Stage::Out(Target::Coll(db, coll))) => Some((db.clone(), coll.clone())),
+            Some(Stage::Merge(m)) => {
+                let Target::Coll(db, coll) = &m.target;
+                Some((db.clone(), coll.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the first stage makes its own documents (`$collStats`, `$indexStats`,
     /// `$currentOp`, `$documents`): the collection is not read.
     pub fn is_source(&self) -> bool {
@@ -1155,13 +1185,84 @@ impl Pipeline {
         host: &dyn PipelineHost,
         opts: &Options,
     ) -> CommandResult<Vec<Document>> {
-        let ctx = Ctx {
-            host,
-            opts,
-            vars: opts.vars.clone(),
-            foreign: RefCell::default(),
+        let mut runner = self.runner(host, opts);
+        if !self.is_source() {
+            for doc in input {
+                if !runner.push(doc?)? {
+                    break;
+                }
+            }
+        }
+        runner.finish()
+    }
+
+    /// A run fed one document at a time, for a caller that reads its input through a
+    /// callback (a storage scan).
+    pub fn runner<'a>(&'a self, host: &'a dyn PipelineHost, opts: &'a Options) -> Runner<'a> {
+        let prefix = if self.is_source() {
+            0
+        } else {
+            self.stages
+                .iter()
+                .position(Stage::is_blocking)
+                .unwrap_or(self.stages.len())
         };
-        run_stages(&self.stages, Box::new(input), &ctx)
+        Runner {
+            stages: &self.stages,
+            prefix,
+            ctx: Ctx {
+                host,
+                opts,
+                vars: opts.vars.clone(),
+                foreign: RefCell::default(),
+            },
+            counters: vec![0; prefix],
+            out: Vec::new(),
+            done: false,
+            pushed: 0,
+        }
+    }
+}
+
+/// A pipeline run in progress: the streaming stages before the first blocking one see
+/// each input document as it is pushed; `finish` runs the rest.
+pub struct Runner<'a> {
+    stages: &'a [Stage],
+    prefix: usize,
+    ctx: Ctx<'a>,
+    counters: Vec<u64>,
+    out: Vec<Document>,
+    done: bool,
+    pushed: usize,
+}
+
+impl Runner<'_> {
+    /// Feeds one input document; false once no more input can change the result (a
+    /// `$limit` was reached), so the caller can stop reading.
+    pub fn push(&mut self, doc: Document) -> CommandResult<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        if self.pushed.is_multiple_of(256) {
+            self.ctx.host.check_interrupt()?;
+        }
+        self.pushed += 1;
+        push(
+            &self.stages[..self.prefix],
+            0,
+            doc,
+            &mut self.counters,
+            &mut self.out,
+            &mut self.done,
+            &self.ctx,
+        )?;
+        Ok(!self.done)
+    }
+
+    /// Runs the remaining stages and returns the results.
+    pub fn finish(self) -> CommandResult<Vec<Document>> {
+        let rest = &self.stages[self.prefix..];
+        run_stages(rest, Box::new(self.out.into_iter().map(Ok)), &self.ctx)
     }
 }
 
