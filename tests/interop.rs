@@ -554,7 +554,10 @@ fn expected_crud_failures() -> std::collections::BTreeMap<(String, String), Stri
             let (file, test, reason) = (parts.next(), parts.next(), parts.next());
             match (file, test, reason) {
                 (Some(f), Some(t), Some(r)) => ((f.to_owned(), t.to_owned()), r.to_owned()),
-                _ => panic!("{}: a line is `file :: test :: reason`, not {line:?}", path.display()),
+                _ => panic!(
+                    "{}: a line is `file :: test :: reason`, not {line:?}",
+                    path.display()
+                ),
             }
         })
         .collect()
@@ -575,12 +578,22 @@ fn crud_specification_tests_pass_against_a_replica_set() {
 
     let spec_dir = interop_dir().join(".deps/spec/crud/unified");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&spec_dir)
-        .unwrap_or_else(|e| panic!("{}: {e}; tests/interop/install.sh installs it", spec_dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; tests/interop/install.sh installs it",
+                spec_dir.display()
+            )
+        })
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() > 100, "only {} CRUD test files in {}", files.len(), spec_dir.display());
+    assert!(
+        files.len() > 100,
+        "only {} CRUD test files in {}",
+        files.len(),
+        spec_dir.display()
+    );
 
     // Some tests configure fail points, as drivers' test suites do against mongod.
     let members = start_members(&["--setParameter", "enableTestCommands=1"]);
@@ -589,11 +602,18 @@ fn crud_specification_tests_pass_against_a_replica_set() {
     let out = results.path().join("results.jsonl");
     let mut cmd = python("unified_runner.py");
     cmd.arg("--uri")
-        .arg(format!("mongodb://{}/?replicaSet={SET}", seed_list(&members)))
+        .arg(format!(
+            "mongodb://{}/?replicaSet={SET}",
+            seed_list(&members)
+        ))
         .arg("--out")
         .arg(&out)
         .args(&files);
-    run_script_within(&members.iter().collect::<Vec<_>>(), cmd, Duration::from_secs(15 * 60));
+    run_script_within(
+        &members.iter().collect::<Vec<_>>(),
+        cmd,
+        Duration::from_secs(15 * 60),
+    );
 
     let expected = expected_crud_failures();
     let (mut passed, mut not_applicable) = (0, 0);
