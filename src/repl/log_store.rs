@@ -43,8 +43,8 @@ const TAIL: usize = 256;
 /// and its purge, and the log's pages never left: resident memory grew with every write.
 /// The leader reads what it replicates from the tail above, so the cache only serves
 /// reads of older entries (a lagging follower, a new leader's first probes), for which a
-/// few MiB and the OS's page cache are enough.
-pub const LOG_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// MiB and the OS's page cache are enough.
+pub const LOG_CACHE_BYTES: usize = 1024 * 1024;
 
 fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())

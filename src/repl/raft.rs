@@ -225,10 +225,7 @@ mod tests {
             election_timeout_millis: 1000,
         };
         // openraft's default is 300: a new leader's first probe to each follower.
-        assert_eq!(
-            raft_config(&settings, true).max_payload_entries,
-            MAX_PAYLOAD_ENTRIES
-        );
-        assert!(MAX_PAYLOAD_ENTRIES <= 64);
+        let batch = raft_config(&settings, true).max_payload_entries;
+        assert!(batch <= 64, "{batch} entries per AppendEntries");
     }
 }
