@@ -137,7 +137,7 @@ fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
         None => {}
         Some(Bson::Document(lets)) => {
             for (name, value) in lets {
-                let e = crate::query::pipeline::lang::Expr::parse(value)?;
+                let e = crate::query::expr::Expr::parse(value)?;
                 let v = e.evaluate(&Document::new(), &opts.vars)?;
                 opts.vars.insert(name.clone(), v);
             }

@@ -8,12 +8,13 @@
 //! src/mongo/db/pipeline/document_source_*.cpp.
 
 mod group;
-pub mod interim;
 mod project;
 
 /// The parts of the query language the pipeline uses, in one place.
 pub(crate) mod lang {
-    pub use super::interim::{Expr, Filter, SortSpec};
+    pub use crate::query::expr::Expr;
+    pub use crate::query::matcher::Filter;
+    pub use crate::query::sort::SortSpec;
 }
 
 use crate::error::{type_name, whole_number, Code, CommandError, CommandResult};
@@ -1366,7 +1367,8 @@ fn push(
     };
     match stage {
         Stage::Match(f) => {
-            if f.matches(&doc) {
+            // A $expr that fails to evaluate fails the pipeline, as in mongod.
+            if f.try_matches(&doc)? {
                 next(doc, counters, out, done)?;
             }
         }
