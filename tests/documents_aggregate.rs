@@ -43,6 +43,20 @@ async fn driver_runs_a_pipeline_over_documents() {
         ]
     );
 
+    // $listLocalSessions lists the session the command runs in.
+    let mut session = client.start_session().await.unwrap();
+    let lsid = session.id().get("id").unwrap().clone();
+    let mut cursor = db
+        .aggregate(vec![
+            doc! {"$listLocalSessions": {}},
+            doc! {"$project": {"id": "$_id.id", "_id": 0}},
+        ])
+        .session(&mut session)
+        .await
+        .unwrap();
+    let sessions: Vec<Document> = cursor.stream(&mut session).try_collect().await.unwrap();
+    assert_eq!(sessions, vec![doc! {"id": lsid}]);
+
     // A stage mongod does not know is refused, and named.
     let err = db
         .aggregate(vec![doc! {"$documents": []}, doc! {"$frobnicate": {}}])
@@ -93,6 +107,10 @@ fn aggregate_command_checks_its_arguments() {
         r.get_str("errmsg").unwrap().contains("$changeStream"),
         "{r}"
     );
+    let r = run(
+        doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "collation": {"locale": "fr"}, "$db": "test"},
+    );
+    assert_eq!(code(&r), Some(2), "collation is refused, not ignored: {r}");
     let r = run(doc! {"aggregate": "c", "pipeline": [{"$limit": 0}], "cursor": {}, "$db": "test"});
     assert_eq!(code(&r), Some(15958), "{r}");
     let r = run(doc! {"aggregate": "c", "pipeline": [{"$match": {}}], "cursor": {}, "$db": "test"});

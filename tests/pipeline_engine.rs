@@ -98,6 +98,9 @@ impl PipelineHost for MemHost {
             doc! {"op": "none", "active": false},
         ])
     }
+    fn list_local_sessions(&self, _spec: &Document) -> CommandResult<Vec<Document>> {
+        Ok(vec![doc! {"_id": {"id": 1}}])
+    }
     fn check_interrupt(&self) -> CommandResult<()> {
         match self.interrupt_after.get() {
             Some(0) => Err(CommandError::new(

@@ -83,6 +83,8 @@ pub trait PipelineHost {
     fn index_stats(&self, db: &str, coll: &str) -> CommandResult<Vec<Document>>;
     /// `$currentOp` with its options (already checked).
     fn current_op(&self, spec: &Document) -> CommandResult<Vec<Document>>;
+    /// `$listLocalSessions` with its specification (already checked).
+    fn list_local_sessions(&self, spec: &Document) -> CommandResult<Vec<Document>>;
     /// Called now and then by long stages: `maxTimeMS` and `killOp` answer here.
     fn check_interrupt(&self) -> CommandResult<()> {
         Ok(())
@@ -190,6 +192,7 @@ enum Stage {
     CollStats(Document),
     IndexStats,
     CurrentOp(Document),
+    ListLocalSessions(Document),
     Documents(Expr),
 }
 
@@ -356,7 +359,11 @@ impl Pipeline {
             let stage = Self::parse_stage(name, arg, opts, vars, nesting)?;
             let first_only = matches!(
                 stage,
-                Stage::CollStats(_) | Stage::IndexStats | Stage::CurrentOp(_) | Stage::Documents(_)
+                Stage::CollStats(_)
+                    | Stage::IndexStats
+                    | Stage::CurrentOp(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Documents(_)
             );
             if first_only && i != 0 {
                 return Err(failed(
@@ -625,6 +632,24 @@ impl Pipeline {
                 Stage::CurrentOp(spec.clone())
             }
             "$documents" => Stage::Documents(Expr::parse(arg)?),
+            "$listLocalSessions" => {
+                let Bson::Document(spec) = arg else {
+                    return Err(crate::error::type_mismatch("$listLocalSessions", arg, "object"));
+                };
+                for (k, v) in spec {
+                    match (k.as_str(), v) {
+                        ("allUsers", Bson::Boolean(_)) | ("users", Bson::Array(_)) => {}
+                        ("allUsers", _) => {
+                            return Err(crate::error::type_mismatch("$listLocalSessions.allUsers", v, "bool"))
+                        }
+                        ("users", _) => {
+                            return Err(crate::error::type_mismatch("$listLocalSessions.users", v, "array"))
+                        }
+                        _ => return Err(crate::error::unknown_field(&format!("$listLocalSessions.{k}"))),
+                    }
+                }
+                Stage::ListLocalSessions(spec.clone())
+            }
             "$changeStream" => {
                 return Err(failed(
                     Code::CommandNotSupported,
@@ -1145,7 +1170,11 @@ impl Pipeline {
         matches!(
             self.stages.first(),
             Some(
-                Stage::CollStats(_) | Stage::IndexStats | Stage::CurrentOp(_) | Stage::Documents(_)
+                Stage::CollStats(_)
+                    | Stage::IndexStats
+                    | Stage::CurrentOp(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Documents(_)
             )
         )
     }
@@ -1174,6 +1203,7 @@ impl Pipeline {
                 Stage::CollStats(_) => "$collStats",
                 Stage::IndexStats => "$indexStats",
                 Stage::CurrentOp(_) => "$currentOp",
+                Stage::ListLocalSessions(_) => "$listLocalSessions",
                 Stage::Documents(_) => "$documents",
             })
             .collect()
@@ -1307,6 +1337,7 @@ fn source(stage: &Stage, ctx: &Ctx) -> CommandResult<Option<Vec<Document>>> {
         Stage::CollStats(spec) => vec![ctx.host.coll_stats(&opts.db, &coll()?, spec)?],
         Stage::IndexStats => ctx.host.index_stats(&opts.db, &coll()?)?,
         Stage::CurrentOp(spec) => ctx.host.current_op(spec)?,
+        Stage::ListLocalSessions(spec) => ctx.host.list_local_sessions(spec)?,
         Stage::Documents(e) => match eval(e, &Document::new(), ctx)? {
             Some(Bson::Array(items)) => items
                 .into_iter()
