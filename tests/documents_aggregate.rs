@@ -330,3 +330,43 @@ async fn aggregate_needs_find_and_its_outputs_need_write_privileges() {
     // A foreign database is refused at parse time, before any privilege matters.
     assert_eq!(denied(err), 9);
 }
+
+#[tokio::test]
+async fn blocking_stages_refuse_to_pass_the_memory_limit_without_disk_use() {
+    let server = Ferrod::start(&[
+        "--setParameter",
+        "internalQueryMaxBlockingSortMemoryUsageBytes=10000",
+        "--setParameter",
+        "internalDocumentSourceGroupMaxMemoryBytes=10000",
+    ]);
+    let client = common::driver(&server.uri(), None, None).await;
+    let coll = client.database("test").collection::<Document>("big");
+    let docs: Vec<Document> = (0..200)
+        .map(|i| doc! {"_id": i, "pad": "x".repeat(200)})
+        .collect();
+    coll.insert_many(docs).await.unwrap();
+    for stage in [
+        doc! {"$sort": {"pad": 1, "_id": -1}},
+        doc! {"$group": {"_id": "$_id", "p": {"$push": "$pad"}}},
+    ] {
+        let err = coll
+            .aggregate(vec![stage.clone()])
+            .allow_disk_use(false)
+            .await
+            .unwrap_err();
+        let mongodb::error::ErrorKind::Command(e) = *err.kind else {
+            panic!("{err}");
+        };
+        assert_eq!(e.code, 292, "{stage}: {}", e.message);
+        // mongod 7.0's allowDiskUseByDefault: without the option the stage may go on.
+        let n = coll
+            .aggregate(vec![stage])
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(n, 200);
+    }
+}

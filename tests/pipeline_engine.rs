@@ -464,6 +464,7 @@ fn blocking_stages_respect_the_memory_limit_without_allow_disk_use() {
         .collect();
     let mut opts = Options::new("test", Some("c"));
     opts.memory_limit = 2_000;
+    opts.group_memory_limit = 2_000;
     opts.allow_disk_use = false;
     for stages in [
         bson!([{"$sort": {"pad": 1}}]),

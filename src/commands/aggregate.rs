@@ -145,6 +145,9 @@ fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
         .insert("NOW", Bson::DateTime(bson::DateTime::now()));
     // mongod 7.0's allowDiskUseByDefault is true: only an explicit false enforces the limit.
     opts.allow_disk_use = bool_field(cmd, "allowDiskUse")?.unwrap_or(true);
+    let params = &inv.server.params;
+    opts.memory_limit = params.get_i64(crate::params::SORT_MEMORY_BYTES).max(1) as usize;
+    opts.group_memory_limit = params.get_i64(crate::params::GROUP_MEMORY_BYTES).max(1) as usize;
     match cmd.get("let") {
         None => {}
         Some(Bson::Document(lets)) => {

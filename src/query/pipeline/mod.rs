@@ -41,7 +41,10 @@ pub struct Options {
     /// Whether blocking stages may exceed `memory_limit`. ferrod keeps their data in
     /// memory either way (it has no external sorter yet).
     pub allow_disk_use: bool,
+    /// What `$sort` may hold without disk use.
     pub memory_limit: usize,
+    /// What `$group` may hold without disk use.
+    pub group_memory_limit: usize,
 }
 
 impl Options {
@@ -52,6 +55,7 @@ impl Options {
             vars: Document::new(),
             allow_disk_use: true,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            group_memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
