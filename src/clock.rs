@@ -114,12 +114,13 @@ impl LogicalClock {
     }
 
     /// [`Self::stamp_reply`] for a reply already encoded: the same two fields appended.
-    pub fn stamp_encoded_reply(&self, body: &mut bson::RawDocumentBuf) {
-        let mut bytes = std::mem::take(body).into_bytes();
+    pub fn stamp_encoded_reply(&self, body: bson::RawDocumentBuf) -> bson::RawDocumentBuf {
+        // Taken by value: swapping a placeholder in would allocate one per reply.
+        let mut bytes = body.into_bytes();
         bytes.pop(); // the terminating NUL, written again by finish_document
         self.write_reply_times(&mut bytes);
         wire::raw::finish_document(0, &mut bytes);
-        *body = bson::RawDocumentBuf::from_bytes(bytes).expect("a document with two more fields");
+        bson::RawDocumentBuf::from_bytes(bytes).expect("a document with two more fields")
     }
 
     /// [`Self::stamp_reply`] written as BSON elements at the end of a document being

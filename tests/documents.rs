@@ -316,8 +316,8 @@ async fn namespaces_are_created_listed_sized_and_dropped() {
     let dbs = c.list_database_names().await.unwrap();
     assert!(dbs.contains(&"shop".to_owned()), "{dbs:?}");
     let stats = db.run_command(doc! {"dbStats": 1}).await.unwrap();
-    assert_eq!(stats.get_i64("collections").unwrap(), 2);
-    assert_eq!(stats.get_i64("objects").unwrap(), 1);
+    assert_eq!(stats.get_i32("collections").unwrap(), 2);
+    assert_eq!(stats.get_i32("objects").unwrap(), 1);
 
     // create on an existing collection with the same options succeeds (mongod 7.0).
     db.create_collection("empty").await.unwrap();
@@ -350,7 +350,10 @@ fn bad_input_gets_mongod_codes() {
         (doc! {"find": "c", "filter": {"a": {"$foo": 1}}}, 2),
         (doc! {"find": "c", "filter": 1}, 14),
         (doc! {"find": "c", "limit": -1}, 51024),
-        (doc! {"find": "c", "sort": {"a": 2}}, 2),
+        (doc! {"find": "c", "sort": {"a": 2}}, 15975),
+        (doc! {"find": "c", "filter": {"a": {"$in": 1}}}, 2),
+        (doc! {"find": "c", "filter": {"$and": []}}, 2),
+        (doc! {"find": "c", "filter": {"a": {"$regex": "("}}}, 51091),
         (doc! {"find": "c", "projection": {"a": 1, "b": 0}}, 31254),
         (doc! {"find": "c", "bogus": 1}, 40415),
         (doc! {"getMore": 1, "collection": "c"}, 14),
@@ -368,6 +371,11 @@ fn bad_input_gets_mongod_codes() {
             14,
         ),
         (doc! {"delete": "c", "deletes": [{"q": {}, "limit": 5}]}, 9),
+        // An upsert whose _id exists but did not match the rest of the query.
+        (
+            doc! {"update": "c", "updates": [{"q": {"_id": 1, "a": 5}, "u": {"$set": {"b": 1}}, "upsert": true}]},
+            11000,
+        ),
         (doc! {"findAndModify": "c", "query": {}}, 9),
         (
             doc! {"findAndModify": "c", "remove": true, "update": {"a": 1}},
@@ -449,4 +457,63 @@ fn acknowledged_journaled_inserts_survive_kill_9() {
             "acknowledged _id {id} lost after kill -9"
         );
     }
+}
+
+/// find, update and findAndModify use the whole query language: array traversal,
+/// `$elemMatch`, `$or`, `$type`, and the positional `$` in updates and projections.
+#[tokio::test]
+async fn the_query_language_and_positional_operator_reach_the_commands() {
+    let server = Ferrod::start(&[]);
+    let c = client(&server).await;
+    let coll = c.database("test").collection::<Document>("q");
+    coll.insert_many(vec![
+        doc! {"_id": 1, "tags": ["a", "b"], "scores": [{"k": "x", "v": 5}, {"k": "y", "v": 9}]},
+        doc! {"_id": 2, "tags": ["c"], "scores": [{"k": "x", "v": 1}]},
+        doc! {"_id": 3, "tags": "a", "n": null},
+    ])
+    .await
+    .unwrap();
+    let ids = |docs: Vec<Document>| {
+        docs.iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect::<Vec<_>>()
+    };
+    let found: Vec<Document> = coll
+        .find(doc! {"tags": "a"})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(found), [1, 3], "an array matches by any element");
+    let found: Vec<Document> = coll
+        .find(doc! {"scores": {"$elemMatch": {"k": "x", "v": {"$gt": 2}}}})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(found), [1]);
+    let found: Vec<Document> = coll
+        .find(doc! {"$or": [{"n": {"$type": "null"}}, {"tags": {"$size": 1}}]})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(found), [2, 3]);
+
+    coll.update_one(
+        doc! {"_id": 1, "scores.k": "y"},
+        doc! {"$inc": {"scores.$.v": 1}},
+    )
+    .await
+    .unwrap();
+    let projected = coll
+        .find_one(doc! {"_id": 1, "scores.k": "y"})
+        .projection(doc! {"scores.$": 1})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(projected, doc! {"_id": 1, "scores": [{"k": "y", "v": 10}]});
 }

@@ -49,13 +49,17 @@ fn run_client(build: impl FnOnce(&Ferrod, &Path) -> Command) {
 
 /// Runs a client script (with a private HOME, so that mongosh's history and logs stay out
 /// of the user's) and asserts it passed; on failure shows the servers' last log lines.
-fn run_script(servers: &[&Ferrod], mut cmd: Command) {
+fn run_script(servers: &[&Ferrod], cmd: Command) {
+    run_script_within(servers, cmd, SCRIPT_TIMEOUT);
+}
+
+fn run_script_within(servers: &[&Ferrod], mut cmd: Command, timeout: Duration) {
     let home = tempfile::tempdir().unwrap();
     cmd.current_dir(interop_dir()).env("HOME", home.path());
     if let Some(first) = servers.first() {
         cmd.env("FERROD_PORT", first.port.to_string());
     }
-    let outcome = run(cmd, SCRIPT_TIMEOUT);
+    let outcome = run(cmd, timeout);
     if !outcome.success {
         let mut logs = String::new();
         for server in servers {
@@ -537,4 +541,116 @@ fn pymongo_selects_by_tags_and_takes_a_secondarys_write_error_without_a_stall() 
     let mut cmd = python("topology_pymongo.py");
     cmd.arg(targets.join(",")).arg(SET);
     run_script(&members.iter().collect::<Vec<_>>(), cmd);
+}
+
+/// The tests listed in tests/interop/unified_crud_expected_failures.txt: `file :: test`.
+fn expected_crud_failures() -> std::collections::BTreeMap<(String, String), String> {
+    let path = interop_dir().join("unified_crud_expected_failures.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let mut parts = line.splitn(3, " :: ");
+            let (file, test, reason) = (parts.next(), parts.next(), parts.next());
+            match (file, test, reason) {
+                (Some(f), Some(t), Some(r)) => ((f.to_owned(), t.to_owned()), r.to_owned()),
+                _ => panic!("{}: a line is `file :: test :: reason`, not {line:?}", path.display()),
+            }
+        })
+        .collect()
+}
+
+/// The drivers' CRUD specification tests (unified format, as PyMongo's source distribution
+/// ships them) against a three-member set, run by tests/interop/unified_runner.py. Every
+/// test whose requirements this server meets must pass, except those listed with their
+/// reason in tests/interop/unified_crud_expected_failures.txt; a listed test that passes
+/// fails this test too, so that the list only shrinks.
+#[test]
+fn crud_specification_tests_pass_against_a_replica_set() {
+    install();
+    // The runner's matching rules first: a runner that accepts anything would prove nothing.
+    let mut check = python("unified_runner.py");
+    check.arg("--self-test");
+    run_script(&[], check);
+
+    let spec_dir = interop_dir().join(".deps/spec/crud/unified");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&spec_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; tests/interop/install.sh installs it", spec_dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 100, "only {} CRUD test files in {}", files.len(), spec_dir.display());
+
+    // Some tests configure fail points, as drivers' test suites do against mongod.
+    let members = start_members(&["--setParameter", "enableTestCommands=1"]);
+    initiate(&members);
+    let results = tempfile::tempdir().unwrap();
+    let out = results.path().join("results.jsonl");
+    let mut cmd = python("unified_runner.py");
+    cmd.arg("--uri")
+        .arg(format!("mongodb://{}/?replicaSet={SET}", seed_list(&members)))
+        .arg("--out")
+        .arg(&out)
+        .args(&files);
+    run_script_within(&members.iter().collect::<Vec<_>>(), cmd, Duration::from_secs(15 * 60));
+
+    let expected = expected_crud_failures();
+    let (mut passed, mut not_applicable) = (0, 0);
+    let (mut unexpected, mut fixed) = (Vec::new(), Vec::new());
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (
+            record["file"].as_str().unwrap().to_owned(),
+            record["test"].as_str().unwrap().to_owned(),
+        );
+        let listed = expected.contains_key(&key);
+        match record["status"].as_str().unwrap() {
+            "pass" if listed => fixed.push(format!("{} :: {}", key.0, key.1)),
+            "pass" => passed += 1,
+            "not-applicable" => not_applicable += 1,
+            _ if listed => {}
+            _ => unexpected.push(format!(
+                "{} :: {} :: {}",
+                key.0,
+                key.1,
+                record["reason"].as_str().unwrap_or("")
+            )),
+        }
+    }
+    println!(
+        "CRUD specification tests: {passed} passed, {} expected failures, {not_applicable} not applicable to a 7.0 replica set",
+        expected.len()
+    );
+    assert!(
+        unexpected.is_empty() && fixed.is_empty(),
+        "failed and not listed as expected ({}):\n{}\n\nlisted as expected failures but passed ({}; remove them from the list):\n{}",
+        unexpected.len(),
+        unexpected.join("\n"),
+        fixed.len(),
+        fixed.join("\n")
+    );
+}
+
+// ---- issue 13: documents ------------------------------------------------------------------
+
+#[test]
+fn pymongo_crud_helpers_on_documents() {
+    run_client(|server, _| {
+        let mut cmd = python("documents_pymongo.py");
+        cmd.arg(server.port.to_string());
+        cmd
+    });
+}
+
+#[test]
+fn mongosh_inserts_finds_and_shows_collections() {
+    run_client(|server, dir| {
+        let mut cmd = mongosh(&format!(
+            "mongodb://127.0.0.1:{}/test?directConnection=true&serverSelectionTimeoutMS=10000",
+            server.port
+        ));
+        cmd.arg("--file").arg(dir.join("documents_mongosh.js"));
+        cmd
+    });
 }

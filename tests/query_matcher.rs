@@ -222,6 +222,28 @@ fn regex_type_mod_bits() {
             true,
         ),
         (doc! {"a": re("x", "")}, doc! {"a": ["y", "xz"]}, true),
+        // PCRE's look-around and back-references.
+        (
+            doc! {"a": {"$regex": "^(?=.*[0-9])(?!.*x)"}},
+            doc! {"a": "ab1"},
+            true,
+        ),
+        (
+            doc! {"a": {"$regex": "^(?=.*[0-9])(?!.*x)"}},
+            doc! {"a": "xb1"},
+            false,
+        ),
+        (doc! {"a": {"$regex": "(?<=a)b"}}, doc! {"a": "ab"}, true),
+        (
+            doc! {"a": {"$regex": "^(a+)-\\1$"}},
+            doc! {"a": "aa-aa"},
+            true,
+        ),
+        (
+            doc! {"a": {"$regex": "^(a+)-\\1$"}},
+            doc! {"a": "aa-a"},
+            false,
+        ),
         (doc! {"a": re("1", "")}, doc! {"a": 1}, false),
         (
             doc! {"a": {"$eq": re("x", "")}},

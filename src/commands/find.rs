@@ -45,7 +45,6 @@ const FIELDS: &[&str] = &[
 
 /// Options ferrod does not implement yet: refused by name, never ignored.
 const REFUSED: &[&str] = &[
-    "let",
     "collation",
     "min",
     "max",
@@ -64,7 +63,8 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     }
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let query = d::doc_arg(&cmd, "find", "filter")?.unwrap_or_default();
-    let filter = super::doc_query::Filter::parse(&query)?;
+    let let_vars = d::doc_arg(&cmd, "find", "let")?.unwrap_or_default();
+    let filter = super::doc_query::Filter::parse_with_vars(&query, &let_vars)?;
     let sort = SortSpec::parse(&d::doc_arg(&cmd, "find", "sort")?.unwrap_or_default())?;
     let projection = d::doc_arg(&cmd, "find", "projection")?
         .map(|p| Projection::parse(&p, &query))
@@ -98,7 +98,7 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     if let Some(p) = &projection {
         docs = docs
             .iter()
-            .map(|doc| p.apply(doc))
+            .map(|doc| p.apply(doc, filter.details(doc).as_ref()))
             .collect::<CommandResult<_>>()?;
     }
     let first = batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);

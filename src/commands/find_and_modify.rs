@@ -114,7 +114,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         .await?
         .map_err(|e| refused(&ns, e))?;
     let value = match (value, &fields) {
-        (Some(v), Some(p)) => Bson::Document(p.apply(&v)?),
+        (Some(v), Some(p)) => Bson::Document(p.apply(&v, filter.details(&v).as_ref())?),
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };

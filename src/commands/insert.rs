@@ -108,11 +108,10 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
     let _guard = storage.lock_writes().await;
     let mut writes = Vec::new();
     let info = d::collection_for_write(&storage, &ns, &mut writes)?;
-    let mut errors = Vec::new();
-    let mut seen = HashSet::new();
-    let mut n = 0;
-    for (index, item) in documents.iter().enumerate() {
-        let result = match item {
+    let prepared: Vec<CommandResult<Document>> = documents
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
             Bson::Document(doc) => prepare(doc),
             other => Err(CommandError::new(
                 Code::TypeMismatch,
@@ -121,16 +120,30 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
                     type_name(other)
                 ),
             )),
-        };
+        })
+        .collect();
+    let keys: Vec<Vec<u8>> = prepared
+        .iter()
+        .map(|p| match p {
+            Ok(doc) => crate::storage::record_key(doc.get("_id").unwrap_or(&Bson::Null)),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    // One read for the whole batch's duplicate check.
+    let existing = match &info {
+        Some(info) => storage.existing(info, &keys).map_err(d::storage_error)?,
+        None => vec![false; keys.len()],
+    };
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    let mut n = 0;
+    for (index, result) in prepared.into_iter().enumerate() {
         let outcome = match result {
             Err(e) => Err((e, None)),
             Ok(doc) => {
-                let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-                let exists = match &info {
-                    Some(info) => storage.get(info, &id).map_err(d::storage_error)?.is_some(),
-                    None => false,
-                };
-                if exists || !seen.insert(crate::storage::record_key(&id)) {
+                let key = &keys[index];
+                if existing[index] || !seen.insert(key.clone()) {
+                    let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                     Err((d::duplicate_id_error(&ns, &id), Some(id)))
                 } else {
                     Ok(doc)

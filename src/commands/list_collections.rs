@@ -122,17 +122,25 @@ fn db_stats(inv: &Invocation, cmd: &Document) -> CommandResult {
     };
     Ok(doc! {
         "db": &inv.db,
-        "collections": colls,
-        "views": 0_i64,
-        "objects": objects,
+        "collections": number(colls),
+        "views": 0,
+        "objects": number(objects),
         "avgObjSize": avg,
         "dataSize": (bytes / scale) as f64,
         "storageSize": (bytes / scale) as f64,
-        "indexes": colls,
+        "indexes": number(colls),
         "indexSize": 0.0,
         "totalSize": (bytes / scale) as f64,
-        "scaleFactor": scale,
+        "scaleFactor": number(scale),
         "fsUsedSize": 0.0,
         "fsTotalSize": 0.0,
     })
+}
+
+/// A count as mongod's BSONObjBuilder::appendNumber writes it: int when it fits.
+fn number(n: i64) -> bson::Bson {
+    match i32::try_from(n) {
+        Ok(small) => bson::Bson::Int32(small),
+        Err(_) => bson::Bson::Int64(n),
+    }
 }

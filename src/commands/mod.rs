@@ -419,6 +419,29 @@ pub async fn dispatch_request(
     raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
 ) -> Reply {
+    match dispatch_now(server, client, body, raw_body, exhaust_allowed) {
+        Dispatched::Ready(reply) => reply,
+        Dispatched::Pending(reply) => reply.await,
+    }
+}
+
+/// A request's reply, or the future that makes it when its command waits.
+pub enum Dispatched<'a> {
+    Ready(Reply),
+    Pending(Pin<Box<dyn Future<Output = Reply> + Send + 'a>>),
+}
+
+/// [`dispatch_request`] as far as it goes without waiting. Every request takes the same
+/// checks; a command whose handler answers at once (and that no fail point holds up) is
+/// answered here, without building a future: a future holding the whole dispatcher's
+/// state was several KB, allocated and copied for every request.
+pub fn dispatch_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    body: Document,
+    raw_body: Option<Vec<u8>>,
+    exhaust_allowed: bool,
+) -> Dispatched<'a> {
     // The table's own spelling of the name (no copy per request); an unknown one is
     // copied for its error message.
     let first = body.keys().next().map_or("", String::as_str);
@@ -429,8 +452,7 @@ pub async fn dispatch_request(
         ),
         None => (Cow::Owned(first.to_owned()), None),
     };
-    let compress = command.is_none_or(|c| c.compress_reply);
-    let result = run(
+    let prepared = prepare(
         server,
         client,
         &name,
@@ -438,8 +460,27 @@ pub async fn dispatch_request(
         body,
         raw_body,
         exhaust_allowed,
-    )
-    .await;
+    );
+    let mut prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return Dispatched::Ready(finish(server, command, Err(e))),
+    };
+    if let Some(result) = run_now(&mut prepared) {
+        return Dispatched::Ready(finish(server, command, result));
+    }
+    Dispatched::Pending(Box::pin(async move {
+        let result = run_waiting(prepared).await;
+        finish(server, command, result)
+    }))
+}
+
+/// The reply as sent, with the command's counters and whether to hang up.
+fn finish(
+    server: &ServerState,
+    command: Option<&'static Command>,
+    result: CommandResult<ReplyBody>,
+) -> Reply {
+    let compress = command.is_none_or(|c| c.compress_reply);
     server.stats.commands.count(command, result.is_err());
     let hang_up = match &result {
         Ok(_) => command.is_some_and(|c| c.hangs_up),
@@ -452,8 +493,7 @@ pub async fn dispatch_request(
             if !matches!(reply.get("ok"), Ok(Some(_))) {
                 reply.append("ok", 1.0);
             }
-            server.clock.stamp_encoded_reply(&mut reply);
-            ReplyBody::Encoded(reply)
+            ReplyBody::Encoded(server.clock.stamp_encoded_reply(reply))
         }
         Err(err) => ReplyBody::Encoded(encode_reply(server, err.to_document())),
     };
@@ -486,15 +526,32 @@ fn encode_reply(server: &ServerState, mut reply: Document) -> RawDocumentBuf {
     RawDocumentBuf::from_bytes(bytes).expect("a document just written")
 }
 
-async fn run(
-    server: &Arc<ServerState>,
+/// A request that passed the dispatcher's checks, registered for currentOp, with its
+/// handler still to run.
+struct Prepared<'a> {
+    server: &'a Arc<ServerState>,
+    command: &'static Command,
+    /// The registry keeps the command for currentOp; the handler borrows it from there.
+    guard: crate::ops::OpGuard<'a>,
+    invocation: Invocation,
+    time_limit: Option<Duration>,
+    /// failCommand's data, when it fires for this request.
+    fail_data: Option<Document>,
+    /// A `SyncOrAsync` handler's synchronous part ran and left the request to its async
+    /// part.
+    tried_now: bool,
+}
+
+/// The checks every command takes, in mongod's order, then its registration.
+fn prepare<'a>(
+    server: &'a Arc<ServerState>,
     client: &Arc<Client>,
     name: &str,
     command: Option<&'static Command>,
     body: Document,
     raw_body: Option<Vec<u8>>,
     exhaust_allowed: bool,
-) -> CommandResult<ReplyBody> {
+) -> CommandResult<Prepared<'a>> {
     let db = request_db(&body)?;
     let Some(command) = command else {
         return Err(CommandError::new(
@@ -526,8 +583,6 @@ async fn run(
     let guard = server
         .ops
         .register(client, body, raw_body, command.redacted_fields);
-    // The registry keeps the command for currentOp; the handler borrows it from there.
-    let body = &guard.info.command;
     let invocation = Invocation {
         server: server.clone(),
         client: client.clone(),
@@ -536,15 +591,60 @@ async fn run(
         exhaust_allowed,
     };
     // The one place failCommand applies: to every command that reaches its handler.
-    fail_point::note_internal_client(client, command, body);
+    fail_point::note_internal_client(client, command, &guard.info.command);
+    let fail_data = fail_point::evaluate(&invocation, command);
+    Ok(Prepared {
+        server,
+        command,
+        guard,
+        invocation,
+        time_limit,
+        fail_data,
+        tried_now: false,
+    })
+}
+
+/// Runs the handler when it answers without waiting; None leaves the request to
+/// [`run_waiting`].
+fn run_now(p: &mut Prepared<'_>) -> Option<CommandResult<ReplyBody>> {
+    if p.fail_data.is_some() {
+        return None;
+    }
+    let (inv, body) = (&p.invocation, &p.guard.info.command);
+    let result = match p.command.handler {
+        Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
+        Handler::Sync(f) => f(inv, body).map(ReplyBody::Document),
+        Handler::SyncEncoded(f) => f(inv, body).map(ReplyBody::Encoded),
+        Handler::SyncOrAsync(now, _) => {
+            p.tried_now = true;
+            now(inv, body)?
+        }
+        Handler::Async(_) | Handler::CatalogWrite(_) => return None,
+    };
+    log_if_slow(inv, p.command, inv.op.started.elapsed(), &result);
+    Some(result)
+}
+
+/// The rest of a request that waits: a fail point holding it up, or an async handler.
+async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
+    let Prepared {
+        server,
+        command,
+        guard,
+        invocation,
+        time_limit,
+        fail_data,
+        tried_now,
+    } = p;
+    let body = &guard.info.command;
     let mut fail_labels = None;
-    if let Some(data) = fail_point::evaluate(&invocation, command) {
+    if let Some(data) = fail_data {
         let fut = fail_point::block(invocation.clone(), command.name, data.clone());
         Box::pin(bounded(server, &invocation, time_limit, fut)).await?;
         fail_labels = fail_point::fail(&invocation, command.name, &data)?.error_labels;
     }
     let ready = match command.handler {
-        Handler::SyncOrAsync(now, _) => now(&invocation, body),
+        Handler::SyncOrAsync(now, _) if !tried_now => now(&invocation, body),
         _ => None,
     };
     let result = match command.handler {

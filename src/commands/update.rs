@@ -44,7 +44,8 @@ pub fn plan(
 ) -> CommandResult<Outcome> {
     let mut outcome = Outcome::default();
     for doc in targets {
-        let (new, modified) = update.apply(&doc, false)?;
+        let details = filter.details(&doc);
+        let (new, modified) = update.apply(&doc, details.as_ref(), false)?;
         check_storable(&new)?;
         if d::bson_size(&new) > d::MAX_DOCUMENT_SIZE {
             return Err(CommandError::new(
@@ -65,7 +66,7 @@ pub fn plan(
     }
     if outcome.matched == 0 && upsert {
         let seed = upsert_seed(filter);
-        let (new, _) = update.apply(&seed, true)?;
+        let (new, _) = update.apply(&seed, None, true)?;
         let new = prepare(&new)?;
         outcome.upserted = new.get("_id").cloned();
         outcome.after = Some(new.clone());

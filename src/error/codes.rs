@@ -212,6 +212,7 @@ codes! {
     Location31287 = 31287,
     Location31308 = 31308,
     Location31310 = 31310,
+    Location31325 = 31325,
     Location31395 = 31395,
     Location40228 = 40228,
     Location40229 = 40229,

@@ -4,6 +4,7 @@
 use super::{HostAndPort, PoolError};
 use crate::wire::{Body, Message, OpMsg, WireCodec};
 use bson::{doc, Document};
+use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
+
+/// The receive buffer a connection keeps between round trips: replies to members' traffic
+/// (heartbeats, votes, AppendEntries) fit in it.
+const KEEP_READ_BUFFER: usize = 64 * 1024;
 
 pub type SetupFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PoolError>> + Send + 'a>>;
 
@@ -160,14 +165,39 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Document, PoolError> {
         let host = self.host.clone();
-        tokio::time::timeout(timeout, self.round_trip(message))
+        let result = tokio::time::timeout(timeout, self.round_trip(message))
             .await
             .unwrap_or_else(|_| {
                 Err(PoolError::Timeout(format!(
                     "Request to {host} timed out after {}ms",
                     timeout.as_millis()
                 )))
-            })
+            });
+        self.release_large_buffers();
+        result
+    }
+
+    /// Lets go of the allocations under the send and receive buffers once a round trip is
+    /// over. A sent message only moves the send buffer's start forward, so the buffer kept
+    /// the allocation of the largest message the connection ever sent (a new primary's
+    /// first AppendEntries of up to 300 entries) for the connection's whole life; a fresh
+    /// buffer costs one allocation per message, which encoding makes anyway.
+    fn release_large_buffers(&mut self) {
+        if self.framed.write_buffer().is_empty() {
+            *self.framed.write_buffer_mut() = BytesMut::new();
+        }
+        if self.framed.read_buffer().is_empty()
+            && self.framed.read_buffer().capacity() > KEEP_READ_BUFFER
+        {
+            *self.framed.read_buffer_mut() = BytesMut::new();
+        }
+    }
+
+    /// Whether the send buffer still holds an allocation of at least `bytes` (one it could
+    /// reuse without allocating).
+    #[cfg(test)]
+    pub(crate) fn holds_send_buffer(&mut self, bytes: usize) -> bool {
+        self.framed.write_buffer_mut().try_reclaim(bytes)
     }
 
     async fn round_trip(&mut self, message: OpMsg) -> Result<Document, PoolError> {

@@ -410,3 +410,22 @@ async fn a_refused_connect_fails_every_waiter() {
         "a later checkout connects again"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_large_message_does_not_keep_its_buffer_on_the_connection() {
+    let peer = Arc::new(Peer::default());
+    let pools = manager(&peer, &[]);
+    let mut conn = checkout(&pools).await.unwrap();
+    let large = "x".repeat(1024 * 1024);
+    conn.run_command(
+        doc! {"ping": 1, "pad": large, "$db": "admin"},
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let conn = conn.conn.as_mut().unwrap();
+    assert!(
+        !conn.holds_send_buffer(512 * 1024),
+        "the connection keeps the 1 MiB message's send buffer"
+    );
+}

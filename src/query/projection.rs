@@ -7,8 +7,9 @@ use super::update::repr;
 use crate::error::{type_name, Code, CommandError};
 use bson::{Bson, Document};
 
-use super::update::Filter;
-pub use super::update::MatchDetails;
+use super::expr::Expr;
+use super::matcher::Filter;
+pub use super::matcher::MatchDetails;
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -28,7 +29,7 @@ enum Node {
     Include,
     Exclude,
     /// A computed field: a literal or an aggregation expression.
-    Expr(Bson),
+    Expr(Expr),
     Slice {
         skip: Option<i64>,
         limit: i64,
@@ -275,7 +276,7 @@ fn parse_element(
                     "positional projection cannot be used with a literal",
                 ));
             }
-            add_node(parent, name, Node::Expr(literal.clone()))?;
+            add_node(parent, name, Node::Expr(Expr::parse(literal)?))?;
             if cx.kind == Some(false) {
                 return Err(err(
                     Code::Location31310,
@@ -484,7 +485,15 @@ fn parse_operator(
                 ));
             }
             cx.kind = Some(true);
-            add_node(parent, name, Node::Expr(Bson::Document(sub.clone())))
+            let expr = Expr::parse(&Bson::Document(sub.clone())).map_err(|e| {
+                // mongod: a `$name` that is no expression is an unknown expression (31325).
+                if e.code == Code::InvalidPipelineOperator && e.message.contains(&format!("'{op}'")) {
+                    err(Code::Location31325, format!("Unknown expression {op}"))
+                } else {
+                    e
+                }
+            })?;
+            add_node(parent, name, Node::Expr(expr))
         }
     }
 }
@@ -533,7 +542,9 @@ fn include(
     for (k, node) in children {
         match node {
             Node::Expr(e) => {
-                out.insert(k.clone(), evaluate(e, root)?);
+                if let Some(value) = e.evaluate_opt(root, &Document::new())? {
+                    out.insert(k.clone(), value);
+                }
             }
             Node::ElemMatch(filter) => {
                 if let Some(Bson::Array(items)) = doc.get(k) {
@@ -665,9 +676,4 @@ fn positional(value: &Bson, position: Option<usize>) -> Result<Bson> {
             "positional operator '.$' couldn't find a matching element in the array",
         )),
     }
-}
-
-/// Computed fields: literals, `$field` paths, `$$ROOT` and `$literal`.
-fn evaluate(expr: &Bson, root: &Document) -> Result<Bson> {
-    super::update::evaluate_interim(expr, root)
 }

@@ -38,6 +38,14 @@ const LAST_PURGED: &str = "last_purged";
 /// How many durable entries the tail cache keeps, beyond those still being written.
 const TAIL: usize = 256;
 
+/// redb's page cache for the log file. redb keeps every page it writes in its cache (1 GiB
+/// by default), so without a bound each append stayed in memory until the next snapshot
+/// and its purge, and the log's pages never left: resident memory grew with every write.
+/// The leader reads what it replicates from the tail above, so the cache only serves
+/// reads of older entries (a lagging follower, a new leader's first probes), for which a
+/// few MiB and the OS's page cache are enough.
+pub const LOG_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -153,7 +161,10 @@ impl LogStore {
     /// single JSON file an older build kept there.
     pub fn open(dir: Option<&Path>) -> io::Result<LogStore> {
         let db = match dir {
-            Some(dir) => Database::create(dir.join(LOG_FILE)).map_err(io_error)?,
+            Some(dir) => Database::builder()
+                .set_cache_size(LOG_CACHE_BYTES)
+                .create(dir.join(LOG_FILE))
+                .map_err(io_error)?,
             None => Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(io_error)?,
@@ -554,6 +565,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Write;
     use crate::repl::raft::{ReplEntry, ReplOp};
     use openraft::{CommittedLeaderId, EntryPayload};
 
@@ -627,6 +639,34 @@ mod tests {
         let log = LogStore::open(Some(dir.path())).unwrap();
         let stored = log.read_stored(0, Bound::Unbounded).unwrap();
         assert_eq!(stored, (1..=201).map(entry).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_page_cache_stays_within_its_bound_as_the_log_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(Some(dir.path())).unwrap();
+        // About three times the cache's bound in entries of 4 KiB each.
+        let big = |i: u64| {
+            let mut e = entry(i);
+            e.payload = EntryPayload::Normal(ReplEntry {
+                time_hint: i,
+                op: ReplOp::Catalog(vec![Write::Delete {
+                    collection: crate::catalog::Collection::Users,
+                    id: format!("{i}{}", "x".repeat(4096)),
+                }]),
+            });
+            e
+        };
+        let n = (3 * LOG_CACHE_BYTES / 4096) as u64;
+        for start in (1..=n).step_by(64) {
+            let batch = (start..(start + 64).min(n + 1)).map(big).collect();
+            log.append_blocking(batch, Vote::new(1, 0)).unwrap();
+        }
+        let used = redb::ReadableDatabase::cache_stats(&*log.db).used_bytes();
+        assert!(
+            used <= LOG_CACHE_BYTES,
+            "redb's cache holds {used} bytes after {n} entries, over {LOG_CACHE_BYTES}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::fast_lane;
 use crate::blocking;
 use crate::client::Client;
-use crate::commands::{self, ReplyBody};
+use crate::commands::{self, Dispatched, ReplyBody};
 use crate::error::{from_parse_error, Code, CommandError};
 use crate::state::{ServerState, Stats};
 use crate::wire::codec::{arrived_frame, encode_message, ArrivedFrame};
@@ -119,16 +119,17 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Ar
             out.clear();
             let active = ActiveGuard::enter(&server.stats);
             let exhaust = matches!(&incoming.message, Ok(Message { body: Body::Msg(m), .. }) if m.exhaust_allowed());
-            // Boxed: the request's future is large and lives only while it runs, so an
-            // idle connection's task stays small.
-            let request = Box::pin(handle(server, client, incoming));
-            let answer = if exhaust {
-                match watched(server, request, &mut stream, &mut buf, &mut out).await {
-                    Some(answer) => answer,
-                    None => return,
+            // A request that waits is boxed: its future is large and lives only while it
+            // runs, so an idle connection's task stays small.
+            let answer = match handle_now(server, client, incoming) {
+                Handled::Ready(answer) => answer,
+                Handled::Pending(request) if exhaust => {
+                    match watched(server, request, &mut stream, &mut buf, &mut out).await {
+                        Some(answer) => answer,
+                        None => return,
+                    }
                 }
-            } else {
-                request.await
+                Handled::Pending(request) => request.await,
             };
             drop(active);
             let (mut reply, mut next) = match answer {
@@ -322,6 +323,71 @@ pub(super) enum Answer {
     HangUp,
 }
 
+/// A request's answer, or the future that makes it when its command waits.
+pub(super) enum Handled<'a> {
+    Ready(Answer),
+    Pending(Pin<Box<dyn std::future::Future<Output = Answer> + Send + 'a>>),
+}
+
+/// Runs one request as far as it goes without waiting: an OP_MSG whose command answers at
+/// once is answered without a future (see `commands::dispatch_now`).
+pub(super) fn handle_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    incoming: Incoming,
+) -> Handled<'a> {
+    let Incoming {
+        header,
+        more_to_come,
+        compressor: frame_compressor,
+        message,
+        compressed,
+        raw_body,
+    } = incoming;
+    match message {
+        Ok(Message {
+            compressor,
+            body: Body::Msg(msg),
+            ..
+        }) => msg_now(server, client, header.request_id, compressor, msg, raw_body),
+        message => Handled::Pending(Box::pin(handle(
+            server,
+            client,
+            Incoming {
+                header,
+                more_to_come,
+                compressor: frame_compressor,
+                message,
+                compressed,
+                raw_body,
+            },
+        ))),
+    }
+}
+
+fn msg_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    request_id: i32,
+    compressor: Option<Compressor>,
+    msg: OpMsg,
+    raw_body: Option<Vec<u8>>,
+) -> Handled<'a> {
+    let more_to_come = msg.more_to_come();
+    let exhaust = msg.exhaust_allowed();
+    let command = msg.into_command();
+    run_msg_now(
+        server,
+        client,
+        request_id,
+        compressor,
+        command,
+        raw_body,
+        exhaust,
+        more_to_come,
+    )
+}
+
 /// Runs one request.
 pub(super) async fn handle(
     server: &Arc<ServerState>,
@@ -364,22 +430,10 @@ pub(super) async fn handle(
     // inside it (one allocation, not one per layer), while the slow handlers' futures are
     // boxed where they are awaited: inline, they made it 10 KB.
     match body {
-        Body::Msg(msg) => {
-            let more_to_come = msg.more_to_come();
-            let exhaust = msg.exhaust_allowed();
-            let command = msg.into_command();
-            run_msg(
-                server,
-                client,
-                request_id,
-                compressor,
-                command,
-                raw_body,
-                exhaust,
-                more_to_come,
-            )
-            .await
-        }
+        Body::Msg(msg) => match msg_now(server, client, request_id, compressor, msg, raw_body) {
+            Handled::Ready(answer) => answer,
+            Handled::Pending(answer) => answer.await,
+        },
         Body::Query(query) => {
             Stats::add(&server.stats.op_query, 1);
             let command = handshake_command(&query);
@@ -427,9 +481,55 @@ async fn run_msg(
     exhaust: bool,
     more_to_come: bool,
 ) -> Answer {
+    let now = run_msg_now(
+        server,
+        client,
+        request_id,
+        compressor,
+        command,
+        raw_body,
+        exhaust,
+        more_to_come,
+    );
+    match now {
+        Handled::Ready(answer) => answer,
+        Handled::Pending(answer) => answer.await,
+    }
+}
+
+/// [`run_msg`] as far as it goes without waiting.
+#[allow(clippy::too_many_arguments)]
+fn run_msg_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    request_id: i32,
+    compressor: Option<Compressor>,
+    command: Document,
+    raw_body: Option<Vec<u8>>,
+    exhaust: bool,
+    more_to_come: bool,
+) -> Handled<'a> {
     // Kept only for a request that may start a stream: it is what runs next.
     let again = (exhaust && !more_to_come).then(|| command.clone());
-    let reply = commands::dispatch_request(server, client, command, raw_body, exhaust).await;
+    let answer = move |reply| msg_answer(request_id, compressor, again, more_to_come, reply);
+    match commands::dispatch_now(server, client, command, raw_body, exhaust) {
+        Dispatched::Ready(reply) => Handled::Ready(answer(reply)),
+        Dispatched::Pending(reply) => {
+            Handled::Pending(Box::pin(async move { answer(reply.await) }))
+        }
+    }
+}
+
+/// The answer to an OP_MSG. With `exhaustAllowed`, a reply that the command continues
+/// (an awaitable hello) is flagged `moreToCome` and comes with `again`, the request to
+/// run next.
+fn msg_answer(
+    request_id: i32,
+    compressor: Option<Compressor>,
+    again: Option<Document>,
+    more_to_come: bool,
+    reply: commands::Reply,
+) -> Answer {
     if reply.hang_up {
         return Answer::HangUp;
     }

@@ -162,9 +162,10 @@ fn decode_doc(bytes: &[u8]) -> Result<Document, CatalogError> {
     crate::catalog::decode_stored(bytes).map_err(storage)
 }
 
-/// Why a batch was refused. The same on every member (all apply the same log).
-pub fn duplicate(ns: &str, id: &Bson) -> CatalogError {
-    CatalogError::Duplicate(format!("{ns} {id}"))
+/// Why a batch was refused: an `_id` that exists (the same on every member, which all
+/// apply the same log).
+pub fn duplicate(id: &Bson) -> CatalogError {
+    CatalogError::Duplicate(format!("{{ _id: {id} }}"))
 }
 
 fn namespace_in(
@@ -217,7 +218,7 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     .map_err(storage)?;
                 let key = record_key(&id);
                 if t.get(key.as_slice()).map_err(storage)?.is_some() {
-                    return Err(duplicate(ns, &id));
+                    return Err(duplicate(&id));
                 }
                 t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
                     .map_err(storage)?;
@@ -321,6 +322,24 @@ impl Storage {
             Some(v) => decode_doc(v.value()).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Which of the record keys `keys` exist, read in one transaction (insert's
+    /// duplicate check for a whole batch).
+    pub fn existing(
+        &self,
+        info: &CollectionInfo,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<bool>, CatalogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![false; keys.len()]),
+            Err(e) => return Err(storage(e)),
+        };
+        keys.iter()
+            .map(|k| Ok(t.get(k.as_slice()).map_err(storage)?.is_some()))
+            .collect()
     }
 
     /// Calls `each` on the documents in `_id` order, starting after the record key

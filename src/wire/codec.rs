@@ -2,7 +2,7 @@
 
 use super::op_msg::append_checksum;
 use super::*;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// One frame the decoder took off the stream: its header, and the message or the reason
@@ -274,14 +274,21 @@ fn decode_frame(src: &mut BytesMut, elide: bool) -> Result<Option<Incoming>, Cod
         src.reserve((length - src.len()).min(MAX_RESERVE_AHEAD));
         return Ok(None);
     }
-    let frame = src.split_to(length);
-    let header = Header::read(&frame);
-    let (message, raw_body) = match decode_message_eliding(&frame, elide) {
+    // Read in place, then consumed: splitting the frame off would make the buffer shared,
+    // which allocates once per request.
+    let frame = &src[..length];
+    let header = Header::read(frame);
+    let (message, raw_body) = match decode_message_eliding(frame, elide) {
         Ok((message, raw_body)) => (Ok(message), raw_body),
         Err(e) => (Err(e), None),
     };
+    let more_to_come = raw_more_to_come(frame);
+    let compressor = raw_compressor(frame);
     let compressed = match &message {
-        Err(e) if e.closes_connection() => return Err(CodecError::Fatal(e.clone())),
+        Err(e) if e.closes_connection() => {
+            src.advance(length);
+            return Err(CodecError::Fatal(e.clone()));
+        }
         Ok(Message {
             compressor: Some(compressor),
             ..
@@ -289,15 +296,16 @@ fn decode_frame(src: &mut BytesMut, elide: bool) -> Result<Option<Incoming>, Cod
             compressor: *compressor,
             // decode_message checked both: the preamble is there and the size
             // field matches what the body expanded to.
-            uncompressed: le_i32(&frame, HEADER_LEN + 4) as usize,
+            uncompressed: le_i32(frame, HEADER_LEN + 4) as usize,
             compressed: length - HEADER_LEN - COMPRESSED_PREAMBLE_LEN,
         }),
         _ => None,
     };
+    src.advance(length);
     Ok(Some(Incoming {
         header,
-        more_to_come: raw_more_to_come(&frame),
-        compressor: raw_compressor(&frame),
+        more_to_come,
+        compressor,
         message,
         compressed,
         raw_body,

@@ -73,9 +73,57 @@ enum Stop {
     Malformed,
 }
 
+/// The end offsets of the documents being read, innermost last: on the stack for the few
+/// levels a request has (every request is walked, so a heap stack cost an allocation
+/// each), on the heap past that.
+struct Ends {
+    inline: [usize; Ends::INLINE],
+    len: usize,
+    deeper: Vec<usize>,
+}
+
+impl Ends {
+    const INLINE: usize = 8;
+
+    fn new() -> Ends {
+        Ends {
+            inline: [0; Ends::INLINE],
+            len: 0,
+            deeper: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, end: usize) {
+        if self.len < Ends::INLINE {
+            self.inline[self.len] = end;
+        } else {
+            self.deeper.push(end);
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.len > Ends::INLINE {
+            self.deeper.pop();
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    fn last(&self) -> Option<&usize> {
+        match self.len {
+            0 => None,
+            n if n <= Ends::INLINE => Some(&self.inline[n - 1]),
+            _ => self.deeper.last(),
+        }
+    }
+}
+
 fn walk(raw: &[u8], limit: u32) -> Result<(), Stop> {
-    // The end offset of each document being read, innermost last.
-    let mut ends: Vec<usize> = Vec::new();
+    let mut ends = Ends::new();
     let mut pos = 0;
     ends.push(document_end(raw, pos)?);
     pos += 4;

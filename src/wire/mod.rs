@@ -384,10 +384,11 @@ fn direct_value(value: bson::RawBsonRef<'_>) -> bson::raw::Result<Bson> {
 /// cluster time gossip reads `$clusterTime` from it.
 pub const ELIDED_ARGUMENTS: &[&str] = &["lsid", "$clusterTime"];
 
-/// The request document without [`ELIDED_ARGUMENTS`], when `raw` holds one of them
-/// (not as the command name, its first field) and decodes cleanly on the direct path;
-/// None when the whole document is to be decoded as usual.
-pub(crate) fn decode_eliding(raw: &[u8]) -> Option<Document> {
+/// The request document without [`ELIDED_ARGUMENTS`] (not as the command name, its first
+/// field), and whether it held one of them; None when it does not decode cleanly on the
+/// direct path and is to be decoded as usual. A document without them comes back whole,
+/// so it is decoded once.
+pub(crate) fn decode_eliding(raw: &[u8]) -> Option<(Document, bool)> {
     let raw = bson::RawDocument::from_bytes(raw).ok()?;
     let mut doc = Document::new();
     let mut elided = false;
@@ -401,7 +402,7 @@ pub(crate) fn decode_eliding(raw: &[u8]) -> Option<Document> {
         }
         doc.insert(key, direct_value(value).ok()?);
     }
-    elided.then_some(doc)
+    Some((doc, elided))
 }
 
 /// Some(()) when [`direct_value`] would convert `value`, without building anything for

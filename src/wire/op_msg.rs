@@ -144,8 +144,8 @@ impl OpMsg {
                     have_body = true;
                     let raw = reader.document_bytes()?;
                     let body = match elide.then(|| decode_eliding(raw)).flatten() {
-                        Some(body) => {
-                            elided_from = Some(raw);
+                        Some((body, elided)) => {
+                            elided_from = elided.then_some(raw);
                             body
                         }
                         None => decode_document(raw)?,

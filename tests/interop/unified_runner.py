@@ -332,6 +332,7 @@ CAMEL_TO_SNAKE = {
     "showRecordId": "show_record_id",
     "arrayFilters": "array_filters",
     "bypassDocumentValidation": "bypass_document_validation",
+    "verboseResults": "verbose_results",
 }
 
 
@@ -339,12 +340,17 @@ def sort_spec(sort):
     return list(sort.items()) if isinstance(sort, dict) else sort
 
 
-def snake(args, allowed):
+def snake(args, allowed, passthrough=()):
+    """Keyword arguments for a PyMongo method: `allowed` are its named parameters (renamed
+    to snake_case), `passthrough` the options it sends to the command under their own names."""
     out = {}
     for key, value in args.items():
-        if key not in allowed:
+        if key in passthrough:
+            out[key] = value
+        elif key in allowed:
+            out[CAMEL_TO_SNAKE.get(key, key)] = value
+        else:
             raise Failure(f"argument {key} is not supported by this runner")
-        out[CAMEL_TO_SNAKE.get(key, key)] = value
     return out
 
 
@@ -393,9 +399,9 @@ def bulk_result_from_details(details):
 
 def write_model(request):
     (kind, a), = request.items()
-    common = {k: a[k] for k in ("collation", "hint") if k in a}
+    common = {k: a[k] for k in ("collation", "hint", "namespace") if k in a}
     if kind == "insertOne":
-        return InsertOne(a["document"])
+        return InsertOne(a["document"], **({"namespace": a["namespace"]} if "namespace" in a else {}))
     if kind in ("updateOne", "updateMany"):
         cls = UpdateOne if kind == "updateOne" else UpdateMany
         extra = {"sort": a["sort"]} if "sort" in a else {}
@@ -447,28 +453,29 @@ def collection_op(coll, name, a):
         requests = [write_model(r) for r in a.pop("requests")]
         return bulk_result(coll.bulk_write(requests, **snake(a, {"ordered", "bypassDocumentValidation", "comment", "let"})))
     if name == "countDocuments":
-        return coll.count_documents(a.pop("filter"), **snake(a, {"skip", "limit", "hint", "comment", "collation", "maxTimeMS"}))
+        return coll.count_documents(a.pop("filter"), **snake(a, {"comment"}, {"skip", "limit", "hint", "collation", "maxTimeMS"}))
     if name == "estimatedDocumentCount":
-        return coll.estimated_document_count(**snake(a, {"maxTimeMS", "comment"}))
+        return coll.estimated_document_count(**snake(a, {"comment"}, {"maxTimeMS"}))
     if name == "count":
         # PyMongo 4 has no Collection.count; the test wants the count command itself.
         cmd = {"count": coll.name, "query": a.pop("filter", {})}
         cmd.update(a)
         return coll.database.command(cmd)["n"]
     if name == "distinct":
-        return coll.distinct(a.pop("fieldName"), a.pop("filter", None), **snake(a, {"comment", "hint", "collation", "maxTimeMS"}))
+        return coll.distinct(a.pop("fieldName"), a.pop("filter", None), **snake(a, {"comment", "hint"}, {"collation", "maxTimeMS"}))
     if name in ("findOneAndDelete", "findOneAndReplace", "findOneAndUpdate"):
         filt = a.pop("filter")
         if "sort" in a:
             a["sort"] = sort_spec(a["sort"])
         if "returnDocument" in a:
             a["return_document"] = {"before": ReturnDocument.BEFORE, "after": ReturnDocument.AFTER}[a.pop("returnDocument").lower()]
-        allowed = {"projection", "sort", "hint", "let", "comment", "collation", "return_document", "upsert", "arrayFilters", "bypassDocumentValidation", "maxTimeMS"}
+        allowed = {"projection", "sort", "hint", "let", "comment", "return_document", "upsert", "arrayFilters"}
+        passthrough = {"collation", "bypassDocumentValidation", "maxTimeMS"}
         if name == "findOneAndDelete":
-            return coll.find_one_and_delete(filt, **snake(a, allowed))
+            return coll.find_one_and_delete(filt, **snake(a, allowed, passthrough))
         second = a.pop("replacement" if name == "findOneAndReplace" else "update")
         method = coll.find_one_and_replace if name == "findOneAndReplace" else coll.find_one_and_update
-        return method(filt, second, **snake(a, allowed))
+        return method(filt, second, **snake(a, allowed, passthrough))
     if name == "createIndex":
         keys = list(a.pop("keys").items())
         return coll.create_index(keys, **a)
@@ -503,11 +510,29 @@ def database_op(db, name, a):
 
 
 def client_op(client, name, a):
+    if name == "clientBulkWrite":
+        a = dict(a)
+        models = [write_model(m) for m in a.pop("models")]
+        if "writeConcern" in a:
+            a["write_concern"] = write_concern(a.pop("writeConcern"))
+        r = client.bulk_write(models, **snake(a, {"ordered", "verboseResults", "bypassDocumentValidation", "comment", "let", "write_concern"}))
+        if not r.acknowledged:
+            return {}
+        return {
+            "insertedCount": r.inserted_count,
+            "upsertedCount": r.upserted_count,
+            "matchedCount": r.matched_count,
+            "modifiedCount": r.modified_count,
+            "deletedCount": r.deleted_count,
+        }
     if name == "listDatabases":
         return list(client.list_databases(**a))
     if name == "listDatabaseNames":
         return client.list_database_names(**a)
     raise Failure(f"client operation {name} is not supported by this runner")
+
+
+ITERABLE_RESULTS = {"find", "aggregate", "listCollections", "listDatabases", "listIndexes", "runCursorCommand"}
 
 
 # --- Running a file ----------------------------------------------------------------------
@@ -712,7 +737,15 @@ class TestRun:
             if "expectError" in op:
                 raise Failure(f"operation {i} ({op['name']}) succeeded with {result!r}; expected an error")
             if "expectResult" in op and not op.get("ignoreResultAndError"):
-                matcher.match(op["expectResult"], result if result is not None else None, True, f"operation {i} ({op['name']})")
+                where = f"operation {i} ({op['name']})"
+                if op["name"] in ITERABLE_RESULTS and isinstance(op["expectResult"], list) and isinstance(result, list):
+                    # Each document of an iterated result is a root-level document.
+                    if len(result) != len(op["expectResult"]):
+                        raise Failure(f"{where}: expected {len(op['expectResult'])} documents, got {len(result)}: {result!r}")
+                    for j, (e, got) in enumerate(zip(op["expectResult"], result)):
+                        matcher.match(e, got, True, f"{where}[{j}]")
+                else:
+                    matcher.match(op["expectResult"], result, True, where)
             if "saveResultAsEntity" in op:
                 self.entities[op["saveResultAsEntity"]] = result
         for listener in self.listeners.values():

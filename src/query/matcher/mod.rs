@@ -2,9 +2,12 @@
 //! matched against documents with mongod's semantics (expression_leaf.cpp,
 //! expression_array.cpp, path.cpp via `path`).
 //!
-//! Regular expressions use the `regex` crate: patterns it cannot compile (look-around,
-//! back-references and other PCRE-only syntax) are refused with 51091 rather than
-//! matched differently; flags i, m, s, x map to the crate's flags of the same meaning.
+//! Regular expressions use `fancy-regex` (the `regex` crate's engine, plus PCRE's
+//! look-around and back-references by backtracking): flags i, m, s, x map to its flags of
+//! the same meaning; patterns it cannot compile (possessive quantifiers, `\Z`, callouts
+//! and other PCRE-only syntax) are refused with 51091 rather than matched differently. A
+//! match that exceeds the backtracking limit counts as no match. Known difference: PCRE's
+//! `$` without `m` also matches before a final newline; here it matches only at the end.
 
 mod schema;
 
@@ -105,7 +108,7 @@ pub(crate) enum TypeSel {
 pub(crate) struct Re {
     pattern: String,
     flags: String,
-    re: regex::Regex,
+    re: fancy_regex::Regex,
 }
 
 impl Re {
@@ -115,7 +118,7 @@ impl Re {
                 "Regular expression cannot contain an embedded null byte",
             ));
         }
-        let mut b = regex::RegexBuilder::new(pattern);
+        let mut b = fancy_regex::RegexBuilder::new(pattern);
         for c in flags.chars() {
             match c {
                 'i' => {
@@ -140,7 +143,7 @@ impl Re {
                 }
             }
         }
-        let re = b.size_limit(1 << 22).build().map_err(|e| {
+        let re = b.delegate_size_limit(1 << 22).build().map_err(|e| {
             CommandError::new(
                 Code::Location51091,
                 format!("Regular expression is invalid: {}", regex_error(&e)),
@@ -155,19 +158,15 @@ impl Re {
 
     pub(crate) fn matches(&self, v: &Bson) -> bool {
         match v {
-            Bson::String(s) | Bson::Symbol(s) => self.re.is_match(s),
+            Bson::String(s) | Bson::Symbol(s) => self.re.is_match(s).unwrap_or(false),
             Bson::RegularExpression(r) => r.pattern == self.pattern && r.options == self.flags,
             _ => false,
         }
     }
 }
 
-fn regex_error(e: &regex::Error) -> String {
-    match e {
-        regex::Error::Syntax(s) => s.lines().last().unwrap_or("syntax error").to_string(),
-        regex::Error::CompiledTooBig(_) => "regular expression is too large".to_string(),
-        _ => e.to_string(),
-    }
+fn regex_error(e: &fancy_regex::Error) -> String {
+    e.to_string()
 }
 
 impl Filter {

@@ -11,11 +11,9 @@
 mod arith;
 mod pipeline;
 pub mod repr;
-mod stub;
 
 use self::arith::{BitOp, Num};
-pub use self::stub::Filter;
-pub use self::stub::MatchDetails;
+pub use super::matcher::{Filter, MatchDetails};
 use super::order::{compare, values_equal};
 use crate::error::{type_name, Code, CommandError};
 use bson::{Bson, Document};
@@ -49,7 +47,7 @@ pub struct Update {
 #[derive(Clone, Debug)]
 enum Kind {
     Replacement(Document),
-    Modifiers(Modifiers),
+    Modifiers(Box<Modifiers>),
     Pipeline(pipeline::Pipeline),
 }
 
@@ -88,7 +86,7 @@ impl Update {
                     }
                     Kind::Replacement(doc.clone())
                 } else {
-                    Kind::Modifiers(Modifiers::parse(doc, array_filters)?)
+                    Kind::Modifiers(Box::new(Modifiers::parse(doc, array_filters)?))
                 }
             }
             _ => {
@@ -297,7 +295,7 @@ fn is_array_filter_id(part: &str) -> bool {
 enum Node {
     Object(ObjectNode),
     Array(ArrayNode),
-    Leaf(Leaf),
+    Leaf(Box<Leaf>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -661,7 +659,7 @@ impl Modifiers {
                 if current.child_mut(&name).is_some() {
                     return Err(conflict(i));
                 }
-                current.insert_child(name, Node::Leaf(leaf));
+                current.insert_child(name, Node::Leaf(Box::new(leaf)));
                 return Ok(());
             }
             let wants_array = is_array_filter_id(parts[i + 1]);
@@ -1400,7 +1398,7 @@ fn apply_child(
     cx: &Cx,
     modified: &mut bool,
 ) -> Result<()> {
-    let unset = matches!(child, Node::Leaf(Leaf { op: Op::Unset, .. }));
+    let unset = matches!(child, Node::Leaf(leaf) if matches!(leaf.op, Op::Unset));
     match container {
         Bson::Document(d) => {
             if unset {
@@ -1996,9 +1994,4 @@ fn set_path(doc: &mut Document, path: &str, value: Bson) -> Result<()> {
             }
         }
     }
-}
-
-/// Expression values for find's computed projection fields (until the shared evaluator).
-pub(crate) fn evaluate_interim(expr: &Bson, root: &Document) -> Result<Bson> {
-    pipeline::evaluate(expr, root, None)
 }

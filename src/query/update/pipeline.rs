@@ -3,6 +3,7 @@
 //! other stage is refused as mongod refuses it (InvalidOptions 72, or 40324 when the
 //! name is no stage at all).
 
+use super::super::expr::Expr;
 use super::{err, repr, Result, UpdateContext};
 use crate::error::{type_name, Code};
 use bson::{Bson, Document};
@@ -15,12 +16,12 @@ pub struct Pipeline {
 #[derive(Clone, Debug)]
 enum Stage {
     /// `$addFields` and its alias `$set`: paths set to expression values.
-    AddFields(Vec<(String, Bson)>),
+    AddFields(Vec<(String, Expr)>),
     /// `$project`: the document as find's projection shapes it.
     Project(super::super::projection::Projection),
     Unset(Vec<String>),
     /// `$replaceRoot: {newRoot}` and `$replaceWith`.
-    ReplaceRoot(Bson),
+    ReplaceRoot(Expr),
 }
 
 /// Aggregation stages mongod knows that an update may not use.
@@ -113,9 +114,9 @@ impl Pipeline {
                             "BSON field '$replaceRoot.newRoot' is missing but a required field",
                         ));
                     };
-                    Stage::ReplaceRoot(new_root)
+                    Stage::ReplaceRoot(Expr::parse(&new_root)?)
                 }
-                "$replaceWith" => Stage::ReplaceRoot(arg.clone()),
+                "$replaceWith" => Stage::ReplaceRoot(Expr::parse(arg)?),
                 other if OTHER_STAGES.contains(&other) => {
                     return Err(err(
                         Code::InvalidOptions,
@@ -135,14 +136,20 @@ impl Pipeline {
 
     /// Runs the stages over the document; the caller keeps `_id` as for a replacement.
     pub fn apply(&self, doc: &Document, ctx: &UpdateContext) -> Result<Document> {
+        let mut vars = Document::new();
+        vars.insert("NOW", ctx.now);
+        vars.insert("CLUSTER_TIME", ctx.now_timestamp);
         let mut current = doc.clone();
         for stage in &self.stages {
             current = match stage {
                 Stage::AddFields(fields) => {
                     let root = current.clone();
                     for (path, expr) in fields {
-                        let value = evaluate(expr, &root, Some(ctx))?;
-                        set_dotted(&mut current, path, value);
+                        // A missing value ($$REMOVE, a missing path) removes the field.
+                        match expr.evaluate_opt(&root, &vars)? {
+                            Some(value) => set_dotted(&mut current, path, value),
+                            None => unset_dotted(&mut current, path),
+                        }
                     }
                     current
                 }
@@ -153,7 +160,7 @@ impl Pipeline {
                     }
                     current
                 }
-                Stage::ReplaceRoot(expr) => match evaluate(expr, &current, Some(ctx))? {
+                Stage::ReplaceRoot(expr) => match expr.evaluate(&current, &vars)? {
                     Bson::Document(d) => d,
                     other => {
                         return Err(err(
@@ -173,7 +180,7 @@ impl Pipeline {
     }
 }
 
-fn parse_add_fields(name: &str, arg: &Bson) -> Result<Vec<(String, Bson)>> {
+fn parse_add_fields(name: &str, arg: &Bson) -> Result<Vec<(String, Expr)>> {
     let Bson::Document(spec) = arg else {
         return Err(err(
             Code::Location40272,
@@ -190,7 +197,7 @@ fn parse_add_fields(name: &str, arg: &Bson) -> Result<Vec<(String, Bson)>> {
 
 /// `{a: {b: 1}}` in `$addFields` adds `b` inside `a` (keeping a's other fields), as
 /// `{"a.b": 1}` does; objects whose first field is an operator are expressions.
-fn flatten_add_fields(spec: &Document, prefix: &str, out: &mut Vec<(String, Bson)>) -> Result<()> {
+fn flatten_add_fields(spec: &Document, prefix: &str, out: &mut Vec<(String, Expr)>) -> Result<()> {
     for (field, expr) in spec {
         let path = if prefix.is_empty() {
             field.clone()
@@ -215,7 +222,7 @@ fn flatten_add_fields(spec: &Document, prefix: &str, out: &mut Vec<(String, Bson
             {
                 flatten_add_fields(sub, &path, out)?
             }
-            _ => out.push((path, expr.clone())),
+            _ => out.push((path, Expr::parse(expr)?)),
         }
     }
     Ok(())
@@ -238,92 +245,6 @@ fn parse_unset(arg: &Bson) -> Result<Vec<String>> {
             })
             .collect(),
         _ => Err(bad()),
-    }
-}
-
-/// Expression evaluation for pipeline stages: literals, `$field` paths, `$$ROOT`,
-/// `$$NOW`, `$literal` and expression objects. Operators come with the shared
-/// expression evaluator; until then they are refused by name.
-pub(super) fn evaluate(expr: &Bson, root: &Document, ctx: Option<&UpdateContext>) -> Result<Bson> {
-    match expr {
-        Bson::String(s) if s.starts_with("$$") => {
-            let (var, rest) = match s[2..].split_once('.') {
-                Some((v, r)) => (v, Some(r)),
-                None => (&s[2..], None),
-            };
-            let base = match var {
-                "ROOT" | "CURRENT" => Bson::Document(root.clone()),
-                "NOW" if ctx.is_some() => {
-                    Bson::DateTime(ctx.map(|c| c.now).unwrap_or_else(bson::DateTime::now))
-                }
-                "CLUSTER_TIME" if ctx.is_some() => {
-                    Bson::Timestamp(ctx.map(|c| c.now_timestamp).unwrap_or(bson::Timestamp {
-                        time: 0,
-                        increment: 0,
-                    }))
-                }
-                other => {
-                    return Err(err(
-                        Code::Location17276,
-                        format!("Use of undefined variable: {other}"),
-                    ))
-                }
-            };
-            Ok(match rest {
-                Some(path) => path_value(&base, path).unwrap_or(Bson::Null),
-                None => base,
-            })
-        }
-        Bson::String(s) if s.starts_with('$') => {
-            Ok(path_value(&Bson::Document(root.clone()), &s[1..]).unwrap_or(Bson::Null))
-        }
-        Bson::Document(d) => {
-            if let Some((first, arg)) = d.iter().next() {
-                if first == "$literal" {
-                    return Ok(arg.clone());
-                }
-                if first.starts_with('$') {
-                    return Err(err(
-                        Code::InvalidPipelineOperator,
-                        format!("Unrecognized expression '{first}'"),
-                    ));
-                }
-            }
-            let mut out = Document::new();
-            for (k, v) in d {
-                out.insert(k.clone(), evaluate(v, root, ctx)?);
-            }
-            Ok(Bson::Document(out))
-        }
-        Bson::Array(items) => Ok(Bson::Array(
-            items
-                .iter()
-                .map(|i| evaluate(i, root, ctx))
-                .collect::<Result<Vec<_>>>()?,
-        )),
-        other => Ok(other.clone()),
-    }
-}
-
-/// A field path's value as aggregation reads it: through arrays it yields the array of
-/// each element's value (missing ones dropped); None when missing.
-fn path_value(value: &Bson, path: &str) -> Option<Bson> {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    match value {
-        Bson::Document(d) => {
-            let v = d.get(head)?;
-            match rest {
-                Some(r) => path_value(v, r),
-                None => Some(v.clone()),
-            }
-        }
-        Bson::Array(items) => Some(Bson::Array(
-            items.iter().filter_map(|i| path_value(i, path)).collect(),
-        )),
-        _ => None,
     }
 }
 

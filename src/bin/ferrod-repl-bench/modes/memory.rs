@@ -42,6 +42,19 @@ fn cpu_secs(pid: u32) -> Result<(f64, f64)> {
     Ok((field(11) as f64 / ticks, field(12) as f64 / ticks))
 }
 
+/// A member's live tokio tasks (`_ferrodRuntimeStats`, with
+/// `--set-parameter enableTestCommands=1`) and its threads; "-" where not readable.
+fn tasks_and_threads(port: u16, pid: u32) -> (String, String) {
+    let tasks = client::once(port, doc! {"_ferrodRuntimeStats": 1})
+        .ok()
+        .and_then(|r| r.get("aliveTasks").map(|t| t.to_string()))
+        .unwrap_or_else(|| "-".into());
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count().to_string())
+        .unwrap_or_else(|_| "-".into());
+    (tasks, threads)
+}
+
 pub fn run(o: Opts) -> Result<()> {
     let binary = o.common.binary()?;
     let total = Duration::from_secs_f64(o.minutes * 60.0);
@@ -67,6 +80,7 @@ pub fn run(o: Opts) -> Result<()> {
     let mut primary = Some(p);
     let mut next_stepdown = started + Duration::from_secs(o.stepdown_secs);
     let mut baseline: Option<Vec<u64>> = None;
+    let mut baseline_counts = Vec::new();
     let mut tick = started;
     while started.elapsed() < total {
         tick += Duration::from_millis(200);
@@ -76,6 +90,11 @@ pub fn run(o: Opts) -> Result<()> {
                     .map(|&pid| rss_kib(pid))
                     .collect::<Result<_>>()?,
             );
+            baseline_counts = pids
+                .iter()
+                .zip(&ports)
+                .map(|(&pid, &port)| tasks_and_threads(port, pid))
+                .collect();
         }
         for &port in &ports {
             let _ = client::once(port, doc! {"ping": 1});
@@ -117,8 +136,10 @@ pub fn run(o: Opts) -> Result<()> {
         let (user, sys) = cpu_secs(pid)?;
         let ratio = end as f64 / baseline[i] as f64;
         met &= ratio <= 1.5;
+        let (tasks, threads) = tasks_and_threads(ports[i], pid);
+        let (tasks0, threads0) = &baseline_counts[i];
         println!(
-            "  member {i}: VmRSS {} KiB after {} s, {end} KiB at the end: {ratio:.2}x | CPU user {user:.2} s, system {sys:.2} s ({:.0}% system)",
+            "  member {i}: VmRSS {} KiB after {} s, {end} KiB at the end: {ratio:.2}x | CPU user {user:.2} s, system {sys:.2} s ({:.0}% system) | tasks {tasks0} -> {tasks}, threads {threads0} -> {threads}",
             baseline[i],
             o.baseline_secs,
             100.0 * sys / (user + sys).max(1e-9)
