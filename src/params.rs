@@ -73,6 +73,10 @@ pub const MAX_BSON_DEPTH: &str = "maxBSONDepth";
 pub const MAX_LOG_SIZE_KB: &str = "maxLogSizeKB";
 /// How long a cursor may stay idle before it is closed (mongod's default: 10 minutes).
 pub const CURSOR_TIMEOUT_MILLIS: &str = "cursorTimeoutMillis";
+/// The memory `$sort` may hold without `allowDiskUse` (mongod: 100 MB).
+pub const SORT_MEMORY_BYTES: &str = "internalQueryMaxBlockingSortMemoryUsageBytes";
+/// The memory `$group` may hold without `allowDiskUse` (mongod: 100 MB).
+pub const GROUP_MEMORY_BYTES: &str = "internalDocumentSourceGroupMaxMemoryBytes";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -141,6 +145,8 @@ pub static PARAMETERS: &[ParamSpec] = &[
     ),
     int_param!(MAX_LOG_SIZE_KB, 10, 0, I32_MAX, runtime: true),
     int_param!(CURSOR_TIMEOUT_MILLIS, 600_000, 0, I32_MAX, runtime: true),
+    int_param!(SORT_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
+    int_param!(GROUP_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
 ];
 
 fn spec(name: &str) -> Option<&'static ParamSpec> {

@@ -43,6 +43,20 @@ async fn driver_runs_a_pipeline_over_documents() {
         ]
     );
 
+    // $listLocalSessions lists the session the command runs in.
+    let mut session = client.start_session().await.unwrap();
+    let lsid = session.id().get("id").unwrap().clone();
+    let mut cursor = db
+        .aggregate(vec![
+            doc! {"$listLocalSessions": {}},
+            doc! {"$project": {"id": "$_id.id", "_id": 0}},
+        ])
+        .session(&mut session)
+        .await
+        .unwrap();
+    let sessions: Vec<Document> = cursor.stream(&mut session).try_collect().await.unwrap();
+    assert_eq!(sessions, vec![doc! {"id": lsid}]);
+
     // A stage mongod does not know is refused, and named.
     let err = db
         .aggregate(vec![doc! {"$documents": []}, doc! {"$frobnicate": {}}])
@@ -93,6 +107,10 @@ fn aggregate_command_checks_its_arguments() {
         r.get_str("errmsg").unwrap().contains("$changeStream"),
         "{r}"
     );
+    let r = run(
+        doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "collation": {"locale": "fr"}, "$db": "test"},
+    );
+    assert_eq!(code(&r), Some(2), "collation is refused, not ignored: {r}");
     let r = run(doc! {"aggregate": "c", "pipeline": [{"$limit": 0}], "cursor": {}, "$db": "test"});
     assert_eq!(code(&r), Some(15958), "{r}");
     let r = run(doc! {"aggregate": "c", "pipeline": [{"$match": {}}], "cursor": {}, "$db": "test"});
@@ -311,4 +329,44 @@ async fn aggregate_needs_find_and_its_outputs_need_write_privileges() {
         .unwrap_err();
     // A foreign database is refused at parse time, before any privilege matters.
     assert_eq!(denied(err), 9);
+}
+
+#[tokio::test]
+async fn blocking_stages_refuse_to_pass_the_memory_limit_without_disk_use() {
+    let server = Ferrod::start(&[
+        "--setParameter",
+        "internalQueryMaxBlockingSortMemoryUsageBytes=10000",
+        "--setParameter",
+        "internalDocumentSourceGroupMaxMemoryBytes=10000",
+    ]);
+    let client = common::driver(&server.uri(), None, None).await;
+    let coll = client.database("test").collection::<Document>("big");
+    let docs: Vec<Document> = (0..200)
+        .map(|i| doc! {"_id": i, "pad": "x".repeat(200)})
+        .collect();
+    coll.insert_many(docs).await.unwrap();
+    for stage in [
+        doc! {"$sort": {"pad": 1, "_id": -1}},
+        doc! {"$group": {"_id": "$_id", "p": {"$push": "$pad"}}},
+    ] {
+        let err = coll
+            .aggregate(vec![stage.clone()])
+            .allow_disk_use(false)
+            .await
+            .unwrap_err();
+        let mongodb::error::ErrorKind::Command(e) = *err.kind else {
+            panic!("{err}");
+        };
+        assert_eq!(e.code, 292, "{stage}: {}", e.message);
+        // mongod 7.0's allowDiskUseByDefault: without the option the stage may go on.
+        let n = coll
+            .aggregate(vec![stage])
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(n, 200);
+    }
 }

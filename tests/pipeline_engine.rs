@@ -98,6 +98,9 @@ impl PipelineHost for MemHost {
             doc! {"op": "none", "active": false},
         ])
     }
+    fn list_local_sessions(&self, _spec: &Document) -> CommandResult<Vec<Document>> {
+        Ok(vec![doc! {"_id": {"id": 1}}])
+    }
     fn check_interrupt(&self) -> CommandResult<()> {
         match self.interrupt_after.get() {
             Some(0) => Err(CommandError::new(
@@ -461,6 +464,7 @@ fn blocking_stages_respect_the_memory_limit_without_allow_disk_use() {
         .collect();
     let mut opts = Options::new("test", Some("c"));
     opts.memory_limit = 2_000;
+    opts.group_memory_limit = 2_000;
     opts.allow_disk_use = false;
     for stages in [
         bson!([{"$sort": {"pad": 1}}]),

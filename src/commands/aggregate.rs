@@ -58,6 +58,17 @@ const FIELDS: &[&str] = &[
 /// Stages that run without a collection (`aggregate: 1`).
 const COLLECTIONLESS: &[&str] = &["$currentOp", "$documents", "$listLocalSessions"];
 
+/// Options ferrod does not implement yet: refused by name, never ignored.
+fn check_refused(cmd: &Document) -> CommandResult<()> {
+    match cmd.get("collation") {
+        None => Ok(()),
+        Some(Bson::Document(c)) if c.get_str("locale") == Ok("simple") && c.len() == 1 => Ok(()),
+        Some(_) => Err(crate::error::bad_value(
+            "ferrod does not support collations other than {locale: \"simple\"} yet",
+        )),
+    }
+}
+
 fn failed_to_parse(msg: impl Into<String>) -> CommandError {
     CommandError::new(Code::FailedToParse, msg)
 }
@@ -102,6 +113,7 @@ fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
             return Err(unknown_field(&format!("aggregate.{name}")));
         }
     }
+    check_refused(cmd)?;
     let stages = match cmd.get("pipeline") {
         None => return Err(missing_field("aggregate.pipeline")),
         Some(Bson::Array(stages)) => stages,
@@ -133,11 +145,14 @@ fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
         .insert("NOW", Bson::DateTime(bson::DateTime::now()));
     // mongod 7.0's allowDiskUseByDefault is true: only an explicit false enforces the limit.
     opts.allow_disk_use = bool_field(cmd, "allowDiskUse")?.unwrap_or(true);
+    let params = &inv.server.params;
+    opts.memory_limit = params.get_i64(crate::params::SORT_MEMORY_BYTES).max(1) as usize;
+    opts.group_memory_limit = params.get_i64(crate::params::GROUP_MEMORY_BYTES).max(1) as usize;
     match cmd.get("let") {
         None => {}
         Some(Bson::Document(lets)) => {
             for (name, value) in lets {
-                let e = crate::query::pipeline::lang::Expr::parse(value)?;
+                let e = crate::query::expr::Expr::parse(value)?;
                 let v = e.evaluate(&Document::new(), &opts.vars)?;
                 opts.vars.insert(name.clone(), v);
             }
@@ -550,6 +565,28 @@ impl PipelineHost for Host<'_> {
         }
         let all_users = current_op_options(spec)?;
         visible_operations(self.inv, all_users)
+    }
+    fn list_local_sessions(&self, spec: &Document) -> CommandResult<Vec<Document>> {
+        // ferrod keeps no session cache yet: the one session it knows is the one this
+        // command runs in (mongod's cache holds it too, vivified by the command).
+        let _ = spec;
+        let command = self.inv.op.full_command();
+        let Some(Bson::Document(lsid)) = command.get("lsid") else {
+            return Ok(Vec::new());
+        };
+        let Some(id) = lsid.get("id") else {
+            return Ok(Vec::new());
+        };
+        use sha2::Digest;
+        let user = d::user_of(self.inv).unwrap_or_default();
+        let uid = sha2::Sha256::digest(user.as_bytes());
+        Ok(vec![doc! {
+            "_id": {"id": id.clone(), "uid": bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: uid.to_vec(),
+            }},
+            "lastUse": bson::DateTime::now(),
+        }])
     }
     fn check_interrupt(&self) -> CommandResult<()> {
         if self.inv.op.cancel_requested() {

@@ -215,7 +215,7 @@ impl Group {
                 let value = eval(&field.arg, &doc, ctx)?;
                 memory += accumulate(state, value);
             }
-            if memory > ctx.opts.memory_limit && !ctx.opts.allow_disk_use {
+            if memory > ctx.opts.group_memory_limit && !ctx.opts.allow_disk_use {
                 return Err(CommandError::new(
                     Code::QueryExceededMemoryLimitNoDiskUseAllowed,
                     "Exceeded memory limit for $group, but didn't allow external sort. Pass allowDiskUse:true to opt in.",

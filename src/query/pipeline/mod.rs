@@ -8,12 +8,13 @@
 //! src/mongo/db/pipeline/document_source_*.cpp.
 
 mod group;
-pub mod interim;
 mod project;
 
 /// The parts of the query language the pipeline uses, in one place.
 pub(crate) mod lang {
-    pub use super::interim::{Expr, Filter, SortSpec};
+    pub use crate::query::expr::Expr;
+    pub use crate::query::matcher::Filter;
+    pub use crate::query::sort::SortSpec;
 }
 
 use crate::error::{type_name, whole_number, Code, CommandError, CommandResult};
@@ -40,7 +41,10 @@ pub struct Options {
     /// Whether blocking stages may exceed `memory_limit`. ferrod keeps their data in
     /// memory either way (it has no external sorter yet).
     pub allow_disk_use: bool,
+    /// What `$sort` may hold without disk use.
     pub memory_limit: usize,
+    /// What `$group` may hold without disk use.
+    pub group_memory_limit: usize,
 }
 
 impl Options {
@@ -51,6 +55,7 @@ impl Options {
             vars: Document::new(),
             allow_disk_use: true,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            group_memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -82,6 +87,8 @@ pub trait PipelineHost {
     fn index_stats(&self, db: &str, coll: &str) -> CommandResult<Vec<Document>>;
     /// `$currentOp` with its options (already checked).
     fn current_op(&self, spec: &Document) -> CommandResult<Vec<Document>>;
+    /// `$listLocalSessions` with its specification (already checked).
+    fn list_local_sessions(&self, spec: &Document) -> CommandResult<Vec<Document>>;
     /// Called now and then by long stages: `maxTimeMS` and `killOp` answer here.
     fn check_interrupt(&self) -> CommandResult<()> {
         Ok(())
@@ -189,6 +196,7 @@ enum Stage {
     CollStats(Document),
     IndexStats,
     CurrentOp(Document),
+    ListLocalSessions(Document),
     Documents(Expr),
 }
 
@@ -355,7 +363,11 @@ impl Pipeline {
             let stage = Self::parse_stage(name, arg, opts, vars, nesting)?;
             let first_only = matches!(
                 stage,
-                Stage::CollStats(_) | Stage::IndexStats | Stage::CurrentOp(_) | Stage::Documents(_)
+                Stage::CollStats(_)
+                    | Stage::IndexStats
+                    | Stage::CurrentOp(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Documents(_)
             );
             if first_only && i != 0 {
                 return Err(failed(
@@ -624,6 +636,24 @@ impl Pipeline {
                 Stage::CurrentOp(spec.clone())
             }
             "$documents" => Stage::Documents(Expr::parse(arg)?),
+            "$listLocalSessions" => {
+                let Bson::Document(spec) = arg else {
+                    return Err(crate::error::type_mismatch("$listLocalSessions", arg, "object"));
+                };
+                for (k, v) in spec {
+                    match (k.as_str(), v) {
+                        ("allUsers", Bson::Boolean(_)) | ("users", Bson::Array(_)) => {}
+                        ("allUsers", _) => {
+                            return Err(crate::error::type_mismatch("$listLocalSessions.allUsers", v, "bool"))
+                        }
+                        ("users", _) => {
+                            return Err(crate::error::type_mismatch("$listLocalSessions.users", v, "array"))
+                        }
+                        _ => return Err(crate::error::unknown_field(&format!("$listLocalSessions.{k}"))),
+                    }
+                }
+                Stage::ListLocalSessions(spec.clone())
+            }
             "$changeStream" => {
                 return Err(failed(
                     Code::CommandNotSupported,
@@ -1144,7 +1174,11 @@ impl Pipeline {
         matches!(
             self.stages.first(),
             Some(
-                Stage::CollStats(_) | Stage::IndexStats | Stage::CurrentOp(_) | Stage::Documents(_)
+                Stage::CollStats(_)
+                    | Stage::IndexStats
+                    | Stage::CurrentOp(_)
+                    | Stage::ListLocalSessions(_)
+                    | Stage::Documents(_)
             )
         )
     }
@@ -1173,6 +1207,7 @@ impl Pipeline {
                 Stage::CollStats(_) => "$collStats",
                 Stage::IndexStats => "$indexStats",
                 Stage::CurrentOp(_) => "$currentOp",
+                Stage::ListLocalSessions(_) => "$listLocalSessions",
                 Stage::Documents(_) => "$documents",
             })
             .collect()
@@ -1306,6 +1341,7 @@ fn source(stage: &Stage, ctx: &Ctx) -> CommandResult<Option<Vec<Document>>> {
         Stage::CollStats(spec) => vec![ctx.host.coll_stats(&opts.db, &coll()?, spec)?],
         Stage::IndexStats => ctx.host.index_stats(&opts.db, &coll()?)?,
         Stage::CurrentOp(spec) => ctx.host.current_op(spec)?,
+        Stage::ListLocalSessions(spec) => ctx.host.list_local_sessions(spec)?,
         Stage::Documents(e) => match eval(e, &Document::new(), ctx)? {
             Some(Bson::Array(items)) => items
                 .into_iter()
@@ -1366,7 +1402,8 @@ fn push(
     };
     match stage {
         Stage::Match(f) => {
-            if f.matches(&doc) {
+            // A $expr that fails to evaluate fails the pipeline, as in mongod.
+            if f.try_matches(&doc)? {
                 next(doc, counters, out, done)?;
             }
         }
