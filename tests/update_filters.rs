@@ -13,6 +13,7 @@ use ferrod::query::update::{upsert_document, Update, UpdateContext};
 
 fn ctx(is_insert: bool) -> UpdateContext {
     UpdateContext {
+        let_vars: bson::Document::new(),
         now: bson::DateTime::from_millis(1_700_000_000_000),
         now_timestamp: bson::Timestamp {
             time: 1_700_000_000,

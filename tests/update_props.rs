@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 fn ctx() -> UpdateContext {
     UpdateContext {
+        let_vars: bson::Document::new(),
         now: bson::DateTime::from_millis(1_000),
         now_timestamp: bson::Timestamp {
             time: 1,

@@ -60,13 +60,7 @@ const COLLECTIONLESS: &[&str] = &["$currentOp", "$documents", "$listLocalSession
 
 /// Options ferrod does not implement yet: refused by name, never ignored.
 fn check_refused(cmd: &Document) -> CommandResult<()> {
-    match cmd.get("collation") {
-        None => Ok(()),
-        Some(Bson::Document(c)) if c.get_str("locale") == Ok("simple") && c.len() == 1 => Ok(()),
-        Some(_) => Err(crate::error::bad_value(
-            "ferrod does not support collations other than {locale: \"simple\"} yet",
-        )),
-    }
+    d::check_collation(cmd.get("collation"))
 }
 
 fn failed_to_parse(msg: impl Into<String>) -> CommandError {

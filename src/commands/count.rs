@@ -32,6 +32,7 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
         &["query", "limit", "skip", "hint", "collation", "fields"],
     )?;
     let (_, ns) = d::namespace(&inv, &cmd)?;
+    d::check_collation(cmd.get("collation"))?;
     let filter = d::filter_arg(&cmd, "count", "query")?;
     // mongod: a negative limit counts as its absolute value.
     let limit = match cmd.get("limit") {
@@ -60,6 +61,7 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
 
 async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_fields(&cmd, "distinct", &["key", "query", "collation", "hint"])?;
+    d::check_collation(cmd.get("collation"))?;
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let key = match cmd.get("key") {
         Some(Bson::String(k)) => k.clone(),

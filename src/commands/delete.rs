@@ -58,6 +58,11 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let ordered = d::bool_arg(&cmd, "delete", "ordered", true)?;
     let stmts = statements(&cmd, "delete", "deletes")?;
+    for stmt in &stmts {
+        d::check_statement_fields(stmt, "delete.deletes", &["q", "limit", "collation", "hint"])?;
+        d::check_collation(stmt.get("collation"))?;
+    }
+    let vars = d::let_vars(&cmd, "delete", None)?;
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
@@ -67,7 +72,6 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     let mut errors = Vec::new();
     for (index, stmt) in stmts.iter().enumerate() {
         let result = async {
-            d::check_statement_fields(stmt, "delete.deletes", &["q", "limit", "collation", "hint"])?;
             let query = match stmt.get("q") {
                 Some(Bson::Document(q)) => q.clone(),
                 Some(other) => return Err(CommandError::new(Code::TypeMismatch, format!("BSON field 'delete.deletes.q' is the wrong type '{}', expected type 'object'", type_name(other)))),
@@ -82,7 +86,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
                 Some(1) => Some(1),
                 _ => return Err(CommandError::new(Code::FailedToParse, "The limit field in delete objects must be 0 or 1. Got ".to_owned() + &stmt.get("limit").map(|v| v.to_string()).unwrap_or_default())),
             };
-            let filter = Filter::parse(&query)?;
+            let filter = Filter::parse_with_vars(&query, &vars)?;
             let Some(info) = &info else { return Ok(0) };
             let mut n = 0;
             // Documents already removed by an earlier statement of this command are gone.

@@ -114,13 +114,20 @@ impl Projection {
     }
 }
 
-/// An update (`query::update`): a replacement, operators, or a pipeline.
+/// An update (`query::update`): a replacement, operators, or a pipeline, with the `let`
+/// variables its pipeline form may read.
 #[derive(Debug, Clone)]
-pub struct Update(crate::query::update::Update);
+pub struct Update(crate::query::update::Update, Document);
 
 impl Update {
-    pub fn parse(update: &Bson, array_filters: Option<&[Document]>) -> CommandResult<Update> {
-        crate::query::update::Update::parse(update, array_filters).map(Update)
+    /// `let_vars`: the command's `let` variables, which pipeline updates may read.
+    pub fn parse(
+        update: &Bson,
+        array_filters: Option<&[Document]>,
+        let_vars: &Document,
+    ) -> CommandResult<Update> {
+        crate::query::update::Update::parse(update, array_filters)
+            .map(|parsed| Update(parsed, let_vars.clone()))
     }
 
     pub fn is_replacement(&self) -> bool {
@@ -143,6 +150,7 @@ impl Update {
                 increment: 1,
             },
             is_insert,
+            let_vars: self.1.clone(),
         };
         let updated = self.0.apply(doc, details, &ctx)?;
         Ok((updated.doc, updated.modified))

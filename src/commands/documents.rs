@@ -326,6 +326,38 @@ pub async fn select(
     .await
 }
 
+/// Refuses a collation other than the simple one: ferrod compares strings by their bytes
+/// only, and a collation it ignored would silently change what matches.
+pub fn check_collation(value: Option<&Bson>) -> CommandResult<()> {
+    match value {
+        None => Ok(()),
+        Some(Bson::Document(c)) if c.get_str("locale") == Ok("simple") && c.len() == 1 => Ok(()),
+        Some(_) => Err(crate::error::bad_value(
+            "ferrod does not support collations other than {locale: \"simple\"} yet",
+        )),
+    }
+}
+
+/// The variables a statement's expressions see: the command's `let` and, for a write
+/// statement, its own constants `c` (mongod merges them the same way).
+pub fn let_vars(
+    cmd: &Document,
+    name: &str,
+    stmt_constants: Option<&Document>,
+) -> CommandResult<Document> {
+    // `let`'s values are expressions, evaluated once before the command runs; `c` holds
+    // constants.
+    let mut vars = Document::new();
+    for (key, value) in doc_arg(cmd, name, "let")?.unwrap_or_default() {
+        let value = crate::query::expr::Expr::parse(&value)?.evaluate(&Document::new(), &vars)?;
+        vars.insert(key, value);
+    }
+    if let Some(c) = stmt_constants {
+        vars.extend(c.clone());
+    }
+    Ok(vars)
+}
+
 /// A filter argument parsed (absent: matches everything).
 pub fn filter_arg(cmd: &Document, name: &str, field: &str) -> CommandResult<Filter> {
     Filter::parse(&doc_arg(cmd, name, field)?.unwrap_or_default())

@@ -63,7 +63,7 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     }
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let query = d::doc_arg(&cmd, "find", "filter")?.unwrap_or_default();
-    let let_vars = d::doc_arg(&cmd, "find", "let")?.unwrap_or_default();
+    let let_vars = d::let_vars(&cmd, "find", None)?;
     let filter = super::doc_query::Filter::parse_with_vars(&query, &let_vars)?;
     let sort = SortSpec::parse(&d::doc_arg(&cmd, "find", "sort")?.unwrap_or_default())?;
     let projection = d::doc_arg(&cmd, "find", "projection")?

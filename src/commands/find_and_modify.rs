@@ -44,7 +44,9 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_fields(&cmd, name, FIELDS)?;
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let query = d::doc_arg(&cmd, name, "query")?.unwrap_or_default();
-    let filter = super::doc_query::Filter::parse(&query)?;
+    d::check_collation(cmd.get("collation"))?;
+    let vars = d::let_vars(&cmd, name, None)?;
+    let filter = super::doc_query::Filter::parse_with_vars(&query, &vars)?;
     let sort = SortSpec::parse(&d::doc_arg(&cmd, name, "sort")?.unwrap_or_default())?;
     let fields = d::doc_arg(&cmd, name, "fields")?
         .map(|p| Projection::parse(&p, &query))
@@ -55,7 +57,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     let array_filters = super::update::array_filters(&cmd, name)?;
     let update = cmd
         .get("update")
-        .map(|u| Update::parse(u, array_filters.as_deref()))
+        .map(|u| Update::parse(u, array_filters.as_deref(), &vars))
         .transpose()?;
     match (&update, remove) {
         (Some(_), true) => return Err(failed("Cannot specify both an update and remove=true")),

@@ -87,6 +87,23 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let ordered = d::bool_arg(&cmd, "update", "ordered", true)?;
     let stmts = super::delete::statements(&cmd, "update", "updates")?;
+    for stmt in &stmts {
+        d::check_statement_fields(
+            stmt,
+            "update.updates",
+            &[
+                "q",
+                "u",
+                "upsert",
+                "multi",
+                "arrayFilters",
+                "collation",
+                "hint",
+                "c",
+            ],
+        )?;
+        d::check_collation(stmt.get("collation"))?;
+    }
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
@@ -96,7 +113,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
     let mut concern_error = None;
     for (index, stmt) in stmts.iter().enumerate() {
         let result = async {
-            d::check_statement_fields(stmt, "update.updates", &["q", "u", "upsert", "multi", "arrayFilters", "collation", "hint", "c"])?;
+            let vars = d::let_vars(&cmd, "update", d::doc_arg(stmt, "update.updates", "c")?.as_ref())?;
             let query = match stmt.get("q") {
                 Some(Bson::Document(q)) => q.clone(),
                 Some(other) => return Err(CommandError::new(Code::TypeMismatch, format!("BSON field 'update.updates.q' is the wrong type '{}', expected type 'object'", type_name(other)))),
@@ -104,13 +121,13 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             };
             let u = stmt.get("u").ok_or_else(|| crate::error::missing_field("update.updates.u"))?;
             let array_filters = array_filters(stmt, "update.updates")?;
-            let update = Update::parse(u, array_filters.as_deref())?;
+            let update = Update::parse(u, array_filters.as_deref(), &vars)?;
             let multi = d::bool_arg(stmt, "update.updates", "multi", false)?;
             let upsert = d::bool_arg(stmt, "update.updates", "upsert", false)?;
             if multi && update.is_replacement() {
                 return Err(CommandError::new(Code::FailedToParse, "multi update is not supported for replacement-style update"));
             }
-            let filter = Filter::parse(&query)?;
+            let filter = Filter::parse_with_vars(&query, &vars)?;
             let mut writes = Vec::new();
             let info = d::collection_for_write(&storage, &ns, &mut writes)?;
             let targets = match &info {

@@ -29,6 +29,8 @@ pub struct UpdateContext {
     pub now: bson::DateTime,
     pub now_timestamp: bson::Timestamp,
     pub is_insert: bool,
+    /// The command's `let` variables, for pipeline updates.
+    pub let_vars: Document,
 }
 
 /// The document after an update, and whether it differs (`nModified`).

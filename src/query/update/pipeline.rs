@@ -138,7 +138,7 @@ impl Pipeline {
 
     /// Runs the stages over the document; the caller keeps `_id` as for a replacement.
     pub fn apply(&self, doc: &Document, ctx: &UpdateContext) -> Result<Document> {
-        let mut vars = Document::new();
+        let mut vars = ctx.let_vars.clone();
         vars.insert("NOW", ctx.now);
         vars.insert("CLUSTER_TIME", ctx.now_timestamp);
         let mut current = doc.clone();
