@@ -625,7 +625,11 @@ fn crud_specification_tests_pass_against_a_replica_set() {
             record["test"].as_str().unwrap().to_owned(),
         );
         let listed = expected.contains_key(&key);
+        let either = expected
+            .get(&key)
+            .is_some_and(|r| r.starts_with("(either)"));
         match record["status"].as_str().unwrap() {
+            "pass" if either => {}
             "pass" if listed => fixed.push(format!("{} :: {}", key.0, key.1)),
             "pass" => passed += 1,
             "not-applicable" => not_applicable += 1,
