@@ -86,10 +86,6 @@ impl Filter {
             .then_some(v)
         })
     }
-
-    fn equalities(&self) -> Vec<(String, Bson)> {
-        self.0.equalities()
-    }
 }
 
 /// A sort specification (`query::sort`).
@@ -142,8 +138,19 @@ impl Update {
         details: Option<&crate::query::update::MatchDetails>,
         is_insert: bool,
     ) -> CommandResult<(Document, bool)> {
+        let updated = self.0.apply(doc, details, &self.context(is_insert))?;
+        Ok((updated.doc, updated.modified))
+    }
+
+    /// The document an upsert inserts when nothing matched `filter` (mongod's
+    /// produceDocumentForUpsert: the filter's equalities, then the update as an insert).
+    pub fn upsert_document(&self, filter: &Filter) -> CommandResult<Document> {
+        crate::query::update::upsert_document(&self.0, &filter.0, &self.context(true))
+    }
+
+    fn context(&self, is_insert: bool) -> crate::query::update::UpdateContext {
         let now = bson::DateTime::now();
-        let ctx = crate::query::update::UpdateContext {
+        crate::query::update::UpdateContext {
             now,
             now_timestamp: bson::Timestamp {
                 time: (now.timestamp_millis() / 1000) as u32,
@@ -151,36 +158,6 @@ impl Update {
             },
             is_insert,
             let_vars: self.1.clone(),
-        };
-        let updated = self.0.apply(doc, details, &ctx)?;
-        Ok((updated.doc, updated.modified))
-    }
-}
-
-/// The document an upsert starts from: the filter's equalities, dotted paths as nested
-/// documents (mongod's rules; a path through a non-document value is left out).
-pub fn upsert_seed(filter: &Filter) -> Document {
-    let mut seed = Document::new();
-    for (path, value) in filter.equalities() {
-        let parts: Vec<&str> = path.split('.').collect();
-        set_path(&mut seed, &parts, value);
-    }
-    seed
-}
-
-fn set_path(doc: &mut Document, parts: &[&str], value: Bson) {
-    match parts {
-        [] => {}
-        [last] => {
-            doc.insert(*last, value);
-        }
-        [head, rest @ ..] => {
-            let entry = doc
-                .entry(head.to_string())
-                .or_insert_with(|| Bson::Document(Document::new()));
-            if let Bson::Document(inner) = entry {
-                set_path(inner, rest, value);
-            }
         }
     }
 }

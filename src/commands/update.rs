@@ -3,7 +3,7 @@
 //! statement is committed on its own (as mongod applies them one by one), so a later
 //! statement sees what an earlier one wrote.
 
-use super::doc_query::{upsert_seed, Filter, Update};
+use super::doc_query::{Filter, Update};
 use super::documents as d;
 use super::insert::{check_storable, prepare};
 use super::{database, BoxFuture, Command, Handler, Invocation};
@@ -65,9 +65,7 @@ pub fn plan(
         outcome.after = Some(new);
     }
     if outcome.matched == 0 && upsert {
-        let seed = upsert_seed(filter);
-        let (new, _) = update.apply(&seed, None, true)?;
-        let new = prepare(&new)?;
+        let new = prepare(&update.upsert_document(filter)?)?;
         outcome.upserted = new.get("_id").cloned();
         outcome.after = Some(new.clone());
         writes.push(DocWrite::Insert {
