@@ -26,7 +26,10 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(120);
-const IMAGE_LIMIT_BYTES: u64 = 15 * 1024 * 1024;
+
+/// The runtime image must stay small: 11 MB before documents, 19 MB (2026-12-02) with the
+/// query language, the aggregation pipeline and the regex engine.
+const IMAGE_LIMIT_BYTES: u64 = 20 * 1024 * 1024;
 const SERVICES: [&str; 3] = ["ferrod1", "ferrod2", "ferrod3"];
 const ROOT_USER: &str = "root";
 const ROOT_PASSWORD: &str = "docker-test-pw";
@@ -267,7 +270,7 @@ fn compose_cluster_discovery_auth_drop_connections_partition_and_failover() {
     println!("image {image}: {size} bytes");
     assert!(
         size <= IMAGE_LIMIT_BYTES,
-        "the runtime image is {size} bytes, over 15 MB"
+        "the runtime image is {size} bytes, over 20 MB"
     );
 
     let up_started = Instant::now();
