@@ -1,9 +1,9 @@
 //! count and distinct over the documents a query matches.
 
-use super::doc_query::values_at;
 use super::documents as d;
 use super::{database, BoxFuture, Command, Handler, Invocation};
 use crate::error::{type_name, Code, CommandError, CommandResult};
+use crate::query::path::{FieldPath, LeafArrays};
 use bson::{doc, Bson, Document};
 
 pub const COUNT: Command = Command {
@@ -81,9 +81,14 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
     let storage = inv.server.storage().clone();
     let mut values: Vec<Bson> = Vec::new();
     if let Some(info) = d::collection(&storage, &ns)? {
+        let path = FieldPath::new(&key);
         for doc in d::select(&inv, &info, &filter, None).await? {
             // Arrays contribute their elements, not themselves.
-            for v in values_at(&doc, &key) {
+            for v in path
+                .values(&doc, LeafArrays::Traverse)
+                .into_iter()
+                .flatten()
+            {
                 if matches!(v, Bson::Array(_)) {
                     continue;
                 }

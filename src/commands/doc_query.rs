@@ -1,48 +1,9 @@
 //! The query pieces the document commands use (filter, sort, projection, update), in one
 //! place: `query`'s implementations, with what the commands add (the `_id` point lookup,
-//! the upsert seed, the time an update runs at, distinct's values of a path).
+//! upserts, the time an update runs at).
 
 use crate::error::CommandResult;
 use bson::{Bson, Document};
-
-/// The values at a dotted path: each array on the way contributes its elements (and,
-/// at the end, the array itself); empty when the path is missing.
-pub fn values_at(doc: &Document, path: &str) -> Vec<Bson> {
-    let mut out = Vec::new();
-    collect(&Bson::Document(doc.clone()), path, &mut out);
-    out
-}
-
-fn collect(value: &Bson, path: &str, out: &mut Vec<Bson>) {
-    if path.is_empty() {
-        if let Bson::Array(items) = value {
-            out.extend(items.iter().cloned());
-        }
-        out.push(value.clone());
-        return;
-    }
-    let (head, rest) = path.split_once('.').unwrap_or((path, ""));
-    match value {
-        Bson::Document(d) => {
-            if let Some(v) = d.get(head) {
-                collect(v, rest, out)
-            }
-        }
-        Bson::Array(items) => {
-            if let Ok(i) = head.parse::<usize>() {
-                if let Some(v) = items.get(i) {
-                    collect(v, rest, out)
-                }
-            }
-            for item in items {
-                if let Bson::Document(_) = item {
-                    collect(item, path, out)
-                }
-            }
-        }
-        _ => {}
-    }
-}
 
 /// A query filter (`query::matcher`), with the `let` variables of its command.
 #[derive(Debug, Clone)]
