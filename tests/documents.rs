@@ -321,7 +321,7 @@ async fn namespaces_are_created_listed_sized_and_dropped() {
 
     // create on an existing collection with the same options succeeds (mongod 7.0).
     db.create_collection("empty").await.unwrap();
-    let refused = server.command(doc! {"create": "c2", "validator": {"a": 1}, "$db": "shop"});
+    let refused = server.command(doc! {"create": "c2", "viewOn": "items", "$db": "shop"});
     assert_eq!(refused.get_i32("code").unwrap(), 72, "{refused:?}");
 
     db.collection::<Document>("items").drop().await.unwrap();

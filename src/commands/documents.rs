@@ -191,6 +191,8 @@ pub async fn commit(
     if writes.is_empty() {
         return Ok(Ok(None));
     }
+    let mut writes = writes;
+    super::validation::add_capped_trims(inv.server.storage(), &mut writes)?;
     let server = &inv.server;
     if server.repl.is_none() {
         write_concern::parse(cmd, true)?;
@@ -276,6 +278,9 @@ pub fn write_error(index: usize, e: &CommandError, id: Option<&Bson>) -> Documen
     if e.code == Code::DuplicateKey {
         d.insert("keyPattern", doc! {"_id": 1});
         d.insert("keyValue", doc! {"_id": id.cloned().unwrap_or(Bson::Null)});
+    }
+    if let Some(Ok(info)) = e.extra.as_ref().map(|x| x.get_document("errInfo")) {
+        d.insert("errInfo", info.clone());
     }
     d
 }

@@ -82,11 +82,16 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
         return Ok(d::cursor_reply(&ns, 0, Vec::new(), true));
     };
     // Without a sort the scan can stop once skip + limit documents matched.
-    let stop_after = match (sort.is_empty(), limit) {
+    let backward = sort.is_empty() && sort.natural() == Some(-1);
+    let stop_after = match (sort.is_empty() && !backward, limit) {
         (true, Some(l)) => Some(skip + l as usize),
         _ => None,
     };
     let mut docs = d::select(&inv, &info, &filter, stop_after).await?;
+    if backward {
+        // `$natural: -1`: storage order (insertion order when capped) reversed.
+        docs.reverse();
+    }
     if !sort.is_empty() {
         docs.sort_by(|a, b| sort.compare(a, b));
     }

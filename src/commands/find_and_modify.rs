@@ -98,6 +98,11 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         }
         Some(update) => {
             let outcome = plan(&ns, &filter, &update, targets, upsert, &mut writes)?;
+            super::validation::WriteChecks::new(&cmd, info.as_ref())?.writes(
+                &storage,
+                info.as_ref(),
+                &writes,
+            )?;
             if info.is_none() && outcome.upserted.is_none() {
                 writes.clear();
             }

@@ -134,6 +134,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         Some(info) => storage.existing(info, &keys).map_err(d::storage_error)?,
         None => vec![false; keys.len()],
     };
+    let checks = super::validation::WriteChecks::new(&cmd, info.as_ref())?;
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut n = 0;
@@ -146,7 +147,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
                     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                     Err((d::duplicate_id_error(&ns, &id), Some(id)))
                 } else {
-                    Ok(doc)
+                    checks.insert(&doc).map(|()| doc).map_err(|e| (e, None))
                 }
             }
         };

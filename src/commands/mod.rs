@@ -65,6 +65,7 @@ mod update_user;
 mod user_admin;
 mod user_roles;
 mod users_info;
+mod validation;
 mod whatsmyuri;
 mod write_concern;
 

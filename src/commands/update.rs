@@ -133,6 +133,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
                 None => Vec::new(),
             };
             let outcome = plan(&ns, &filter, &update, targets, upsert, &mut writes)?;
+            super::validation::WriteChecks::new(&cmd, info.as_ref())?.writes(&storage, info.as_ref(), &writes)?;
             if info.is_none() && outcome.upserted.is_none() {
                 writes.clear();
             }

@@ -12,6 +12,7 @@
 //! operators), applied atomically by [`apply_in`]: the same function on a standalone
 //! (through [`Storage::commit`]) and on every member of a replica set (from the log).
 
+pub mod capped;
 pub mod cursors;
 pub mod key_string;
 
@@ -209,6 +210,7 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 namespaces.remove(ns).map_err(storage)?;
                 txn.delete_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
+                capped::dropped(txn, &info.uuid)?;
             }
             (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
             (DocWrite::Insert { doc, .. }, Some(info)) => {
@@ -222,21 +224,26 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 }
                 t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
                     .map_err(storage)?;
+                capped::appended(txn, &info, &key)?;
             }
             (DocWrite::Put { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                 let mut t = txn
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
-                t.insert(record_key(&id).as_slice(), encode_doc(doc)?.as_slice())
+                let key = record_key(&id);
+                t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
                     .map_err(storage)?;
+                capped::appended(txn, &info, &key)?;
             }
             (DocWrite::Delete { id, .. }, Some(info)) => {
                 let id = id.get("_id").cloned().unwrap_or(Bson::Null);
                 let mut t = txn
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
-                t.remove(record_key(&id).as_slice()).map_err(storage)?;
+                let key = record_key(&id);
+                t.remove(key.as_slice()).map_err(storage)?;
+                capped::removed(txn, &info, &key)?;
             }
         }
     }
@@ -360,6 +367,31 @@ impl Storage {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(ScanError::Storage(storage(e))),
         };
+        if capped::is_capped(&info.options) {
+            // Insertion order ($natural), resumed by position.
+            let mut last = None;
+            let mut failed = None;
+            capped::walk(&txn, info, after, true, |pos, key| {
+                let Some(v) = t.get(key.as_slice()).map_err(storage)? else {
+                    return Ok(true);
+                };
+                let doc = decode_doc(v.value())?;
+                last = Some(pos);
+                match each(doc) {
+                    Ok(Scan::Continue) => Ok(true),
+                    Ok(Scan::Stop) => Ok(false),
+                    Err(e) => {
+                        failed = Some(e);
+                        Ok(false)
+                    }
+                }
+            })
+            .map_err(ScanError::Storage)?;
+            return match failed {
+                Some(e) => Err(ScanError::Command(e)),
+                None => Ok(last),
+            };
+        }
         let range = match after {
             Some(key) => {
                 t.range::<&[u8]>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
@@ -419,6 +451,18 @@ pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogErro
             options: info.options.clone(),
         });
         match txn.open_table(records(&records_name(&info.uuid))) {
+            Ok(t) if capped::is_capped(&info.options) => {
+                // In insertion order, which the install then assigns again.
+                capped::walk(txn, &info, None, true, |_, key| {
+                    if let Some(v) = t.get(key.as_slice()).map_err(storage)? {
+                        out.push(DocWrite::Insert {
+                            ns: info.ns.clone(),
+                            doc: decode_doc(v.value())?,
+                        });
+                    }
+                    Ok(true)
+                })?;
+            }
             Ok(t) => {
                 for entry in t.iter().map_err(storage)? {
                     out.push(DocWrite::Insert {
