@@ -305,3 +305,506 @@ fn ids_or_names(reply: &Document) -> Vec<String> {
         .map(|d| d.as_document().unwrap().get_str("name").unwrap().to_owned())
         .collect()
 }
+
+#[test]
+fn coll_mod_changes_the_validator_and_rename_collection_moves_documents() {
+    let node = Ferrod::start(&[]);
+    let r = run(
+        &node,
+        "test",
+        doc! {"insert": "a", "documents": [{"_id": 1, "x": 1}]},
+    );
+    assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"collMod": "a", "validator": {"x": {"$type": "string"}}, "validationAction": "error"},
+    );
+    assert!(ok(&r), "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"insert": "a", "documents": [{"_id": 2, "x": 2}]},
+    );
+    assert!(r.get_array("writeErrors").is_ok(), "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"listCollections": 1, "filter": {"name": "a"}},
+    );
+    let entry = r
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry
+            .get_document("options")
+            .unwrap()
+            .get_document("validator"),
+        Ok(&doc! {"x": {"$type": "string"}}),
+        "{entry}"
+    );
+    // validationLevel off: the validator stays, nothing is checked.
+    assert!(ok(&run(
+        &node,
+        "test",
+        doc! {"collMod": "a", "validationLevel": "off"}
+    )));
+    let r = run(
+        &node,
+        "test",
+        doc! {"insert": "a", "documents": [{"_id": 2, "x": 2}]},
+    );
+    assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+
+    // Within the database, then to another one; the documents follow.
+    let r = run(
+        &node,
+        "admin",
+        doc! {"renameCollection": "test.a", "to": "test.b"},
+    );
+    assert!(ok(&r), "{r}");
+    assert_eq!(
+        ids(&run(&node, "test", doc! {"find": "a"})),
+        Vec::<i32>::new()
+    );
+    assert_eq!(ids(&run(&node, "test", doc! {"find": "b"})), vec![1, 2]);
+    run(
+        &node,
+        "other",
+        doc! {"insert": "c", "documents": [{"_id": 9}]},
+    );
+    let r = run(
+        &node,
+        "admin",
+        doc! {"renameCollection": "test.b", "to": "other.c"},
+    );
+    assert_eq!(code(&r), 48, "{r}");
+    let r = run(
+        &node,
+        "admin",
+        doc! {"renameCollection": "test.b", "to": "other.c", "dropTarget": true},
+    );
+    assert!(ok(&r), "{r}");
+    assert_eq!(ids(&run(&node, "other", doc! {"find": "c"})), vec![1, 2]);
+    // The options (validator) moved with it.
+    let r = run(
+        &node,
+        "other",
+        doc! {"collMod": "c", "validationLevel": "strict"},
+    );
+    assert!(ok(&r), "{r}");
+    let r = run(
+        &node,
+        "other",
+        doc! {"insert": "c", "documents": [{"_id": 3, "x": 3}]},
+    );
+    assert!(r.get_array("writeErrors").is_ok(), "{r}");
+
+    let table: Vec<(&str, Document, i32)> = vec![
+        (
+            "admin",
+            doc! {"renameCollection": "test.nope", "to": "test.x"},
+            26,
+        ),
+        (
+            "admin",
+            doc! {"renameCollection": "other.c", "to": "other.c"},
+            20,
+        ),
+        (
+            "admin",
+            doc! {"renameCollection": "other.system.views", "to": "other.v"},
+            20,
+        ),
+        (
+            "admin",
+            doc! {"renameCollection": "other.c", "to": "other.system.x"},
+            20,
+        ),
+        (
+            "admin",
+            doc! {"renameCollection": "other.c", "to": "nodot"},
+            73,
+        ),
+        ("admin", doc! {"renameCollection": "other.c", "to": 5}, 14),
+        (
+            "admin",
+            doc! {"renameCollection": "other.c", "to": "other.d", "bogus": 1},
+            40415,
+        ),
+        (
+            "test",
+            doc! {"renameCollection": "other.c", "to": "other.d"},
+            13,
+        ),
+        ("test", doc! {"collMod": "nope", "validator": {}}, 26),
+        (
+            "other",
+            doc! {"collMod": "c", "index": {"name": "a_1", "hidden": true}},
+            72,
+        ),
+        (
+            "other",
+            doc! {"collMod": "c", "validationLevel": "never"},
+            2,
+        ),
+        (
+            "other",
+            doc! {"collMod": "c", "validator": {"$where": "1"}},
+            224,
+        ),
+        ("other", doc! {"collMod": "c", "bogus": 1}, 40415),
+    ];
+    for (db, cmd, expected) in table {
+        let r = run(&node, db, cmd.clone());
+        assert_eq!(code(&r), expected, "{cmd} -> {r}");
+    }
+}
+
+fn replica_set() -> (Vec<Ferrod>, usize) {
+    use common::{eventually, free_port};
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<Ferrod> = ports
+        .iter()
+        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
+        .collect();
+    let config = doc! {
+        "_id": "rs0", "version": 1,
+        "members": nodes.iter().enumerate()
+            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = run(&nodes[0], "admin", doc! {"replSetInitiate": config});
+    assert!(ok(&reply), "{reply}");
+    let p = eventually(std::time::Duration::from_secs(30), "a primary", || {
+        nodes.iter().position(|n| {
+            run(n, "admin", doc! {"hello": 1}).get_bool("isWritablePrimary") == Ok(true)
+        })
+    });
+    (nodes, p)
+}
+
+fn secondary_find(node: &Ferrod, db: &str, coll: &str) -> Vec<i32> {
+    ids(&run(
+        node,
+        db,
+        doc! {"find": coll, "$readPreference": {"mode": "secondaryPreferred"}},
+    ))
+}
+
+#[test]
+fn capped_trims_renames_and_coll_mod_replicate_to_every_member() {
+    let (nodes, p) = replica_set();
+    let primary = &nodes[p];
+    let w = doc! {"w": 3, "wtimeout": 20000};
+    let r = run(
+        primary,
+        "test",
+        doc! {"create": "cap", "capped": true, "size": 4096, "max": 2, "writeConcern": w.clone()},
+    );
+    assert!(ok(&r), "{r}");
+    for id in [3, 1, 2] {
+        let r = run(
+            primary,
+            "test",
+            doc! {"insert": "cap", "documents": [{"_id": id}], "writeConcern": w.clone()},
+        );
+        assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+    }
+    let r = run(
+        primary,
+        "test",
+        doc! {"collMod": "cap", "validator": {"_id": {"$gt": 0}}, "writeConcern": w.clone()},
+    );
+    assert!(ok(&r), "{r}");
+    let r = run(
+        primary,
+        "admin",
+        doc! {"renameCollection": "test.cap", "to": "moved.cap", "writeConcern": w.clone()},
+    );
+    assert!(ok(&r), "{r}");
+    for node in &nodes {
+        assert_eq!(
+            secondary_find(node, "moved", "cap"),
+            vec![1, 2],
+            "{}",
+            node.addr()
+        );
+        assert!(secondary_find(node, "test", "cap").is_empty());
+        let r = run(
+            node,
+            "moved",
+            doc! {"listCollections": 1, "$readPreference": {"mode": "secondaryPreferred"}},
+        );
+        let entry = r
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()[0]
+            .as_document()
+            .unwrap()
+            .clone();
+        let options = entry.get_document("options").unwrap();
+        assert_eq!(
+            options.get_document("validator"),
+            Ok(&doc! {"_id": {"$gt": 0}})
+        );
+        assert_eq!(options.get_bool("capped"), Ok(true));
+    }
+    // Secondaries refuse both commands.
+    let s = (p + 1) % 3;
+    assert_eq!(
+        code(&run(
+            &nodes[s],
+            "moved",
+            doc! {"collMod": "cap", "validator": {}}
+        )),
+        10107
+    );
+    assert_eq!(
+        code(&run(
+            &nodes[s],
+            "admin",
+            doc! {"renameCollection": "moved.cap", "to": "moved.x"}
+        )),
+        10107
+    );
+}
+
+#[test]
+fn coll_stats_validate_and_db_hash_describe_a_collection() {
+    let node = Ferrod::start(&[]);
+    run(
+        &node,
+        "test",
+        doc! {"create": "cap", "capped": true, "size": 10_000, "max": 50},
+    );
+    let docs: Vec<Document> = (0..10)
+        .map(|i| doc! {"_id": i, "pad": "x".repeat(100)})
+        .collect();
+    run(&node, "test", doc! {"insert": "cap", "documents": docs});
+    let r = run(&node, "test", doc! {"collStats": "cap", "scale": 1});
+    assert!(ok(&r), "{r}");
+    assert_eq!(r.get_str("ns"), Ok("test.cap"));
+    assert_eq!(r.get_i64("count"), Ok(10), "{r}");
+    assert!(r.get_i64("size").unwrap() > 1000, "{r}");
+    assert_eq!(r.get_bool("capped"), Ok(true), "{r}");
+    assert_eq!(r.get_i64("max"), Ok(50), "{r}");
+    assert_eq!(r.get_i64("maxSize"), Ok(10_240), "{r}");
+    assert_eq!(r.get_i32("nindexes"), Ok(1), "{r}");
+    assert!(r.get_document("indexSizes").unwrap().contains_key("_id_"));
+    let kb = run(&node, "test", doc! {"collStats": "cap", "scale": 1024});
+    assert_eq!(kb.get_i64("maxSize"), Ok(10), "{kb}");
+    assert_eq!(kb.get_i32("scaleFactor"), Ok(1024), "{kb}");
+    // $collStats (what mongosh's db.coll.stats() runs) shares it.
+    let r = run(
+        &node,
+        "test",
+        doc! {"aggregate": "cap", "pipeline": [{"$collStats": {"storageStats": {}}}], "cursor": {}},
+    );
+    let first = r
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    let stats = first.get_document("storageStats").unwrap();
+    assert_eq!(stats.get_bool("capped"), Ok(true), "{first}");
+    assert_eq!(stats.get_i64("max"), Ok(50), "{first}");
+
+    let r = run(&node, "test", doc! {"validate": "cap", "full": true});
+    assert!(ok(&r), "{r}");
+    assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
+    assert_eq!(r.get_i64("nrecords"), Ok(10), "{r}");
+    assert_eq!(r.get_i32("nIndexes"), Ok(1), "{r}");
+    assert_eq!(
+        r.get_document("keysPerIndex").unwrap().get_i64("_id_"),
+        Ok(10),
+        "{r}"
+    );
+    assert!(r.get_array("errors").unwrap().is_empty(), "{r}");
+    assert!(r.get_array("warnings").unwrap().is_empty(), "{r}");
+
+    run(
+        &node,
+        "test",
+        doc! {"insert": "plain", "documents": [{"_id": 1}]},
+    );
+    let h1 = run(&node, "test", doc! {"dbHash": 1});
+    assert!(ok(&h1), "{h1}");
+    let colls = h1.get_document("collections").unwrap();
+    assert_eq!(colls.len(), 2, "{h1}");
+    assert_eq!(h1.get_array("capped").unwrap().len(), 1, "{h1}");
+    assert!(h1.get_document("uuids").unwrap().contains_key("plain"));
+    assert_eq!(h1.get_str("md5").unwrap().len(), 32);
+    let only = run(&node, "test", doc! {"dbHash": 1, "collections": ["plain"]});
+    assert_eq!(only.get_document("collections").unwrap().len(), 1, "{only}");
+    // A change changes the hash of that collection only.
+    run(
+        &node,
+        "test",
+        doc! {"insert": "plain", "documents": [{"_id": 2}]},
+    );
+    let h2 = run(&node, "test", doc! {"dbHash": 1});
+    let colls2 = h2.get_document("collections").unwrap();
+    assert_ne!(colls.get("plain"), colls2.get("plain"));
+    assert_eq!(colls.get("cap"), colls2.get("cap"));
+    assert_ne!(h1.get_str("md5"), h2.get_str("md5"));
+
+    let table: Vec<(Document, i32)> = vec![
+        (doc! {"collStats": "nope"}, 26),
+        (doc! {"collStats": "cap", "scale": 0}, 51024),
+        (doc! {"collStats": "cap", "scale": "k"}, 14),
+        (doc! {"collStats": "cap", "bogus": 1}, 40415),
+        (doc! {"validate": "nope"}, 26),
+        (
+            doc! {"validate": "cap", "full": true, "background": true},
+            115,
+        ),
+        (doc! {"validate": "cap", "bogus": 1}, 40415),
+        (doc! {"dbHash": 1, "collections": "cap"}, 14),
+        (doc! {"dbHash": 1, "collections": [1]}, 14),
+        (doc! {"dbHash": 1, "bogus": 1}, 40415),
+    ];
+    for (cmd, expected) in table {
+        let r = run(&node, "test", cmd.clone());
+        assert_eq!(code(&r), expected, "{cmd} -> {r}");
+    }
+}
+
+#[test]
+fn db_hash_is_equal_on_every_member_once_caught_up() {
+    let (nodes, p) = replica_set();
+    let primary = &nodes[p];
+    let w = doc! {"w": 3, "wtimeout": 20000};
+    run(
+        primary,
+        "app",
+        doc! {"create": "cap", "capped": true, "size": 4096, "max": 5, "writeConcern": w.clone()},
+    );
+    for i in 0..20 {
+        let r = run(
+            primary,
+            "app",
+            doc! {"insert": if i % 2 == 0 { "cap" } else { "plain" }, "documents": [{"_id": i, "v": i}], "writeConcern": w.clone()},
+        );
+        assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+    }
+    run(
+        primary,
+        "app",
+        doc! {"update": "plain", "updates": [{"q": {}, "u": {"$inc": {"v": 1}}, "multi": true}], "writeConcern": w.clone()},
+    );
+    // Caught up: every member has applied the last write (w: 3 waits for the log only).
+    let hashes: Vec<Document> = common::eventually(
+        std::time::Duration::from_secs(20),
+        "equal dbHash on every member",
+        || {
+            let hashes: Vec<Document> = nodes
+                .iter()
+                .map(|n| {
+                    run(
+                        n,
+                        "app",
+                        doc! {"dbHash": 1, "$readPreference": {"mode": "secondaryPreferred"}},
+                    )
+                })
+                .collect();
+            hashes
+                .iter()
+                .all(|h| h.get_str("md5") == hashes[0].get_str("md5"))
+                .then_some(hashes)
+        },
+    );
+    for h in &hashes {
+        assert!(ok(h), "{h}");
+        assert_eq!(h.get_document("collections").unwrap().len(), 2, "{h}");
+        assert_eq!(
+            h.get_str("md5"),
+            hashes[0].get_str("md5"),
+            "{h} vs {}",
+            hashes[0]
+        );
+        assert_eq!(h.get_document("uuids"), hashes[0].get_document("uuids"));
+    }
+    for n in &nodes {
+        let r = run(
+            n,
+            "app",
+            doc! {"validate": "cap", "$readPreference": {"mode": "secondaryPreferred"}},
+        );
+        assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
+        assert_eq!(r.get_i64("nrecords"), Ok(5), "{r}");
+    }
+}
+
+#[test]
+fn a_blocking_sort_past_its_memory_limit_needs_allow_disk_use() {
+    let node = Ferrod::start(&[]);
+    let docs: Vec<Document> = (0..20)
+        .map(|i| doc! {"_id": i, "pad": "x".repeat(100)})
+        .collect();
+    run(&node, "test", doc! {"insert": "s", "documents": docs});
+    let r = run(
+        &node,
+        "admin",
+        doc! {"setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 1000},
+    );
+    assert!(ok(&r), "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"find": "s", "sort": {"_id": -1}, "allowDiskUse": false},
+    );
+    assert_eq!(code(&r), 292, "{r}");
+    assert!(r
+        .get_str("errmsg")
+        .unwrap()
+        .contains("Sort exceeded memory limit of 1000 bytes"));
+    // mongod 7.0's allowDiskUseByDefault: absent means allowed.
+    let r = run(&node, "test", doc! {"find": "s", "sort": {"_id": -1}});
+    assert_eq!(ids(&r)[0], 19, "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"find": "s", "sort": {"_id": -1}, "allowDiskUse": true, "batchSize": 2},
+    );
+    assert_eq!(ids(&r), vec![19, 18], "{r}");
+    // A top-k sort holds only its limit.
+    let r = run(
+        &node,
+        "test",
+        doc! {"find": "s", "sort": {"_id": -1}, "limit": 3, "allowDiskUse": false},
+    );
+    assert_eq!(ids(&r), vec![19, 18, 17], "{r}");
+    // Without a sort nothing is held.
+    let r = run(&node, "test", doc! {"find": "s", "allowDiskUse": false});
+    assert!(ok(&r), "{r}");
+    // aggregate's $sort and $group follow their own parameters.
+    let r = run(
+        &node,
+        "test",
+        doc! {"aggregate": "s", "pipeline": [{"$sort": {"_id": -1}}], "cursor": {}, "allowDiskUse": false},
+    );
+    assert_eq!(code(&r), 292, "{r}");
+    let r = run(
+        &node,
+        "admin",
+        doc! {"setParameter": 1, "internalDocumentSourceGroupMaxMemoryBytes": 1000},
+    );
+    assert!(ok(&r), "{r}");
+    let r = run(
+        &node,
+        "test",
+        doc! {"aggregate": "s", "pipeline": [{"$group": {"_id": "$_id", "p": {"$push": "$pad"}}}], "cursor": {}, "allowDiskUse": false},
+    );
+    assert_eq!(code(&r), 292, "{r}");
+}

@@ -509,11 +509,15 @@ impl PipelineHost for Host<'_> {
             "localTime": bson::DateTime::now(),
         };
         if let Some(info) = d::collection(&self.storage, &ns)? {
-            let (count, size) = self.storage.stats(&info).map_err(d::storage_error)?;
+            let (count, _) = self.storage.stats(&info).map_err(d::storage_error)?;
             if spec.contains_key("storageStats") {
+                let scale = match spec.get_document("storageStats").map(|s| s.get("scale")) {
+                    Ok(Some(v)) => crate::error::whole_number(v).unwrap_or(1).max(1),
+                    _ => 1,
+                };
                 out.insert(
                     "storageStats",
-                    doc! {"size": size as i64, "count": count as i64, "avgObjSize": size.checked_div(count).unwrap_or(0) as i64, "nindexes": 1, "capped": false},
+                    super::coll_stats::storage_stats(&self.storage, &info, scale)?,
                 );
             }
             if spec.contains_key("count") {

@@ -94,6 +94,7 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     }
     if !sort.is_empty() {
         docs.sort_by(|a, b| sort.compare(a, b));
+        super::sort_memory::check(&inv, &cmd, &docs, limit.map(|l| skip + l as usize))?;
     }
     let mut docs: VecDeque<Document> = docs
         .into_iter()

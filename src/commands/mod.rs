@@ -7,6 +7,8 @@ mod aggregate;
 mod api_version;
 mod build_info;
 mod catalog_write;
+mod coll_mod;
+mod coll_stats;
 mod conn_pool_stats;
 mod connection_status;
 mod count;
@@ -14,6 +16,7 @@ mod create;
 mod create_role;
 mod create_user;
 mod current_op;
+mod db_hash;
 mod delete;
 mod doc_query;
 mod documents;
@@ -42,6 +45,7 @@ mod metrics;
 mod ping;
 mod pool_test_commands;
 mod raft_rpc;
+mod rename_collection;
 mod repl_host;
 mod repl_set_freeze;
 mod repl_set_get_config;
@@ -60,11 +64,13 @@ mod sessions;
 mod set_parameter;
 mod shutdown;
 mod sleep;
+mod sort_memory;
 mod update;
 mod update_user;
 mod user_admin;
 mod user_roles;
 mod users_info;
+mod validate;
 mod validation;
 mod whatsmyuri;
 mod write_concern;
@@ -210,6 +216,11 @@ pub static TABLE: &[&Command] = &[
     &count::COUNT,
     &count::DISTINCT,
     &create::CREATE,
+    &coll_mod::COLL_MOD,
+    &rename_collection::RENAME_COLLECTION,
+    &coll_stats::COLL_STATS,
+    &db_hash::DB_HASH,
+    &validate::VALIDATE,
     &current_op::CURRENT_OP,
     &delete::DELETE,
     &drop::DROP,

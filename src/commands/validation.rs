@@ -27,13 +27,15 @@ pub fn check_options(cmd: &Document, name: &str) -> CommandResult<()> {
                     "Enumeration value '{s}' for field '{field}' is not a valid value."
                 )))
             }
-            Some(other) => return Err(CommandError::new(
-                Code::TypeMismatch,
-                format!(
+            Some(other) => {
+                return Err(CommandError::new(
+                    Code::TypeMismatch,
+                    format!(
                     "BSON field '{name}.{field}' is the wrong type '{}', expected type 'string'",
                     type_name(other)
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(())

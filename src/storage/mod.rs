@@ -13,6 +13,7 @@
 //! (through [`Storage::commit`]) and on every member of a replica set (from the log).
 
 pub mod capped;
+pub mod check;
 pub mod cursors;
 pub mod key_string;
 
@@ -70,6 +71,19 @@ pub enum DocWrite {
         #[serde(with = "bson_bytes")]
         id: Document,
     },
+    /// Replaces a collection's options (collMod).
+    SetOptions {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        options: Document,
+    },
+    /// Renames a collection to `to`; its uuid and documents move with it. A collection
+    /// at `to` is dropped first when `drop_target`, else the batch is refused.
+    Rename {
+        ns: String,
+        to: String,
+        drop_target: bool,
+    },
 }
 
 impl DocWrite {
@@ -79,7 +93,9 @@ impl DocWrite {
             | DocWrite::DropCollection { ns }
             | DocWrite::Insert { ns, .. }
             | DocWrite::Put { ns, .. }
-            | DocWrite::Delete { ns, .. } => ns,
+            | DocWrite::Delete { ns, .. }
+            | DocWrite::SetOptions { ns, .. }
+            | DocWrite::Rename { ns, .. } => ns,
         }
     }
 }
@@ -244,6 +260,33 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 let key = record_key(&id);
                 t.remove(key.as_slice()).map_err(storage)?;
                 capped::removed(txn, &info, &key)?;
+            }
+            (DocWrite::SetOptions { options, .. }, Some(mut info)) => {
+                info.options = options.clone();
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
+            }
+            (
+                DocWrite::Rename {
+                    to, drop_target, ..
+                },
+                Some(mut info),
+            ) => {
+                if let Some(target) = namespace_in(&namespaces, to)? {
+                    if !drop_target {
+                        return Err(CatalogError::Duplicate(to.clone()));
+                    }
+                    namespaces.remove(to.as_str()).map_err(storage)?;
+                    txn.delete_table(records(&records_name(&target.uuid)))
+                        .map_err(storage)?;
+                    capped::dropped(txn, &target.uuid)?;
+                }
+                namespaces.remove(ns).map_err(storage)?;
+                info.ns = to.clone();
+                namespaces
+                    .insert(to.as_str(), encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
             }
         }
     }
