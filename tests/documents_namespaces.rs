@@ -808,3 +808,115 @@ fn a_blocking_sort_past_its_memory_limit_needs_allow_disk_use() {
     );
     assert_eq!(code(&r), 292, "{r}");
 }
+
+#[test]
+fn a_tailable_cursor_follows_inserts_into_a_capped_collection() {
+    let node = Ferrod::start(&[]);
+    run(
+        &node,
+        "test",
+        doc! {"create": "feed", "capped": true, "size": 100_000},
+    );
+    run(
+        &node,
+        "test",
+        doc! {"insert": "feed", "documents": [{"_id": 1, "k": "a"}, {"_id": 2, "k": "b"}]},
+    );
+    let r = run(
+        &node,
+        "test",
+        doc! {"find": "feed", "filter": {"k": {"$ne": "skip"}}, "tailable": true, "awaitData": true},
+    );
+    assert_eq!(ids(&r), vec![1, 2], "{r}");
+    let id = r.get_document("cursor").unwrap().get_i64("id").unwrap();
+    assert_ne!(id, 0, "a tailable cursor stays open at the end: {r}");
+    let next = |r: &Document| -> Vec<i32> {
+        r.get_document("cursor")
+            .unwrap()
+            .get_array("nextBatch")
+            .unwrap()
+            .iter()
+            .map(|d| d.as_document().unwrap().get_i32("_id").unwrap())
+            .collect()
+    };
+    // Nothing new: an empty batch after maxTimeMS, the cursor still open.
+    let r = run(
+        &node,
+        "test",
+        doc! {"getMore": id, "collection": "feed", "maxTimeMS": 50},
+    );
+    assert!(next(&r).is_empty(), "{r}");
+    assert_eq!(r.get_document("cursor").unwrap().get_i64("id"), Ok(id));
+    run(
+        &node,
+        "test",
+        doc! {"insert": "feed", "documents": [{"_id": 3, "k": "skip"}, {"_id": 0, "k": "c"}]},
+    );
+    let r = run(&node, "test", doc! {"getMore": id, "collection": "feed"});
+    assert_eq!(next(&r), vec![0], "{r}");
+    // awaitData: a getMore waiting for a long time returns as soon as an insert lands.
+    let waiting = {
+        let mut s = node.raw();
+        std::thread::spawn(move || {
+            common::op_msg_roundtrip(
+                &mut s,
+                &doc! {"getMore": id, "collection": "feed", "maxTimeMS": 600_000, "$db": "test"},
+            )
+        })
+    };
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "the getMore waiting",
+        || {
+            let ops = run(&node, "admin", doc! {"currentOp": 1});
+            ops.get_array("inprog")
+                .unwrap()
+                .iter()
+                .any(|o| {
+                    o.as_document()
+                        .and_then(|o| o.get_document("command").ok())
+                        .is_some_and(|c| c.contains_key("getMore"))
+                })
+                .then_some(())
+        },
+    );
+    run(
+        &node,
+        "test",
+        doc! {"insert": "feed", "documents": [{"_id": 9, "k": "d"}]},
+    );
+    let r = waiting.join().unwrap();
+    assert_eq!(next(&r), vec![9], "{r}");
+
+    let table: Vec<(Document, i32)> = vec![
+        (doc! {"find": "feed", "awaitData": true}, 9),
+        (
+            doc! {"find": "feed", "tailable": true, "sort": {"_id": 1}},
+            2,
+        ),
+        (
+            doc! {"find": "feed", "tailable": true, "sort": {"$natural": -1}},
+            2,
+        ),
+    ];
+    run(
+        &node,
+        "test",
+        doc! {"insert": "plain", "documents": [{"_id": 1}]},
+    );
+    let mut table = table;
+    table.push((doc! {"find": "plain", "tailable": true}, 2));
+    for (cmd, expected) in table {
+        let r = run(&node, "test", cmd.clone());
+        assert_eq!(code(&r), expected, "{cmd} -> {r}");
+    }
+    // maxTimeMS on getMore belongs to awaitData cursors.
+    let r = run(&node, "test", doc! {"find": "plain", "batchSize": 0});
+    let plain = r.get_document("cursor").unwrap().get_i64("id").unwrap();
+    let r = run(
+        &node,
+        "test",
+        doc! {"getMore": plain, "collection": "plain", "maxTimeMS": 10},
+    );
+    assert_eq!(code(&r), 2, "{r}");
+}

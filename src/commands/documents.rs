@@ -199,14 +199,16 @@ pub async fn commit(
         let storage = server.storage().clone();
         let result = crate::blocking::io(move || storage.commit(&writes, true)).await;
         server.clock.tick();
+        server.storage().changed.notify_waiters();
         return Ok(result.map(|()| None));
     }
-    Ok(
-        match replicate(inv, cmd, ReplOp::Documents(writes)).await? {
-            Replicated::Applied(concern_error) => Ok(concern_error),
-            Replicated::Refused(e) => Err(e),
-        },
-    )
+    let result = match replicate(inv, cmd, ReplOp::Documents(writes)).await? {
+        Replicated::Applied(concern_error) => Ok(concern_error),
+        Replicated::Refused(e) => Err(e),
+    };
+    // Applied here by now (the primary's own apply).
+    server.storage().changed.notify_waiters();
+    Ok(result)
 }
 
 /// `{cursor: {firstBatch | nextBatch, id, ns}}`.

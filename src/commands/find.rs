@@ -44,15 +44,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Options ferrod does not implement yet: refused by name, never ignored.
-const REFUSED: &[&str] = &[
-    "collation",
-    "min",
-    "max",
-    "returnKey",
-    "showRecordId",
-    "tailable",
-    "awaitData",
-];
+const REFUSED: &[&str] = &["collation", "min", "max", "returnKey", "showRecordId"];
 
 async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_fields(&cmd, "find", FIELDS)?;
@@ -77,6 +69,9 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_readable(&inv, &cmd)?;
     d::reap_cursors(&inv);
 
+    if super::tail::requested(&cmd, &sort)? {
+        return super::tail::find(inv, cmd, ns, filter, projection, batch_size).await;
+    }
     let storage = inv.server.storage().clone();
     let Some(info) = d::collection(&storage, &ns)? else {
         return Ok(d::cursor_reply(&ns, 0, Vec::new(), true));

@@ -11,7 +11,7 @@ pub const GET_MORE: Command = Command {
     ..Command::new(
         "getMore",
         "retrieve more results from an existing cursor",
-        Handler::Sync(get_more),
+        Handler::Async(|inv, cmd| Box::pin(get_more(inv, cmd)) as super::BoxFuture),
     )
 };
 
@@ -42,7 +42,8 @@ fn cursor_not_found(id: i64) -> CommandError {
     CommandError::new(Code::CursorNotFound, format!("cursor id {id} not found"))
 }
 
-fn get_more(inv: &Invocation, cmd: &Document) -> CommandResult {
+async fn get_more(inv: Invocation, cmd: Document) -> CommandResult {
+    let (inv, cmd) = (&inv, &cmd);
     d::check_fields(
         cmd,
         "getMore",
@@ -51,6 +52,7 @@ fn get_more(inv: &Invocation, cmd: &Document) -> CommandResult {
             "batchSize",
             "term",
             "lastKnownCommittedOpTime",
+            "maxTimeMS",
         ],
     )?;
     let id = cursor_id(cmd.get("getMore").expect("the command's first field"))?;
@@ -89,8 +91,12 @@ fn get_more(inv: &Invocation, cmd: &Document) -> CommandResult {
             format!("cursor id {id} was not created by the authenticated user"),
         ));
     }
+    if let Err(e) = super::tail::refill(inv, cmd, &mut cursor).await {
+        cursors.check_in(id, cursor);
+        return Err(e);
+    }
     let batch = d::take_batch(&mut cursor.docs, batch_size.map(|n| n as usize));
-    let next = if cursor.docs.is_empty() {
+    let next = if cursor.docs.is_empty() && cursor.tail.is_none() {
         0
     } else {
         cursors.check_in(id, cursor);

@@ -65,6 +65,7 @@ mod set_parameter;
 mod shutdown;
 mod sleep;
 mod sort_memory;
+mod tail;
 mod update;
 mod update_user;
 mod user_admin;
@@ -590,7 +591,8 @@ fn prepare<'a>(
         check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
     gossip::gossip_in(server, client, &body, raw_body.as_deref())?;
-    let time_limit = max_time(&body)?;
+    // getMore's maxTimeMS is how long an awaitData cursor waits, not a time limit.
+    let time_limit = max_time(&body)?.filter(|_| command.name != "getMore");
 
     let guard = server
         .ops

@@ -16,6 +16,9 @@ pub struct Cursor {
     pub no_timeout: bool,
     /// The user that opened it (getMore by another user is refused).
     pub owner: Option<String>,
+    /// A tailable cursor's state (the command layer's): set, the cursor stays open when
+    /// it has nothing left and getMore reads what was added since.
+    pub tail: Option<Box<dyn std::any::Any + Send>>,
     last_used: Instant,
 }
 
@@ -31,6 +34,7 @@ impl Cursor {
             docs,
             no_timeout,
             owner,
+            tail: None,
             last_used: Instant::now(),
         }
     }

@@ -305,6 +305,8 @@ pub struct Storage {
     /// Held by every writer from its reads to its commit (or, on a replica set, until
     /// its entry is applied here), so that what it read is still what it writes over.
     write_lock: tokio::sync::Mutex<()>,
+    /// Woken after a committed write (tailable cursors waiting with awaitData).
+    pub changed: tokio::sync::Notify,
 }
 
 impl Storage {
@@ -312,6 +314,7 @@ impl Storage {
         Storage {
             db,
             write_lock: tokio::sync::Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
