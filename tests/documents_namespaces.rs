@@ -20,6 +20,15 @@ fn code(reply: &Document) -> i32 {
     reply.get_i32("code").unwrap_or(0)
 }
 
+/// A number of any integer type (mongod writes small counts as ints).
+fn int(d: &Document, field: &str) -> i64 {
+    match d.get(field) {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        other => panic!("{field}: {other:?} in {d}"),
+    }
+}
+
 fn ids(reply: &Document) -> Vec<i32> {
     reply
         .get_document("cursor")
@@ -530,11 +539,11 @@ fn capped_trims_renames_and_coll_mod_replicate_to_every_member() {
     );
     assert!(ok(&r), "{r}");
     for node in &nodes {
-        assert_eq!(
-            secondary_find(node, "moved", "cap"),
-            vec![1, 2],
-            "{}",
-            node.addr()
+        // w: 3 waits for the log; the member applies the entries right after.
+        common::eventually(
+            std::time::Duration::from_secs(20),
+            "the rename applied",
+            || (secondary_find(node, "moved", "cap") == vec![1, 2]).then_some(()),
         );
         assert!(secondary_find(node, "test", "cap").is_empty());
         let r = run(
@@ -592,15 +601,15 @@ fn coll_stats_validate_and_db_hash_describe_a_collection() {
     let r = run(&node, "test", doc! {"collStats": "cap", "scale": 1});
     assert!(ok(&r), "{r}");
     assert_eq!(r.get_str("ns"), Ok("test.cap"));
-    assert_eq!(r.get_i64("count"), Ok(10), "{r}");
-    assert!(r.get_i64("size").unwrap() > 1000, "{r}");
+    assert_eq!(int(&r, "count"), 10, "{r}");
+    assert!(int(&r, "size") > 1000, "{r}");
     assert_eq!(r.get_bool("capped"), Ok(true), "{r}");
-    assert_eq!(r.get_i64("max"), Ok(50), "{r}");
-    assert_eq!(r.get_i64("maxSize"), Ok(10_240), "{r}");
+    assert_eq!(int(&r, "max"), 50, "{r}");
+    assert_eq!(int(&r, "maxSize"), 10_240, "{r}");
     assert_eq!(r.get_i32("nindexes"), Ok(1), "{r}");
     assert!(r.get_document("indexSizes").unwrap().contains_key("_id_"));
     let kb = run(&node, "test", doc! {"collStats": "cap", "scale": 1024});
-    assert_eq!(kb.get_i64("maxSize"), Ok(10), "{kb}");
+    assert_eq!(int(&kb, "maxSize"), 10, "{kb}");
     assert_eq!(kb.get_i32("scaleFactor"), Ok(1024), "{kb}");
     // $collStats (what mongosh's db.coll.stats() runs) shares it.
     let r = run(
@@ -618,16 +627,16 @@ fn coll_stats_validate_and_db_hash_describe_a_collection() {
         .clone();
     let stats = first.get_document("storageStats").unwrap();
     assert_eq!(stats.get_bool("capped"), Ok(true), "{first}");
-    assert_eq!(stats.get_i64("max"), Ok(50), "{first}");
+    assert_eq!(int(stats, "max"), 50, "{first}");
 
     let r = run(&node, "test", doc! {"validate": "cap", "full": true});
     assert!(ok(&r), "{r}");
     assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
-    assert_eq!(r.get_i64("nrecords"), Ok(10), "{r}");
+    assert_eq!(int(&r, "nrecords"), 10, "{r}");
     assert_eq!(r.get_i32("nIndexes"), Ok(1), "{r}");
     assert_eq!(
-        r.get_document("keysPerIndex").unwrap().get_i64("_id_"),
-        Ok(10),
+        int(r.get_document("keysPerIndex").unwrap(), "_id_"),
+        10,
         "{r}"
     );
     assert!(r.get_array("errors").unwrap().is_empty(), "{r}");
@@ -742,7 +751,7 @@ fn db_hash_is_equal_on_every_member_once_caught_up() {
             doc! {"validate": "cap", "$readPreference": {"mode": "secondaryPreferred"}},
         );
         assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
-        assert_eq!(r.get_i64("nrecords"), Ok(5), "{r}");
+        assert_eq!(int(&r, "nrecords"), 5, "{r}");
     }
 }
 
@@ -919,4 +928,73 @@ fn a_tailable_cursor_follows_inserts_into_a_capped_collection() {
         doc! {"getMore": plain, "collection": "plain", "maxTimeMS": 10},
     );
     assert_eq!(code(&r), 2, "{r}");
+}
+
+#[tokio::test]
+async fn rename_collection_needs_mongods_actions_on_both_databases() {
+    let server = Ferrod::start(&[
+        "--auth",
+        "--setParameter",
+        "scramIterationCount=5000",
+        "--setParameter",
+        "scramSHA256IterationCount=5000",
+    ]);
+    let r = run(
+        &server,
+        "admin",
+        doc! {"createUser": "root", "pwd": "rootpw", "roles": ["root"]},
+    );
+    assert!(ok(&r), "{r}");
+    let root = common::driver(&server.uri(), Some(("root", "rootpw")), None).await;
+    root.database("admin")
+        .run_command(doc! {"createUser": "writer", "pwd": "pw", "roles": [{"role": "readWrite", "db": "test"}]})
+        .await
+        .unwrap();
+    for coll in ["a", "c"] {
+        root.database("test")
+            .collection::<Document>(coll)
+            .insert_one(doc! {"_id": 1})
+            .await
+            .unwrap();
+    }
+    let writer = common::driver(&server.uri(), Some(("writer", "pw")), None).await;
+    let code_of = |e: mongodb::error::Error| match *e.kind {
+        mongodb::error::ErrorKind::Command(c) => c.code,
+        other => panic!("{other:?}"),
+    };
+    // readWrite grants renameCollectionSameDB and dropCollection on its database.
+    writer
+        .database("admin")
+        .run_command(doc! {"renameCollection": "test.a", "to": "test.b"})
+        .await
+        .unwrap();
+    writer
+        .database("admin")
+        .run_command(doc! {"renameCollection": "test.b", "to": "test.c", "dropTarget": true})
+        .await
+        .unwrap();
+    // Not into a database it cannot write.
+    let e = writer
+        .database("admin")
+        .run_command(doc! {"renameCollection": "test.c", "to": "other.c"})
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), 13);
+    // collMod is dbAdmin's, not readWrite's.
+    let e = writer
+        .database("test")
+        .run_command(doc! {"collMod": "c", "validator": {"a": 1}})
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(e), 13);
+    root.database("admin")
+        .run_command(doc! {"renameCollection": "test.c", "to": "other.c"})
+        .await
+        .unwrap();
+    let names = root
+        .database("other")
+        .list_collection_names()
+        .await
+        .unwrap();
+    assert_eq!(names, vec!["c".to_owned()]);
 }

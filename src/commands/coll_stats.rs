@@ -17,6 +17,16 @@ pub const COLL_STATS: Command = Command {
     )
 };
 
+/// A count as mongod's BSONObjBuilder::appendNumber writes it: an int below 2^30, a
+/// long above.
+pub fn number(n: i64) -> bson::Bson {
+    if n.abs() < 1 << 30 {
+        bson::Bson::Int32(n as i32)
+    } else {
+        bson::Bson::Int64(n)
+    }
+}
+
 /// `storageStats` of `$collStats` and the body of collStats: sizes divided by `scale`.
 /// ferrod keeps no separate index structures for `_id`, so index sizes are 0.
 pub fn storage_stats(
@@ -25,7 +35,7 @@ pub fn storage_stats(
     scale: i64,
 ) -> CommandResult<Document> {
     let (count, size) = storage.stats(info).map_err(d::storage_error)?;
-    let scaled = |n: u64| (n as i64) / scale.max(1);
+    let scaled = |n: u64| number((n as i64) / scale.max(1));
     let index_names: Vec<String> = info
         .indexes
         .iter()
@@ -33,16 +43,16 @@ pub fn storage_stats(
         .collect();
     let mut out = doc! {
         "size": scaled(size),
-        "count": count as i64,
-        "avgObjSize": size.checked_div(count).unwrap_or(0) as i64,
-        "numOrphanDocs": 0i64,
+        "count": number(count as i64),
+        "avgObjSize": number(size.checked_div(count).unwrap_or(0) as i64),
+        "numOrphanDocs": 0,
         "storageSize": scaled(size),
-        "freeStorageSize": 0i64,
+        "freeStorageSize": 0,
         "capped": capped::is_capped(&info.options),
     };
     if capped::is_capped(&info.options) {
         let (max_size, max_docs) = capped::limits(&info.options);
-        out.insert("max", max_docs as i64);
+        out.insert("max", number(max_docs as i64));
         out.insert("maxSize", scaled(max_size));
     }
     let zeros: Document = index_names
@@ -56,7 +66,7 @@ pub fn storage_stats(
     out.insert("nindexes", index_names.len() as i32);
     out.insert("indexDetails", details);
     out.insert("indexBuilds", Vec::<bson::Bson>::new());
-    out.insert("totalIndexSize", 0i64);
+    out.insert("totalIndexSize", number(0));
     out.insert("totalSize", scaled(size));
     out.insert("indexSizes", zeros);
     out.insert("scaleFactor", scale as i32);

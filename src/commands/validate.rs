@@ -1,6 +1,7 @@
 //! validate: walks a collection's records and checks each against its key (and a capped
 //! collection's insertion order against its records), answering mongod 7.0's shape.
 
+use super::coll_stats::number;
 use super::documents as d;
 use super::{database, BoxFuture, Command, Handler, Invocation};
 use crate::error::{Code, CommandError, CommandResult};
@@ -33,7 +34,7 @@ async fn validate(inv: Invocation, cmd: Document) -> CommandResult {
     if full && background {
         return Err(CommandError::new(
             Code::CommandNotSupported,
-            format!("Running the validate command with both {{background: true}} and {{full: true}} is not supported."),
+            "Running the validate command with both {background: true} and {full: true} is not supported.",
         ));
     }
     if d::bool_arg(&cmd, "validate", "repair", false)? {
@@ -70,7 +71,7 @@ async fn validate(inv: Invocation, cmd: Document) -> CommandResult {
     // The records table is the `_id` index: one key per record.
     let keys: Document = names
         .iter()
-        .map(|n| (n.clone(), Bson::Int64(checked.records as i64)))
+        .map(|n| (n.clone(), number(checked.records as i64)))
         .collect();
     let details: Document = names
         .iter()
@@ -79,9 +80,9 @@ async fn validate(inv: Invocation, cmd: Document) -> CommandResult {
     Ok(doc! {
         "ns": &ns,
         "uuid": info.uuid_bson(),
-        "nInvalidDocuments": checked.errors.len() as i64,
-        "nNonCompliantDocuments": 0i64,
-        "nrecords": checked.records as i64,
+        "nInvalidDocuments": number(checked.errors.len() as i64),
+        "nNonCompliantDocuments": 0,
+        "nrecords": number(checked.records as i64),
         "nIndexes": names.len() as i32,
         "keysPerIndex": keys,
         "indexDetails": details,

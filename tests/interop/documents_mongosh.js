@@ -1,5 +1,6 @@
 // mongosh on documents: the first thing a new user types (use test; insertOne; find),
-// show collections, db.stats(), countDocuments-free helpers, updates and deletes.
+// show collections, db.stats(), db.coll.stats(), capped collections, renameCollection,
+// collMod, validate, countDocuments-free helpers, updates and deletes.
 //
 // Usage: mongosh --quiet "mongodb://127.0.0.1:PORT/test?directConnection=true" --file documents_mongosh.js
 // Exits non-zero with a message on the first failed check.
@@ -25,6 +26,18 @@ const names = t.getCollectionNames();
 check(names.length === 1 && names[0] === 'foo', `show collections: ${names}`);
 const stats = t.stats();
 check(stats.ok === 1 && stats.collections === 1 && stats.objects === 4, `db.stats(): ${JSON.stringify(stats)}`);
+const collStats = t.foo.stats();
+check(collStats.ok === 1 && collStats.count === 4 && collStats.capped === false && collStats.nindexes === 1, `db.foo.stats(): ${JSON.stringify(collStats)}`);
+t.createCollection('events', { capped: true, size: 4096, max: 2 });
+t.events.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }]);
+const eventStats = t.events.stats();
+check(eventStats.capped === true && eventStats.max === 2 && eventStats.count === 2, `capped db.events.stats(): ${JSON.stringify(eventStats)}`);
+check(t.events.isCapped() === true, 'isCapped');
+t.events.renameCollection('journal');
+check(JSON.stringify(t.journal.find().toArray()) === JSON.stringify([{ _id: 2 }, { _id: 3 }]), 'renameCollection keeps insertion order');
+check(t.runCommand({ collMod: 'journal', validator: { _id: { $gt: 2 } } }).ok === 1, 'collMod');
+check(t.journal.validate().valid === true, 'validate');
+t.journal.drop();
 const updated = t.foo.updateMany({ a: { $lt: 3 } }, { $set: { small: true } });
 check(updated.matchedCount === 2 && updated.modifiedCount === 2, 'updateMany');
 const deleted = t.foo.deleteOne({ a: 4 });
