@@ -164,6 +164,11 @@ fn a_capped_collection_keeps_insertion_order_and_drops_its_oldest_documents() {
         ids(&run(&node, "test", doc! {"find": "log"})),
         vec![4, 3, 0]
     );
+    // The kept size followed the delete and the grown update.
+    for coll in ["log", "small"] {
+        let r = run(&node, "test", doc! {"validate": coll});
+        assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
+    }
 }
 
 #[test]

@@ -242,7 +242,7 @@ pub fn add_capped_trims(storage: &Storage, writes: &mut Vec<DocWrite>) -> Comman
             })
             .collect();
         let (mut count, mut bytes) = match &info {
-            Some(info) => storage.stats(info).map_err(d::storage_error)?,
+            Some(info) => storage.capped_totals(info).map_err(d::storage_error)?,
             None => (0, 0),
         };
         count += inserted.len() as u64;

@@ -46,18 +46,36 @@ pub fn limits(options: &bson::Document) -> (u64, u64) {
     (number("size").max(4096), number("max"))
 }
 
-/// Records that the document with record key `key` was added last (a no-op for a key
-/// already placed, as a replacement keeps its place).
+/// Where the position table keeps the collection's total BSON bytes (no record key is
+/// empty), so that an insert need not read the collection to know its size.
+const BYTES: &[u8] = b"";
+
+fn add_bytes(
+    pos: &mut redb::Table<&'static [u8], u64>,
+    added: u64,
+    removed: u64,
+) -> Result<(), CatalogError> {
+    let total = pos.get(BYTES).map_err(storage)?.map_or(0, |v| v.value());
+    pos.insert(BYTES, (total + added).saturating_sub(removed))
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Records that the document with record key `key` (`size` bytes, replacing one of
+/// `old` bytes) was added last; a replacement keeps its place.
 pub fn appended(
     txn: &redb::WriteTransaction,
     info: &CollectionInfo,
     key: &[u8],
+    size: u64,
+    old: Option<u64>,
 ) -> Result<(), CatalogError> {
     if !is_capped(&info.options) {
         return Ok(());
     }
     let pos_name = position_name(&info.uuid);
     let mut pos = txn.open_table(position(&pos_name)).map_err(storage)?;
+    add_bytes(&mut pos, size, old.unwrap_or(0))?;
     if pos.get(key).map_err(storage)?.is_some() {
         return Ok(());
     }
@@ -72,17 +90,21 @@ pub fn appended(
     Ok(())
 }
 
-/// Forgets the place of a removed document.
+/// Forgets the place of a removed document (of `old` bytes, None: there was none).
 pub fn removed(
     txn: &redb::WriteTransaction,
     info: &CollectionInfo,
     key: &[u8],
+    old: Option<u64>,
 ) -> Result<(), CatalogError> {
     if !is_capped(&info.options) {
         return Ok(());
     }
     let pos_name = position_name(&info.uuid);
     let mut pos = txn.open_table(position(&pos_name)).map_err(storage)?;
+    if let Some(old) = old {
+        add_bytes(&mut pos, 0, old)?;
+    }
     let seq = pos.remove(key).map_err(storage)?.map(|v| v.value());
     if let Some(seq) = seq {
         let order_name = order_name(&info.uuid);
@@ -149,4 +171,24 @@ pub fn walk(
 /// A position as a scan's resume key.
 pub fn resume_key(seq: u64) -> Vec<u8> {
     seq.to_be_bytes().to_vec()
+}
+
+impl super::Storage {
+    /// A capped collection's documents and BSON bytes, read from its order tables
+    /// without walking the records (what an insert checks against `max` and `size`).
+    pub fn capped_totals(&self, info: &CollectionInfo) -> Result<(u64, u64), CatalogError> {
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = self.db.begin_read().map_err(storage)?;
+        let count = match txn.open_table(order(&order_name(&info.uuid))) {
+            Ok(t) => t.len().map_err(storage)?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(storage(e)),
+        };
+        let bytes = match txn.open_table(position(&position_name(&info.uuid))) {
+            Ok(t) => t.get(BYTES).map_err(storage)?.map_or(0, |v| v.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(storage(e)),
+        };
+        Ok((count, bytes))
+    }
 }

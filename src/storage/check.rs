@@ -21,6 +21,7 @@ impl Storage {
     pub fn check(&self, info: &CollectionInfo) -> Result<Checked, CatalogError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let mut out = Checked::default();
+        let mut bytes = 0u64;
         let t = match txn.open_table(records(&records_name(&info.uuid))) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
@@ -29,6 +30,7 @@ impl Storage {
         for entry in t.iter().map_err(storage)? {
             let (k, v) = entry.map_err(storage)?;
             out.records += 1;
+            bytes += v.value().len() as u64;
             match super::decode_doc(v.value()) {
                 Err(e) => out.errors.push(format!(
                     "record {} does not decode: {e}",
@@ -55,6 +57,12 @@ impl Storage {
                 }
                 Ok(true)
             })?;
+            let (_, counted) = self.capped_totals(info)?;
+            if counted != bytes {
+                out.order_errors.push(format!(
+                    "the collection's size is kept as {counted} bytes, its records hold {bytes}"
+                ));
+            }
             if placed != out.records {
                 out.order_errors.push(format!(
                     "insertion order holds {placed} records, the collection {}",

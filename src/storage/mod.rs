@@ -238,9 +238,10 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 if t.get(key.as_slice()).map_err(storage)?.is_some() {
                     return Err(duplicate(&id));
                 }
-                t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
+                let bytes = encode_doc(doc)?;
+                t.insert(key.as_slice(), bytes.as_slice())
                     .map_err(storage)?;
-                capped::appended(txn, &info, &key)?;
+                capped::appended(txn, &info, &key, bytes.len() as u64, None)?;
             }
             (DocWrite::Put { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
@@ -248,9 +249,12 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
                 let key = record_key(&id);
-                t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
-                    .map_err(storage)?;
-                capped::appended(txn, &info, &key)?;
+                let bytes = encode_doc(doc)?;
+                let old = t
+                    .insert(key.as_slice(), bytes.as_slice())
+                    .map_err(storage)?
+                    .map(|v| v.value().len() as u64);
+                capped::appended(txn, &info, &key, bytes.len() as u64, old)?;
             }
             (DocWrite::Delete { id, .. }, Some(info)) => {
                 let id = id.get("_id").cloned().unwrap_or(Bson::Null);
@@ -258,8 +262,11 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
                 let key = record_key(&id);
-                t.remove(key.as_slice()).map_err(storage)?;
-                capped::removed(txn, &info, &key)?;
+                let old = t
+                    .remove(key.as_slice())
+                    .map_err(storage)?
+                    .map(|v| v.value().len() as u64);
+                capped::removed(txn, &info, &key, old)?;
             }
             (DocWrite::SetOptions { options, .. }, Some(mut info)) => {
                 info.options = options.clone();
