@@ -134,6 +134,13 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         Some(info) => storage.existing(info, &keys).map_err(d::storage_error)?,
         None => vec![false; keys.len()],
     };
+    let mut unique = match &info {
+        Some(info) => Some(
+            crate::storage::planner::UniqueChecker::new(&storage, info)
+                .map_err(d::storage_error)?,
+        ),
+        None => None,
+    };
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut n = 0;
@@ -145,6 +152,8 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
                 if existing[index] || !seen.insert(key.clone()) {
                     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                     Err((d::duplicate_id_error(&ns, &id), Some(id)))
+                } else if let Some(Err(e)) = unique.as_mut().map(|u| u.admit(&doc)) {
+                    Err((d::storage_error(e), None))
                 } else {
                     Ok(doc)
                 }

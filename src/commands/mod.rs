@@ -11,6 +11,7 @@ mod conn_pool_stats;
 mod connection_status;
 mod count;
 mod create;
+mod create_indexes;
 mod create_role;
 mod create_user;
 mod current_op;
@@ -19,6 +20,7 @@ mod doc_query;
 mod documents;
 mod drop;
 mod drop_connections;
+mod drop_indexes;
 mod drop_role;
 mod drop_user;
 mod fail_point;
@@ -31,11 +33,13 @@ mod get_parameter;
 mod gossip;
 mod hello;
 mod host_info;
+mod indexes;
 mod insert;
 mod kill_op;
 mod list_collections;
 mod list_commands;
 mod list_databases;
+mod list_indexes;
 mod log_rotate;
 mod logout;
 mod metrics;
@@ -215,6 +219,9 @@ pub static TABLE: &[&Command] = &[
     &drop::DROP_DATABASE,
     &list_collections::DB_STATS,
     &list_collections::LIST_COLLECTIONS,
+    &create_indexes::CREATE_INDEXES,
+    &list_indexes::LIST_INDEXES,
+    &drop_indexes::DROP_INDEXES,
     &drop_role::DROP_ROLE,
     &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
     &drop_user::DROP_USER,

@@ -13,7 +13,9 @@
 //! (through [`Storage::commit`]) and on every member of a replica set (from the log).
 
 pub mod cursors;
+pub mod index;
 pub mod key_string;
+pub mod planner;
 
 use crate::catalog::{bson_bytes, CatalogError};
 use bson::{doc, Bson, Document};
@@ -69,6 +71,15 @@ pub enum DocWrite {
         #[serde(with = "bson_bytes")]
         id: Document,
     },
+    /// Adds indexes (`{indexes: [spec...]}`, validated by the writer) and builds their
+    /// entries over the documents; refused whole on a duplicate key of a unique one.
+    CreateIndexes {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        specs: Document,
+    },
+    /// Removes the indexes named `names` and their entries.
+    DropIndexes { ns: String, names: Vec<String> },
 }
 
 impl DocWrite {
@@ -78,7 +89,9 @@ impl DocWrite {
             | DocWrite::DropCollection { ns }
             | DocWrite::Insert { ns, .. }
             | DocWrite::Put { ns, .. }
-            | DocWrite::Delete { ns, .. } => ns,
+            | DocWrite::Delete { ns, .. }
+            | DocWrite::CreateIndexes { ns, .. }
+            | DocWrite::DropIndexes { ns, .. } => ns,
         }
     }
 }
@@ -209,6 +222,9 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 namespaces.remove(ns).map_err(storage)?;
                 txn.delete_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
+                for spec in index::secondary(&info.indexes)? {
+                    index::drop_table(txn, &index::table_name(&info.uuid, &spec.name))?;
+                }
             }
             (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
             (DocWrite::Insert { doc, .. }, Some(info)) => {
@@ -222,21 +238,80 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 }
                 t.insert(key.as_slice(), encode_doc(doc)?.as_slice())
                     .map_err(storage)?;
+                for spec in index::secondary(&info.indexes)? {
+                    index::add_entries(txn, ns, &info.uuid, &spec, doc, &key)?;
+                }
             }
             (DocWrite::Put { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                 let mut t = txn
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
-                t.insert(record_key(&id).as_slice(), encode_doc(doc)?.as_slice())
-                    .map_err(storage)?;
+                let key = record_key(&id);
+                let old = t
+                    .insert(key.as_slice(), encode_doc(doc)?.as_slice())
+                    .map_err(storage)?
+                    .map(|old| decode_doc(old.value()))
+                    .transpose()?;
+                for spec in index::secondary(&info.indexes)? {
+                    if let Some(old) = &old {
+                        index::remove_entries(txn, &info.uuid, &spec, old, &key)?;
+                    }
+                    index::add_entries(txn, ns, &info.uuid, &spec, doc, &key)?;
+                }
             }
             (DocWrite::Delete { id, .. }, Some(info)) => {
                 let id = id.get("_id").cloned().unwrap_or(Bson::Null);
                 let mut t = txn
                     .open_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
-                t.remove(record_key(&id).as_slice()).map_err(storage)?;
+                let key = record_key(&id);
+                let old = t
+                    .remove(key.as_slice())
+                    .map_err(storage)?
+                    .map(|old| decode_doc(old.value()))
+                    .transpose()?;
+                if let Some(old) = old {
+                    for spec in index::secondary(&info.indexes)? {
+                        index::remove_entries(txn, &info.uuid, &spec, &old, &key)?;
+                    }
+                }
+            }
+            (DocWrite::CreateIndexes { specs, .. }, Some(mut info)) => {
+                let new: Vec<Document> = specs
+                    .get_array("indexes")
+                    .map(|a| a.iter().filter_map(|s| s.as_document().cloned()).collect())
+                    .unwrap_or_default();
+                let t = txn
+                    .open_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+                for spec in &new {
+                    let parsed = index::IndexSpec::parse(spec)?;
+                    txn.open_table(index::table(&index::table_name(&info.uuid, &parsed.name)))
+                        .map_err(storage)?;
+                    // The build over the documents there.
+                    for entry in t.iter().map_err(storage)? {
+                        let (k, v) = entry.map_err(storage)?;
+                        let doc = decode_doc(v.value())?;
+                        index::add_entries(txn, ns, &info.uuid, &parsed, &doc, k.value())?;
+                    }
+                    info.indexes.push(spec.clone());
+                }
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
+            }
+            (DocWrite::DropIndexes { names, .. }, Some(mut info)) => {
+                for name in names {
+                    index::drop_table(txn, &index::table_name(&info.uuid, name))?;
+                }
+                info.indexes.retain(|s| {
+                    !s.get_str("name")
+                        .is_ok_and(|n| names.iter().any(|x| x == n))
+                });
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
             }
         }
     }
@@ -418,6 +493,19 @@ pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogErro
             uuid: info.uuid.clone(),
             options: info.options.clone(),
         });
+        let secondary: Vec<Bson> = info
+            .indexes
+            .iter()
+            .filter(|s| s.get_str("name") != Ok("_id_"))
+            .cloned()
+            .map(Bson::Document)
+            .collect();
+        if !secondary.is_empty() {
+            out.push(DocWrite::CreateIndexes {
+                ns: info.ns.clone(),
+                specs: doc! {"indexes": secondary},
+            });
+        }
         match txn.open_table(records(&records_name(&info.uuid))) {
             Ok(t) => {
                 for entry in t.iter().map_err(storage)? {
@@ -445,6 +533,8 @@ pub fn clear_in(txn: &redb::WriteTransaction) -> Result<(), CatalogError> {
     for name in names {
         if name == NAMESPACES.name() {
             txn.delete_table(NAMESPACES).map_err(storage)?;
+        } else if name == index::MULTIKEY.name() {
+            txn.delete_table(index::MULTIKEY).map_err(storage)?;
         } else {
             txn.delete_table(records(&name)).map_err(storage)?;
         }
