@@ -23,13 +23,15 @@ async fn create_indexes(inv: Invocation, cmd: Document) -> CommandResult {
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let items = match cmd.get("indexes") {
         Some(Bson::Array(a)) => a.clone(),
-        Some(other) => return Err(CommandError::new(
-            Code::TypeMismatch,
-            format!(
+        Some(other) => {
+            return Err(CommandError::new(
+                Code::TypeMismatch,
+                format!(
                 "BSON field 'createIndexes.indexes' is the wrong type '{}', expected type 'array'",
                 type_name(other)
             ),
-        )),
+            ))
+        }
         None => return Err(crate::error::missing_field("createIndexes.indexes")),
     };
     if items.is_empty() {

@@ -86,7 +86,8 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
         (true, Some(l)) => Some(skip + l as usize),
         _ => None,
     };
-    let mut docs = d::select(&inv, &info, &filter, stop_after).await?;
+    let mut docs =
+        d::select_hinted(&inv, &info, &filter, stop_after, cmd.get("hint").cloned()).await?;
     if !sort.is_empty() {
         docs.sort_by(|a, b| sort.compare(a, b));
     }

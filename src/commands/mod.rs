@@ -23,6 +23,7 @@ mod drop_connections;
 mod drop_indexes;
 mod drop_role;
 mod drop_user;
+mod explain;
 mod fail_point;
 mod find;
 mod find_and_modify;
@@ -64,6 +65,7 @@ mod sessions;
 mod set_parameter;
 mod shutdown;
 mod sleep;
+pub mod ttl;
 mod update;
 mod update_user;
 mod user_admin;
@@ -222,6 +224,7 @@ pub static TABLE: &[&Command] = &[
     &create_indexes::CREATE_INDEXES,
     &list_indexes::LIST_INDEXES,
     &drop_indexes::DROP_INDEXES,
+    &explain::EXPLAIN,
     &drop_role::DROP_ROLE,
     &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
     &drop_user::DROP_USER,
