@@ -3,9 +3,7 @@
 //! first field; the filter is still applied to every fetched document, so a plan only
 //! has to return a superset of the matches, and results are those of a collection scan.
 //!
-//! Bounds stay inside the value's type bracket (mongod's type bracketing), and are
-//! inclusive of the bound's own key (a decimal placed by its nearest double may share
-//! it). On a multikey index the bounds of one predicate only are used (different
+//! Bounds stay inside the value's type bracket (mongod's type bracketing). On a multikey index the bounds of one predicate only are used (different
 //! elements may satisfy different predicates), as mongod does.
 
 use super::index::{prefix_end, IndexSpec};
@@ -61,15 +59,27 @@ fn enc(v: &Bson, ascending: bool) -> Vec<u8> {
 }
 
 /// The range of the keys from `lo` (None: the bracket's start) to `hi` (None: its end),
-/// both inclusive, in a field's direction (a descending field stores complements, so
-/// its keys run from `hi` down to `lo`).
-fn span(lo: Option<&Bson>, hi: Option<&Bson>, bracket: &Bson, ascending: bool) -> Range {
+/// each inclusive or not, in a field's direction (a descending field stores
+/// complements, so its keys run from `hi` down to `lo`). A decimal bound is always
+/// inclusive: it is placed by its nearest double, which it may share with others.
+fn span(
+    lo: Option<(&Bson, bool)>,
+    hi: Option<(&Bson, bool)>,
+    bracket: &Bson,
+    ascending: bool,
+) -> Range {
     let first = enc(bracket, ascending)[0];
     let (from, to) = if ascending { (lo, hi) } else { (hi, lo) };
-    let start = from.map_or(vec![first], |v| enc(v, ascending));
+    let inclusive = |v: &Bson, incl: bool| incl || matches!(v, Bson::Decimal128(_));
+    let start = match from {
+        None => vec![first],
+        Some((v, incl)) if inclusive(v, incl) => enc(v, ascending),
+        Some((v, _)) => prefix_end(&enc(v, ascending)).unwrap_or_default(),
+    };
     let end = match to {
-        Some(v) => prefix_end(&enc(v, ascending)),
         None => prefix_end(&[first]),
+        Some((v, incl)) if inclusive(v, incl) => prefix_end(&enc(v, ascending)),
+        Some((v, _)) => Some(enc(v, ascending)),
     };
     (start, end)
 }
@@ -114,7 +124,7 @@ fn bound_first_field(
         .collect();
     let point = |v: &Bson| {
         (
-            span(Some(v), Some(v), v, asc),
+            span(Some((v, true)), Some((v, true)), v, asc),
             format!("[{}, {}]", fmt(v), fmt(v)),
         )
     };
@@ -153,19 +163,17 @@ fn bound_first_field(
     let same_bracket = |a: &Bson, b: &Bson| {
         crate::query::order::canonical_rank(a) == crate::query::order::canonical_rank(b)
     };
-    // The scanned ranges stay inclusive: the filter decides the ends, and a decimal
-    // placed by its nearest double may share its bound's key.
     let (range, text) = match (lower, upper) {
         (Some((lo, open)), Some((hi, close))) if !multikey && same_bracket(lo, hi) => (
-            span(Some(lo), Some(hi), lo, asc),
+            span(Some((lo, open == "[")), Some((hi, close == "]")), lo, asc),
             format!("{open}{}, {}{close}", fmt(lo), fmt(hi)),
         ),
         (Some((lo, open)), _) => (
-            span(Some(lo), None, lo, asc),
+            span(Some((lo, open == "[")), None, lo, asc),
             format!("{open}{}, {}]", fmt(lo), bracket_max(lo)),
         ),
         (None, Some((hi, close))) => (
-            span(None, Some(hi), hi, asc),
+            span(None, Some((hi, close == "]")), hi, asc),
             format!("[{}, {}{close}", bracket_min(hi), fmt(hi)),
         ),
         (None, None) => return None,
