@@ -118,6 +118,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::spawn(on_signal);
+        tokio::spawn(ferrod::commands::ttl::run(server.clone()));
         ferrod::server::run(server.clone(), listeners).await;
         ExitCode::SUCCESS
     })

@@ -77,6 +77,8 @@ pub const CURSOR_TIMEOUT_MILLIS: &str = "cursorTimeoutMillis";
 pub const SORT_MEMORY_BYTES: &str = "internalQueryMaxBlockingSortMemoryUsageBytes";
 /// The memory `$group` may hold without `allowDiskUse` (mongod: 100 MB).
 pub const GROUP_MEMORY_BYTES: &str = "internalDocumentSourceGroupMaxMemoryBytes";
+/// How often the TTL monitor deletes expired documents (mongod: 60 seconds).
+pub const TTL_MONITOR_SLEEP_SECS: &str = "ttlMonitorSleepSecs";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -147,6 +149,7 @@ pub static PARAMETERS: &[ParamSpec] = &[
     int_param!(CURSOR_TIMEOUT_MILLIS, 600_000, 0, I32_MAX, runtime: true),
     int_param!(SORT_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
     int_param!(GROUP_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
+    int_param!(TTL_MONITOR_SLEEP_SECS, 60, 1, I32_MAX, runtime: true),
 ];
 
 fn spec(name: &str) -> Option<&'static ParamSpec> {

@@ -678,3 +678,17 @@ fn mongosh_inserts_finds_and_shows_collections() {
         cmd
     });
 }
+
+// ---- issue 13, indexes: mongosh's helpers ---------------------------------------------
+
+#[test]
+fn mongosh_creates_lists_explains_and_drops_indexes() {
+    run_client(|server, dir| {
+        let mut cmd = mongosh(&format!(
+            "mongodb://127.0.0.1:{}/test?directConnection=true&serverSelectionTimeoutMS=10000",
+            server.port
+        ));
+        cmd.arg("--file").arg(dir.join("indexes_mongosh.js"));
+        cmd
+    });
+}

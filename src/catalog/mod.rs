@@ -123,6 +123,10 @@ pub enum CatalogError {
     Changed(Collection),
     /// The store itself failed (I/O, corruption).
     Storage(String),
+    /// A unique index refused a key: `{ns, index, keyPattern, keyValue}`.
+    DuplicateKey(#[serde(with = "bson_bytes")] Document),
+    /// A document the store cannot take (`code`, message), as mongod refuses it.
+    Invalid(i32, String),
 }
 
 impl fmt::Display for CatalogError {
@@ -132,6 +136,8 @@ impl fmt::Display for CatalogError {
             CatalogError::NotFound(id) => write!(f, "no document with id {id}"),
             CatalogError::Changed(c) => write!(f, "{} changed meanwhile", c.table_name()),
             CatalogError::Storage(msg) => write!(f, "catalog storage error: {msg}"),
+            CatalogError::DuplicateKey(what) => write!(f, "duplicate key {what}"),
+            CatalogError::Invalid(code, msg) => write!(f, "{msg} ({code})"),
         }
     }
 }

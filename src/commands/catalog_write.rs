@@ -106,7 +106,9 @@ impl From<CommandError> for Refusal {
 fn refused(error: CatalogError, on_conflict: CommandError) -> Refusal {
     match error {
         CatalogError::Changed(_) => Refusal::Changed,
-        CatalogError::Storage(_) => Refusal::Error(storage_error(error)),
+        CatalogError::Storage(_) | CatalogError::DuplicateKey(_) | CatalogError::Invalid(..) => {
+            Refusal::Error(storage_error(error))
+        }
         CatalogError::Duplicate(_) | CatalogError::NotFound(_) => Refusal::Error(on_conflict),
     }
 }

@@ -22,6 +22,11 @@ impl Filter {
         self.0.is_empty()
     }
 
+    /// The parsed filter (what the planner reads).
+    pub fn matcher(&self) -> &crate::query::matcher::Filter {
+        &self.0
+    }
+
     pub fn matches(&self, doc: &Document) -> bool {
         self.0.matches(doc)
     }

@@ -114,7 +114,10 @@ pub fn doc_arg(cmd: &Document, name: &str, field: &str) -> CommandResult<Option<
 }
 
 pub fn storage_error(e: CatalogError) -> CommandError {
-    CommandError::new(Code::InternalError, e.to_string())
+    match e {
+        CatalogError::DuplicateKey(_) | CatalogError::Invalid(..) => super::indexes::refusal(e),
+        e => CommandError::new(Code::InternalError, e.to_string()),
+    }
 }
 
 /// Writes need the primary of a set (NotWritablePrimary on the others).
@@ -277,7 +280,9 @@ pub fn duplicate_id_error(ns: &str, id: &Bson) -> CommandError {
 /// A write error entry `{index, code, errmsg}` (+ keyPattern/keyValue for E11000).
 pub fn write_error(index: usize, e: &CommandError, id: Option<&Bson>) -> Document {
     let mut d = doc! {"index": index as i32, "code": e.code.number(), "errmsg": &e.message};
-    if e.code == Code::DuplicateKey {
+    if let Some(extra) = e.extra.as_ref().filter(|x| x.contains_key("keyPattern")) {
+        d.extend(extra.clone());
+    } else if e.code == Code::DuplicateKey {
         d.insert("keyPattern", doc! {"_id": 1});
         d.insert("keyValue", doc! {"_id": id.cloned().unwrap_or(Bson::Null)});
     }
@@ -296,20 +301,33 @@ pub async fn select(
     filter: &Filter,
     stop_after: Option<usize>,
 ) -> CommandResult<Vec<Document>> {
+    select_hinted(inv, info, filter, stop_after, None).await
+}
+
+/// [`select`] with a `hint` (an index name or key pattern, `{$natural: 1}`): the
+/// planner (`storage::planner`) picks the access path.
+pub async fn select_hinted(
+    inv: &Invocation,
+    info: &CollectionInfo,
+    filter: &Filter,
+    stop_after: Option<usize>,
+    hint: Option<Bson>,
+) -> CommandResult<Vec<Document>> {
     let storage = inv.server.storage().clone();
     let info = info.clone();
     let filter = filter.clone();
     let cancel = inv.op.cancellation();
     crate::blocking::io(move || {
-        if let Some(id) = filter.id_equality() {
-            let doc = storage.get(&info, &id).map_err(storage_error)?;
+        let plan = super::indexes::plan(&storage, &info, &filter, hint.as_ref())?;
+        if let crate::storage::planner::Plan::IdHack(id) = &plan {
+            let doc = storage.get(&info, id).map_err(storage_error)?;
             return Ok(doc.into_iter().filter(|d| filter.matches(d)).collect());
         }
         let mut out = Vec::new();
         if stop_after == Some(0) {
             return Ok(out);
         }
-        let scanned = storage.scan(&info, None, |doc| {
+        let each = |doc: Document| {
             if cancel.is_cancelled() {
                 return Err(CommandError::new(
                     Code::Interrupted,
@@ -323,7 +341,13 @@ pub async fn select(
                 }
             }
             Ok(Scan::Continue)
-        });
+        };
+        let scanned = match &plan {
+            crate::storage::planner::Plan::IxScan { spec, ranges, .. } => {
+                storage.index_scan(&info, spec, ranges, each).map(|_| ())
+            }
+            _ => storage.scan(&info, None, each).map(|_| ()),
+        };
         match scanned {
             Ok(_) => Ok(out),
             Err(ScanError::Storage(e)) => Err(storage_error(e)),

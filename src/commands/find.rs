@@ -82,7 +82,8 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
         (true, Some(l)) => Some(skip + l as usize),
         _ => None,
     };
-    let mut docs = d::select(&inv, &info, &filter, stop_after).await?;
+    let mut docs =
+        d::select_hinted(&inv, &info, &filter, stop_after, cmd.get("hint").cloned()).await?;
     if backward {
         // `$natural: -1`: storage order (insertion order when capped) reversed.
         docs.reverse();

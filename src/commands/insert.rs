@@ -135,6 +135,13 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         None => vec![false; keys.len()],
     };
     let checks = super::validation::WriteChecks::new(&cmd, info.as_ref())?;
+    let mut unique = match &info {
+        Some(info) => Some(
+            crate::storage::planner::UniqueChecker::new(&storage, info)
+                .map_err(d::storage_error)?,
+        ),
+        None => None,
+    };
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut n = 0;
@@ -146,8 +153,13 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
                 if existing[index] || !seen.insert(key.clone()) {
                     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                     Err((d::duplicate_id_error(&ns, &id), Some(id)))
+                } else if let Err(e) = checks.insert(&doc) {
+                    // Validation first: a refused document must not reserve unique keys.
+                    Err((e, None))
+                } else if let Some(Err(e)) = unique.as_mut().map(|u| u.admit(&doc)) {
+                    Err((d::storage_error(e), None))
                 } else {
-                    checks.insert(&doc).map(|()| doc).map_err(|e| (e, None))
+                    Ok(doc)
                 }
             }
         };

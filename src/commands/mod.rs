@@ -13,6 +13,7 @@ mod conn_pool_stats;
 mod connection_status;
 mod count;
 mod create;
+mod create_indexes;
 mod create_role;
 mod create_user;
 mod current_op;
@@ -22,8 +23,10 @@ mod doc_query;
 mod documents;
 mod drop;
 mod drop_connections;
+mod drop_indexes;
 mod drop_role;
 mod drop_user;
+mod explain;
 mod fail_point;
 mod find;
 mod find_and_modify;
@@ -34,11 +37,13 @@ mod get_parameter;
 mod gossip;
 mod hello;
 mod host_info;
+mod indexes;
 mod insert;
 mod kill_op;
 mod list_collections;
 mod list_commands;
 mod list_databases;
+mod list_indexes;
 mod log_rotate;
 mod logout;
 mod metrics;
@@ -66,6 +71,7 @@ mod shutdown;
 mod sleep;
 mod sort_memory;
 mod tail;
+pub mod ttl;
 mod update;
 mod update_user;
 mod user_admin;
@@ -228,6 +234,10 @@ pub static TABLE: &[&Command] = &[
     &drop::DROP_DATABASE,
     &list_collections::DB_STATS,
     &list_collections::LIST_COLLECTIONS,
+    &create_indexes::CREATE_INDEXES,
+    &list_indexes::LIST_INDEXES,
+    &drop_indexes::DROP_INDEXES,
+    &explain::EXPLAIN,
     &drop_role::DROP_ROLE,
     &drop_role::DROP_ALL_ROLES_FROM_DATABASE,
     &drop_user::DROP_USER,

@@ -15,7 +15,9 @@
 pub mod capped;
 pub mod check;
 pub mod cursors;
+pub mod index;
 pub mod key_string;
+pub mod planner;
 
 use crate::catalog::{bson_bytes, CatalogError};
 use bson::{doc, Bson, Document};
@@ -84,6 +86,15 @@ pub enum DocWrite {
         to: String,
         drop_target: bool,
     },
+    /// Adds indexes (`{indexes: [spec...]}`, validated by the writer) and builds their
+    /// entries over the documents; refused whole on a duplicate key of a unique one.
+    CreateIndexes {
+        ns: String,
+        #[serde(with = "bson_bytes")]
+        specs: Document,
+    },
+    /// Removes the indexes named `names` and their entries.
+    DropIndexes { ns: String, names: Vec<String> },
 }
 
 impl DocWrite {
@@ -95,7 +106,9 @@ impl DocWrite {
             | DocWrite::Put { ns, .. }
             | DocWrite::Delete { ns, .. }
             | DocWrite::SetOptions { ns, .. }
-            | DocWrite::Rename { ns, .. } => ns,
+            | DocWrite::Rename { ns, .. }
+            | DocWrite::CreateIndexes { ns, .. }
+            | DocWrite::DropIndexes { ns, .. } => ns,
         }
     }
 }
@@ -227,6 +240,9 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 txn.delete_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
                 capped::dropped(txn, &info.uuid)?;
+                for spec in index::secondary(&info.indexes)? {
+                    index::drop_table(txn, &index::table_name(&info.uuid, &spec.name))?;
+                }
             }
             (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
             (DocWrite::Insert { doc, .. }, Some(info)) => {
@@ -242,6 +258,9 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 t.insert(key.as_slice(), bytes.as_slice())
                     .map_err(storage)?;
                 capped::appended(txn, &info, &key, bytes.len() as u64, None)?;
+                for spec in index::secondary(&info.indexes)? {
+                    index::add_entries(txn, ns, &info.uuid, &spec, doc, &key)?;
+                }
             }
             (DocWrite::Put { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
@@ -253,8 +272,16 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 let old = t
                     .insert(key.as_slice(), bytes.as_slice())
                     .map_err(storage)?
-                    .map(|v| v.value().len() as u64);
-                capped::appended(txn, &info, &key, bytes.len() as u64, old)?;
+                    .map(|old| old.value().to_vec());
+                let old_len = old.as_ref().map(|o| o.len() as u64);
+                capped::appended(txn, &info, &key, bytes.len() as u64, old_len)?;
+                let old = old.map(|o| decode_doc(&o)).transpose()?;
+                for spec in index::secondary(&info.indexes)? {
+                    if let Some(old) = &old {
+                        index::remove_entries(txn, &info.uuid, &spec, old, &key)?;
+                    }
+                    index::add_entries(txn, ns, &info.uuid, &spec, doc, &key)?;
+                }
             }
             (DocWrite::Delete { id, .. }, Some(info)) => {
                 let id = id.get("_id").cloned().unwrap_or(Bson::Null);
@@ -265,11 +292,41 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 let old = t
                     .remove(key.as_slice())
                     .map_err(storage)?
-                    .map(|v| v.value().len() as u64);
-                capped::removed(txn, &info, &key, old)?;
+                    .map(|old| old.value().to_vec());
+                capped::removed(txn, &info, &key, old.as_ref().map(|o| o.len() as u64))?;
+                if let Some(old) = old {
+                    let old = decode_doc(&old)?;
+                    for spec in index::secondary(&info.indexes)? {
+                        index::remove_entries(txn, &info.uuid, &spec, &old, &key)?;
+                    }
+                }
             }
             (DocWrite::SetOptions { options, .. }, Some(mut info)) => {
                 info.options = options.clone();
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
+            }
+            (DocWrite::CreateIndexes { specs, .. }, Some(mut info)) => {
+                let new: Vec<Document> = specs
+                    .get_array("indexes")
+                    .map(|a| a.iter().filter_map(|s| s.as_document().cloned()).collect())
+                    .unwrap_or_default();
+                let t = txn
+                    .open_table(records(&records_name(&info.uuid)))
+                    .map_err(storage)?;
+                for spec in &new {
+                    let parsed = index::IndexSpec::parse(spec)?;
+                    txn.open_table(index::table(&index::table_name(&info.uuid, &parsed.name)))
+                        .map_err(storage)?;
+                    // The build over the documents there.
+                    for entry in t.iter().map_err(storage)? {
+                        let (k, v) = entry.map_err(storage)?;
+                        let doc = decode_doc(v.value())?;
+                        index::add_entries(txn, ns, &info.uuid, &parsed, &doc, k.value())?;
+                    }
+                    info.indexes.push(spec.clone());
+                }
                 namespaces
                     .insert(ns, encode_doc(&info.to_document())?.as_slice())
                     .map_err(storage)?;
@@ -288,11 +345,26 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     txn.delete_table(records(&records_name(&target.uuid)))
                         .map_err(storage)?;
                     capped::dropped(txn, &target.uuid)?;
+                    for spec in index::secondary(&target.indexes)? {
+                        index::drop_table(txn, &index::table_name(&target.uuid, &spec.name))?;
+                    }
                 }
                 namespaces.remove(ns).map_err(storage)?;
                 info.ns = to.clone();
                 namespaces
                     .insert(to.as_str(), encode_doc(&info.to_document())?.as_slice())
+                    .map_err(storage)?;
+            }
+            (DocWrite::DropIndexes { names, .. }, Some(mut info)) => {
+                for name in names {
+                    index::drop_table(txn, &index::table_name(&info.uuid, name))?;
+                }
+                info.indexes.retain(|s| {
+                    !s.get_str("name")
+                        .is_ok_and(|n| names.iter().any(|x| x == n))
+                });
+                namespaces
+                    .insert(ns, encode_doc(&info.to_document())?.as_slice())
                     .map_err(storage)?;
             }
         }
@@ -503,6 +575,19 @@ pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogErro
             uuid: info.uuid.clone(),
             options: info.options.clone(),
         });
+        let secondary: Vec<Bson> = info
+            .indexes
+            .iter()
+            .filter(|s| s.get_str("name") != Ok("_id_"))
+            .cloned()
+            .map(Bson::Document)
+            .collect();
+        if !secondary.is_empty() {
+            out.push(DocWrite::CreateIndexes {
+                ns: info.ns.clone(),
+                specs: doc! {"indexes": secondary},
+            });
+        }
         match txn.open_table(records(&records_name(&info.uuid))) {
             Ok(t) if capped::is_capped(&info.options) => {
                 // In insertion order, which the install then assigns again.
@@ -542,6 +627,8 @@ pub fn clear_in(txn: &redb::WriteTransaction) -> Result<(), CatalogError> {
     for name in names {
         if name == NAMESPACES.name() {
             txn.delete_table(NAMESPACES).map_err(storage)?;
+        } else if name == index::MULTIKEY.name() {
+            txn.delete_table(index::MULTIKEY).map_err(storage)?;
         } else {
             txn.delete_table(records(&name)).map_err(storage)?;
         }

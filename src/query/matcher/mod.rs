@@ -234,6 +234,57 @@ impl Filter {
     }
 }
 
+/// A top-level predicate an index can bound (what the planner reads of a filter).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexablePredicate {
+    Eq(Bson),
+    In(Vec<Bson>),
+    Lt(Bson),
+    Lte(Bson),
+    Gt(Bson),
+    Gte(Bson),
+}
+
+impl Filter {
+    /// The `path: predicate` pairs of the filter's top-level conjunction that an index
+    /// can bound: comparisons and `$in` of values (no regexes).
+    pub fn indexable_predicates(&self) -> Vec<(String, IndexablePredicate)> {
+        let mut out = Vec::new();
+        collect_indexable(&self.root, &mut out);
+        out
+    }
+}
+
+fn collect_indexable(n: &Node, out: &mut Vec<(String, IndexablePredicate)>) {
+    match n {
+        Node::And(children) => children.iter().for_each(|c| collect_indexable(c, out)),
+        Node::Path {
+            path,
+            op: Leaf::Cmp(op, v),
+        } => {
+            let v = v.clone();
+            let p = match op {
+                CmpOp::Eq => IndexablePredicate::Eq(v),
+                CmpOp::Lt => IndexablePredicate::Lt(v),
+                CmpOp::Lte => IndexablePredicate::Lte(v),
+                CmpOp::Gt => IndexablePredicate::Gt(v),
+                CmpOp::Gte => IndexablePredicate::Gte(v),
+            };
+            out.push((path.dotted().to_string(), p));
+        }
+        Node::Path {
+            path,
+            op: Leaf::In {
+                values, regexes, ..
+            },
+        } if regexes.is_empty() => out.push((
+            path.dotted().to_string(),
+            IndexablePredicate::In(values.clone()),
+        )),
+        _ => {}
+    }
+}
+
 fn collect_equalities(n: &Node, out: &mut Vec<(String, Bson)>) {
     match n {
         Node::And(children) => children.iter().for_each(|c| collect_equalities(c, out)),
