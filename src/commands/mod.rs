@@ -52,6 +52,7 @@ mod repl_set_reconfig;
 mod repl_set_step_down;
 mod repl_set_step_up;
 mod repl_set_sync_from;
+pub mod retryable;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -574,6 +575,7 @@ fn prepare<'a>(
     if let Some(validate) = command.validate {
         validate(&body)?;
     }
+    retryable::check_session_args(server, command, &body, raw_body.as_deref())?;
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
@@ -656,7 +658,12 @@ async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
             let fut = f(invocation.clone(), body.clone());
             Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await
-                .map(ReplyBody::Document)
+                .map(|mut reply| {
+                    // The document writes are async handlers: failCommand's
+                    // writeConcernError follows a write that ran (drivers retry it).
+                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    ReplyBody::Document(reply)
+                })
         }
         Handler::CatalogWrite(f) => {
             let fut = catalog_write::run(&invocation, body, f);

@@ -14,6 +14,7 @@
 
 pub mod cursors;
 pub mod key_string;
+pub mod sessions;
 
 use crate::catalog::{bson_bytes, CatalogError};
 use bson::{doc, Bson, Document};
@@ -69,6 +70,16 @@ pub enum DocWrite {
         #[serde(with = "bson_bytes")]
         id: Document,
     },
+    /// Records statements of a retryable write of the session `lsid` (see [`sessions`]):
+    /// `stmts` is `{"<stmtId>": result}`, written with the write itself.
+    SessionTxn {
+        #[serde(with = "bson_bytes")]
+        lsid: Document,
+        txn_number: i64,
+        #[serde(with = "bson_bytes")]
+        stmts: Document,
+        last_write_millis: i64,
+    },
 }
 
 impl DocWrite {
@@ -79,6 +90,7 @@ impl DocWrite {
             | DocWrite::Insert { ns, .. }
             | DocWrite::Put { ns, .. }
             | DocWrite::Delete { ns, .. } => ns,
+            DocWrite::SessionTxn { .. } => "config.transactions",
         }
     }
 }
@@ -210,6 +222,8 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                 txn.delete_table(records(&records_name(&info.uuid)))
                     .map_err(storage)?;
             }
+            // Not a collection: its own table, whatever the namespace table holds.
+            (DocWrite::SessionTxn { .. }, _) => sessions::apply_in(txn, write)?,
             (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
             (DocWrite::Insert { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
@@ -431,6 +445,7 @@ pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogErro
             Err(e) => return Err(storage(e)),
         }
     }
+    sessions::dump_in(txn, &mut out)?;
     Ok(out)
 }
 
