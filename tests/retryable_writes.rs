@@ -24,14 +24,13 @@ fn primary_of(nodes: &[Ferrod]) -> usize {
 
 /// A replica set of `size` members on fresh ports, and its primary's index.
 fn set(size: usize) -> (Vec<Ferrod>, usize) {
+    set_with(size, &[])
+}
+
+fn set_with(size: usize, args: &[&str]) -> (Vec<Ferrod>, usize) {
+    let args: Vec<&str> = ["--replSet", "rs0"].iter().chain(args).copied().collect();
     let nodes: Vec<Ferrod> = (0..size)
-        .map(|_| {
-            Ferrod::start_on_port(
-                tempfile::tempdir().unwrap(),
-                free_port(),
-                &["--replSet", "rs0"],
-            )
-        })
+        .map(|_| Ferrod::start_on_port(tempfile::tempdir().unwrap(), free_port(), &args))
         .collect();
     let config = doc! {
         "_id": "rs0", "version": 1,
@@ -271,6 +270,72 @@ fn session_arguments_are_checked_as_mongod_checks_them() {
         "{txn}"
     );
     assert_eq!(count(node, doc! {}), 0, "nothing was written");
+    let stream = node.command(doc! {
+        "aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}, "$db": "app",
+    });
+    assert_eq!(stream.get_i32("code"), Ok(115), "{stream}");
+    assert!(stream.get_str("errmsg").unwrap().contains("$changeStream"));
+}
+
+/// failCommand's writeConcernError with RetryableWriteError follows a write that ran:
+/// the driver retries it with the same txnNumber, and the retry must not apply it again.
+#[tokio::test]
+async fn the_driver_retries_after_a_lost_acknowledgement_and_the_write_lands_once() {
+    let (nodes, p) = set_with(1, &["--setParameter", "enableTestCommands=1"]);
+    let node = &nodes[p];
+    let fail_once = |command: &str| {
+        let reply = admin(
+            node,
+            doc! {
+                "configureFailPoint": "failCommand", "mode": {"times": 1},
+                "data": {
+                    "failCommands": [command],
+                    "writeConcernError": {"code": 91, "errmsg": "Replication is being shut down"},
+                    "errorLabels": ["RetryableWriteError"],
+                },
+            },
+        );
+        assert!(ok(&reply), "{reply}");
+    };
+    // 91 (ShutdownInProgress) makes the driver mark the server unknown until its next
+    // heartbeat: a short one lets the retry find it again.
+    let client = common::driver(
+        &format!(
+            "mongodb://{}/?directConnection=true&heartbeatFrequencyMS=500",
+            node.addr()
+        ),
+        None,
+        None,
+    )
+    .await;
+    let coll = client.database("app").collection::<Document>("c");
+
+    fail_once("insert");
+    coll.insert_one(doc! {"_id": 1, "v": 0}).await.unwrap();
+    assert_eq!(count(node, doc! {}), 1);
+
+    fail_once("update");
+    let r = coll
+        .update_one(doc! {"_id": 1}, doc! {"$inc": {"v": 1}})
+        .await
+        .unwrap();
+    assert_eq!((r.matched_count, r.modified_count), (1, 1));
+    assert_eq!(count(node, doc! {"v": 1}), 1, "the $inc ran once");
+
+    fail_once("findAndModify");
+    let before = coll
+        .find_one_and_update(doc! {"_id": 1}, doc! {"$inc": {"v": 1}})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.get_i32("v"), Ok(1), "the first attempt's answer");
+    assert_eq!(count(node, doc! {"v": 2}), 1, "the $inc ran once");
+
+    coll.insert_one(doc! {"_id": 2}).await.unwrap();
+    fail_once("delete");
+    let r = coll.delete_one(doc! {}).await.unwrap();
+    assert_eq!(r.deleted_count, 1);
+    assert_eq!(count(node, doc! {}), 1, "one document deleted, not two");
 }
 
 #[test]
