@@ -89,6 +89,10 @@ fn get_more(inv: &Invocation, cmd: &Document) -> CommandResult {
             format!("cursor id {id} was not created by the authenticated user"),
         ));
     }
+    if let Err(e) = super::sessions::check_cursor_session(id, &cursor, d::lsid_of(inv).as_ref()) {
+        cursors.check_in(id, cursor);
+        return Err(e);
+    }
     let batch = d::take_batch(&mut cursor.docs, batch_size.map(|n| n as usize));
     let next = if cursor.docs.is_empty() {
         0

@@ -265,6 +265,8 @@ pub static TABLE: &[&Command] = &[
     &sessions::REFRESH_SESSIONS,
     &sessions::KILL_SESSIONS,
     &sessions::START_SESSION,
+    &sessions::KILL_ALL_SESSIONS,
+    &sessions::KILL_ALL_SESSIONS_BY_PATTERN,
     &set_parameter::SET_PARAMETER,
     &shutdown::SHUTDOWN,
     &sleep::SLEEP,
@@ -288,6 +290,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::ne
 });
 
 pub use hello::exhaust_next;
+pub use hello::LOGICAL_SESSION_TIMEOUT_MINUTES;
 pub use set_parameter::apply as apply_parameters;
 
 pub fn lookup(name: &str) -> Option<&'static Command> {

@@ -8,6 +8,7 @@
 
 use super::{Command, Invocation};
 use crate::error::{Code, CommandError, CommandResult};
+use crate::sessions::lsid;
 use crate::state::ServerState;
 use crate::storage::sessions::{self, SessionTxn};
 use crate::storage::DocWrite;
@@ -16,7 +17,8 @@ use bson::{Bson, Document};
 /// The commands mongod runs as retryable writes.
 const RETRYABLE: &[&str] = &["insert", "update", "delete", "findAndModify"];
 
-/// The dispatcher's checks of the session arguments, in mongod's order
+/// The dispatcher's handling of the session arguments: notes the session's use (as
+/// mongod vivifies it), then checks them in mongod's order
 /// (initializeOperationSessionInfo, then the command's own check).
 pub fn check_session_args(
     server: &ServerState,
@@ -27,13 +29,17 @@ pub fn check_session_args(
     let transaction = ["autocommit", "startTransaction"]
         .into_iter()
         .find(|f| body.contains_key(*f));
+    let lsid = lsid(body, raw_body);
+    if let Some(lsid) = &lsid {
+        server.sessions.touch(lsid);
+    }
     let Some(txn_number) = body.get("txnNumber") else {
         if let Some(field) = transaction {
             return Err(refuse_transaction(field));
         }
         return Ok(());
     };
-    if lsid(body, raw_body).is_none() {
+    if lsid.is_none() {
         return Err(CommandError::new(
             Code::InvalidOptions,
             "Transaction number requires a session ID to also be specified",
@@ -193,19 +199,6 @@ impl Retry {
     /// The statement ids answered from the record.
     pub fn retried(&self) -> &[i32] {
         self.0.as_ref().map_or(&[], |s| s.retried.as_slice())
-    }
-}
-
-/// The request's `lsid`: the wire layer leaves it out of the command document it builds
-/// and keeps the raw body (`raw_body`), from which only this field is decoded.
-pub fn lsid(command: &Document, raw_body: Option<&[u8]>) -> Option<Document> {
-    if let Some(Bson::Document(d)) = command.get("lsid") {
-        return Some(d.clone());
-    }
-    let raw = bson::RawDocument::from_bytes(raw_body?).ok()?;
-    match raw.get("lsid").ok()?? {
-        bson::RawBsonRef::Document(d) => d.to_owned().to_document().ok(),
-        _ => None,
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Cursor {
     pub no_timeout: bool,
     /// The user that opened it (getMore by another user is refused).
     pub owner: Option<String>,
+    /// The session it was opened in (getMore must come in the same one; it closes with
+    /// its session).
+    pub lsid: Option<Document>,
     last_used: Instant,
 }
 
@@ -31,8 +34,15 @@ impl Cursor {
             docs,
             no_timeout,
             owner,
+            lsid: None,
             last_used: Instant::now(),
         }
+    }
+
+    /// The cursor, opened in the session `lsid`.
+    pub fn in_session(mut self, lsid: Option<Document>) -> Cursor {
+        self.lsid = lsid;
+        self
     }
 }
 
@@ -70,6 +80,20 @@ impl CursorRegistry {
     /// Closes a cursor; whether it was open.
     pub fn kill(&self, id: i64) -> bool {
         self.open.lock().remove(&id).is_some()
+    }
+
+    /// Closes the cursors `matches` picks; their ids.
+    pub fn kill_matching(&self, mut matches: impl FnMut(&Cursor) -> bool) -> Vec<i64> {
+        let mut open = self.open.lock();
+        let ids: Vec<i64> = open
+            .iter()
+            .filter(|(_, c)| matches(c))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            open.remove(id);
+        }
+        ids
     }
 
     /// The namespace of an open cursor.
