@@ -130,3 +130,36 @@ fn ending_or_killing_a_session_closes_its_cursors() {
     let bad = node.command(doc! {"killAllSessions": [1], "$db": "admin"});
     assert_eq!(code(&bad), Some(14), "{bad}");
 }
+
+#[test]
+fn killing_a_session_interrupts_its_running_operations() {
+    let node = Ferrod::start(&["--setParameter", "enableTestCommands=1"]);
+    let a = lsid();
+    std::thread::scope(|scope| {
+        let sleeper = scope.spawn(|| {
+            let mut cmd = doc! {"sleep": 1, "secs": 60, "$db": "admin"};
+            cmd.insert("lsid", a.clone());
+            node.command(cmd)
+        });
+        common::eventually(
+            std::time::Duration::from_secs(10),
+            "the sleep in currentOp",
+            || {
+                let ops = node.command(doc! {"currentOp": 1, "$db": "admin"});
+                ops.get_array("inprog")
+                    .unwrap()
+                    .iter()
+                    .any(|op| {
+                        op.as_document()
+                            .and_then(|o| o.get_document("command").ok())
+                            .is_some_and(|c| c.contains_key("sleep"))
+                    })
+                    .then_some(())
+            },
+        );
+        let reply = node.command(doc! {"killSessions": [a.clone()], "$db": "admin"});
+        assert!(ok(&reply), "{reply}");
+        let slept = sleeper.join().unwrap();
+        assert_eq!(code(&slept), Some(11601), "{slept}");
+    });
+}

@@ -100,24 +100,32 @@ fn refresh_sessions(inv: &Invocation, cmd: &Document) -> CommandResult {
     Ok(Document::new())
 }
 
-/// Ends the sessions `matches` picks and closes their cursors.
-fn end(inv: &Invocation, matches: impl Fn(&Document) -> bool) {
+/// Ends the sessions `matches` picks and closes their cursors; `interrupt`: also stops
+/// their running operations (the kill commands; not endSessions), except this one.
+fn end(inv: &Invocation, interrupt: bool, matches: impl Fn(&Document) -> bool) {
     inv.server.sessions.end_matching(&matches);
     inv.server
         .cursors
         .kill_matching(|c| c.lsid.as_ref().is_some_and(&matches));
+    if interrupt {
+        inv.server.ops.kill_matching(|op| {
+            op.opid != inv.op.opid
+                && crate::sessions::lsid(&op.command, op.raw_body.as_deref())
+                    .is_some_and(|l| matches(&l))
+        });
+    }
 }
 
 fn end_sessions(inv: &Invocation, cmd: &Document) -> CommandResult {
     let ended = items("endSessions", cmd)?;
-    end(inv, |s| ended.iter().any(|e| same_session(e, s)));
+    end(inv, false, |s| ended.iter().any(|e| same_session(e, s)));
     Ok(Document::new())
 }
 
 fn kill_sessions(inv: &Invocation, cmd: &Document) -> CommandResult {
     let killed = items("killSessions", cmd)?;
     // mongod: an empty list kills every session.
-    end(inv, |s| {
+    end(inv, true, |s| {
         killed.is_empty() || killed.iter().any(|k| same_session(k, s))
     });
     Ok(Document::new())
@@ -181,9 +189,9 @@ fn kill_cursors_and_sessions(
         }
         hit
     });
-    inv.server
-        .sessions
-        .end_matching(|s| everything || sessions.iter().any(|k| same_session(k, s)));
+    end(inv, true, |s| {
+        everything || sessions.iter().any(|k| same_session(k, s))
+    });
 }
 
 /// getMore's session rule (mongod's codes 50736, 50737, 50738).
