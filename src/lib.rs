@@ -38,6 +38,7 @@ pub mod query;
 pub mod random;
 pub mod repl;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod storage;
 pub mod version;

@@ -112,6 +112,18 @@ impl OpRegistry {
         }
     }
 
+    /// Asks the operations `matches` picks to stop (killSessions); returns how many.
+    pub fn kill_matching(&self, matches: impl Fn(&OpInfo) -> bool) -> usize {
+        let mut count = 0;
+        for shard in &self.shards {
+            for op in shard.0.lock().iter().filter(|op| matches(op)) {
+                op.request_cancel();
+                count += 1;
+            }
+        }
+        count
+    }
+
     /// Interrupts every operation (shutdown after its grace period); returns how many.
     pub fn kill_all(&self) -> usize {
         let mut count = 0;

@@ -113,6 +113,8 @@ pub struct ServerState {
     pub storage: OnceLock<Arc<crate::storage::Storage>>,
     /// Open cursors of find, aggregate and listCollections.
     pub cursors: crate::storage::cursors::CursorRegistry,
+    /// Logical sessions seen (in memory; see [`crate::sessions`]).
+    pub sessions: crate::sessions::SessionRegistry,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
     pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
     /// Replica-set membership, when started with `--replSet`.
@@ -176,6 +178,7 @@ impl ServerState {
             catalog: OnceLock::new(),
             storage: OnceLock::new(),
             cursors: Default::default(),
+            sessions: Default::default(),
             cluster_key: OnceLock::new(),
             repl,
             failpoints: Default::default(),

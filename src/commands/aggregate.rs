@@ -250,9 +250,9 @@ async fn run(inv: Invocation, cmd: Document) -> CommandResult {
     let id = if docs.is_empty() {
         0
     } else {
-        inv.server
-            .cursors
-            .open(Cursor::new(req.ns.clone(), docs, false, d::user_of(&inv)))
+        inv.server.cursors.open(
+            Cursor::new(req.ns.clone(), docs, false, d::user_of(&inv)).in_session(d::lsid_of(&inv)),
+        )
     };
     let mut out = d::cursor_reply(&req.ns, id, batch, true);
     out.extend(reply);

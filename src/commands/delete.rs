@@ -66,11 +66,17 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
+    let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
     let info = d::collection(&storage, &ns)?;
     let mut writes = Vec::new();
     let mut removed = Vec::new();
     let mut errors = Vec::new();
+    let mut n = 0;
     for (index, stmt) in stmts.iter().enumerate() {
+        if let Some(done) = retry.executed(index) {
+            n += done.get_i32("n").unwrap_or(0);
+            continue;
+        }
         let result = async {
             let query = match stmt.get("q") {
                 Some(Bson::Document(q)) => q.clone(),
@@ -86,6 +92,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
                 Some(1) => Some(1),
                 _ => return Err(CommandError::new(Code::FailedToParse, "The limit field in delete objects must be 0 or 1. Got ".to_owned() + &stmt.get("limit").map(|v| v.to_string()).unwrap_or_default())),
             };
+            retry.check_retryable(limit.is_some(), "limit=0")?;
             let filter = Filter::parse_with_vars(&query, &vars)?;
             let Some(info) = &info else { return Ok(0) };
             let mut n = 0;
@@ -107,7 +114,10 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
         }
         .await;
         match result {
-            Ok(_) => {}
+            Ok(deleted) => {
+                n += deleted;
+                retry.ran(index, doc! {"n": deleted});
+            }
             Err(e) => {
                 errors.push(d::write_error(index, &e, None));
                 if ordered {
@@ -116,7 +126,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
             }
         }
     }
-    let n = writes.len() as i32;
+    retry.record(&mut writes);
     let concern_error = d::commit(&inv, &cmd, writes)
         .await?
         .map_err(d::storage_error)?;
@@ -124,6 +134,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
+    retry.finish(&mut reply);
     if let Some(e) = concern_error {
         reply.insert("writeConcernError", e);
     }

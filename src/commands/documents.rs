@@ -254,6 +254,11 @@ pub fn user_of(inv: &Invocation) -> Option<String> {
     inv.client.auth.lock().user.as_ref().map(|u| u.to_string())
 }
 
+/// The session the command runs in.
+pub fn lsid_of(inv: &Invocation) -> Option<Document> {
+    crate::sessions::lsid(&inv.op.command, inv.op.raw_body.as_deref())
+}
+
 /// Closes cursors idle longer than `cursorTimeoutMillis`.
 pub fn reap_cursors(inv: &Invocation) {
     let timeout = inv
@@ -264,6 +269,7 @@ pub fn reap_cursors(inv: &Invocation) {
     inv.server
         .cursors
         .reap(std::time::Duration::from_millis(timeout));
+    super::sessions::reap(&inv.server);
 }
 
 /// The E11000 write error of a duplicate `_id`.

@@ -108,9 +108,10 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     let id = if docs.is_empty() || single_batch {
         0
     } else {
-        inv.server
-            .cursors
-            .open(Cursor::new(ns.clone(), docs, no_timeout, d::user_of(&inv)))
+        inv.server.cursors.open(
+            Cursor::new(ns.clone(), docs, no_timeout, d::user_of(&inv))
+                .in_session(d::lsid_of(&inv)),
+        )
     };
     Ok(d::cursor_reply(&ns, id, batch, true))
 }

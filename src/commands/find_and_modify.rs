@@ -71,6 +71,12 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
+    let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
+    if let Some(mut done) = retry.executed(0) {
+        // mongod answers a retried findAndModify from its record, with `retriedStmtId`.
+        done.insert("retriedStmtId", 0);
+        return Ok(done);
+    }
     let mut writes = Vec::new();
     let info = d::collection_for_write(&storage, &ns, &mut writes)?;
     let mut targets = match &info {
@@ -117,15 +123,17 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
             (last, value)
         }
     };
-    let concern_error = d::commit(&inv, &cmd, writes)
-        .await?
-        .map_err(|e| refused(&ns, e))?;
     let value = match (value, &fields) {
         (Some(v), Some(p)) => Bson::Document(p.apply(&v, filter.details(&v).as_ref())?),
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };
     let mut reply = doc! {"lastErrorObject": last_error, "value": value};
+    retry.ran(0, reply.clone());
+    retry.record(&mut writes);
+    let concern_error = d::commit(&inv, &cmd, writes)
+        .await?
+        .map_err(|e| refused(&ns, e))?;
     if let Some(e) = concern_error {
         reply.insert("writeConcernError", e);
     }

@@ -91,6 +91,10 @@ async fn get_more(inv: Invocation, cmd: Document) -> CommandResult {
             format!("cursor id {id} was not created by the authenticated user"),
         ));
     }
+    if let Err(e) = super::sessions::check_cursor_session(id, &cursor, d::lsid_of(inv).as_ref()) {
+        cursors.check_in(id, cursor);
+        return Err(e);
+    }
     if let Err(e) = super::tail::refill(inv, cmd, &mut cursor).await {
         cursors.check_in(id, cursor);
         return Err(e);

@@ -106,6 +106,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
+    let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
     let mut writes = Vec::new();
     let info = d::collection_for_write(&storage, &ns, &mut writes)?;
     let prepared: Vec<CommandResult<Document>> = documents
@@ -146,6 +147,10 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
     let mut seen = HashSet::new();
     let mut n = 0;
     for (index, result) in prepared.into_iter().enumerate() {
+        if retry.executed(index).is_some() {
+            n += 1;
+            continue;
+        }
         let outcome = match result {
             Err(e) => Err((e, None)),
             Ok(doc) => {
@@ -166,6 +171,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         match outcome {
             Ok(doc) => {
                 n += 1;
+                retry.ran(index, doc! {"n": 1});
                 writes.push(DocWrite::Insert {
                     ns: ns.clone(),
                     doc,
@@ -179,10 +185,11 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
             }
         }
     }
-    if n == 0 && writes.len() == 1 {
+    if !writes.iter().any(|w| matches!(w, DocWrite::Insert { .. })) {
         // Nothing to insert: no collection to create either.
         writes.clear();
     }
+    retry.record(&mut writes);
     let concern_error = match d::commit(&inv, &cmd, writes).await? {
         Ok(e) => e,
         Err(e) => return Err(d::storage_error(e)),
@@ -191,6 +198,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
+    retry.finish(&mut reply);
     if let Some(e) = concern_error {
         reply.insert("writeConcernError", e);
     }

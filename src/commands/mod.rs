@@ -61,6 +61,7 @@ mod repl_set_reconfig;
 mod repl_set_step_down;
 mod repl_set_step_up;
 mod repl_set_sync_from;
+pub mod retryable;
 mod role_grants;
 mod roles_info;
 mod sasl;
@@ -287,6 +288,8 @@ pub static TABLE: &[&Command] = &[
     &sessions::REFRESH_SESSIONS,
     &sessions::KILL_SESSIONS,
     &sessions::START_SESSION,
+    &sessions::KILL_ALL_SESSIONS,
+    &sessions::KILL_ALL_SESSIONS_BY_PATTERN,
     &set_parameter::SET_PARAMETER,
     &shutdown::SHUTDOWN,
     &sleep::SLEEP,
@@ -310,6 +313,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::ne
 });
 
 pub use hello::exhaust_next;
+pub use hello::LOGICAL_SESSION_TIMEOUT_MINUTES;
 pub use set_parameter::apply as apply_parameters;
 
 pub fn lookup(name: &str) -> Option<&'static Command> {
@@ -597,6 +601,7 @@ fn prepare<'a>(
     if let Some(validate) = command.validate {
         validate(&body)?;
     }
+    retryable::check_session_args(server, command, &body, raw_body.as_deref())?;
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
     }
@@ -680,7 +685,12 @@ async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
             let fut = f(invocation.clone(), body.clone());
             Box::pin(bounded(server, &invocation, time_limit, fut))
                 .await
-                .map(ReplyBody::Document)
+                .map(|mut reply| {
+                    // The document writes are async handlers: failCommand's
+                    // writeConcernError follows a write that ran (drivers retry it).
+                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    ReplyBody::Document(reply)
+                })
         }
         Handler::CatalogWrite(f) => {
             let fut = catalog_write::run(&invocation, body, f);

@@ -105,12 +105,16 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_writable(&inv)?;
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
+    let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
     let (mut n, mut n_modified) = (0, 0);
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
     let mut concern_error = None;
     for (index, stmt) in stmts.iter().enumerate() {
-        let result = async {
+        let done = retry.executed(index).map(|r| (recorded_outcome(&r), None));
+        let result = match done {
+            Some(done) => Ok(done),
+            None => async {
             let vars = d::let_vars(&cmd, "update", d::doc_arg(stmt, "update.updates", "c")?.as_ref())?;
             let query = match stmt.get("q") {
                 Some(Bson::Document(q)) => q.clone(),
@@ -122,6 +126,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             let update = Update::parse(u, array_filters.as_deref(), &vars)?;
             let multi = d::bool_arg(stmt, "update.updates", "multi", false)?;
             let upsert = d::bool_arg(stmt, "update.updates", "upsert", false)?;
+            retry.check_retryable(!multi, "multi=true")?;
             if multi && update.is_replacement() {
                 return Err(CommandError::new(Code::FailedToParse, "multi update is not supported for replacement-style update"));
             }
@@ -137,10 +142,13 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             if info.is_none() && outcome.upserted.is_none() {
                 writes.clear();
             }
+            retry.ran(index, outcome_record(&outcome));
+            retry.record(&mut writes);
             let e = d::commit(&inv, &cmd, writes).await?.map_err(|e| refused(&ns, e))?;
             Ok((outcome, e))
         }
-        .await;
+        .await,
+        };
         match result {
             Ok((outcome, e)) => {
                 n += outcome.matched;
@@ -166,10 +174,29 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
+    retry.finish(&mut reply);
     if let Some(e) = concern_error {
         reply.insert("writeConcernError", e);
     }
     Ok(reply)
+}
+
+/// What a retry of an update statement answers (see `retryable`).
+pub fn outcome_record(outcome: &Outcome) -> Document {
+    let mut r = doc! {"matched": outcome.matched, "modified": outcome.modified};
+    if let Some(id) = &outcome.upserted {
+        r.insert("upserted", id.clone());
+    }
+    r
+}
+
+fn recorded_outcome(r: &Document) -> Outcome {
+    Outcome {
+        matched: r.get_i32("matched").unwrap_or(0),
+        modified: r.get_i32("modified").unwrap_or(0),
+        upserted: r.get("upserted").cloned(),
+        ..Outcome::default()
+    }
 }
 
 /// `arrayFilters`: an array of documents.

@@ -19,6 +19,9 @@ pub struct Cursor {
     /// A tailable cursor's state (the command layer's): set, the cursor stays open when
     /// it has nothing left and getMore reads what was added since.
     pub tail: Option<Box<dyn std::any::Any + Send>>,
+    /// The session it was opened in (getMore must come in the same one; it closes with
+    /// its session).
+    pub lsid: Option<Document>,
     last_used: Instant,
 }
 
@@ -35,8 +38,15 @@ impl Cursor {
             no_timeout,
             owner,
             tail: None,
+            lsid: None,
             last_used: Instant::now(),
         }
+    }
+
+    /// The cursor, opened in the session `lsid`.
+    pub fn in_session(mut self, lsid: Option<Document>) -> Cursor {
+        self.lsid = lsid;
+        self
     }
 }
 
@@ -74,6 +84,20 @@ impl CursorRegistry {
     /// Closes a cursor; whether it was open.
     pub fn kill(&self, id: i64) -> bool {
         self.open.lock().remove(&id).is_some()
+    }
+
+    /// Closes the cursors `matches` picks; their ids.
+    pub fn kill_matching(&self, mut matches: impl FnMut(&Cursor) -> bool) -> Vec<i64> {
+        let mut open = self.open.lock();
+        let ids: Vec<i64> = open
+            .iter()
+            .filter(|(_, c)| matches(c))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            open.remove(id);
+        }
+        ids
     }
 
     /// The namespace of an open cursor.

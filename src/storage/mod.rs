@@ -18,6 +18,7 @@ pub mod cursors;
 pub mod index;
 pub mod key_string;
 pub mod planner;
+pub mod sessions;
 
 use crate::catalog::{bson_bytes, CatalogError};
 use bson::{doc, Bson, Document};
@@ -95,6 +96,16 @@ pub enum DocWrite {
     },
     /// Removes the indexes named `names` and their entries.
     DropIndexes { ns: String, names: Vec<String> },
+    /// Records statements of a retryable write of the session `lsid` (see [`sessions`]):
+    /// `stmts` is `{"<stmtId>": result}`, written with the write itself.
+    SessionTxn {
+        #[serde(with = "bson_bytes")]
+        lsid: Document,
+        txn_number: i64,
+        #[serde(with = "bson_bytes")]
+        stmts: Document,
+        last_write_millis: i64,
+    },
 }
 
 impl DocWrite {
@@ -109,6 +120,7 @@ impl DocWrite {
             | DocWrite::Rename { ns, .. }
             | DocWrite::CreateIndexes { ns, .. }
             | DocWrite::DropIndexes { ns, .. } => ns,
+            DocWrite::SessionTxn { .. } => "config.transactions",
         }
     }
 }
@@ -244,6 +256,8 @@ pub fn apply_in(txn: &redb::WriteTransaction, writes: &[DocWrite]) -> Result<(),
                     index::drop_table(txn, &index::table_name(&info.uuid, &spec.name))?;
                 }
             }
+            // Not a collection: its own table, whatever the namespace table holds.
+            (DocWrite::SessionTxn { .. }, _) => sessions::apply_in(txn, write)?,
             (_, None) => return Err(CatalogError::NotFound(ns.to_owned())),
             (DocWrite::Insert { doc, .. }, Some(info)) => {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
@@ -613,6 +627,7 @@ pub fn dump_in(txn: &redb::ReadTransaction) -> Result<Vec<DocWrite>, CatalogErro
             Err(e) => return Err(storage(e)),
         }
     }
+    sessions::dump_in(txn, &mut out)?;
     Ok(out)
 }
 
