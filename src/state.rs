@@ -115,6 +115,8 @@ pub struct ServerState {
     pub cursors: crate::storage::cursors::CursorRegistry,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
     pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
+    /// TLS material for new handshakes (rotateCertificates replaces it) and counts.
+    pub tls: crate::tls::Tls,
     /// Replica-set membership, when started with `--replSet`.
     pub repl: Option<Arc<ReplCoordinator>>,
     /// Fail points (`configureFailPoint`, test commands only).
@@ -177,6 +179,7 @@ impl ServerState {
             storage: OnceLock::new(),
             cursors: Default::default(),
             cluster_key: OnceLock::new(),
+            tls: crate::tls::Tls::default(),
             repl,
             failpoints: Default::default(),
             next_connection_id: AtomicU64::new(0),
