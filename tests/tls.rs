@@ -333,3 +333,71 @@ fn bad_tls_startup_options_stop_the_server_with_a_clear_message() {
     ]);
     assert!(!ok && text.contains("CA file"), "{text}");
 }
+
+#[tokio::test]
+async fn rotate_certificates_switches_new_handshakes_and_keeps_old_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca1, ca2) = (Ca::new("first CA").unwrap(), Ca::new("second CA").unwrap());
+    let ca1_file = dir.path().join("ca1.pem");
+    let ca2_file = dir.path().join("ca2.pem");
+    std::fs::write(&ca1_file, ca1.pem()).unwrap();
+    std::fs::write(&ca2_file, ca2.pem()).unwrap();
+    let (ca1_file, ca2_file) = (
+        ca1_file.display().to_string(),
+        ca2_file.display().to_string(),
+    );
+    let cert = issue(&ca1, dir.path(), "server.pem", &["127.0.0.1"], false);
+    let server = start(&[
+        "--tlsMode".into(),
+        "requireTLS".into(),
+        "--tlsCertificateKeyFile".into(),
+        cert.display().to_string(),
+    ]);
+    // One pooled connection, made with the first certificate.
+    let old = tls_client(&server, &ca1_file, "&maxPoolSize=1").await;
+    let admin = old.database("admin");
+    admin.run_command(doc! {"ping": 1}).await.unwrap();
+
+    issue(&ca2, dir.path(), "server.pem", &["127.0.0.1"], false);
+    let reply = admin
+        .run_command(doc! {"rotateCertificates": 1, "message": "to the second CA"})
+        .await
+        .unwrap();
+    assert_eq!(reply.get_f64("ok").unwrap(), 1.0);
+    let line = server.wait_for_log(
+        "Certificate rotation completed successfully",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("to the second CA"), "{line}");
+    // New handshakes use the new certificate; the old connection keeps working.
+    tls_ping(&server, &ca2_file, "").await.unwrap();
+    let err = tls_ping(&server, &ca1_file, "").await.unwrap_err();
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    admin.run_command(doc! {"ping": 1}).await.unwrap();
+
+    // Bad files: the command fails with mongod's code, the current material stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let err = admin
+        .run_command(doc! {"rotateCertificates": 1})
+        .await
+        .unwrap_err();
+    match *err.kind {
+        mongodb::error::ErrorKind::Command(ref e) => {
+            assert_eq!(e.code, 140, "{e:?}");
+            assert_eq!(e.code_name, "InvalidSSLConfiguration");
+        }
+        ref other => panic!("expected a command error, got {other:?}"),
+    }
+    tls_ping(&server, &ca2_file, "").await.unwrap();
+}
+
+#[test]
+fn rotate_certificates_without_tls_succeeds_and_checks_its_message() {
+    let server = Ferrod::start(&[]);
+    let reply = server.command(doc! {"rotateCertificates": 1, "message": "m", "$db": "admin"});
+    assert_eq!(reply.get_f64("ok").unwrap(), 1.0, "{reply}");
+    let reply = server.command(doc! {"rotateCertificates": 1, "message": 1, "$db": "admin"});
+    assert_eq!(reply.get_i32("code").unwrap(), 14, "{reply}");
+    let reply = server.command(doc! {"rotateCertificates": 1, "$db": "test"});
+    assert_eq!(reply.get_i32("code").unwrap(), 13, "{reply}");
+}
