@@ -182,6 +182,7 @@ fn issue(ca: &Ca, dir: &Path, name: &str, names: &[&str], expired: bool) -> Path
             organizational_unit: "ferrod-members".into(),
             names: names.iter().map(|s| s.to_string()).collect(),
             expired,
+            serial: None,
         })
         .unwrap();
     let file = dir.join(name);
@@ -400,4 +401,48 @@ fn rotate_certificates_without_tls_succeeds_and_checks_its_message() {
     assert_eq!(reply.get_i32("code").unwrap(), 14, "{reply}");
     let reply = server.command(doc! {"rotateCertificates": 1, "$db": "test"});
     assert_eq!(reply.get_i32("code").unwrap(), 13, "{reply}");
+}
+
+#[tokio::test]
+async fn a_certificate_in_the_crl_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA").unwrap();
+    let write = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        file.display().to_string()
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let client = |serial| Leaf {
+        common_name: "client".into(),
+        organizational_unit: "ferrod-clients".into(),
+        serial: Some(serial),
+        ..Leaf::default()
+    };
+    let revoked = write("revoked.pem", ca.issue(&client(77)).unwrap());
+    let good = write("good.pem", ca.issue(&client(78)).unwrap());
+    let crl = write("crl.pem", ca.crl(&[77]).unwrap());
+    let cert = issue(&ca, dir.path(), "server.pem", &["127.0.0.1"], false);
+    let server = start(&[
+        "--tlsMode".into(),
+        "requireTLS".into(),
+        "--tlsCertificateKeyFile".into(),
+        cert.display().to_string(),
+        "--tlsCAFile".into(),
+        ca_file.clone(),
+        "--tlsCRLFile".into(),
+        crl,
+    ]);
+    tls_ping(&server, &ca_file, &format!("&tlsCertificateKeyFile={good}"))
+        .await
+        .unwrap();
+    assert!(tls_ping(
+        &server,
+        &ca_file,
+        &format!("&tlsCertificateKeyFile={revoked}")
+    )
+    .await
+    .is_err());
+    let line = server.wait_for_log("Revoked", Duration::from_secs(5));
+    assert!(line.contains("SSLHandshakeFailed"), "{line}");
 }

@@ -26,6 +26,8 @@ pub struct Leaf {
     pub names: Vec<String>,
     /// Valid only in the past (for tests of an expired certificate).
     pub expired: bool,
+    /// The serial number (None: a random one), for revocation lists.
+    pub serial: Option<u64>,
 }
 
 fn err(e: rcgen::Error) -> String {
@@ -78,6 +80,9 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        if let Some(serial) = leaf.serial {
+            params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        }
         if leaf.expired {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
@@ -85,6 +90,32 @@ impl Ca {
         let key = KeyPair::generate().map_err(err)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
         Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+    }
+
+    /// A revocation list (PEM, for `tlsCRLFile`) naming the certificates with `serials`.
+    pub fn crl(&self, serials: &[u64]) -> Result<String, String> {
+        let revoked_certs = serials
+            .iter()
+            .map(|&s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(s),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(4000, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .map_err(err)?
+            .pem()
+            .map_err(err)
     }
 }
 
@@ -110,12 +141,14 @@ pub fn write_dev_files(dir: &Path, hosts: &[String]) -> Result<Vec<PathBuf>, Str
         organizational_unit: "ferrod-members".into(),
         names,
         expired: false,
+        serial: None,
     })?;
     let client = ca.issue(&Leaf {
         common_name: "client".into(),
         organizational_unit: "ferrod-clients".into(),
         names: Vec::new(),
         expired: false,
+        serial: None,
     })?;
     let mut written = Vec::new();
     for (name, text) in [
