@@ -77,6 +77,39 @@ pub struct Cli {
     /// Members (host:port, comma-separated) with which a new set initiates itself.
     #[arg(long = "initialMembers", value_name = "HOST:PORT,...")]
     pub initial_members: Option<String>,
+    /// TLS on the listener: disabled, allowTLS, preferTLS or requireTLS.
+    #[arg(long = "tlsMode", value_name = "MODE")]
+    pub tls_mode: Option<String>,
+    /// The server's certificate and private key, in one PEM file.
+    #[arg(long = "tlsCertificateKeyFile", value_name = "PATH")]
+    pub tls_certificate_key_file: Option<PathBuf>,
+    /// Password of an encrypted private key (not supported: see docs/tls.md).
+    #[arg(long = "tlsCertificateKeyFilePassword", value_name = "PASSWORD")]
+    pub tls_certificate_key_file_password: Option<String>,
+    /// CA certificates that client certificates must chain to.
+    #[arg(long = "tlsCAFile", value_name = "PATH")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Certificate and key presented to other members.
+    #[arg(long = "tlsClusterFile", value_name = "PATH")]
+    pub tls_cluster_file: Option<PathBuf>,
+    /// CA certificates for the members' certificates.
+    #[arg(long = "tlsClusterCAFile", value_name = "PATH")]
+    pub tls_cluster_ca_file: Option<PathBuf>,
+    /// Certificate revocation list (PEM).
+    #[arg(long = "tlsCRLFile", value_name = "PATH")]
+    pub tls_crl_file: Option<PathBuf>,
+    /// With --tlsCAFile: clients without a certificate are still accepted.
+    #[arg(long = "tlsAllowConnectionsWithoutCertificates")]
+    pub tls_allow_connections_without_certificates: bool,
+    /// Accept client certificates that do not verify.
+    #[arg(long = "tlsAllowInvalidCertificates")]
+    pub tls_allow_invalid_certificates: bool,
+    /// Do not check host names in the certificates of other members.
+    #[arg(long = "tlsAllowInvalidHostnames")]
+    pub tls_allow_invalid_hostnames: bool,
+    /// Comma-separated protocols to refuse: TLS1_0, TLS1_1, TLS1_2, TLS1_3, or none.
+    #[arg(long = "tlsDisabledProtocols", value_name = "LIST")]
+    pub tls_disabled_protocols: Option<String>,
 }
 
 /// The YAML config file. Unknown keys are refused with their name.
@@ -100,6 +133,116 @@ struct NetSection {
     bind_ip_all: Option<bool>,
     max_incoming_connections: Option<usize>,
     compression: Option<CompressionSection>,
+    tls: Option<TlsSection>,
+}
+
+/// `net.tls`, with mongod's key names (`CAFile` and `CRLFile` keep their capitals).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TlsSection {
+    mode: Option<String>,
+    certificate_key_file: Option<PathBuf>,
+    certificate_key_file_password: Option<String>,
+    #[serde(rename = "CAFile")]
+    ca_file: Option<PathBuf>,
+    cluster_file: Option<PathBuf>,
+    #[serde(rename = "clusterCAFile")]
+    cluster_ca_file: Option<PathBuf>,
+    #[serde(rename = "CRLFile")]
+    crl_file: Option<PathBuf>,
+    allow_connections_without_certificates: Option<bool>,
+    allow_invalid_certificates: Option<bool>,
+    allow_invalid_hostnames: Option<bool>,
+    disabled_protocols: Option<String>,
+}
+
+/// `net.tls.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    #[default]
+    Disabled,
+    AllowTls,
+    PreferTls,
+    RequireTls,
+}
+
+impl TlsMode {
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        Some(match s {
+            "disabled" => TlsMode::Disabled,
+            "allowTLS" => TlsMode::AllowTls,
+            "preferTLS" => TlsMode::PreferTls,
+            "requireTLS" => TlsMode::RequireTls,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Disabled => "disabled",
+            TlsMode::AllowTls => "allowTLS",
+            TlsMode::PreferTls => "preferTLS",
+            TlsMode::RequireTls => "requireTLS",
+        }
+    }
+}
+
+/// The TLS protocol versions ferrod's TLS stack (rustls) has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The validated `net.tls` options.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    pub certificate_key_file: Option<PathBuf>,
+    pub certificate_key_file_password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cluster_file: Option<PathBuf>,
+    pub cluster_ca_file: Option<PathBuf>,
+    pub crl_file: Option<PathBuf>,
+    pub allow_connections_without_certificates: bool,
+    pub allow_invalid_certificates: bool,
+    pub allow_invalid_hostnames: bool,
+    /// The versions left enabled (never empty).
+    pub versions: Vec<TlsVersion>,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        self.mode != TlsMode::Disabled
+    }
+}
+
+/// `--tlsDisabledProtocols`: mongod's names; TLS 1.0 and 1.1 are never offered here, so
+/// disabling them is accepted and changes nothing.
+fn parse_disabled_protocols(list: &str) -> Result<Vec<TlsVersion>, String> {
+    let mut versions = vec![TlsVersion::Tls12, TlsVersion::Tls13];
+    if list.trim() == "none" {
+        return Ok(versions);
+    }
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match name {
+            "TLS1_0" | "TLS1_1" => {}
+            "TLS1_2" => versions.retain(|v| *v != TlsVersion::Tls12),
+            "TLS1_3" => versions.retain(|v| *v != TlsVersion::Tls13),
+            other => {
+                return Err(format!(
+                    "tlsDisabledProtocols: unrecognized protocol '{other}' (known: TLS1_0, TLS1_1, TLS1_2, TLS1_3, none)"
+                ))
+            }
+        }
+    }
+    if versions.is_empty() {
+        return Err(
+            "tlsDisabledProtocols: TLS 1.2 and 1.3 cannot both be disabled (ferrod has no other protocol)"
+                .into(),
+        );
+    }
+    Ok(versions)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +311,7 @@ pub struct Config {
     pub repl_set: Option<String>,
     /// `--initialMembers`: the set initiates itself with these members.
     pub initial_members: Vec<String>,
+    pub tls: TlsSettings,
     pub config_file: Option<PathBuf>,
     /// The process's arguments, for getCmdLineOpts.
     pub argv: Vec<String>,
@@ -195,6 +339,7 @@ impl Default for Config {
             key_file: None,
             repl_set: None,
             initial_members: Vec::new(),
+            tls: TlsSettings::default(),
             config_file: None,
             argv: Vec::new(),
             parsed: Document::new(),
@@ -483,6 +628,7 @@ impl Config {
                 ),
             );
         }
+        c.tls = tls_settings(&cli, net.tls.unwrap_or_default(), &mut parsed)?;
         c.config_file = cli.config;
         c.parsed = parsed;
         Ok(c)
@@ -495,6 +641,89 @@ impl Config {
             "parsed": self.parsed.clone(),
         }
     }
+}
+
+/// Merges `--tls*` over `net.tls.*` and checks the combinations mongod refuses at startup.
+fn tls_settings(cli: &Cli, file: TlsSection, parsed: &mut Document) -> Result<TlsSettings, String> {
+    let mut t = TlsSettings::default();
+    if let Some(mode) = cli.tls_mode.clone().or(file.mode) {
+        t.mode = TlsMode::parse(&mode).ok_or_else(|| {
+            format!("tlsMode: '{mode}' is not one of disabled, allowTLS, preferTLS, requireTLS")
+        })?;
+        put_path(parsed, "net.tls.mode", Bson::String(mode));
+    }
+    let mut path = |flag: &Option<PathBuf>, key: Option<PathBuf>, name: &str| {
+        let value = flag.clone().or(key);
+        if let Some(p) = &value {
+            put_path(
+                parsed,
+                &format!("net.tls.{name}"),
+                Bson::String(p.display().to_string()),
+            );
+        }
+        value
+    };
+    t.certificate_key_file = path(
+        &cli.tls_certificate_key_file,
+        file.certificate_key_file,
+        "certificateKeyFile",
+    );
+    t.ca_file = path(&cli.tls_ca_file, file.ca_file, "CAFile");
+    t.cluster_file = path(&cli.tls_cluster_file, file.cluster_file, "clusterFile");
+    t.cluster_ca_file = path(
+        &cli.tls_cluster_ca_file,
+        file.cluster_ca_file,
+        "clusterCAFile",
+    );
+    t.crl_file = path(&cli.tls_crl_file, file.crl_file, "CRLFile");
+    t.certificate_key_file_password = cli
+        .tls_certificate_key_file_password
+        .clone()
+        .or(file.certificate_key_file_password);
+    if t.certificate_key_file_password.is_some() {
+        // As mongod, the password itself is redacted from getCmdLineOpts.
+        put_path(
+            parsed,
+            "net.tls.certificateKeyFilePassword",
+            Bson::String("<password>".into()),
+        );
+    }
+    let mut flag = |cli_flag: bool, key: Option<bool>, name: &str| {
+        let on = cli_flag || key.unwrap_or(false);
+        if on {
+            put_path(parsed, &format!("net.tls.{name}"), Bson::Boolean(true));
+        }
+        on
+    };
+    t.allow_connections_without_certificates = flag(
+        cli.tls_allow_connections_without_certificates,
+        file.allow_connections_without_certificates,
+        "allowConnectionsWithoutCertificates",
+    );
+    t.allow_invalid_certificates = flag(
+        cli.tls_allow_invalid_certificates,
+        file.allow_invalid_certificates,
+        "allowInvalidCertificates",
+    );
+    t.allow_invalid_hostnames = flag(
+        cli.tls_allow_invalid_hostnames,
+        file.allow_invalid_hostnames,
+        "allowInvalidHostnames",
+    );
+    t.versions = vec![TlsVersion::Tls12, TlsVersion::Tls13];
+    if let Some(list) = cli
+        .tls_disabled_protocols
+        .clone()
+        .or(file.disabled_protocols)
+    {
+        t.versions = parse_disabled_protocols(&list)?;
+        put_path(parsed, "net.tls.disabledProtocols", Bson::String(list));
+    }
+    if t.enabled() && t.certificate_key_file.is_none() {
+        // mongod's words (ssl_options_server.cpp).
+        return Err("need tlsCertificateKeyFile or certificateSelector when TLS is enabled".into());
+    }
+    Ok(t)
 }
 
 fn read_config_file(path: &Path) -> Result<FileConfig, String> {
@@ -596,6 +825,65 @@ mod tests {
         let err = parse(&["--bind_ip", "127.0.0.1", "--bind_ip_all"]).unwrap_err();
         assert!(err.contains("mutually exclusive"), "{err}");
         assert!(parse(&["--bind_ip", "*"]).unwrap().bind_ip_all);
+    }
+
+    #[test]
+    fn tls_flags_and_file_keys() {
+        let c = parse(&[
+            "--tlsMode",
+            "requireTLS",
+            "--tlsCertificateKeyFile",
+            "s.pem",
+            "--tlsCAFile",
+            "ca.pem",
+            "--tlsDisabledProtocols",
+            "TLS1_0,TLS1_2",
+        ])
+        .unwrap();
+        assert_eq!(c.tls.mode, TlsMode::RequireTls);
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(c.tls.versions, vec![TlsVersion::Tls13]);
+        assert_eq!(
+            c.parsed
+                .get_document("net")
+                .unwrap()
+                .get_document("tls")
+                .unwrap()
+                .get_str("mode")
+                .unwrap(),
+            "requireTLS"
+        );
+
+        let dir = tempfile_dir("tls");
+        let file = dir.join("c.yaml");
+        std::fs::write(
+            &file,
+            "net:\n  tls:\n    mode: preferTLS\n    certificateKeyFile: s.pem\n    CAFile: ca.pem\n    CRLFile: crl.pem\n    allowConnectionsWithoutCertificates: true\n",
+        )
+        .unwrap();
+        let c = parse(&["-f", file.to_str().unwrap()]).unwrap();
+        assert_eq!(c.tls.mode, TlsMode::PreferTls);
+        assert_eq!(c.tls.crl_file, Some(PathBuf::from("crl.pem")));
+        assert!(c.tls.allow_connections_without_certificates);
+    }
+
+    #[test]
+    fn tls_combinations_mongod_refuses() {
+        let err = parse(&["--tlsMode", "requireTLS"]).unwrap_err();
+        assert!(err.contains("need tlsCertificateKeyFile"), "{err}");
+        let err = parse(&["--tlsMode", "sslOnly"]).unwrap_err();
+        assert!(err.contains("sslOnly"), "{err}");
+        let err = parse(&["--tlsDisabledProtocols", "TLS1_2,TLS1_3"]).unwrap_err();
+        assert!(err.contains("cannot both be disabled"), "{err}");
+        let err = parse(&["--tlsDisabledProtocols", "SSL3"]).unwrap_err();
+        assert!(err.contains("SSL3"), "{err}");
+        assert_eq!(parse(&[]).unwrap().tls.mode, TlsMode::Disabled);
+    }
+
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferrod-config-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

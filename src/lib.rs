@@ -41,6 +41,7 @@ pub mod server;
 pub mod sessions;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod version;
 pub mod wire;
 
@@ -89,6 +90,16 @@ pub fn startup(server: &state::ServerState) -> Result<(), StartupError> {
     }
     if let Some(path) = &config.key_file {
         load_key_file(server, path)?;
+    }
+    if config.tls.enabled() {
+        server.tls.load(&config.tls).map_err(|e| {
+            tracing::error!(target: "NETWORK", id = 23248, ctx = "main", error = %e,
+                "Unable to initialize TLS");
+            StartupError {
+                message: format!("Unable to initialize TLS: {e}"),
+                exit_code: 1,
+            }
+        })?;
     }
     tracing::info!(target: "CONTROL", id = 4615611, ctx = "initandlisten",
         pid = std::process::id() as i64, port = config.port as i64,

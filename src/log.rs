@@ -302,6 +302,11 @@ impl FieldVisitor {
                 )
             }
             "tags" => self.startup_warning = value.as_str() == Some("startupWarnings"),
+            // tracing keeps `message` for the line's text; an attribute of that name
+            // (mongod's rotateCertificates line has one) is written as `attr.message`.
+            "attr.message" => {
+                self.attr.insert("message".to_owned(), value);
+            }
             name => {
                 self.attr.insert(name.to_owned(), value);
             }

@@ -50,6 +50,13 @@ fn main() -> ExitCode {
             .collect();
         return healthcheck::main(&rest);
     }
+    if args.get(1).is_some_and(|a| a == "cert-gen") {
+        let rest: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return ferrod::tls::certgen::main(&rest);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -117,6 +117,8 @@ pub struct ServerState {
     pub sessions: crate::sessions::SessionRegistry,
     /// The `--keyFile` secret's SCRAM credentials for `__system@local`, if one was given.
     pub cluster_key: OnceLock<Arc<crate::auth::key_file::ClusterKey>>,
+    /// TLS material for new handshakes (rotateCertificates replaces it) and counts.
+    pub tls: crate::tls::Tls,
     /// Replica-set membership, when started with `--replSet`.
     pub repl: Option<Arc<ReplCoordinator>>,
     /// Fail points (`configureFailPoint`, test commands only).
@@ -180,6 +182,7 @@ impl ServerState {
             cursors: Default::default(),
             sessions: Default::default(),
             cluster_key: OnceLock::new(),
+            tls: crate::tls::Tls::default(),
             repl,
             failpoints: Default::default(),
             next_connection_id: AtomicU64::new(0),

@@ -692,3 +692,84 @@ fn mongosh_creates_lists_explains_and_drops_indexes() {
         cmd
     });
 }
+
+// ---- issue 14: TLS -------------------------------------------------------------------
+
+/// Development certificates from `ferrod cert-gen`.
+fn tls_certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(common::FERROD);
+    cmd.arg("cert-gen").arg("--out").arg(dir.path());
+    let out = run(cmd, Duration::from_secs(30));
+    assert!(out.success, "{}", out.text);
+    dir
+}
+
+/// requireTLS with a CA file (client certificates optional), on 127.0.0.1 and 127.0.0.2.
+fn tls_server(certs: &Path) -> Ferrod {
+    let cert = certs.join("server.pem").display().to_string();
+    let ca = certs.join("ca.pem").display().to_string();
+    Ferrod::start(&[
+        "--bind_ip",
+        "127.0.0.1,127.0.0.2",
+        "--tlsMode",
+        "requireTLS",
+        "--tlsCertificateKeyFile",
+        &cert,
+        "--tlsCAFile",
+        &ca,
+        "--tlsAllowConnectionsWithoutCertificates",
+    ])
+}
+
+fn tls_script_args(cmd: &mut Command, server: &Ferrod, certs: &Path, other: &Path) {
+    cmd.arg(server.port.to_string())
+        .arg(certs.join("ca.pem"))
+        .arg(certs.join("client.pem"))
+        .arg(other.join("ca.pem"));
+}
+
+#[test]
+fn pymongo_over_tls_with_a_ca_file_client_certificate_and_host_names() {
+    install();
+    let (certs, other) = (tls_certs(), tls_certs());
+    let server = tls_server(certs.path());
+    let mut cmd = python("tls_ca_pymongo.py");
+    tls_script_args(&mut cmd, &server, certs.path(), other.path());
+    run_script(&[&server], cmd);
+    server.wait_for_log("SSLHandshakeFailed", Duration::from_secs(5));
+}
+
+#[test]
+fn node_driver_over_tls_with_a_ca_file_and_client_certificate() {
+    install();
+    let (certs, other) = (tls_certs(), tls_certs());
+    let server = tls_server(certs.path());
+    let mut cmd = node("tls_node.mjs");
+    tls_script_args(&mut cmd, &server, certs.path(), other.path());
+    run_script(&[&server], cmd);
+}
+
+#[test]
+fn mongosh_over_tls_with_a_ca_file_and_client_certificate() {
+    install();
+    let certs = tls_certs();
+    let server = tls_server(certs.path());
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let client = certs.path().join("client.pem").display().to_string();
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/admin?directConnection=true&serverSelectionTimeoutMS=10000&tls=true&tlsCAFile={ca}",
+        server.port
+    );
+    let check = "const r = db.runCommand({ping: 1}); if (r.ok !== 1) { print(r); quit(1); } \
+                 const t = db.serverStatus().transportSecurity; \
+                 if (t['1.3'] + t['1.2'] < 1) { print(t); quit(1); } print('ok: ping over TLS');";
+    let mut cmd = mongosh(&uri);
+    cmd.arg("--eval").arg(check);
+    run_script(&[&server], cmd);
+    let mut cmd = mongosh(&uri);
+    cmd.args(["--tlsCertificateKeyFile", &client])
+        .arg("--eval")
+        .arg(check);
+    run_script(&[&server], cmd);
+}

@@ -64,6 +64,7 @@ mod repl_set_sync_from;
 pub mod retryable;
 mod role_grants;
 mod roles_info;
+mod rotate_certificates;
 mod sasl;
 mod server_status;
 mod sessions;
@@ -260,6 +261,7 @@ pub static TABLE: &[&Command] = &[
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
     &log_rotate::LOG_ROTATE,
+    &rotate_certificates::ROTATE_CERTIFICATES,
     &logout::LOGOUT,
     &ping::PING,
     &role_grants::GRANT_PRIVILEGES_TO_ROLE,

@@ -120,10 +120,8 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "currentQueue": {"total": 0, "readers": 0, "writers": 0},
             "activeClients": {"total": 0, "readers": 0, "writers": 0},
         },
-        // Connections by TLS version; ferrod serves no TLS, so all are zero.
-        "transportSecurity": {
-            "1.0": 0_i64, "1.1": 0_i64, "1.2": 0_i64, "1.3": 0_i64, "unknown": 0_i64,
-        },
+        // Connections by TLS version (rustls has no 1.0 or 1.1).
+        "transportSecurity": server.tls.transport_security(),
         "metrics": metrics(server),
     };
     // A set member's section is its hello's replica set fields plus the rollback id;

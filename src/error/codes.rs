@@ -71,6 +71,7 @@ codes! {
     InvalidReplicaSetConfig = 93,
     NotYetInitialized = 94,
     OperationFailed = 96,
+    InvalidSSLConfiguration = 140,
     NoReplicationEnabled = 76,
     NotSecondary = 95,
     CommandFailed = 125,

@@ -5,6 +5,7 @@
 //! cost little.
 
 use super::fast_lane;
+use super::tls::Stream;
 use crate::blocking;
 use crate::client::Client;
 use crate::commands::{self, Dispatched, ReplyBody};
@@ -24,7 +25,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// First read size; the codec reserves more once a frame's length is known. Kept at
 /// 1 KiB: the buffer is allocated afresh for every request (it is given back when the
@@ -43,7 +43,7 @@ fn ctx(client: &Client) -> String {
     format!("conn{}", client.id)
 }
 
-pub async fn serve(server: &Arc<ServerState>, mut stream: TcpStream, client: &Arc<Client>) {
+pub async fn serve(server: &Arc<ServerState>, mut stream: Stream, client: &Arc<Client>) {
     let mut codec = WireCodec;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
@@ -204,7 +204,7 @@ fn is_tls_client_hello(first: &[u8]) -> bool {
 async fn watched(
     server: &ServerState,
     request: impl std::future::Future<Output = Answer>,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
 ) -> Option<Answer> {
@@ -247,7 +247,7 @@ fn configured_compressor(server: &ServerState, id: u8) -> bool {
 /// again. (A read that does not fill the buffer tells tokio the socket is drained, so a
 /// request costs one read call, not a second one that finds nothing.)
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
 ) -> io::Result<usize> {
@@ -270,7 +270,7 @@ async fn read_more(
 }
 
 /// Writes a reply; false when the client has gone.
-async fn send(server: &ServerState, client: &Client, stream: &mut TcpStream, out: &[u8]) -> bool {
+async fn send(server: &ServerState, client: &Client, stream: &mut Stream, out: &[u8]) -> bool {
     if let Err(e) = stream.write_all(out).await {
         // A client may close before reading its reply (the Node driver does so after
         // endSessions); that is an ordinary end of the connection.

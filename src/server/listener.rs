@@ -105,7 +105,8 @@ pub async fn run(server: Arc<ServerState>, listeners: Listeners) {
             tracker.clone(),
         ));
     }
-    tracing::info!(target: "NETWORK", id = 23016, ctx = "listener", port = listeners.port, ssl = "off", "Waiting for connections");
+    tracing::info!(target: "NETWORK", id = 23016, ctx = "listener", port = listeners.port,
+        ssl = if server.config.tls.enabled() { "on" } else { "off" }, "Waiting for connections");
 
     server.shutdown.cancelled().await;
     // The accept loops see the same cancellation and drop their sockets.
@@ -162,7 +163,9 @@ async fn accept_loop(
         let server = server.clone();
         tracker.spawn(async move {
             let _slot = slot;
-            connection::serve(&server, stream, &client).await;
+            if let Some(stream) = super::tls::accept(&server, stream, &client).await {
+                connection::serve(&server, stream, &client).await;
+            }
         });
     }
 }

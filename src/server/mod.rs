@@ -4,6 +4,7 @@
 mod connection;
 pub mod fast_lane;
 mod listener;
+mod tls;
 
 pub use listener::{bind, run, Listeners};
 
