@@ -4,6 +4,7 @@
 //! replication, so every member evaluates the same input to the same result.
 
 pub mod expr;
+pub mod field_names;
 pub mod matcher;
 pub mod order;
 pub mod path;
