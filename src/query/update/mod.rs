@@ -800,13 +800,6 @@ fn whole_number(value: &Bson) -> Option<i64> {
     }
 }
 
-fn decimal_refused(op: &str) -> CommandError {
-    err(
-        Code::BadValue,
-        format!("{op} with Decimal128 values is not supported by ferrod"),
-    )
-}
-
 fn parse_op(name: &str, path: &str, value: &Bson) -> Result<Op> {
     let elem = || repr::element(path, value);
     Ok(match name {
@@ -816,9 +809,6 @@ fn parse_op(name: &str, path: &str, value: &Bson) -> Result<Op> {
         "$min" => Op::Min(value.clone()),
         "$max" => Op::Max(value.clone()),
         "$inc" | "$mul" => {
-            if matches!(value, Bson::Decimal128(_)) {
-                return Err(decimal_refused(name));
-            }
             let Some(n) = Num::of(value) else {
                 let verb = if name == "$inc" {
                     "increment"
@@ -1637,9 +1627,6 @@ impl Leaf {
             Op::Inc(arg) | Op::Mul(arg) => {
                 let is_inc = matches!(self.op, Op::Inc(_));
                 let op_name = if is_inc { "$inc" } else { "$mul" };
-                if matches!(value, Bson::Decimal128(_)) {
-                    return Err(decimal_refused(op_name));
-                }
                 let Some(current) = Num::of(value) else {
                     return Err(err(
                         Code::TypeMismatch,
