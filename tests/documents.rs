@@ -341,7 +341,10 @@ fn bad_input_gets_mongod_codes() {
     let server = Ferrod::start(&[]);
     server.command(doc! {"insert": "c", "documents": [{"_id": 1, "a": 1}], "$db": "t"});
     let cases: Vec<(Document, i32)> = vec![
-        (doc! {"insert": "c", "documents": [{"$bad": 1}]}, 2),
+        (
+            doc! {"insert": "c", "documents": [{"_id": {"$bad": 1}}]},
+            52,
+        ),
         (doc! {"insert": "c", "documents": [{"_id": [1]}]}, 2),
         (doc! {"insert": "c", "documents": []}, 16),
         (doc! {"insert": "c", "documents": 1}, 14),

@@ -51,15 +51,9 @@ pub fn prepare(doc: &Document) -> CommandResult<Document> {
     Ok(out)
 }
 
-/// mongod's rules for a stored document's top-level field names and nesting.
+/// mongod's nesting limit for a stored document (`$`-prefixed and dotted names are
+/// allowed since 5.0).
 pub fn check_storable(doc: &Document) -> CommandResult<()> {
-    for key in doc.keys() {
-        if key.starts_with('$') {
-            return Err(bad_value(format!(
-                "Document can't have $ prefixed field names: {key}"
-            )));
-        }
-    }
     let limit = crate::wire::depth::max_depth_for_user_storage();
     if crate::wire::depth::field_depth(doc) > limit {
         return Err(CommandError::new(
@@ -76,6 +70,7 @@ pub fn check_id(id: &Bson) -> CommandResult<()> {
         Bson::Array(_) => Err(bad_value("can't use an array for _id")),
         Bson::RegularExpression(_) => Err(bad_value("can't use a regex for _id")),
         Bson::Undefined => Err(bad_value("can't use a undefined for _id")),
+        Bson::Document(d) => crate::query::field_names::check_id_object(d),
         _ => Ok(()),
     }
 }

@@ -45,6 +45,7 @@ codes! {
     DollarPrefixedFieldName = 52,
     InvalidIdField = 53,
     NotSingleValueField = 54,
+    InvalidDBRef = 55,
     EmptyFieldName = 56,
     ImmutableField = 66,
     CannotCreateIndex = 67,

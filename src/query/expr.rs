@@ -4,9 +4,11 @@
 //!
 //! Values are `Option<Bson>` inside, `None` being "missing" (a field path that resolves
 //! to nothing, `$$REMOVE`), which several operators tell apart from null.
-//! Decimal128 arithmetic goes through f64 (no exact decimal arithmetic crate is used);
-//! comparisons of decimals stay exact (`order`).
+//! `$add`, `$subtract`, `$multiply` and `$divide` with a Decimal128 operand are exact
+//! decimal128 arithmetic (`query::decimal`); other numeric operators on decimals go
+//! through f64. Comparisons of decimals stay exact (`order`).
 
+use super::decimal;
 use super::order::{canonical_rank, compare, is_number};
 use crate::error::{Code, CommandError};
 use bson::{oid::ObjectId, Bson, DateTime, Decimal128, Document};
@@ -583,7 +585,7 @@ enum Num {
     Int(i32),
     Long(i64),
     Double(f64),
-    Dec(f64),
+    Dec(Decimal128),
 }
 
 fn num(v: &Bson) -> Option<Num> {
@@ -591,7 +593,7 @@ fn num(v: &Bson) -> Option<Num> {
         Bson::Int32(n) => Some(Num::Int(*n)),
         Bson::Int64(n) => Some(Num::Long(*n)),
         Bson::Double(f) => Some(Num::Double(*f)),
-        Bson::Decimal128(d) => Some(Num::Dec(dec_to_f64(d))),
+        Bson::Decimal128(d) => Some(Num::Dec(*d)),
         _ => None,
     }
 }
@@ -622,7 +624,8 @@ impl Num {
         match self {
             Num::Int(n) => n as f64,
             Num::Long(n) => n as f64,
-            Num::Double(f) | Num::Dec(f) => f,
+            Num::Double(f) => f,
+            Num::Dec(d) => dec_to_f64(&d),
         }
     }
     fn rank(self) -> u8 {
@@ -671,6 +674,14 @@ fn arith(name: &str, a: Num, b: Num) -> Bson {
             _ => x * y,
         };
         return int_result(r, widest);
+    }
+    if widest == 3 {
+        let op = match name {
+            "$add" => decimal::add,
+            "$subtract" => decimal::subtract,
+            _ => decimal::multiply,
+        };
+        return op(&num_to_bson(a), &num_to_bson(b)).unwrap_or(Bson::Null);
     }
     let (x, y) = (a.f(), b.f());
     let r = match name {
@@ -734,8 +745,8 @@ fn int_arg(name: &str, v: &V) -> R<i64> {
     match v.as_ref().and_then(num) {
         Some(Num::Int(n)) => Ok(n as i64),
         Some(Num::Long(n)) => Ok(n),
-        Some(Num::Double(f)) | Some(Num::Dec(f)) if f.fract() == 0.0 && f.is_finite() => {
-            Ok(f as i64)
+        Some(n @ (Num::Double(_) | Num::Dec(_))) if n.f().fract() == 0.0 && n.f().is_finite() => {
+            Ok(n.f() as i64)
         }
         _ => Err(err(
             Code::Location16034,
@@ -1147,7 +1158,7 @@ fn eval_op(name: &'static str, args: &[Node], ctx: &mut Ctx) -> R {
                                 Bson::Int32(i) => Num::Int(i),
                                 Bson::Int64(i) => Num::Long(i),
                                 Bson::Double(f) => Num::Double(f),
-                                Bson::Decimal128(d) => Num::Dec(dec_to_f64(&d)),
+                                Bson::Decimal128(d) => Num::Dec(d),
                                 _ => acc,
                             }
                         }
@@ -1236,10 +1247,10 @@ fn eval_op(name: &'static str, args: &[Node], ctx: &mut Ctx) -> R {
             if b.f() == 0.0 {
                 return Err(err(Code::Location16608, "can't $divide by zero"));
             }
-            Ok(Some(float_result(
-                a.f() / b.f(),
-                if a.rank().max(b.rank()) == 3 { 3 } else { 2 },
-            )))
+            if a.rank().max(b.rank()) == 3 {
+                return Ok(decimal::divide(&num_to_bson(a), &num_to_bson(b)));
+            }
+            Ok(Some(Bson::Double(a.f() / b.f())))
         }
         "$mod" => {
             if nullish(&v[0]) || nullish(&v[1]) {
@@ -1671,10 +1682,12 @@ fn eval_op(name: &'static str, args: &[Node], ctx: &mut Ctx) -> R {
                 Some(n) => match n {
                     Num::Int(i) => i as i64,
                     Num::Long(i) if i >= i32::MIN as i64 && i <= i32::MAX as i64 => i,
-                    Num::Double(f) | Num::Dec(f)
-                        if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 =>
+                    n @ (Num::Double(_) | Num::Dec(_))
+                        if n.f().fract() == 0.0
+                            && n.f() >= i32::MIN as f64
+                            && n.f() <= i32::MAX as f64 =>
                     {
-                        f as i64
+                        n.f() as i64
                     }
                     _ => return Err(err(
                         Code::Location28691,
@@ -1984,7 +1997,7 @@ fn num_to_bson(n: Num) -> Bson {
         Num::Int(i) => Bson::Int32(i),
         Num::Long(i) => Bson::Int64(i),
         Num::Double(f) => Bson::Double(f),
-        Num::Dec(f) => f64_to_dec(f),
+        Num::Dec(d) => Bson::Decimal128(d),
     }
 }
 

@@ -3,7 +3,9 @@
 //! expressions. A leaf: it knows BSON and `error`, nothing of storage, commands or
 //! replication, so every member evaluates the same input to the same result.
 
+pub mod decimal;
 pub mod expr;
+pub mod field_names;
 pub mod matcher;
 pub mod order;
 pub mod path;

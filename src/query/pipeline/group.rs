@@ -5,7 +5,8 @@
 use super::lang::Expr;
 use super::{approx_size, eval, failed, Ctx};
 use crate::error::{Code, CommandError, CommandResult};
-use crate::query::order::{compare, values_equal};
+use crate::query::decimal;
+use crate::query::order::{compare, is_number, values_equal};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -89,7 +90,8 @@ impl Ord for Key {
 #[derive(Clone, Debug)]
 enum State {
     Sum(Bson),
-    Avg(f64, u64),
+    /// The sum (as `$sum` adds) and the count of numbers.
+    Avg(Bson, u64),
     Min(Option<Bson>),
     Max(Option<Bson>),
     First(Option<Bson>),
@@ -239,7 +241,7 @@ impl Group {
 fn initial(field: &Field) -> State {
     match field.kind {
         Kind::Sum | Kind::Count => State::Sum(Bson::Int32(0)),
-        Kind::Avg => State::Avg(0.0, 0),
+        Kind::Avg => State::Avg(Bson::Int32(0), 0),
         Kind::Min => State::Min(None),
         Kind::Max => State::Max(None),
         Kind::First => State::First(None),
@@ -264,14 +266,14 @@ fn accumulate(state: &mut State, value: Option<Bson>) -> usize {
     let is_max = matches!(state, State::Max(_));
     match state {
         State::Sum(total) => {
-            if let Some(v) = value.as_ref().filter(|v| as_f64(v).is_some()) {
+            if let Some(v) = value.as_ref().filter(|v| is_number(v)) {
                 *total = add_numbers(total, v).unwrap_or(Bson::Null);
             }
             0
         }
         State::Avg(sum, n) => {
-            if let Some(f) = value.as_ref().and_then(as_f64) {
-                *sum += f;
+            if let Some(v) = value.as_ref().filter(|v| is_number(v)) {
+                *sum = add_numbers(sum, v).unwrap_or(Bson::Null);
                 *n += 1;
             }
             0
@@ -333,7 +335,11 @@ fn finish(state: State) -> Bson {
     match state {
         State::Sum(total) => total,
         State::Avg(_, 0) => Bson::Null,
-        State::Avg(sum, n) => Bson::Double(sum / n as f64),
+        // With a decimal among the inputs the average is a decimal, as in mongod.
+        State::Avg(sum @ Bson::Decimal128(_), n) => {
+            decimal::divide(&sum, &decimal::from_count(n)).unwrap_or(Bson::Null)
+        }
+        State::Avg(sum, n) => Bson::Double(as_f64(&sum).unwrap_or(f64::NAN) / n as f64),
         State::Min(v) | State::Max(v) => v.unwrap_or(Bson::Null),
         State::First(v) => v.unwrap_or(Bson::Null),
         State::Last(v) => v,
@@ -341,9 +347,12 @@ fn finish(state: State) -> Bson {
     }
 }
 
-/// Adds two numbers with mongod's widening: int, then long, then double (decimal128 is
-/// not summed yet: it is skipped as a non-number).
+/// Adds two numbers with mongod's widening: int, then long, then double; anything with
+/// a decimal128 is an exact decimal sum.
 pub(crate) fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
+    if decimal::involved(a, b) {
+        return decimal::add(a, b);
+    }
     let int = |v: &Bson| match v {
         Bson::Int32(n) => Some(*n as i64),
         Bson::Int64(n) => Some(*n),

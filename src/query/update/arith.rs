@@ -1,6 +1,7 @@
 //! Numbers as mongod's `SafeNum` combines them for `$inc`, `$mul` and `$bit`: an int32
 //! result that overflows widens to int64, an int64 overflow is an error (no silent
-//! wrap), anything with a double is a double.
+//! wrap), anything with a double is a double, anything with a decimal a decimal
+//! (`query::decimal`).
 
 use bson::Bson;
 
@@ -9,6 +10,7 @@ pub enum Num {
     I32(i32),
     I64(i64),
     F64(f64),
+    Dec(bson::Decimal128),
 }
 
 impl Num {
@@ -17,6 +19,7 @@ impl Num {
             Bson::Int32(n) => Some(Num::I32(*n)),
             Bson::Int64(n) => Some(Num::I64(*n)),
             Bson::Double(f) => Some(Num::F64(*f)),
+            Bson::Decimal128(d) => Some(Num::Dec(*d)),
             _ => None,
         }
     }
@@ -26,6 +29,7 @@ impl Num {
             Num::I32(n) => Bson::Int32(n),
             Num::I64(n) => Bson::Int64(n),
             Num::F64(f) => Bson::Double(f),
+            Num::Dec(d) => Bson::Decimal128(d),
         }
     }
 
@@ -34,6 +38,7 @@ impl Num {
             Num::I32(n) => n as f64,
             Num::I64(n) => n as f64,
             Num::F64(f) => f,
+            Num::Dec(_) => f64::NAN,
         }
     }
 
@@ -41,7 +46,7 @@ impl Num {
         match self {
             Num::I32(n) => Some(n as i64),
             Num::I64(n) => Some(n),
-            Num::F64(_) => None,
+            Num::F64(_) | Num::Dec(_) => None,
         }
     }
 
@@ -51,6 +56,7 @@ impl Num {
             (Num::I32(a), Num::I32(b)) => a == b,
             (Num::I64(a), Num::I64(b)) => a == b,
             (Num::F64(a), Num::F64(b)) => a == b || (a.is_nan() && b.is_nan()),
+            (Num::Dec(a), Num::Dec(b)) => a.bytes() == b.bytes(),
             _ => false,
         }
     }
@@ -61,6 +67,7 @@ impl Num {
             Num::I32(n) => format!("(NumberInt){n}"),
             Num::I64(n) => format!("(NumberLong){n}"),
             Num::F64(f) => format!("(NumberDouble){f}"),
+            Num::Dec(d) => format!("(NumberDecimal){d}"),
         }
     }
 
@@ -70,13 +77,26 @@ impl Num {
             Num::I32(_) => Num::I32(0),
             Num::I64(_) => Num::I64(0),
             Num::F64(_) => Num::F64(0.0),
+            Num::Dec(_) => Num::Dec(bson::Decimal128::from_bytes(ZERO_DECIMAL)),
         }
+    }
+}
+
+/// Decimal128 0 (coefficient 0, exponent 0: the biased exponent 6176 in bits 49..63).
+const ZERO_DECIMAL: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x30];
+
+/// A result with a decimal operand is a decimal (SafeNum's decimal branch).
+fn decimal(a: Num, b: Num, op: fn(&Bson, &Bson) -> Option<Bson>) -> Option<Num> {
+    match op(&a.to_bson(), &b.to_bson())? {
+        Bson::Decimal128(d) => Some(Num::Dec(d)),
+        _ => None,
     }
 }
 
 /// `None` when an int64 result overflows (mongod's invalid SafeNum).
 pub fn add(a: Num, b: Num) -> Option<Num> {
     match (a, b) {
+        (Num::Dec(_), _) | (_, Num::Dec(_)) => decimal(a, b, crate::query::decimal::add),
         (Num::I32(x), Num::I32(y)) => Some(match x.checked_add(y) {
             Some(n) => Num::I32(n),
             None => Num::I64(x as i64 + y as i64),
@@ -88,6 +108,7 @@ pub fn add(a: Num, b: Num) -> Option<Num> {
 
 pub fn mul(a: Num, b: Num) -> Option<Num> {
     match (a, b) {
+        (Num::Dec(_), _) | (_, Num::Dec(_)) => decimal(a, b, crate::query::decimal::multiply),
         (Num::I32(x), Num::I32(y)) => Some(match x.checked_mul(y) {
             Some(n) => Num::I32(n),
             None => Num::I64(x as i64 * y as i64),
@@ -113,7 +134,7 @@ pub fn bit(op: BitOp, a: Num, b: Num) -> Option<Num> {
     };
     match (a, b) {
         (Num::I32(x), Num::I32(y)) => Some(Num::I32(f(x as i64, y as i64) as i32)),
-        (Num::F64(_), _) | (_, Num::F64(_)) => None,
+        (Num::F64(_) | Num::Dec(_), _) | (_, Num::F64(_) | Num::Dec(_)) => None,
         _ => Some(Num::I64(f(a.as_i64()?, b.as_i64()?))),
     }
 }
@@ -138,5 +159,10 @@ mod tests {
         assert_eq!(bit(BitOp::Or, Num::I32(1), Num::I64(2)), Some(Num::I64(3)));
         assert!(Num::I32(1).identical(Num::I32(1)));
         assert!(!Num::I32(1).identical(Num::I64(1)));
+        let dec = |s: &str| Num::Dec(s.parse().unwrap());
+        assert_eq!(add(dec("0.1"), Num::I32(1)), Some(dec("1.1")));
+        assert_eq!(mul(Num::I64(3), dec("0.5")), Some(dec("1.5")));
+        assert_eq!(Num::I32(7).zero_like(), Num::I32(0));
+        assert_eq!(dec("7").zero_like(), dec("0"));
     }
 }

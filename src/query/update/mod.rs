@@ -13,6 +13,7 @@ mod pipeline;
 pub mod repr;
 
 use self::arith::{BitOp, Num};
+use super::field_names;
 pub use super::matcher::{Filter, MatchDetails};
 use super::order::{compare, values_equal};
 use crate::error::{type_name, Code, CommandError};
@@ -134,7 +135,7 @@ impl Update {
             Kind::Pipeline(p) => apply_replacement(&p.apply(doc, ctx)?, doc)?,
         };
         if updated.modified {
-            validate_result(&updated.doc, doc, ctx)?;
+            validate_result(&updated.doc, doc, ctx, &self.kind)?;
         }
         Ok(updated)
     }
@@ -142,11 +143,6 @@ impl Update {
 
 /// `_id` kept when the replacement omits it, and refused when it changes (66).
 fn apply_replacement(replacement: &Document, original: &Document) -> Result<Updated> {
-    for key in replacement.keys() {
-        if key.starts_with('$') {
-            return Err(dollar_prefixed(key));
-        }
-    }
     let mut new = Document::new();
     match (original.get("_id"), replacement.get("_id")) {
         (Some(old), None) => {
@@ -168,22 +164,22 @@ fn apply_replacement(replacement: &Document, original: &Document) -> Result<Upda
     Ok(Updated { doc: new, modified })
 }
 
-fn dollar_prefixed(key: &str) -> CommandError {
-    err(
-        Code::DollarPrefixedFieldName,
-        format!(
-            "The dollar ($) prefixed field '{key}' in '{key}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
-        ),
-    )
-}
-
 /// Storage checks on a changed document (mongod's storage_validation): `_id` type on
 /// insert, nesting depth and size.
-fn validate_result(doc: &Document, original: &Document, ctx: &UpdateContext) -> Result<()> {
-    for (key, value) in doc {
-        if key.starts_with('$') && original.get(key) != Some(value) {
-            return Err(dollar_prefixed(key));
+fn validate_result(
+    doc: &Document,
+    original: &Document,
+    ctx: &UpdateContext,
+    kind: &Kind,
+) -> Result<()> {
+    match kind {
+        // A replacement is checked whole, an operator update where it wrote.
+        Kind::Replacement(_) => field_names::check_updated(doc, |_| true)?,
+        Kind::Modifiers(_) => {
+            field_names::check_updated(doc, |k| original.get(k) != doc.get(k))?;
         }
+        // Stages cannot be mistaken for operators: top-level `$` names are allowed.
+        Kind::Pipeline(_) => {}
     }
     if ctx.is_insert {
         if let Some(id) = doc.get("_id") {
@@ -804,13 +800,6 @@ fn whole_number(value: &Bson) -> Option<i64> {
     }
 }
 
-fn decimal_refused(op: &str) -> CommandError {
-    err(
-        Code::BadValue,
-        format!("{op} with Decimal128 values is not supported by ferrod"),
-    )
-}
-
 fn parse_op(name: &str, path: &str, value: &Bson) -> Result<Op> {
     let elem = || repr::element(path, value);
     Ok(match name {
@@ -820,9 +809,6 @@ fn parse_op(name: &str, path: &str, value: &Bson) -> Result<Op> {
         "$min" => Op::Min(value.clone()),
         "$max" => Op::Max(value.clone()),
         "$inc" | "$mul" => {
-            if matches!(value, Bson::Decimal128(_)) {
-                return Err(decimal_refused(name));
-            }
             let Some(n) = Num::of(value) else {
                 let verb = if name == "$inc" {
                     "increment"
@@ -1641,9 +1627,6 @@ impl Leaf {
             Op::Inc(arg) | Op::Mul(arg) => {
                 let is_inc = matches!(self.op, Op::Inc(_));
                 let op_name = if is_inc { "$inc" } else { "$mul" };
-                if matches!(value, Bson::Decimal128(_)) {
-                    return Err(decimal_refused(op_name));
-                }
                 let Some(current) = Num::of(value) else {
                     return Err(err(
                         Code::TypeMismatch,
@@ -1919,7 +1902,7 @@ pub fn upsert_document(update: &Update, filter: &Filter, ctx: &UpdateContext) ->
             doc = with_id;
         }
     }
-    validate_result(&doc, &Document::new(), &insert_ctx)?;
+    validate_result(&doc, &Document::new(), &insert_ctx, &update.kind)?;
     let size = bson::to_vec(&doc).map(|b| b.len()).unwrap_or(usize::MAX);
     if size > MAX_USER_SIZE {
         return Err(err(
