@@ -127,3 +127,43 @@ pub fn executed(record: &SessionTxn, stmt_id: i32) -> Option<Document> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn record(txn_number: i64, stmts: Document) -> DocWrite {
+        DocWrite::SessionTxn {
+            lsid: doc! {"id": 1},
+            txn_number,
+            stmts,
+            last_write_millis: 0,
+        }
+    }
+
+    #[test]
+    fn statements_of_one_txn_number_merge_and_an_older_record_never_replaces_a_newer() {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let db = Arc::new(db);
+        let s = Storage::new(db.clone());
+        s.commit(&[record(3, doc! {"0": {"n": 1}})], true).unwrap();
+        s.commit(&[record(3, doc! {"1": {"n": 1}})], true).unwrap();
+        let got = s.session_txn(&doc! {"id": 1}).unwrap().unwrap();
+        assert_eq!(got.txn_number, 3);
+        assert_eq!(got.stmts, doc! {"0": {"n": 1}, "1": {"n": 1}});
+        s.commit(&[record(2, doc! {"5": {"n": 1}})], true).unwrap();
+        assert_eq!(s.session_txn(&doc! {"id": 1}).unwrap().unwrap(), got);
+        s.commit(&[record(4, doc! {"2": {"n": 0}})], true).unwrap();
+        let newer = s.session_txn(&doc! {"id": 1}).unwrap().unwrap();
+        assert_eq!((newer.txn_number, newer.stmts), (4, doc! {"2": {"n": 0}}));
+
+        // A snapshot carries the record, and it survives the log's JSON.
+        let dumped = super::super::dump_in(&db.begin_read().unwrap()).unwrap();
+        assert_eq!(dumped, vec![record(4, doc! {"2": {"n": 0}})]);
+        let json = serde_json::to_string(&dumped[0]).unwrap();
+        assert_eq!(serde_json::from_str::<DocWrite>(&json).unwrap(), dumped[0]);
+    }
+}
