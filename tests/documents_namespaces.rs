@@ -1003,3 +1003,83 @@ async fn rename_collection_needs_mongods_actions_on_both_databases() {
         .unwrap();
     assert_eq!(names, vec!["c".to_owned()]);
 }
+
+/// A member added after the primary purged its log gets a capped collection by snapshot:
+/// in insertion order, with its options, trimming as the primary does afterwards.
+#[test]
+fn a_snapshot_carries_a_capped_collection_in_insertion_order() {
+    use common::eventually;
+    use std::time::Duration;
+    let args = &[
+        "--replSet",
+        "rs0",
+        "--setParameter",
+        "replLogEntriesPerSnapshot=20",
+    ];
+    let nodes: Vec<Ferrod> = (0..2).map(|_| Ferrod::start(args)).collect();
+    let member = |i: usize| doc! {"_id": i as i32, "host": nodes[i].addr()};
+    let settings = doc! {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000};
+    let r = run(
+        &nodes[0],
+        "admin",
+        doc! {"replSetInitiate": {"_id": "rs0", "version": 1, "members": [member(0)], "settings": settings.clone()}},
+    );
+    assert!(ok(&r), "{r}");
+    eventually(Duration::from_secs(10), "a primary", || {
+        (run(&nodes[0], "admin", doc! {"hello": 1}).get_bool("isWritablePrimary") == Ok(true))
+            .then_some(())
+    });
+    run(
+        &nodes[0],
+        "app",
+        doc! {"create": "cap", "capped": true, "size": 4096, "max": 5},
+    );
+    // _ids descending, so insertion order is not _id order.
+    for i in (0..60).rev() {
+        let r = run(
+            &nodes[0],
+            "app",
+            doc! {"insert": "cap", "documents": [{"_id": i}]},
+        );
+        assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+    }
+    eventually(Duration::from_secs(20), "the log purged", || {
+        nodes[0]
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("\"Purged the replication log\""))
+            .then_some(())
+    });
+    let r = run(
+        &nodes[0],
+        "admin",
+        doc! {"replSetReconfig": {"_id": "rs0", "version": 2, "members": [member(0), member(1)], "settings": settings}},
+    );
+    assert!(ok(&r), "{r}");
+    nodes[1].wait_for_log(
+        "\"Installed a snapshot of the replicated catalog\"",
+        Duration::from_secs(20),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the capped collection on the new member",
+        || (secondary_find(&nodes[1], "app", "cap") == vec![4, 3, 2, 1, 0]).then_some(()),
+    );
+    let r = run(
+        &nodes[0],
+        "app",
+        doc! {"insert": "cap", "documents": [{"_id": 100}]},
+    );
+    assert_eq!(r.get_i32("n"), Ok(1), "{r}");
+    eventually(
+        Duration::from_secs(20),
+        "the trim on the new member",
+        || (secondary_find(&nodes[1], "app", "cap") == vec![3, 2, 1, 0, 100]).then_some(()),
+    );
+    let r = run(
+        &nodes[1],
+        "app",
+        doc! {"validate": "cap", "$readPreference": {"mode": "secondaryPreferred"}},
+    );
+    assert_eq!(r.get_bool("valid"), Ok(true), "{r}");
+}
