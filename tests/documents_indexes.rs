@@ -404,14 +404,14 @@ fn the_planner_uses_indexes_and_explain_shows_the_stages() {
     };
     let (st, ex, _) = plan_of(doc! {"find": "e", "filter": {"a": 3}});
     assert_eq!(st, vec!["COLLSCAN"]);
-    assert_eq!(ex.get_i64("totalDocsExamined"), Ok(200));
-    assert_eq!(ex.get_i64("nReturned"), Ok(10));
+    assert_eq!(ex.get_i32("totalDocsExamined"), Ok(200));
+    assert_eq!(ex.get_i32("nReturned"), Ok(10));
     create(&s, "e", vec![doc! {"key": {"a": 1}, "name": "a_1"}]);
     let (st, ex, qp) = plan_of(doc! {"find": "e", "filter": {"a": 3}});
     assert_eq!(st, vec!["FETCH", "IXSCAN"]);
-    assert_eq!(ex.get_i64("totalKeysExamined"), Ok(10), "{ex}");
-    assert_eq!(ex.get_i64("totalDocsExamined"), Ok(10), "{ex}");
-    assert_eq!(ex.get_i64("nReturned"), Ok(10));
+    assert_eq!(ex.get_i32("totalKeysExamined"), Ok(10), "{ex}");
+    assert_eq!(ex.get_i32("totalDocsExamined"), Ok(10), "{ex}");
+    assert_eq!(ex.get_i32("nReturned"), Ok(10));
     let ix = qp.get_document("inputStage").unwrap();
     assert_eq!(ix.get_str("indexName"), Ok("a_1"));
     assert_eq!(ix.get_document("indexBounds"), Ok(&doc! {"a": ["[3, 3]"]}));
@@ -422,8 +422,8 @@ fn the_planner_uses_indexes_and_explain_shows_the_stages() {
         st,
         vec!["PROJECTION_SIMPLE", "SKIP", "SORT", "FETCH", "IXSCAN"]
     );
-    assert_eq!(ex.get_i64("totalKeysExamined"), Ok(10), "{ex}");
-    assert_eq!(ex.get_i64("nReturned"), Ok(2));
+    assert_eq!(ex.get_i32("totalKeysExamined"), Ok(10), "{ex}");
+    assert_eq!(ex.get_i32("nReturned"), Ok(2));
     let (st, _, _) = plan_of(doc! {"find": "e", "filter": {"a": {"$in": [1, 2]}}, "limit": 3});
     assert_eq!(st, vec!["LIMIT", "FETCH", "IXSCAN"]);
     let (st, _, _) = plan_of(doc! {"find": "e", "filter": {"_id": 5}});
@@ -680,8 +680,8 @@ fn a_unique_index_built_on_the_primary_exists_on_every_member() {
             "$readPreference": {"mode": "secondaryPreferred"}},
         );
         let st = e.get_document("executionStats").unwrap();
-        assert_eq!(st.get_i64("totalKeysExamined"), Ok(1), "{e}");
-        assert_eq!(st.get_i64("nReturned"), Ok(1), "{e}");
+        assert_eq!(st.get_i32("totalKeysExamined"), Ok(1), "{e}");
+        assert_eq!(st.get_i32("nReturned"), Ok(1), "{e}");
     }
 }
 

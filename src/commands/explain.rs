@@ -277,15 +277,15 @@ async fn explain(inv: Invocation, cmd: Document) -> CommandResult {
             _ => after_skip,
         };
         let mut stages = winning;
-        stages.insert("nReturned", returned as i64);
-        stages.insert("totalKeysExamined", stats.keys_examined as i64);
-        stages.insert("totalDocsExamined", stats.docs_examined as i64);
+        stages.insert("nReturned", n32(returned));
+        stages.insert("totalKeysExamined", n32(stats.keys_examined));
+        stages.insert("totalDocsExamined", n32(stats.docs_examined));
         let mut exec = doc! {
             "executionSuccess": true,
-            "nReturned": returned as i64,
-            "executionTimeMillis": started.elapsed().as_millis() as i64,
-            "totalKeysExamined": stats.keys_examined as i64,
-            "totalDocsExamined": stats.docs_examined as i64,
+            "nReturned": n32(returned),
+            "executionTimeMillis": n32(started.elapsed().as_millis() as u64),
+            "totalKeysExamined": n32(stats.keys_examined),
+            "totalDocsExamined": n32(stats.docs_examined),
             "executionStages": stages,
         };
         if verbosity == "allPlansExecution" {
@@ -301,6 +301,11 @@ async fn explain(inv: Invocation, cmd: Document) -> CommandResult {
         doc! {"version": crate::version::MONGODB_VERSION},
     );
     Ok(reply)
+}
+
+/// A count as mongod's explain shows it (an int).
+fn n32(n: u64) -> i32 {
+    n.min(i32::MAX as u64) as i32
 }
 
 /// Runs `plan`: how many documents the filter matched, and what was read.

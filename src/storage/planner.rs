@@ -25,7 +25,7 @@ pub enum Plan {
     IdHack(Bson),
     CollScan,
     IxScan {
-        spec: IndexSpec,
+        spec: Box<IndexSpec>,
         ranges: Vec<Range>,
         /// For explain: `{field: ["[1, 1]", ...]}`.
         bounds: Document,
@@ -275,7 +275,7 @@ fn ix(spec: IndexSpec, ranges: Vec<Range>, first_bounds: Vec<String>) -> Plan {
         bounds.insert(field.clone(), b);
     }
     Plan::IxScan {
-        spec,
+        spec: Box::new(spec),
         ranges,
         bounds,
     }
