@@ -5,6 +5,7 @@
 //! foreign side, `$out`/`$merge`'s target) comes from [`Host`]; `$out` and `$merge`
 //! collect their writes there, committed afterwards as one batch (replicated on a set).
 
+use super::doc_query::Filter;
 use super::documents as d;
 use super::{cluster, current_op, BoxFuture, Command, Handler, Invocation};
 use crate::auth;
@@ -91,6 +92,8 @@ struct Request {
     opts: Options,
     batch_size: Option<i64>,
     explain: bool,
+    /// Checked against the collection's indexes; the pipeline itself scans the collection.
+    hint: Option<Bson>,
 }
 
 fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
@@ -186,6 +189,7 @@ fn parse(inv: &Invocation, cmd: &Document) -> CommandResult<Request> {
         opts,
         batch_size,
         explain,
+        hint: cmd.get("hint").cloned(),
     })
 }
 
@@ -307,6 +311,10 @@ fn execute(host: &Host, req: &Request) -> CommandResult<Vec<Document>> {
         Some(_) if !pipeline.is_source() => d::collection(&host.storage, &req.ns)?,
         _ => None,
     };
+    if let (Some(info), Some(hint)) = (&info, &req.hint) {
+        // An unknown or hidden index is refused as mongod refuses it.
+        super::indexes::plan(&host.storage, info, &Filter::parse(&doc! {})?, Some(hint))?;
+    }
     let mut runner = pipeline.runner(host, &req.opts);
     if let Some(info) = info {
         scan(&host.storage, &info, |doc| {

@@ -50,7 +50,7 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
         None => 0,
         Some(info) => {
             let stop = limit.map(|l| l + skip);
-            let docs = d::select(&inv, &info, &filter, stop).await?;
+            let docs = d::select_hinted(&inv, &info, &filter, stop, cmd.get("hint").cloned()).await?;
             docs.len()
                 .saturating_sub(skip)
                 .min(limit.unwrap_or(usize::MAX))
@@ -82,7 +82,7 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
     let mut values: Vec<Bson> = Vec::new();
     if let Some(info) = d::collection(&storage, &ns)? {
         let path = FieldPath::new(&key);
-        for doc in d::select(&inv, &info, &filter, None).await? {
+        for doc in d::select_hinted(&inv, &info, &filter, None, cmd.get("hint").cloned()).await? {
             // Arrays contribute their elements, not themselves.
             for v in path
                 .values(&doc, LeafArrays::Traverse)

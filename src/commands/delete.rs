@@ -97,7 +97,8 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
             let Some(info) = &info else { return Ok(0) };
             let mut n = 0;
             // Documents already removed by an earlier statement of this command are gone.
-            for doc in d::select(&inv, info, &filter, None).await? {
+            let hint = stmt.get("hint").cloned();
+            for doc in d::select_hinted(&inv, info, &filter, None, hint).await? {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                 let key = crate::storage::record_key(&id);
                 if removed.contains(&key) {

@@ -298,20 +298,10 @@ pub fn write_error(index: usize, e: &CommandError, id: Option<&Bson>) -> Documen
     d
 }
 
-/// The documents of `info` that `filter` matches, in `_id` order (a point lookup when the
-/// filter pins `_id`), at most `stop_after`; stops early when the operation is killed.
-/// Runs off the async workers (a scan reads and decodes every document).
-pub async fn select(
-    inv: &Invocation,
-    info: &CollectionInfo,
-    filter: &Filter,
-    stop_after: Option<usize>,
-) -> CommandResult<Vec<Document>> {
-    select_hinted(inv, info, filter, stop_after, None).await
-}
-
-/// [`select`] with a `hint` (an index name or key pattern, `{$natural: 1}`): the
-/// planner (`storage::planner`) picks the access path.
+/// The documents of `info` that `filter` matches, in `_id` order, at most `stop_after`;
+/// the planner (`storage::planner`) picks the access path, following `hint` (an index
+/// name or key pattern, `{$natural: 1}`). Stops early when the operation is killed; runs
+/// off the async workers (a scan reads and decodes every document).
 pub async fn select_hinted(
     inv: &Invocation,
     info: &CollectionInfo,

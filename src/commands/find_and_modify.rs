@@ -80,7 +80,10 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     let mut writes = Vec::new();
     let info = d::collection_for_write(&storage, &ns, &mut writes)?;
     let mut targets = match &info {
-        Some(info) => d::select(&inv, info, &filter, sort.is_empty().then_some(1)).await?,
+        Some(info) => {
+            let hint = cmd.get("hint").cloned();
+            d::select_hinted(&inv, info, &filter, sort.is_empty().then_some(1), hint).await?
+        }
         None => Vec::new(),
     };
     if !sort.is_empty() {

@@ -134,7 +134,10 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             let mut writes = Vec::new();
             let info = d::collection_for_write(&storage, &ns, &mut writes)?;
             let targets = match &info {
-                Some(info) => d::select(&inv, info, &filter, (!multi).then_some(1)).await?,
+                Some(info) => {
+                    let hint = stmt.get("hint").cloned();
+                    d::select_hinted(&inv, info, &filter, (!multi).then_some(1), hint).await?
+                }
                 None => Vec::new(),
             };
             let outcome = plan(&ns, &filter, &update, targets, upsert, &mut writes)?;
