@@ -45,6 +45,7 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
     };
     let skip = d::count_arg(&cmd, "count", "skip")?.unwrap_or(0) as usize;
     d::check_readable(&inv, &cmd)?;
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "count").await?;
     let storage = inv.server.storage().clone();
     let n = match d::collection(&storage, &ns)? {
         None => 0,
@@ -56,6 +57,7 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
                 .min(limit.unwrap_or(usize::MAX))
         }
     };
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     Ok(doc! {"n": n as i32})
 }
 
@@ -78,6 +80,7 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
     };
     let filter = d::filter_arg(&cmd, "distinct", "query")?;
     d::check_readable(&inv, &cmd)?;
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "distinct").await?;
     let storage = inv.server.storage().clone();
     let mut values: Vec<Bson> = Vec::new();
     if let Some(info) = d::collection(&storage, &ns)? {
@@ -102,5 +105,6 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
         }
     }
     values.sort_by(crate::query::order::compare);
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     Ok(doc! {"values": values})
 }

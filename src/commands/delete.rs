@@ -64,6 +64,9 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     }
     let vars = d::let_vars(&cmd, "delete", None)?;
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, false) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let info = d::collection(&storage, &ns)?;

@@ -69,6 +69,9 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         _ => {}
     }
     d::check_writable(&inv)?;
+    if let Some(e) = super::local_db::refused_write(&inv, &ns) {
+        return Err(e);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut writes = Vec::new();

@@ -104,6 +104,9 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         ));
     }
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, false) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut writes = Vec::new();

@@ -103,6 +103,9 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
         d::check_collation(stmt.get("collation"))?;
     }
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, true) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let (mut n, mut n_modified) = (0, 0);
