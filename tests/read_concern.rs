@@ -119,6 +119,12 @@ fn levels_on_a_replica_set_primary_and_secondary() {
             "{level} on the primary: {reply}"
         );
     }
+    // w: 3 means every member holds the entry; the secondary applies it just after.
+    eventually(
+        Duration::from_secs(10),
+        "the write on the secondary",
+        || (first_batch(&find_with(&nodes[s], doc! {})).len() == 1).then_some(()),
+    );
     for level in ["local", "available", "majority", "snapshot"] {
         let reply = find_with(&nodes[s], doc! {"level": level});
         assert_eq!(

@@ -123,6 +123,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     let concern_error = d::commit(&inv, &cmd, writes)
         .await?
         .map_err(d::storage_error)?;
+    crate::op_counters::delete_done(stmts.len(), n as u64);
     let mut reply = doc! {"n": n};
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);

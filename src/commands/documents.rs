@@ -199,9 +199,13 @@ pub async fn commit(
         server.clock.tick();
         return Ok(result.map(|()| None));
     }
+    let tally = crate::op_counters::tally(&writes);
     Ok(
         match replicate(inv, cmd, ReplOp::Documents(writes)).await? {
-            Replicated::Applied(concern_error) => Ok(concern_error),
+            Replicated::Applied(concern_error) => {
+                crate::op_counters::proposed(tally);
+                Ok(concern_error)
+            }
             Replicated::Refused(e) => Err(e),
         },
     )
@@ -254,9 +258,11 @@ pub fn reap_cursors(inv: &Invocation) {
         .params
         .get_i64(crate::params::CURSOR_TIMEOUT_MILLIS)
         .max(0) as u64;
-    inv.server
+    let reaped = inv
+        .server
         .cursors
         .reap(std::time::Duration::from_millis(timeout));
+    crate::op_counters::cursors_timed_out(reaped as u64);
 }
 
 /// The E11000 write error of a duplicate `_id`.
@@ -293,16 +299,20 @@ pub async fn select(
     let info = info.clone();
     let filter = filter.clone();
     let cancel = inv.op.cancellation();
+    let opid = inv.op.opid;
     crate::blocking::io(move || {
         if let Some(id) = filter.id_equality() {
             let doc = storage.get(&info, &id).map_err(storage_error)?;
+            crate::op_counters::examined(opid, doc.is_some() as u64, "IDHACK");
             return Ok(doc.into_iter().filter(|d| filter.matches(d)).collect());
         }
         let mut out = Vec::new();
         if stop_after == Some(0) {
             return Ok(out);
         }
+        let mut examined = 0u64;
         let scanned = storage.scan(&info, None, |doc| {
+            examined += 1;
             if cancel.is_cancelled() {
                 return Err(CommandError::new(
                     Code::Interrupted,
@@ -317,6 +327,7 @@ pub async fn select(
             }
             Ok(Scan::Continue)
         });
+        crate::op_counters::examined(opid, examined, "COLLSCAN");
         match scanned {
             Ok(_) => Ok(out),
             Err(ScanError::Storage(e)) => Err(storage_error(e)),

@@ -111,6 +111,7 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     let first = batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
     let batch = d::take_batch(&mut docs, Some(first));
+    crate::op_counters::find_done(inv.op.opid, batch.len());
     let id = if docs.is_empty() || single_batch {
         0
     } else {

@@ -123,6 +123,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };
+    crate::op_counters::find_and_modify_done(remove, &last_error);
     let mut reply = doc! {"lastErrorObject": last_error, "value": value};
     if let Some(e) = concern_error {
         reply.insert("writeConcernError", e);

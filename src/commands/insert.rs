@@ -177,6 +177,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         Ok(e) => e,
         Err(e) => return Err(d::storage_error(e)),
     };
+    crate::op_counters::insert_done(n as u64, errors.len() as u64);
     let mut reply = doc! {"n": n};
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);

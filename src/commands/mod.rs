@@ -42,6 +42,7 @@ mod logout;
 mod metrics;
 mod ping;
 mod pool_test_commands;
+mod profile;
 mod raft_rpc;
 mod read_concern;
 mod repl_host;
@@ -237,6 +238,7 @@ pub static TABLE: &[&Command] = &[
     &kill_op::KILL_OP,
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
+    &profile::PROFILE,
     &log_rotate::LOG_ROTATE,
     &logout::LOGOUT,
     &ping::PING,
@@ -820,8 +822,10 @@ fn log_if_slow(
     elapsed: Duration,
     result: &CommandResult<ReplyBody>,
 ) {
+    let op_stats = crate::op_counters::take(inv.op.opid).unwrap_or_default();
     let millis = elapsed.as_millis() as u64;
-    if millis < inv.server.config.slowms {
+    // 0 (or less) logs every command.
+    if (millis as i64) < profile::slow_ms(&inv.server) {
         return;
     }
     let body = inv.op.full_command();
@@ -842,6 +846,9 @@ fn log_if_slow(
         appName = app_name.as_deref(),
         command = %command_json,
         commandName = command.name,
+        planSummary = op_stats.plan,
+        docsExamined = op_stats.plan.map(|_| op_stats.docs_examined),
+        nreturned = op_stats.nreturned,
         numYields = 0,
         ok = error.map(|_| 0),
         errMsg = error.map(|e| e.message.as_str()),

@@ -161,6 +161,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             }
         }
     }
+    crate::op_counters::update_done(stmts.len(), upserted.len(), n_modified as u64);
     let mut reply = doc! {"n": n, "nModified": n_modified};
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);

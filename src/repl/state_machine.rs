@@ -270,7 +270,10 @@ fn apply_entries(
             })
         };
         let error = match applied {
-            Ok(()) => None,
+            Ok(()) => {
+                crate::op_counters::applied(&documents);
+                None
+            }
             Err(e @ CatalogError::Storage(_)) => return Err(e),
             // A refused batch changed nothing; only the record is written.
             Err(refused) => {
