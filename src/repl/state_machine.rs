@@ -468,6 +468,16 @@ mod tests {
         fn read_consistent(&self, c: &[Collection]) -> Result<Vec<Vec<Document>>, CatalogError> {
             self.0.read_consistent(c)
         }
+        // No-ops and document batches record their oplog time in the same transaction.
+        fn apply_with(
+            &self,
+            writes: Vec<Write>,
+            durable: bool,
+            also: &mut dyn FnMut(&redb::WriteTransaction) -> Result<(), CatalogError>,
+        ) -> Result<(), CatalogError> {
+            self.1.lock().push(durable);
+            self.0.apply_with(writes, durable, also)
+        }
     }
 
     /// A batch of entries costs one fsync, at its end: a member catching up after a
