@@ -254,3 +254,33 @@ fn a_standalone_has_no_oplog() {
     let reply = node.command(doc! {"listCollections": 1, "nameOnly": true, "$db": "local"});
     assert!(batch(&reply, "firstBatch").is_empty(), "{reply}");
 }
+
+#[test]
+fn count_and_distinct_read_the_oplog_on_a_secondary_without_secondary_ok() {
+    let (nodes, p) = set(2, &[]);
+    let reply = nodes[p].command(doc! {
+        "insert": "c", "documents": [{"_id": 1}], "writeConcern": {"w": 2}, "$db": "app"
+    });
+    assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+    let reply = nodes[p].command(doc! {
+        "insert": "c", "documents": [{"_id": 2}], "writeConcern": {"w": 2}, "$db": "app"
+    });
+    assert_eq!(reply.get_i32("n"), Ok(1), "{reply}");
+    let s = 1 - p;
+    let n = eventually(
+        Duration::from_secs(10),
+        "the inserts on the secondary",
+        || {
+            let reply = nodes[s]
+                .command(doc! {"count": "oplog.rs", "query": {"ns": "app.c"}, "$db": "local"});
+            (reply.get_i32("n") == Ok(1)).then_some(reply)
+        },
+    );
+    assert_eq!(n.get_i32("n"), Ok(1), "{n}");
+    let reply = nodes[s].command(doc! {"distinct": "oplog.rs", "key": "op", "$db": "local"});
+    let values = reply
+        .get_array("values")
+        .unwrap_or_else(|_| panic!("{reply}"));
+    assert!(values.contains(&Bson::String("i".into())), "{reply}");
+    assert!(values.contains(&Bson::String("c".into())), "{reply}");
+}
