@@ -31,6 +31,7 @@ pub mod error;
 pub mod failpoint;
 pub mod log;
 pub mod log_components;
+pub mod op_counters;
 pub mod ops;
 pub mod params;
 pub mod pool;

@@ -773,3 +773,34 @@ fn mongosh_over_tls_with_a_ca_file_and_client_certificate() {
         .arg(check);
     run_script(&[&server], cmd);
 }
+
+// ---- issue 13: the oplog ----------------------------------------------------------------
+
+#[test]
+fn mongosh_prints_replication_info_from_the_oplog() {
+    install();
+    let nodes: Vec<Ferrod> = (0..2).map(|_| Ferrod::start(&["--replSet", SET])).collect();
+    let members: Vec<Bson> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
+        .collect();
+    let config = doc! {"_id": SET, "members": members,
+    "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000}};
+    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert_eq!(reply.get("ok"), Some(&Bson::Double(1.0)), "{reply}");
+    let p = common::eventually(Duration::from_secs(20), "a primary", || {
+        nodes.iter().position(|n| {
+            n.command(doc! {"hello": 1, "$db": "admin"})
+                .get_bool("isWritablePrimary")
+                == Ok(true)
+        })
+    });
+    let mut cmd = mongosh(&format!(
+        "mongodb://{}/admin?directConnection=true&serverSelectionTimeoutMS=10000",
+        nodes[p].addr()
+    ));
+    cmd.arg("--file")
+        .arg(interop_dir().join("oplog_mongosh.js"));
+    run_script(&[&nodes[0], &nodes[1]], cmd);
+}

@@ -210,8 +210,9 @@ async fn run(inv: Invocation, cmd: Document) -> CommandResult {
     }
     check_privileges(&inv, &cmd, &req)?;
     if req.collection.is_some() {
-        d::check_readable(&inv, &cmd)?;
+        super::local_db::check_readable(&inv, &cmd, &req.ns)?;
     }
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "aggregate").await?;
     d::reap_cursors(&inv);
     let storage = inv.server.storage().clone();
     // A pipeline that writes holds the writers' lock from its reads to its commit.
@@ -248,6 +249,7 @@ async fn run(inv: Invocation, cmd: Document) -> CommandResult {
             Err(e) => return Err(d::storage_error(e)),
         }
     }
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     let mut docs: VecDeque<Document> = results.into();
     let first = req.batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
     let batch = d::take_batch(&mut docs, Some(first));
@@ -316,6 +318,16 @@ fn execute(host: &Host, req: &Request) -> CommandResult<Vec<Document>> {
         super::indexes::plan(&host.storage, info, &Filter::parse(&doc! {})?, Some(hint))?;
     }
     let mut runner = pipeline.runner(host, &req.opts);
+    if req.collection.is_some() && !pipeline.is_source() {
+        if let Some(docs) = super::local_db::read_all(host.inv, &req.ns)? {
+            for doc in docs {
+                if !runner.push(doc)? {
+                    break;
+                }
+            }
+            return runner.finish();
+        }
+    }
     if let Some(info) = info {
         scan(&host.storage, &info, |doc| {
             Ok(if runner.push(doc)? {
@@ -516,6 +528,9 @@ impl PipelineHost for Host<'_> {
             "host": self.inv.server.host_and_port(),
             "localTime": bson::DateTime::now(),
         };
+        if let Some(stats) = super::local_db::coll_stats(self.inv, &ns, spec, out.clone())? {
+            return Ok(stats);
+        }
         if let Some(info) = d::collection(&self.storage, &ns)? {
             let (count, _) = self.storage.stats(&info).map_err(d::storage_error)?;
             if spec.contains_key("storageStats") {

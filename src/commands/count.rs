@@ -44,18 +44,22 @@ async fn count(inv: Invocation, cmd: Document) -> CommandResult {
             .ok_or_else(|| CommandError::new(Code::TypeMismatch, format!("BSON field 'count.limit' is the wrong type '{}', expected types '[long, int, decimal, double]'", type_name(v))))?,
     };
     let skip = d::count_arg(&cmd, "count", "skip")?.unwrap_or(0) as usize;
-    d::check_readable(&inv, &cmd)?;
+    super::local_db::check_readable(&inv, &cmd, &ns)?;
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "count").await?;
     let storage = inv.server.storage().clone();
-    let n = match d::collection(&storage, &ns)? {
-        None => 0,
-        Some(info) => {
-            let stop = limit.map(|l| l + skip);
-            let docs = d::select_hinted(&inv, &info, &filter, stop, cmd.get("hint").cloned()).await?;
-            docs.len()
-                .saturating_sub(skip)
-                .min(limit.unwrap_or(usize::MAX))
-        }
+    let stop = limit.map(|l| l + skip);
+    let docs = match super::local_db::select(&inv, &ns, &filter, false, stop).await? {
+        Some(docs) => docs,
+        None => match d::collection(&storage, &ns)? {
+            None => Vec::new(),
+            Some(info) => d::select(&inv, &info, &filter, stop, cmd.get("hint").cloned()).await?,
+        },
     };
+    let n = docs
+        .len()
+        .saturating_sub(skip)
+        .min(limit.unwrap_or(usize::MAX));
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     Ok(doc! {"n": n as i32})
 }
 
@@ -77,12 +81,20 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
         None => return Err(crate::error::missing_field("distinct.key")),
     };
     let filter = d::filter_arg(&cmd, "distinct", "query")?;
-    d::check_readable(&inv, &cmd)?;
+    super::local_db::check_readable(&inv, &cmd, &ns)?;
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "distinct").await?;
     let storage = inv.server.storage().clone();
     let mut values: Vec<Bson> = Vec::new();
-    if let Some(info) = d::collection(&storage, &ns)? {
+    let docs = match super::local_db::select(&inv, &ns, &filter, false, None).await? {
+        Some(docs) => Some(docs),
+        None => match d::collection(&storage, &ns)? {
+            None => None,
+            Some(info) => Some(d::select(&inv, &info, &filter, None, cmd.get("hint").cloned()).await?),
+        },
+    };
+    if let Some(docs) = docs {
         let path = FieldPath::new(&key);
-        for doc in d::select_hinted(&inv, &info, &filter, None, cmd.get("hint").cloned()).await? {
+        for doc in docs {
             // Arrays contribute their elements, not themselves.
             for v in path
                 .values(&doc, LeafArrays::Traverse)
@@ -102,5 +114,6 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
         }
     }
     values.sort_by(crate::query::order::compare);
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     Ok(doc! {"values": values})
 }

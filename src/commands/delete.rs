@@ -64,6 +64,9 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     }
     let vars = d::let_vars(&cmd, "delete", None)?;
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, false) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
@@ -98,7 +101,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
             let mut n = 0;
             // Documents already removed by an earlier statement of this command are gone.
             let hint = stmt.get("hint").cloned();
-            for doc in d::select_hinted(&inv, info, &filter, None, hint).await? {
+            for doc in d::select(&inv, info, &filter, None, hint).await? {
                 let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
                 let key = crate::storage::record_key(&id);
                 if removed.contains(&key) {
@@ -131,6 +134,7 @@ async fn delete(inv: Invocation, cmd: Document) -> CommandResult {
     let concern_error = d::commit(&inv, &cmd, writes)
         .await?
         .map_err(d::storage_error)?;
+    crate::op_counters::delete_done(stmts.len(), n as u64);
     let mut reply = doc! {"n": n};
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);

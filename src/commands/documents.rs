@@ -205,8 +205,12 @@ pub async fn commit(
         server.storage().changed.notify_waiters();
         return Ok(result.map(|()| None));
     }
+    let tally = crate::op_counters::tally(&writes);
     let result = match replicate(inv, cmd, ReplOp::Documents(writes)).await? {
-        Replicated::Applied(concern_error) => Ok(concern_error),
+        Replicated::Applied(concern_error) => {
+            crate::op_counters::proposed(tally);
+            Ok(concern_error)
+        }
         Replicated::Refused(e) => Err(e),
     };
     // Applied here by now (the primary's own apply).
@@ -266,10 +270,12 @@ pub fn reap_cursors(inv: &Invocation) {
         .params
         .get_i64(crate::params::CURSOR_TIMEOUT_MILLIS)
         .max(0) as u64;
-    inv.server
+    let reaped = inv
+        .server
         .cursors
         .reap(std::time::Duration::from_millis(timeout));
     super::sessions::reap(&inv.server);
+    crate::op_counters::cursors_timed_out(reaped as u64);
 }
 
 /// The E11000 write error of a duplicate `_id`.
@@ -302,7 +308,7 @@ pub fn write_error(index: usize, e: &CommandError, id: Option<&Bson>) -> Documen
 /// the planner (`storage::planner`) picks the access path, following `hint` (an index
 /// name or key pattern, `{$natural: 1}`). Stops early when the operation is killed; runs
 /// off the async workers (a scan reads and decodes every document).
-pub async fn select_hinted(
+pub async fn select(
     inv: &Invocation,
     info: &CollectionInfo,
     filter: &Filter,
@@ -313,17 +319,21 @@ pub async fn select_hinted(
     let info = info.clone();
     let filter = filter.clone();
     let cancel = inv.op.cancellation();
+    let opid = inv.op.opid;
     crate::blocking::io(move || {
         let plan = super::indexes::plan(&storage, &info, &filter, hint.as_ref())?;
         if let crate::storage::planner::Plan::IdHack(id) = &plan {
             let doc = storage.get(&info, id).map_err(storage_error)?;
+            crate::op_counters::examined(opid, doc.is_some() as u64, "IDHACK");
             return Ok(doc.into_iter().filter(|d| filter.matches(d)).collect());
         }
         let mut out = Vec::new();
         if stop_after == Some(0) {
             return Ok(out);
         }
+        let mut examined = 0u64;
         let each = |doc: Document| {
+            examined += 1;
             if cancel.is_cancelled() {
                 return Err(CommandError::new(
                     Code::Interrupted,
@@ -338,12 +348,14 @@ pub async fn select_hinted(
             }
             Ok(Scan::Continue)
         };
-        let scanned = match &plan {
-            crate::storage::planner::Plan::IxScan { spec, ranges, .. } => {
-                storage.index_scan(&info, spec, ranges, each).map(|_| ())
-            }
-            _ => storage.scan(&info, None, each).map(|_| ()),
+        let (scanned, summary) = match &plan {
+            crate::storage::planner::Plan::IxScan { spec, ranges, .. } => (
+                storage.index_scan(&info, spec, ranges, each).map(|_| ()),
+                "IXSCAN",
+            ),
+            _ => (storage.scan(&info, None, each).map(|_| ()), "COLLSCAN"),
         };
+        crate::op_counters::examined(opid, examined, summary);
         match scanned {
             Ok(_) => Ok(out),
             Err(ScanError::Storage(e)) => Err(storage_error(e)),

@@ -66,28 +66,35 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     let batch_size = d::count_arg(&cmd, "find", "batchSize")?;
     let single_batch = d::bool_arg(&cmd, "find", "singleBatch", false)?;
     let no_timeout = d::bool_arg(&cmd, "find", "noCursorTimeout", false)?;
-    d::check_readable(&inv, &cmd)?;
+    super::local_db::check_readable(&inv, &cmd, &ns)?;
+    let read_concern = super::read_concern::prepare(&inv, &cmd, "find").await?;
     d::reap_cursors(&inv);
 
     if super::tail::requested(&cmd, &sort)? {
         return super::tail::find(inv, cmd, ns, filter, projection, batch_size).await;
     }
-    let storage = inv.server.storage().clone();
-    let Some(info) = d::collection(&storage, &ns)? else {
-        return Ok(d::cursor_reply(&ns, 0, Vec::new(), true));
-    };
     // Without a sort the scan can stop once skip + limit documents matched.
     let backward = sort.is_empty() && sort.natural() == Some(-1);
     let stop_after = match (sort.is_empty() && !backward, limit) {
         (true, Some(l)) => Some(skip + l as usize),
         _ => None,
     };
-    let mut docs =
-        d::select_hinted(&inv, &info, &filter, stop_after, cmd.get("hint").cloned()).await?;
-    if backward {
-        // `$natural: -1`: storage order (insertion order when capped) reversed.
-        docs.reverse();
-    }
+    let mut docs = match super::local_db::select(&inv, &ns, &filter, backward, stop_after).await? {
+        Some(docs) => docs,
+        None => {
+            let storage = inv.server.storage().clone();
+            let Some(info) = d::collection(&storage, &ns)? else {
+                return Ok(d::cursor_reply(&ns, 0, Vec::new(), true));
+            };
+            let hint = cmd.get("hint").cloned();
+            let mut docs = d::select(&inv, &info, &filter, stop_after, hint).await?;
+            if backward {
+                // `$natural: -1`: storage order (insertion order when capped) reversed.
+                docs.reverse();
+            }
+            docs
+        }
+    };
     if !sort.is_empty() {
         docs.sort_by(|a, b| sort.compare(a, b));
         super::sort_memory::check(&inv, &cmd, &docs, limit.map(|l| skip + l as usize))?;
@@ -103,8 +110,10 @@ async fn find(inv: Invocation, cmd: Document) -> CommandResult {
             .map(|doc| p.apply(doc, filter.details(doc).as_ref()))
             .collect::<CommandResult<_>>()?;
     }
+    super::read_concern::confirm(&inv, read_concern.as_ref()).await?;
     let first = batch_size.map_or(d::DEFAULT_BATCH_SIZE, |n| n as usize);
     let batch = d::take_batch(&mut docs, Some(first));
+    crate::op_counters::find_done(inv.op.opid, batch.len());
     let id = if docs.is_empty() || single_batch {
         0
     } else {

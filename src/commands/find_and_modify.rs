@@ -69,6 +69,9 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         _ => {}
     }
     d::check_writable(&inv)?;
+    if let Some(e) = super::local_db::refused_write(&inv, &ns) {
+        return Err(e);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
@@ -82,7 +85,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
     let mut targets = match &info {
         Some(info) => {
             let hint = cmd.get("hint").cloned();
-            d::select_hinted(&inv, info, &filter, sort.is_empty().then_some(1), hint).await?
+            d::select(&inv, info, &filter, sort.is_empty().then_some(1), hint).await?
         }
         None => Vec::new(),
     };
@@ -131,6 +134,7 @@ async fn find_and_modify(inv: Invocation, cmd: Document) -> CommandResult {
         (Some(v), None) => Bson::Document(v),
         (None, _) => Bson::Null,
     };
+    crate::op_counters::find_and_modify_done(remove, &last_error);
     let mut reply = doc! {"lastErrorObject": last_error, "value": value};
     retry.ran(0, reply.clone());
     retry.record(&mut writes);

@@ -106,6 +106,7 @@ async fn get_more(inv: Invocation, cmd: Document) -> CommandResult {
         cursors.check_in(id, cursor);
         id
     };
+    crate::op_counters::get_more_done(inv.op.opid, batch.len());
     Ok(d::cursor_reply(&ns, next, batch, false))
 }
 

@@ -99,6 +99,9 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         ));
     }
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, false) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
@@ -189,6 +192,7 @@ async fn insert(inv: Invocation, cmd: Document) -> CommandResult {
         Ok(e) => e,
         Err(e) => return Err(d::storage_error(e)),
     };
+    crate::op_counters::insert_done(n as u64, errors.len() as u64);
     let mut reply = doc! {"n": n};
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);

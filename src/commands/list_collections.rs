@@ -68,6 +68,12 @@ fn list_collections(inv: &Invocation, cmd: &Document) -> CommandResult {
         .filter(|c| filter.matches(&entry(c, false)))
         .map(|c| entry(c, name_only))
         .collect();
+    docs.extend(
+        super::local_db::list_entries(inv)
+            .into_iter()
+            .filter(|(full, _)| filter.matches(full))
+            .map(|(full, short)| if name_only { short } else { full }),
+    );
     let ns = format!("{}.$cmd.listCollections", inv.db);
     let batch = d::take_batch(&mut docs, batch_size);
     let id = if docs.is_empty() {

@@ -44,13 +44,16 @@ mod list_collections;
 mod list_commands;
 mod list_databases;
 mod list_indexes;
+mod local_db;
 mod log_rotate;
 mod logout;
 mod metrics;
 mod ping;
 mod pool_test_commands;
+mod profile;
 mod raft_rpc;
 mod rename_collection;
+mod read_concern;
 mod repl_host;
 mod repl_set_freeze;
 mod repl_set_get_config;
@@ -260,6 +263,7 @@ pub static TABLE: &[&Command] = &[
     &kill_op::KILL_OP,
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
+    &profile::PROFILE,
     &log_rotate::LOG_ROTATE,
     &rotate_certificates::ROTATE_CERTIFICATES,
     &logout::LOGOUT,
@@ -854,8 +858,10 @@ fn log_if_slow(
     elapsed: Duration,
     result: &CommandResult<ReplyBody>,
 ) {
+    let op_stats = crate::op_counters::take(inv.op.opid).unwrap_or_default();
     let millis = elapsed.as_millis() as u64;
-    if millis < inv.server.config.slowms {
+    // 0 (or less) logs every command.
+    if (millis as i64) < profile::slow_ms(&inv.server) {
         return;
     }
     let body = inv.op.full_command();
@@ -876,6 +882,9 @@ fn log_if_slow(
         appName = app_name.as_deref(),
         command = %command_json,
         commandName = command.name,
+        planSummary = op_stats.plan,
+        docsExamined = op_stats.plan.map(|_| op_stats.docs_examined),
+        nreturned = op_stats.nreturned,
         numYields = 0,
         ok = error.map(|_| 0),
         errMsg = error.map(|e| e.message.as_str()),

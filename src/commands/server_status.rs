@@ -87,14 +87,7 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
             "active": Stats::get(&stats.connections_active) as i32,
         },
         "network": network(server),
-        "opcounters": {
-            "insert": 0_i64,
-            "query": Stats::get(&stats.op_query) as i64,
-            "update": 0_i64,
-            "delete": 0_i64,
-            "getmore": 0_i64,
-            "command": Stats::get(&stats.op_command) as i64,
-        },
+        "opcounters": opcounters(server),
         // Outgoing pool totals, under the name mongod's diagnostic data gives them.
         "connPoolStats": super::conn_pool_stats::totals(&server.pools.totals()),
         "mem": {
@@ -133,23 +126,48 @@ fn server_status(inv: &Invocation, _: &Document) -> CommandResult {
         section.insert("primaryOnlyServices", Document::new());
         section.insert("rbid", 1);
         reply.insert("repl", section);
+        let [insert, update, delete, command] = crate::op_counters::opcounters_repl();
+        reply.insert(
+            "opcountersRepl",
+            doc! {"insert": insert, "query": 0_i64, "update": update, "delete": delete, "getmore": 0_i64, "command": command},
+        );
     }
     Ok(reply)
 }
 
-/// `metrics`: per-command counts are real; the storage, cursor and oplog-fetcher
-/// counters mongod keeps have no counterpart here and stay 0.
+/// `opcounters`: the document commands' counts (`crate::op_counters`), OP_QUERY
+/// messages in `query`, and in `command` every other command (mongod counts find,
+/// getMore, insert, update and delete only in their own counters).
+fn opcounters(server: &ServerState) -> Document {
+    let stats = &server.stats;
+    let [insert, query, update, delete, getmore, not_commands] = crate::op_counters::opcounters();
+    doc! {
+        "insert": insert,
+        "query": query + Stats::get(&stats.op_query) as i64,
+        "update": update,
+        "delete": delete,
+        "getmore": getmore,
+        "command": (Stats::get(&stats.op_command) as i64 - not_commands).max(0),
+    }
+}
+
+/// `metrics`: per-command counts, documents, documents examined and cursors are real;
+/// the storage and oplog-fetcher counters mongod keeps have no counterpart here and
+/// stay 0.
 fn metrics(server: &ServerState) -> Document {
     let zero = 0_i64;
+    let [deleted, inserted, returned, updated] = crate::op_counters::documents();
+    let (scanned_objects, timed_out) = crate::op_counters::executor();
+    let open = server.cursors.len() as i64;
     doc! {
         "commands": server.stats.commands.to_document(server),
         "cursor": {
             "moreThanOneBatch": zero,
-            "timedOut": zero,
+            "timedOut": timed_out,
             "totalOpened": zero,
-            "open": {"noTimeout": zero, "pinned": zero, "total": zero},
+            "open": {"noTimeout": zero, "pinned": zero, "total": open},
         },
-        "document": {"deleted": zero, "inserted": zero, "returned": zero, "updated": zero},
+        "document": {"deleted": deleted, "inserted": inserted, "returned": returned, "updated": updated},
         "getLastError": {
             "default": {"unsatisfiable": zero, "wtimeouts": zero},
             "wtime": {"num": zero, "totalMillis": zero},
@@ -157,8 +175,9 @@ fn metrics(server: &ServerState) -> Document {
         },
         "operation": {"scanAndOrder": zero, "writeConflicts": zero},
         "queryExecutor": {
+            // No secondary index yet: no index keys are examined.
             "scanned": zero,
-            "scannedObjects": zero,
+            "scannedObjects": scanned_objects,
             "collectionScans": {"nonTailable": zero, "total": zero},
         },
         "repl": {

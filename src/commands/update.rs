@@ -103,6 +103,9 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
         d::check_collation(stmt.get("collation"))?;
     }
     d::check_writable(&inv)?;
+    if let Some(reply) = super::local_db::refused_write_reply(&inv, &ns, true) {
+        return Ok(reply);
+    }
     let storage = inv.server.storage().clone();
     let _guard = storage.lock_writes().await;
     let mut retry = super::retryable::Retry::begin(&inv, &cmd)?;
@@ -136,7 +139,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             let targets = match &info {
                 Some(info) => {
                     let hint = stmt.get("hint").cloned();
-                    d::select_hinted(&inv, info, &filter, (!multi).then_some(1), hint).await?
+                    d::select(&inv, info, &filter, (!multi).then_some(1), hint).await?
                 }
                 None => Vec::new(),
             };
@@ -170,6 +173,7 @@ async fn update(inv: Invocation, cmd: Document) -> CommandResult {
             }
         }
     }
+    crate::op_counters::update_done(stmts.len(), upserted.len(), n_modified as u64);
     let mut reply = doc! {"n": n, "nModified": n_modified};
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);

@@ -126,6 +126,18 @@ pub fn parse(cmd: &Document, standalone: bool) -> CommandResult<Option<WriteConc
             }
         }
     }
+    // mongod's WriteConcernOptions::parse: both sync modes at once is a contradiction.
+    let truthy = |key: &str| {
+        wc.get(key).is_some_and(|v| match v {
+            Bson::Boolean(b) => *b,
+            v => whole_number(v).is_some_and(|n| n != 0),
+        })
+    };
+    if truthy("j") && truthy("fsync") {
+        return Err(failed_to_parse(
+            "fsync and j options cannot be used together",
+        ));
+    }
     if standalone && matches!(concern.w, W::Nodes(n) if n > 1) {
         return Err(bad_value("cannot use 'w' > 1 on a standalone"));
     }
@@ -160,6 +172,11 @@ mod tests {
                 Code::FailedToParse,
             ),
             (Bson::Document(doc! {"w": 2}), true, Code::BadValue),
+            (
+                Bson::Document(doc! {"j": true, "fsync": 1}),
+                false,
+                Code::FailedToParse,
+            ),
         ];
         for (wc, standalone, code) in table {
             let cmd = doc! {"createUser": "a", "writeConcern": wc.clone()};

@@ -75,6 +75,7 @@ codes! {
     InvalidSSLConfiguration = 140,
     NoReplicationEnabled = 76,
     NotSecondary = 95,
+    NotAReplicaSet = 123,
     CommandFailed = 125,
     InvalidPipelineOperator = 168,
     CannotIndexParallelArrays = 171,
@@ -100,6 +101,7 @@ codes! {
     DuplicateKey = 11000,
     InterruptedAtShutdown = 11600,
     // The query language (filters, expressions, sort).
+    SnapshotTooOld = 239,
     ConversionFailure = 241,
     Location15983 = 15983,
     Location15998 = 15998,

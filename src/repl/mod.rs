@@ -18,6 +18,7 @@ mod lifecycle;
 mod log_store;
 mod membership;
 mod network;
+pub mod oplog;
 pub mod raft;
 pub mod self_initiate;
 mod state_machine;

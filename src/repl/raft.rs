@@ -135,6 +135,11 @@ impl Store {
         self.log.append_blocking(entries, Vote::new(term, node_id))
     }
 
+    /// What the oplog view reads: the log, and the catalog once it is open.
+    pub(super) fn oplog_parts(&self) -> (LogStore, Option<Arc<dyn Catalog>>) {
+        (self.log.clone(), self.machine.catalog())
+    }
+
     /// Makes `catalog` the state machine and loads what it records as applied.
     pub fn attach_catalog(&self, catalog: Arc<dyn Catalog>) -> Result<(), CatalogError> {
         self.machine.attach_catalog(catalog)
@@ -166,6 +171,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// entries keeps that cost per write small (a tenth of a document read and written per
 /// write) and the log bounded, at about 11,000 entries.
 static ENTRIES_PER_SNAPSHOT: AtomicU64 = AtomicU64::new(10_000);
+
+/// `replLogEntriesPerSnapshot`.
+pub fn entries_per_snapshot() -> u64 {
+    ENTRIES_PER_SNAPSHOT.load(Ordering::Relaxed).max(1)
+}
 
 /// Sets `replLogEntriesPerSnapshot`; Raft takes it when it starts.
 pub fn set_entries_per_snapshot(entries: u64) {

@@ -122,7 +122,7 @@ impl StateMachine {
         Ok(())
     }
 
-    fn catalog(&self) -> Option<Arc<dyn Catalog>> {
+    pub(super) fn catalog(&self) -> Option<Arc<dyn Catalog>> {
         self.0.catalog.get().cloned()
     }
 
@@ -232,6 +232,7 @@ fn apply_entries(
         let mut hint = 0;
         let mut writes = Vec::new();
         let mut documents = Vec::new();
+        let mut in_oplog = false;
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Normal(e) => {
@@ -245,8 +246,11 @@ fn apply_entries(
                         keys_changed |= batch.iter().any(Write::touches_keys);
                         writes = batch;
                     }
-                    ReplOp::Noop => {}
-                    ReplOp::Documents(batch) => documents = batch,
+                    ReplOp::Noop => in_oplog = true,
+                    ReplOp::Documents(batch) => {
+                        documents = batch;
+                        in_oplog = true;
+                    }
                 }
             }
             EntryPayload::Membership(m) => {
@@ -257,15 +261,19 @@ fn apply_entries(
         next.wall_millis = bson::DateTime::now().timestamp_millis();
         // The entry's writes and the record of having applied it, in one transaction.
         writes.push(applied_write(&next));
-        let applied = if documents.is_empty() {
+        let applied = if !in_oplog {
             commit(writes)
         } else {
             catalog.apply_with(writes, i == last, &mut |txn| {
-                crate::storage::apply_in(txn, &documents)
+                crate::storage::apply_in(txn, &documents)?;
+                super::oplog::record_in(txn, entry.log_id.index, next.time)
             })
         };
         let error = match applied {
-            Ok(()) => None,
+            Ok(()) => {
+                crate::op_counters::applied(&documents);
+                None
+            }
             Err(e @ CatalogError::Storage(_)) => return Err(e),
             // A refused batch changed nothing; only the record is written.
             Err(refused) => {
@@ -459,6 +467,16 @@ mod tests {
         }
         fn read_consistent(&self, c: &[Collection]) -> Result<Vec<Vec<Document>>, CatalogError> {
             self.0.read_consistent(c)
+        }
+        // No-ops and document batches record their oplog time in the same transaction.
+        fn apply_with(
+            &self,
+            writes: Vec<Write>,
+            durable: bool,
+            also: &mut dyn FnMut(&redb::WriteTransaction) -> Result<(), CatalogError>,
+        ) -> Result<(), CatalogError> {
+            self.1.lock().push(durable);
+            self.0.apply_with(writes, durable, also)
         }
     }
 
