@@ -24,6 +24,7 @@ mod drop_user;
 mod fail_point;
 mod find;
 mod find_and_modify;
+mod find_options;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_more;
