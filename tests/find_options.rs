@@ -41,6 +41,10 @@ fn default_values_answer_and_others_are_refused() {
         (doc! {"min": 1}, 14),
     ] {
         let reply = find(refused.clone());
-        assert_eq!(reply.get_i32("code").ok(), Some(code), "{refused}: {reply:?}");
+        assert_eq!(
+            reply.get_i32("code").ok(),
+            Some(code),
+            "{refused}: {reply:?}"
+        );
     }
 }
