@@ -4,7 +4,7 @@
 use super::doc_query::{Projection, SortSpec};
 use super::documents as d;
 use super::{database, BoxFuture, Command, Handler, Invocation};
-use crate::error::{bad_value, CommandResult};
+use crate::error::CommandResult;
 use crate::storage::cursors::Cursor;
 use bson::Document;
 use std::collections::VecDeque;
@@ -43,16 +43,9 @@ const FIELDS: &[&str] = &[
     "readOnce",
 ];
 
-/// Options ferrod does not implement yet: refused by name, never ignored.
-const REFUSED: &[&str] = &["collation", "min", "max", "returnKey", "showRecordId"];
-
 async fn find(inv: Invocation, cmd: Document) -> CommandResult {
     d::check_fields(&cmd, "find", FIELDS)?;
-    if let Some(option) = REFUSED.iter().find(|o| cmd.contains_key(**o)) {
-        return Err(bad_value(format!(
-            "ferrod does not support the find option '{option}' yet"
-        )));
-    }
+    super::find_options::refuse_unsupported(&cmd)?;
     let (_, ns) = d::namespace(&inv, &cmd)?;
     let query = d::doc_arg(&cmd, "find", "filter")?.unwrap_or_default();
     let let_vars = d::let_vars(&cmd, "find", None)?;

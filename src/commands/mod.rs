@@ -30,6 +30,7 @@ mod explain;
 mod fail_point;
 mod find;
 mod find_and_modify;
+mod find_options;
 mod get_cmd_line_opts;
 mod get_log;
 mod get_more;

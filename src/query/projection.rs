@@ -17,6 +17,13 @@ fn err(code: Code, msg: impl Into<String>) -> CommandError {
     CommandError::new(code, msg)
 }
 
+/// find's projection operators (positional `$` is the path suffix `.$`); anything else
+/// whose name starts with `$` is an aggregation expression.
+pub const OPERATORS: &[&str] = &["$", "$elemMatch", "$slice"];
+
+/// Refused with BadValue (2): ferrod has no text search or search scores.
+pub const REFUSED: &[&str] = &["$meta"];
+
 #[derive(Clone, Debug)]
 pub struct Projection {
     root: Vec<(String, Node)>,

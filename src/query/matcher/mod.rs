@@ -530,7 +530,7 @@ fn parse_leaf_ops(
                 out.push(LeafOrNot::Leaf(Leaf::Bits(op, parse_bits(key, v)?)));
             }
             "comment" => {}
-            "near" | "nearSphere" | "geoWithin" | "geoIntersects" | "within" | "geoNear" => {
+            _ if GEO_OPERATORS.contains(&key.as_str()) => {
                 return Err(CommandError::new(
                     Code::BadValue,
                     format!(
@@ -572,6 +572,53 @@ fn truthy(v: &Bson) -> bool {
         _ => true,
     }
 }
+
+/// The query operators ferrod evaluates (top-level and per field), for the
+/// compatibility page (docs/compatibility.md, checked by tests/compatibility_page.rs).
+pub const OPERATORS: &[&str] = &[
+    "$all",
+    "$alwaysFalse",
+    "$alwaysTrue",
+    "$and",
+    "$bitsAllClear",
+    "$bitsAllSet",
+    "$bitsAnyClear",
+    "$bitsAnySet",
+    "$comment",
+    "$elemMatch",
+    "$eq",
+    "$exists",
+    "$expr",
+    "$gt",
+    "$gte",
+    "$in",
+    "$jsonSchema",
+    "$lt",
+    "$lte",
+    "$mod",
+    "$ne",
+    "$nin",
+    "$nor",
+    "$not",
+    "$options",
+    "$or",
+    "$regex",
+    "$size",
+    "$type",
+];
+
+/// Geospatial operators: refused with BadValue (2) naming them.
+pub const GEO_OPERATORS: &[&str] = &[
+    "$near",
+    "$nearSphere",
+    "$geoWithin",
+    "$geoIntersects",
+    "$within",
+    "$geoNear",
+];
+
+/// Refused with BadValue (2): server-side JavaScript and text search.
+pub const REFUSED_OPERATORS: &[&str] = &["$where", "$text"];
 
 fn parse_in(v: &Bson, name: &str) -> Result<Leaf, CommandError> {
     let Bson::Array(items) = v else {

@@ -36,8 +36,13 @@ const ACCUMULATORS: &[(&str, Kind)] = &[
     ("$count", Kind::Count),
 ];
 
-/// mongod's other accumulators, refused by name rather than as unknown.
-const NOT_SUPPORTED: &[&str] = &[
+/// The accumulators' names, in ACCUMULATORS' order.
+pub fn accumulator_names() -> impl Iterator<Item = &'static str> {
+    ACCUMULATORS.iter().map(|(name, _)| *name)
+}
+
+/// mongod's other accumulators, refused by name (238) rather than as unknown.
+pub const NOT_SUPPORTED: &[&str] = &[
     "$accumulator",
     "$bottom",
     "$bottomN",

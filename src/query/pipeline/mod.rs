@@ -8,6 +8,7 @@
 //! src/mongo/db/pipeline/document_source_*.cpp.
 
 mod group;
+pub use group::{accumulator_names, NOT_SUPPORTED as NOT_SUPPORTED_ACCUMULATORS};
 mod project;
 
 /// The parts of the query language the pipeline uses, in one place.
@@ -228,6 +229,7 @@ pub const STAGES: &[&str] = &[
     "$group",
     "$indexStats",
     "$limit",
+    "$listLocalSessions",
     "$lookup",
     "$match",
     "$merge",
@@ -244,8 +246,8 @@ pub const STAGES: &[&str] = &[
     "$unwind",
 ];
 
-/// mongod 7.0's other stages: refused by name as not supported, not as unknown.
-const NOT_SUPPORTED: &[&str] = &[
+/// mongod 7.0's other stages: refused by name as not supported (238), not as unknown.
+pub const NOT_SUPPORTED: &[&str] = &[
     "$bucket",
     "$bucketAuto",
     "$changeStreamSplitLargeEvent",
@@ -253,7 +255,6 @@ const NOT_SUPPORTED: &[&str] = &[
     "$fill",
     "$geoNear",
     "$graphLookup",
-    "$listLocalSessions",
     "$listSampledQueries",
     "$listSearchIndexes",
     "$listSessions",

@@ -481,7 +481,8 @@ struct Modifiers {
     positional: bool,
 }
 
-const MODIFIERS: &[&str] = &[
+/// The update operators (all of mongod 7.0's).
+pub const MODIFIERS: &[&str] = &[
     "$addToSet",
     "$bit",
     "$currentDate",
