@@ -22,13 +22,12 @@ use tokio_util::sync::CancellationToken;
 pub struct Stats {
     pub connections_current: AtomicU64,
     pub connections_total_created: AtomicU64,
-    // Those every request updates are spread (see `SpreadCounter`).
-    pub connections_active: SpreadCounter,
+    pub connections_active: AtomicU64,
     pub connections_rejected: AtomicU64,
-    pub bytes_in: SpreadCounter,
-    pub bytes_out: SpreadCounter,
-    pub num_requests: SpreadCounter,
-    pub op_command: SpreadCounter,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub num_requests: AtomicU64,
+    pub op_command: AtomicU64,
     pub op_query: AtomicU64,
     /// serverStatus `metrics.commands`.
     pub commands: CommandCounters,
@@ -40,8 +39,8 @@ pub struct Stats {
 /// (`commands::metrics`), which alone knows the command table.
 #[derive(Debug, Default)]
 pub struct CommandCounters {
-    /// `(total, failed)` per command in the table's order, sized on first use.
-    pub(crate) counts: OnceLock<Box<[(SpreadCounter, AtomicU64)]>>,
+    /// `[total, failed]` per command in the table's order, sized on first use.
+    pub(crate) counts: OnceLock<Box<[[AtomicU64; 2]]>>,
     pub(crate) unknown: AtomicU64,
     /// Failed commands: mongod counts each one's user assertion in `asserts.user`.
     pub(crate) failed: AtomicU64,
@@ -80,70 +79,12 @@ impl Stats {
         Self::add(&c.decompressor_bytes_out, sizes.uncompressed as u64);
     }
 
-    pub fn add(counter: &impl Counter, n: u64) {
-        counter.count(n);
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Takes `n` off a counter that goes up and down (`connections.active`).
-    pub fn sub(counter: &impl Counter, n: u64) {
-        counter.count(n.wrapping_neg());
-    }
-
-    pub fn get(counter: &impl Counter) -> u64 {
-        counter.total()
-    }
-}
-
-/// A serverStatus counter, as [`Stats::add`] and [`Stats::get`] take it.
-pub trait Counter {
-    fn count(&self, n: u64);
-    fn total(&self) -> u64;
-}
-
-impl Counter for AtomicU64 {
-    fn count(&self, n: u64) {
-        self.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn total(&self) -> u64 {
-        self.load(Ordering::Relaxed)
-    }
-}
-
-/// How many slots a [`SpreadCounter`] has.
-const SPREAD: usize = 8;
-
-/// A counter that every request updates, spread over slots on cache lines of their own,
-/// each thread adding to its own slot, and summed when read. As one `AtomicU64` each, the
-/// handful a request updates sat on one cache line that the cores passed back and forth
-/// several times per request.
-#[derive(Debug, Default)]
-pub struct SpreadCounter([Slot; SPREAD]);
-
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Slot(AtomicU64);
-
-/// This thread's slot: threads take slots in turn as they first count.
-fn slot() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SPREAD;
-    }
-    SLOT.with(|slot| *slot)
-}
-
-impl Counter for SpreadCounter {
-    fn count(&self, n: u64) {
-        // Wrapping, so that a decrement (a wrapped negative) may land in another slot
-        // than its increment: the sum is still right.
-        self.0[slot()].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn total(&self) -> u64 {
-        self.0.iter().fold(0u64, |sum, slot| {
-            sum.wrapping_add(slot.0.load(Ordering::Relaxed))
-        })
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
@@ -327,35 +268,4 @@ pub fn host_name() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spread_counter_sums_what_every_thread_added_and_took_off() {
-        let counter = Arc::new(SpreadCounter::default());
-        let threads: Vec<_> = (0..SPREAD + 3)
-            .map(|_| {
-                let counter = counter.clone();
-                std::thread::spawn(move || {
-                    for _ in 0..1000 {
-                        Stats::add(&*counter, 3);
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
-        assert_eq!(Stats::get(&*counter), 3 * 1000 * (SPREAD as u64 + 3));
-        // A decrement on another thread than its increment (connections.active).
-        Stats::add(&*counter, 1);
-        let other = counter.clone();
-        std::thread::spawn(move || Stats::sub(&*other, 4))
-            .join()
-            .unwrap();
-        assert_eq!(Stats::get(&*counter), 3 * 1000 * (SPREAD as u64 + 3) - 3);
-    }
 }

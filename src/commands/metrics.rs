@@ -3,7 +3,7 @@
 //! `failed`; names that are no command count in `<UNKNOWN>`.
 
 use super::{is_available, Command, TABLE};
-use crate::state::{ServerState, SpreadCounter, Stats};
+use crate::state::{ServerState, Stats};
 use bson::{doc, Document};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -16,8 +16,8 @@ static INDEX: LazyLock<HashMap<&'static str, usize>> =
 pub use crate::state::CommandCounters;
 
 impl CommandCounters {
-    /// `(total, failed)` per command, in [`TABLE`]'s order.
-    fn slots(&self) -> &[(SpreadCounter, AtomicU64)] {
+    /// `[total, failed]` per command, in [`TABLE`]'s order.
+    fn slots(&self) -> &[[AtomicU64; 2]] {
         self.counts
             .get_or_init(|| TABLE.iter().map(|_| Default::default()).collect())
     }
@@ -26,9 +26,9 @@ impl CommandCounters {
     pub fn count(&self, command: Option<&Command>, failed: bool) {
         match command.and_then(|c| INDEX.get(c.name)) {
             Some(&i) => {
-                Stats::add(&self.slots()[i].0, 1);
+                Stats::add(&self.slots()[i][0], 1);
                 if failed {
-                    Stats::add(&self.slots()[i].1, 1);
+                    Stats::add(&self.slots()[i][1], 1);
                 }
             }
             None => Stats::add(&self.unknown, 1),
@@ -42,7 +42,7 @@ impl CommandCounters {
     pub fn count_fast_ping(&self) {
         static PING: LazyLock<Option<usize>> = LazyLock::new(|| INDEX.get("ping").copied());
         if let Some(i) = *PING {
-            Stats::add(&self.slots()[i].0, 1);
+            Stats::add(&self.slots()[i][0], 1);
         }
     }
 
@@ -65,8 +65,8 @@ impl CommandCounters {
             out.insert(
                 c.name,
                 doc! {
-                    "failed": Stats::get(&self.slots()[i].1) as i64,
-                    "total": Stats::get(&self.slots()[i].0) as i64,
+                    "failed": Stats::get(&self.slots()[i][1]) as i64,
+                    "total": Stats::get(&self.slots()[i][0]) as i64,
                 },
             );
         }

@@ -329,22 +329,8 @@ async fn send(server: &ServerState, client: &Client, stream: &mut TcpStream, out
     true
 }
 
-/// A reply's requestId. Each thread takes ids from the shared counter a block at a time:
-/// one shared update per reply was one more cache line passed between the cores.
 pub fn next_response_id() -> i32 {
-    const BLOCK: i32 = 1 << 16;
-    thread_local! {
-        static RANGE: std::cell::Cell<(i32, i32)> = const { std::cell::Cell::new((0, 0)) };
-    }
-    RANGE.with(|range| {
-        let (mut next, mut end) = range.get();
-        if next == end {
-            next = NEXT_RESPONSE_ID.fetch_add(BLOCK, Ordering::Relaxed);
-            end = next.wrapping_add(BLOCK);
-        }
-        range.set((next.wrapping_add(1), end));
-        next
-    })
+    NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Counts the connection in serverStatus `connections.active` while it runs a command.
@@ -359,7 +345,7 @@ impl<'a> ActiveGuard<'a> {
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        Stats::sub(&self.0.connections_active, 1);
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
