@@ -148,7 +148,8 @@ impl OpRegistry {
             .map(|op| {
                 let elapsed = op.started.elapsed();
                 let conn_id = op.client.id;
-                let db = op.command.get_str("$db").unwrap_or_default();
+                let full = op.full_command();
+                let db = full.get_str("$db").unwrap_or_default();
                 let mut entry = doc! {
                     "type": "op",
                     "active": true,
@@ -158,7 +159,7 @@ impl OpRegistry {
                     "desc": format!("conn{conn_id}"),
                     "op": "command",
                     "ns": format!("{db}.$cmd"),
-                    "command": redacted(&op.full_command(), op.redacted_fields),
+                    "command": redacted(&full, op.redacted_fields),
                     "currentOpTime": bson::DateTime::now(),
                     "secs_running": elapsed.as_secs() as i64,
                     "microsecs_running": elapsed.as_micros() as i64,

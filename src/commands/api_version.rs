@@ -3,13 +3,13 @@
 
 use super::Command;
 use crate::error::{type_mismatch, Code, CommandError, CommandResult};
-use bson::{Bson, Document};
+use bson::Bson;
 
 /// mongod parses the three fields as the IDL struct of this name (it shows in messages).
 const PARSER: &str = "APIParametersFromClient";
 
-fn field<'a>(body: &'a Document, name: &str, kind: &str) -> CommandResult<Option<&'a Bson>> {
-    match body.get(name) {
+fn field<'a>(value: Option<&'a Bson>, name: &str, kind: &str) -> CommandResult<Option<&'a Bson>> {
+    match value {
         None => Ok(None),
         Some(v @ Bson::String(_)) if kind == "string" => Ok(Some(v)),
         Some(v @ Bson::Boolean(_)) if kind == "bool" => Ok(Some(v)),
@@ -19,11 +19,19 @@ fn field<'a>(body: &'a Document, name: &str, kind: &str) -> CommandResult<Option
 
 /// Refuses a request whose API parameters mongod would refuse. `invoked` is the name the
 /// request used: only a command's own name is in API Version 1, not its aliases (mongod's
-/// isMaster is a command of its own, outside it, while hello is in it).
-pub fn check(body: &Document, command: &Command, invoked: &str) -> CommandResult<()> {
-    let version = field(body, "apiVersion", "string")?.and_then(Bson::as_str);
-    let strict = field(body, "apiStrict", "bool")?.and_then(Bson::as_bool);
-    let deprecation_errors = field(body, "apiDeprecationErrors", "bool")?.and_then(Bson::as_bool);
+/// isMaster is a command of its own, outside it, while hello is in it). The values are
+/// the request's `apiVersion`, `apiStrict` and `apiDeprecationErrors`.
+pub fn check(
+    version: Option<&Bson>,
+    strict: Option<&Bson>,
+    deprecation_errors: Option<&Bson>,
+    command: &Command,
+    invoked: &str,
+) -> CommandResult<()> {
+    let version = field(version, "apiVersion", "string")?.and_then(Bson::as_str);
+    let strict = field(strict, "apiStrict", "bool")?.and_then(Bson::as_bool);
+    let deprecation_errors =
+        field(deprecation_errors, "apiDeprecationErrors", "bool")?.and_then(Bson::as_bool);
     if (strict.is_some() || deprecation_errors.is_some()) && version.is_none() {
         return Err(CommandError::new(
             Code::Location4886600,

@@ -258,8 +258,12 @@ pub fn write_concern_error(inv: &Invocation, command: &Command, reply: &mut Docu
 }
 
 /// Records that a connection is another cluster member (hello's `internalClient`).
-pub fn note_internal_client(client: &Client, command: &Command, body: &Document) {
-    if command.name == "hello" && body.contains_key("internalClient") {
+pub fn note_internal_client(
+    client: &Client,
+    command: &Command,
+    has_internal_client: impl FnOnce() -> bool,
+) {
+    if command.name == "hello" && has_internal_client() {
         client.internal.store(true, Ordering::Relaxed);
     }
 }

@@ -7,6 +7,7 @@ use bson::{doc, Bson, Document};
 
 pub const GET_MORE: Command = Command {
     api_version_1: true,
+    max_time_ms_waits: true,
     privileges: &[database("find")],
     ..Command::new(
         "getMore",

@@ -6,6 +6,7 @@ use crate::repl::{election_id, HelloView, MemberState};
 use crate::wire::raw;
 use crate::wire::{Compressor, MAX_BSON_SIZE, MAX_MESSAGE_SIZE};
 use bson::{doc, Bson, Document, RawArrayBuf, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -18,17 +19,73 @@ pub const HELLO: Command = Command {
     ..Command::new(
         "hello",
         "Check if this server is primary for a replica set\n{ hello : 1 }",
-        Handler::SyncOrAsync(hello_now, hello_async),
+        Handler::Raw(hello_now, hello_async),
     )
 };
 
 /// A hello that does not ask to wait (the handshake's, a polling monitor's) is answered
-/// at once; the others take [`hello_async`], which also refuses what they get wrong.
-fn hello_now(inv: &Invocation, cmd: &Document) -> Option<CommandResult<ReplyBody>> {
-    let waits = inv.exhaust_allowed
-        || cmd.contains_key("topologyVersion")
-        || cmd.contains_key("maxAwaitTimeMS");
-    (!waits).then(|| hello(inv, cmd).map(ReplyBody::Encoded))
+/// at once, from the request as it arrived; the others take [`hello_async`], which also
+/// refuses what they get wrong.
+fn hello_now(inv: &Invocation, cmd: &RawDocument) -> Option<CommandResult<ReplyBody>> {
+    let args = HelloArgs::of_raw(cmd);
+    (!inv.exhaust_allowed && !args.waits).then(|| hello(inv, &args).map(ReplyBody::Encoded))
+}
+
+/// The fields of the request that [`hello`] reads, borrowed from a `Document` or taken
+/// from the raw request (converted only when present: a monitor's hello has none).
+struct HelloArgs<'a> {
+    /// Asked as `isMaster`/`ismaster`: the reply says `ismaster`.
+    legacy: bool,
+    hello_ok: bool,
+    client: Option<Cow<'a, Bson>>,
+    compression: Option<Cow<'a, Bson>>,
+    sasl_supported_mechs: Option<Cow<'a, Bson>>,
+    speculative_authenticate: Option<Cow<'a, Bson>>,
+    /// `topologyVersion` or `maxAwaitTimeMS` is there: an awaitable hello.
+    waits: bool,
+}
+
+impl<'a> HelloArgs<'a> {
+    fn of(cmd: &'a Document) -> Self {
+        let get = |key| cmd.get(key).map(Cow::Borrowed);
+        HelloArgs {
+            legacy: cmd.keys().next().is_some_and(|k| k != "hello"),
+            hello_ok: cmd.get_bool("helloOk").unwrap_or(false),
+            client: get("client"),
+            compression: get("compression"),
+            sasl_supported_mechs: get("saslSupportedMechs"),
+            speculative_authenticate: get("speculativeAuthenticate"),
+            waits: cmd.contains_key("topologyVersion") || cmd.contains_key("maxAwaitTimeMS"),
+        }
+    }
+
+    /// In one walk of `cmd` (which the dispatcher has checked).
+    fn of_raw(cmd: &RawDocument) -> HelloArgs<'static> {
+        let mut args = HelloArgs {
+            legacy: false,
+            hello_ok: false,
+            client: None,
+            compression: None,
+            sasl_supported_mechs: None,
+            speculative_authenticate: None,
+            waits: false,
+        };
+        let owned = |value: RawBsonRef<'_>| Bson::try_from(value).ok().map(Cow::Owned);
+        for (i, element) in cmd.iter().enumerate() {
+            let Ok((key, value)) = element else { break };
+            match key {
+                _ if i == 0 => args.legacy = key != "hello",
+                "helloOk" => args.hello_ok = matches!(value, RawBsonRef::Boolean(true)),
+                "client" => args.client = owned(value),
+                "compression" => args.compression = owned(value),
+                "saslSupportedMechs" => args.sasl_supported_mechs = owned(value),
+                "speculativeAuthenticate" => args.speculative_authenticate = owned(value),
+                "topologyVersion" | "maxAwaitTimeMS" => args.waits = true,
+                _ => {}
+            }
+        }
+        args
+    }
 }
 
 /// With `topologyVersion` + `maxAwaitTimeMS`, the reply waits until the topology changes
@@ -70,7 +127,7 @@ fn hello_async(inv: Invocation, cmd: Document) -> super::BoxFuture {
                 }
             }
         }
-        hello(&inv, &cmd)?
+        hello(&inv, &HelloArgs::of(&cmd))?
             .to_document()
             .map_err(|e| CommandError::new(Code::BadValue, e.to_string()))
     })
@@ -159,9 +216,9 @@ pub const MAX_WIRE_VERSION: i32 = 21;
 /// The reply, written as BSON as it is made: a hello is the most frequent command of
 /// all (every monitor polls it), and a `Document` of its dozen fields would cost an
 /// allocation per key.
-fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
+fn hello(inv: &Invocation, cmd: &HelloArgs<'_>) -> CommandResult<RawDocumentBuf> {
     let client = &inv.client;
-    let metadata = match cmd.get("client") {
+    let metadata = match cmd.client.as_deref() {
         None => None,
         Some(Bson::Document(meta)) => Some(meta),
         Some(other) => return Err(crate::error::type_mismatch("client", other, "object")),
@@ -186,9 +243,9 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
     }
 
     // The legacy names answer with `ismaster`; hello with `isWritablePrimary`.
-    let legacy = cmd.keys().next().is_some_and(|k| k != "hello");
+    let legacy = cmd.legacy;
     let mut reply = RawDocumentBuf::from_bytes(with_room(REPLY_ROOM)).expect("an empty document");
-    if cmd.get_bool("helloOk").unwrap_or(false) {
+    if cmd.hello_ok {
         reply.append("helloOk", true);
     }
     if let Some(repl) = &inv.server.repl {
@@ -224,7 +281,7 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
     raw::finish_document(0, &mut bytes);
     let mut reply = RawDocumentBuf::from_bytes(bytes).expect("a document just written");
 
-    if let Some(requested) = cmd.get("compression") {
+    if let Some(requested) = cmd.compression.as_deref() {
         let Bson::Array(names) = requested else {
             return Err(crate::error::type_mismatch(
                 "compression",
@@ -252,7 +309,7 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
             reply.append("compression", names);
         }
     }
-    if let Some(requested) = cmd.get("saslSupportedMechs") {
+    if let Some(requested) = cmd.sasl_supported_mechs.as_deref() {
         let Bson::String(db_user) = requested else {
             return Err(crate::error::type_mismatch(
                 "saslSupportedMechs",
@@ -264,7 +321,7 @@ fn hello(inv: &Invocation, cmd: &Document) -> CommandResult<RawDocumentBuf> {
             append_bson(&mut reply, "saslSupportedMechs", Bson::Array(mechs))?;
         }
     }
-    if let Some(Bson::Document(request)) = cmd.get("speculativeAuthenticate") {
+    if let Some(Bson::Document(request)) = cmd.speculative_authenticate.as_deref() {
         if let Some(answer) = super::sasl::speculative(&inv.server, client, request) {
             append_bson(
                 &mut reply,

@@ -93,7 +93,7 @@ use crate::client::Client;
 use crate::error::{type_mismatch, whole_number, Code, CommandError, CommandResult};
 use crate::ops::OpInfo;
 use crate::state::{ServerState, Stats};
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 pub use catalog_write::CatalogChange;
 pub use metrics::CommandCounters;
 use std::borrow::Cow;
@@ -138,6 +138,21 @@ pub enum Handler {
     /// argument the dispatcher acts on is answered by the connection's fast lane without
     /// coming here; see `server::fast_lane`.
     ReplyOk,
+    /// Reads the request as it arrived, so that no `Document` is built for it (see
+    /// [`dispatch_raw_now`]): for the most frequent commands. Answers at once when it can
+    /// (`Some`), else its async part gets the request as a `Document`.
+    Raw(
+        fn(&Invocation, &RawDocument) -> Option<CommandResult<ReplyBody>>,
+        fn(Invocation, Document) -> BoxFuture,
+    ),
+}
+
+impl Handler {
+    /// Whether the handler needs no `Document` of the request: the table row alone
+    /// decides whether a request may skip building one.
+    fn reads_raw(&self) -> bool {
+        matches!(self, Handler::Raw(..) | Handler::ReplyOk)
+    }
 }
 
 pub use crate::auth::privilege::Resource;
@@ -193,6 +208,9 @@ pub struct Command {
     /// Fields shown as "xxx" in messages, logs and currentOp (mongod's snipForLogging),
     /// such as createUser's password.
     pub redacted_fields: &'static [&'static str],
+    /// `maxTimeMS` is how long the command may wait for data (getMore on an awaitData
+    /// cursor), not a time limit on the command.
+    pub max_time_ms_waits: bool,
 }
 
 impl Command {
@@ -213,6 +231,7 @@ impl Command {
             api_version_1: false,
             redacted_fields: &[],
             hangs_up: false,
+            max_time_ms_waits: false,
         }
     }
 }
@@ -395,13 +414,13 @@ pub struct Reply {
 }
 
 /// The database a request names in `$db`.
-fn request_db(body: &Document) -> CommandResult<String> {
-    match body.get("$db") {
+fn request_db(value: Option<Bson>) -> CommandResult<String> {
+    match value {
         None => Err(CommandError::new(
             Code::Location40571,
             "OP_MSG requests require a $db argument",
         )),
-        Some(Bson::String(db)) if !db.is_empty() => Ok(db.clone()),
+        Some(Bson::String(db)) if !db.is_empty() => Ok(db),
         Some(Bson::String(_)) => Err(CommandError::new(
             Code::InvalidNamespace,
             "Invalid database name: ''",
@@ -412,14 +431,14 @@ fn request_db(body: &Document) -> CommandResult<String> {
             Code::Location13111,
             format!(
                 "wrong type for field ($db) {} != string",
-                crate::error::type_name(other)
+                crate::error::type_name(&other)
             ),
         )),
     }
 }
 
-fn max_time(body: &Document) -> CommandResult<Option<Duration>> {
-    let ms = match body.get("maxTimeMS") {
+fn max_time(value: Option<&Bson>) -> CommandResult<Option<Duration>> {
+    let ms = match value {
         None | Some(Bson::Null) => return Ok(None),
         Some(value) => {
             whole_number(value).ok_or_else(|| type_mismatch("maxTimeMS", value, "int"))?
@@ -486,13 +505,176 @@ pub fn dispatch_now<'a>(
         ),
         None => (Cow::Owned(first.to_owned()), None),
     };
-    let prepared = prepare(
+    let args = GenericArgs::of(&body);
+    let request = Request::Decoded { body, raw_body };
+    run(
         server,
         client,
         &name,
         command,
-        body,
-        raw_body,
+        request,
+        args,
+        exhaust_allowed,
+    )
+}
+
+/// [`dispatch_now`] for an OP_MSG body as it arrived (`body`, one section, no flags),
+/// when the table says its command needs no `Document` of it ([`Handler::reads_raw`]):
+/// the body is walked once (after the depth check), checked as decoding would check it,
+/// and the generic arguments the dispatcher acts on are read on the way. None, having done
+/// nothing, for any other request, and for anything the walk does not accept with
+/// certainty (malformed or unusual BSON, a repeated field): decoding it gives the same
+/// reply or the right error.
+pub fn dispatch_raw_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    body: &[u8],
+) -> Option<Dispatched<'a>> {
+    let raw = RawDocument::from_bytes(body).ok()?;
+    let mut elements = raw.iter();
+    let (first, value) = elements.next()?.ok()?;
+    let (name, command) = BY_NAME.get_key_value(first)?;
+    if !command.handler.reads_raw() || !is_available(server, command) {
+        return None;
+    }
+    // The walk below recurses: anything nested too deep is left to the decoder.
+    if crate::wire::depth::check_raw(body, crate::wire::depth::max_bson_depth())
+        != crate::wire::depth::RawDepth::Within
+    {
+        return None;
+    }
+    crate::wire::check_value(value)?;
+    let mut args = GenericArgs::default();
+    let mut seen: [&str; 16] = [""; 16];
+    for (n, element) in elements.enumerate() {
+        let (key, value) = element.ok()?;
+        // Decoding keeps the last of repeated fields, a raw lookup the first.
+        if n >= seen.len() || key == first || seen[..n].contains(&key) {
+            return None;
+        }
+        seen[n] = key;
+        crate::wire::check_value(value)?;
+        args.note(key, value)?;
+    }
+    let request = Request::Raw(raw);
+    Some(run(
+        server,
+        client,
+        name,
+        Some(*command),
+        request,
+        args,
+        false,
+    ))
+}
+
+/// The generic arguments the dispatcher's checks read, taken from the request once.
+#[derive(Default)]
+struct GenericArgs {
+    db: Option<Bson>,
+    api_version: Option<Bson>,
+    api_strict: Option<Bson>,
+    api_deprecation_errors: Option<Bson>,
+    max_time_ms: Option<Bson>,
+}
+
+impl GenericArgs {
+    fn of(body: &Document) -> GenericArgs {
+        let get = |key| body.get(key).cloned();
+        GenericArgs {
+            db: get("$db"),
+            api_version: get("apiVersion"),
+            api_strict: get("apiStrict"),
+            api_deprecation_errors: get("apiDeprecationErrors"),
+            max_time_ms: get("maxTimeMS"),
+        }
+    }
+
+    /// Keeps `value` if `key` is one of them; None when it does not convert.
+    fn note(&mut self, key: &str, value: RawBsonRef<'_>) -> Option<()> {
+        let slot = match key {
+            "$db" => &mut self.db,
+            "apiVersion" => &mut self.api_version,
+            "apiStrict" => &mut self.api_strict,
+            "apiDeprecationErrors" => &mut self.api_deprecation_errors,
+            "maxTimeMS" => &mut self.max_time_ms,
+            _ => return Some(()),
+        };
+        *slot = Some(Bson::try_from(value).ok()?);
+        Some(())
+    }
+}
+
+/// A request as the dispatcher gets it.
+/// The arguments [`retryable::check_session_args`] reads.
+const SESSION_ARGUMENTS: [&str; 4] = ["lsid", "txnNumber", "autocommit", "startTransaction"];
+
+enum Request<'r> {
+    /// Decoded by the wire layer; `raw_body` when the decoder left arguments out.
+    Decoded {
+        body: Document,
+        raw_body: Option<Vec<u8>>,
+    },
+    /// As it arrived, for a handler that reads it so ([`dispatch_raw_now`]).
+    Raw(&'r RawDocument),
+}
+
+impl Request<'_> {
+    /// The request as a `Document`, for what needs one off the common path (a
+    /// command's argument check, an error message).
+    fn document(&self) -> Cow<'_, Document> {
+        match self {
+            Request::Decoded { body, .. } => Cow::Borrowed(body),
+            Request::Raw(raw) => Cow::Owned(decode_raw(raw.as_bytes())),
+        }
+    }
+
+    /// The request as sent, every argument in place.
+    fn full_command(&self) -> Cow<'_, Document> {
+        match self {
+            Request::Decoded { body, raw_body } => {
+                crate::wire::full_command(body, raw_body.as_deref())
+            }
+            Request::Raw(raw) => {
+                Cow::Owned(crate::wire::decode_document(raw.as_bytes()).unwrap_or_default())
+            }
+        }
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        match self {
+            Request::Decoded { body, .. } => body.contains_key(key),
+            Request::Raw(raw) => matches!(raw.get(key), Ok(Some(_))),
+        }
+    }
+}
+
+/// A raw request decoded as the wire layer decodes it (without `lsid` and
+/// `$clusterTime`), for the part of a raw handler that takes a `Document`.
+fn decode_raw(raw: &[u8]) -> Document {
+    match crate::wire::decode_eliding(raw) {
+        Some((body, _)) => body,
+        None => crate::wire::decode_document(raw).unwrap_or_default(),
+    }
+}
+
+/// The checks, the handler and the reply, for either kind of request.
+fn run<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    name: &str,
+    command: Option<&'static Command>,
+    request: Request<'_>,
+    args: GenericArgs,
+    exhaust_allowed: bool,
+) -> Dispatched<'a> {
+    let prepared = prepare(
+        server,
+        client,
+        name,
+        command,
+        request,
+        args,
         exhaust_allowed,
     );
     let mut prepared = match prepared {
@@ -571,9 +753,43 @@ struct Prepared<'a> {
     time_limit: Option<Duration>,
     /// failCommand's data, when it fires for this request.
     fail_data: Option<Document>,
-    /// A `SyncOrAsync` handler's synchronous part ran and left the request to its async
-    /// part.
+    /// A `SyncOrAsync` or `Raw` handler's synchronous part ran and left the request to
+    /// its async part.
     tried_now: bool,
+    /// The registry holds the request as it arrived (`raw_body`), not decoded.
+    raw: bool,
+}
+
+impl Prepared<'_> {
+    /// The request as a handler that takes a `Document` gets it.
+    fn document(&self) -> Cow<'_, Document> {
+        let info = &self.guard.info;
+        match (&info.raw_body, self.raw) {
+            (Some(raw), true) => Cow::Owned(decode_raw(raw)),
+            _ => Cow::Borrowed(&info.command),
+        }
+    }
+
+    /// The request as a [`Handler::Raw`] handler gets it.
+    fn raw_document(&self) -> Cow<'_, RawDocument> {
+        let info = &self.guard.info;
+        match (&info.raw_body, self.raw) {
+            (Some(raw), true) => match RawDocument::from_bytes(raw) {
+                Ok(raw) => Cow::Borrowed(raw),
+                Err(_) => Cow::Owned(RawDocumentBuf::new()),
+            },
+            _ => Cow::Owned(RawDocumentBuf::from_document(&info.command).unwrap_or_default()),
+        }
+    }
+
+    /// Runs a `Raw` handler's synchronous part.
+    fn raw_now(
+        &mut self,
+        now: fn(&Invocation, &RawDocument) -> Option<CommandResult<ReplyBody>>,
+    ) -> Option<CommandResult<ReplyBody>> {
+        self.tried_now = true;
+        now(&self.invocation, &self.raw_document())
+    }
 }
 
 /// The checks every command takes, in mongod's order, then its registration.
@@ -582,11 +798,11 @@ fn prepare<'a>(
     client: &Arc<Client>,
     name: &str,
     command: Option<&'static Command>,
-    body: Document,
-    raw_body: Option<Vec<u8>>,
+    request: Request<'_>,
+    args: GenericArgs,
     exhaust_allowed: bool,
 ) -> CommandResult<Prepared<'a>> {
-    let db = request_db(&body)?;
+    let db = request_db(args.db)?;
     let Some(command) = command else {
         return Err(CommandError::new(
             Code::CommandNotFound,
@@ -594,7 +810,13 @@ fn prepare<'a>(
         ));
     };
     Stats::add(&server.stats.op_command, 1);
-    api_version::check(&body, command, name)?;
+    api_version::check(
+        args.api_version.as_ref(),
+        args.api_strict.as_ref(),
+        args.api_deprecation_errors.as_ref(),
+        command,
+        name,
+    )?;
     if command.admin_only && db != "admin" {
         return Err(CommandError::new(
             Code::Unauthorized,
@@ -606,16 +828,37 @@ fn prepare<'a>(
     }
     let access = check_authentication(server, client, command)?;
     if let Some(validate) = command.validate {
-        validate(&body)?;
+        validate(&request.document())?;
     }
-    retryable::check_session_args(server, command, &body, raw_body.as_deref())?;
+    match &request {
+        Request::Decoded { body, raw_body } => {
+            retryable::check_session_args(server, command, body, raw_body.as_deref())?
+        }
+        // Decoded only when it holds a session argument (hello and ping rarely do).
+        Request::Raw(raw) if SESSION_ARGUMENTS.iter().any(|a| request.contains_key(a)) => {
+            retryable::check_session_args(server, command, &request.document(), Some(raw.as_bytes()))?
+        }
+        Request::Raw(_) => {}
+    }
     if access == Access::NeedsPrivileges {
-        check_privileges(server, client, command, &db, &body, raw_body.as_deref())?;
+        check_privileges(server, client, command, &db, &request)?;
     }
-    gossip::gossip_in(server, client, &body, raw_body.as_deref())?;
-    // getMore's maxTimeMS is how long an awaitData cursor waits, not a time limit.
-    let time_limit = max_time(&body)?.filter(|_| command.name != "getMore");
+    match &request {
+        Request::Decoded { body, raw_body } => {
+            gossip::gossip_in(server, client, body, raw_body.as_deref())?
+        }
+        Request::Raw(raw) => gossip::gossip_in(server, client, &EMPTY, Some(raw.as_bytes()))?,
+    }
+    let time_limit = max_time(args.max_time_ms.as_ref())?.filter(|_| !command.max_time_ms_waits);
 
+    // The one place failCommand applies: to every command that reaches its handler.
+    fail_point::note_internal_client(client, command, || request.contains_key("internalClient"));
+    let (body, raw_body, raw) = match request {
+        Request::Decoded { body, raw_body } => (body, raw_body, false),
+        // A clone of an empty document: `Document::new()` draws a hash seed from a
+        // counter all threads share.
+        Request::Raw(raw) => (EMPTY.clone(), Some(raw.as_bytes().to_vec()), true),
+    };
     let guard = server
         .ops
         .register(client, body, raw_body, command.redacted_fields);
@@ -626,8 +869,6 @@ fn prepare<'a>(
         op: guard.info.clone(),
         exhaust_allowed,
     };
-    // The one place failCommand applies: to every command that reaches its handler.
-    fail_point::note_internal_client(client, command, &guard.info.command);
     let fail_data = fail_point::evaluate(&invocation, command);
     Ok(Prepared {
         server,
@@ -637,8 +878,13 @@ fn prepare<'a>(
         time_limit,
         fail_data,
         tried_now: false,
+        raw,
     })
 }
+
+/// An empty document, for what reads the body of a raw request (which it reads from the
+/// raw body instead), and to clone.
+static EMPTY: LazyLock<Document> = LazyLock::new(Document::new);
 
 /// Runs the handler when it answers without waiting; None leaves the request to
 /// [`run_waiting`].
@@ -646,51 +892,52 @@ fn run_now(p: &mut Prepared<'_>) -> Option<CommandResult<ReplyBody>> {
     if p.fail_data.is_some() {
         return None;
     }
-    let (inv, body) = (&p.invocation, &p.guard.info.command);
     let result = match p.command.handler {
-        Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
-        Handler::Sync(f) => f(inv, body).map(ReplyBody::Document),
-        Handler::SyncEncoded(f) => f(inv, body).map(ReplyBody::Encoded),
+        Handler::ReplyOk => Ok(ReplyBody::Document(EMPTY.clone())),
+        Handler::Sync(f) => f(&p.invocation, &p.document()).map(ReplyBody::Document),
+        Handler::SyncEncoded(f) => f(&p.invocation, &p.document()).map(ReplyBody::Encoded),
         Handler::SyncOrAsync(now, _) => {
             p.tried_now = true;
-            now(inv, body)?
+            now(&p.invocation, &p.document())?
         }
+        Handler::Raw(now, _) => p.raw_now(now)?,
         Handler::Async(_) | Handler::CatalogWrite(_) => return None,
     };
+    let inv = &p.invocation;
     log_if_slow(inv, p.command, inv.op.started.elapsed(), &result);
     Some(result)
 }
 
 /// The rest of a request that waits: a fail point holding it up, or an async handler.
-async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
+async fn run_waiting(mut p: Prepared<'_>) -> CommandResult<ReplyBody> {
+    let mut fail_labels = None;
+    if let Some(data) = p.fail_data.take() {
+        let fut = fail_point::block(p.invocation.clone(), p.command.name, data.clone());
+        Box::pin(bounded(p.server, &p.invocation, p.time_limit, fut)).await?;
+        fail_labels = fail_point::fail(&p.invocation, p.command.name, &data)?.error_labels;
+    }
+    let ready = match p.command.handler {
+        Handler::SyncOrAsync(now, _) if !p.tried_now => now(&p.invocation, &p.document()),
+        Handler::Raw(now, _) if !p.tried_now => p.raw_now(now),
+        _ => None,
+    };
     let Prepared {
         server,
         command,
-        guard,
-        invocation,
+        ref invocation,
         time_limit,
-        fail_data,
-        tried_now,
+        ..
     } = p;
-    let body = &guard.info.command;
-    let mut fail_labels = None;
-    if let Some(data) = fail_data {
-        let fut = fail_point::block(invocation.clone(), command.name, data.clone());
-        Box::pin(bounded(server, &invocation, time_limit, fut)).await?;
-        fail_labels = fail_point::fail(&invocation, command.name, &data)?.error_labels;
-    }
-    let ready = match command.handler {
-        Handler::SyncOrAsync(now, _) if !tried_now => now(&invocation, body),
-        _ => None,
-    };
     let result = match command.handler {
         Handler::ReplyOk => Ok(ReplyBody::Document(Document::new())),
-        Handler::Sync(f) => f(&invocation, body).map(ReplyBody::Document),
-        Handler::SyncEncoded(f) => f(&invocation, body).map(ReplyBody::Encoded),
-        Handler::SyncOrAsync(_, _) if ready.is_some() => ready.expect("checked above"),
-        Handler::Async(f) | Handler::SyncOrAsync(_, f) => {
-            let fut = f(invocation.clone(), body.clone());
-            Box::pin(bounded(server, &invocation, time_limit, fut))
+        Handler::Sync(f) => f(invocation, &p.document()).map(ReplyBody::Document),
+        Handler::SyncEncoded(f) => f(invocation, &p.document()).map(ReplyBody::Encoded),
+        Handler::SyncOrAsync(_, _) | Handler::Raw(_, _) if ready.is_some() => {
+            ready.expect("checked above")
+        }
+        Handler::Async(f) | Handler::SyncOrAsync(_, f) | Handler::Raw(_, f) => {
+            let fut = f(invocation.clone(), p.document().into_owned());
+            Box::pin(bounded(server, invocation, time_limit, fut))
                 .await
                 .map(|mut reply| {
                     // The document writes are async handlers: failCommand's
@@ -700,11 +947,11 @@ async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
                 })
         }
         Handler::CatalogWrite(f) => {
-            let fut = catalog_write::run(&invocation, body, f);
-            Box::pin(bounded(server, &invocation, time_limit, fut))
+            let fut = catalog_write::run(invocation, &p.guard.info.command, f);
+            Box::pin(bounded(server, invocation, time_limit, fut))
                 .await
                 .map(|mut reply| {
-                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    fail_point::write_concern_error(invocation, command, &mut reply);
                     ReplyBody::Document(reply)
                 })
         }
@@ -712,7 +959,7 @@ async fn run_waiting(p: Prepared<'_>) -> CommandResult<ReplyBody> {
     let result = result.map_err(|e| fail_point::with_labels(e, fail_labels.as_ref()));
     // The operation's start (taken when it was registered) times it: one clock read.
     log_if_slow(
-        &invocation,
+        invocation,
         command,
         invocation.op.started.elapsed(),
         &result,
@@ -792,8 +1039,7 @@ fn check_privileges(
     client: &Client,
     command: &Command,
     db: &str,
-    body: &Document,
-    raw_body: Option<&[u8]>,
+    request: &Request<'_>,
 ) -> CommandResult<()> {
     let required: Vec<_> = command
         .privileges
@@ -809,7 +1055,7 @@ fn check_privileges(
             "not authorized on {db} to execute command {}",
             shell_format(&Bson::Document(snip_for_logging(
                 command,
-                &crate::wire::full_command(body, raw_body)
+                &request.full_command()
             )))
         ),
     ))

@@ -75,6 +75,7 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: Stream, client: &Arc<C
             }
         }
         loop {
+            let mut from_bytes = None;
             if let Some(len) = fast_lane::whole_frame(&buf) {
                 out.clear();
                 out.reserve(REPLY_CAPACITY);
@@ -86,42 +87,35 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: Stream, client: &Arc<C
                     }
                     continue;
                 }
+                let active = ActiveGuard::enter(&server.stats);
+                from_bytes = raw_now(server, client, &buf[..len]).map(|handled| {
+                    buf.advance(len);
+                    (handled, active)
+                });
             }
-            let decoded = match arrived_frame(&buf) {
-                Some(ArrivedFrame {
-                    compressor_id: Some(id),
-                    ..
-                }) if !configured_compressor(server, id) => {
-                    Err(CodecError::Fatal(ParseError::UnknownCompressor(id)))
+            let (handled, exhaust, active) = match from_bytes {
+                Some((handled, active)) => {
+                    Stats::add(&server.stats.num_requests, 1);
+                    (handled, false, active)
                 }
-                // A large frame is decompressed and parsed off the async workers, so that
-                // other connections are still served meanwhile.
-                Some(frame) if frame.decoded_size >= INLINE_DECODE_LIMIT => {
-                    let mut whole = buf.split_to(frame.len);
-                    blocking::cpu(move || WireCodec.decode_request(&mut whole)).await
-                }
-                _ => codec.decode_request(&mut buf),
+                None => match decode_next(server, client, &mut codec, &mut buf).await {
+                    Some(Ok(incoming)) => {
+                        Stats::add(&server.stats.num_requests, 1);
+                        if let Some(sizes) = incoming.compressed {
+                            server.stats.count_decompressed(sizes);
+                        }
+                        let active = ActiveGuard::enter(&server.stats);
+                        let exhaust = matches!(&incoming.message, Ok(Message { body: Body::Msg(m), .. }) if m.exhaust_allowed());
+                        (handle_now(server, client, incoming), exhaust, active)
+                    }
+                    Some(Err(())) => return,
+                    None => break,
+                },
             };
-            let incoming = match decoded {
-                Ok(Some(incoming)) => incoming,
-                Ok(None) => break,
-                Err(CodecError::Fatal(e)) => {
-                    tracing::info!(target: "NETWORK", id = 22988, ctx = ctx(client), error = %e, remote = %client.remote,
-                        "Error receiving request from client. Ending connection from remote");
-                    return;
-                }
-                Err(CodecError::Io(_)) => return,
-            };
-            Stats::add(&server.stats.num_requests, 1);
-            if let Some(sizes) = incoming.compressed {
-                server.stats.count_decompressed(sizes);
-            }
             out.clear();
-            let active = ActiveGuard::enter(&server.stats);
-            let exhaust = matches!(&incoming.message, Ok(Message { body: Body::Msg(m), .. }) if m.exhaust_allowed());
             // A request that waits is boxed: its future is large and lives only while it
             // runs, so an idle connection's task stays small.
-            let answer = match handle_now(server, client, incoming) {
+            let answer = match handled {
                 Handled::Ready(answer) => answer,
                 Handled::Pending(request) if exhaust => {
                     match watched(server, request, &mut stream, &mut buf, &mut out).await {
@@ -177,6 +171,60 @@ pub async fn serve(server: &Arc<ServerState>, mut stream: Stream, client: &Arc<C
             }
         }
     }
+}
+
+/// Decodes the next request in `buf`: None when it has not all arrived, Err when the
+/// connection is to be closed (the reason logged).
+async fn decode_next(
+    server: &ServerState,
+    client: &Client,
+    codec: &mut WireCodec,
+    buf: &mut BytesMut,
+) -> Option<Result<Incoming, ()>> {
+    let decoded = match arrived_frame(buf) {
+        Some(ArrivedFrame {
+            compressor_id: Some(id),
+            ..
+        }) if !configured_compressor(server, id) => {
+            Err(CodecError::Fatal(ParseError::UnknownCompressor(id)))
+        }
+        // A large frame is decompressed and parsed off the async workers, so that
+        // other connections are still served meanwhile.
+        Some(frame) if frame.decoded_size >= INLINE_DECODE_LIMIT => {
+            let mut whole = buf.split_to(frame.len);
+            blocking::cpu(move || WireCodec.decode_request(&mut whole)).await
+        }
+        _ => codec.decode_request(buf),
+    };
+    match decoded {
+        Ok(Some(incoming)) => Some(Ok(incoming)),
+        Ok(None) => None,
+        Err(CodecError::Fatal(e)) => {
+            tracing::info!(target: "NETWORK", id = 22988, ctx = ctx(client), error = %e, remote = %client.remote,
+                "Error receiving request from client. Ending connection from remote");
+            Some(Err(()))
+        }
+        Err(CodecError::Io(_)) => Some(Err(())),
+    }
+}
+
+/// A request the dispatcher answers from its bytes, without decoding it (see
+/// `commands::dispatch_raw_now`); None, having done nothing, for the others. The answer
+/// no longer needs `frame`.
+fn raw_now<'a>(
+    server: &'a Arc<ServerState>,
+    client: &'a Arc<Client>,
+    frame: &[u8],
+) -> Option<Handled<'a>> {
+    let body = crate::wire::op_msg::plain_body(frame)?;
+    let request_id = crate::wire::le_i32(frame, 4);
+    let answer = move |reply| msg_answer(request_id, None, None, false, reply);
+    Some(match commands::dispatch_raw_now(server, client, body)? {
+        Dispatched::Ready(reply) => Handled::Ready(answer(reply)),
+        Dispatched::Pending(reply) => {
+            Handled::Pending(Box::pin(async move { answer(reply.await) }))
+        }
+    })
 }
 
 /// A message header's length: what mongod looks at before it knows a frame.

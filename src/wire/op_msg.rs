@@ -274,3 +274,19 @@ pub fn append_checksum(message: &mut Vec<u8>) {
     message.extend_from_slice(&crc.to_le_bytes());
     debug_assert!(message.len() > HEADER_LEN);
 }
+
+/// The body of an uncompressed OP_MSG `frame` (a whole frame, header included) that has
+/// no flag bits and one body section filling the rest of it; None for any other frame.
+/// The body's own contents are not checked.
+pub fn plain_body(frame: &[u8]) -> Option<&[u8]> {
+    const BODY_AT: usize = HEADER_LEN + 5;
+    if frame.len() < BODY_AT + 5
+        || super::le_i32(frame, 12) != super::OP_MSG
+        || super::le_i32(frame, HEADER_LEN) != 0
+        || frame[BODY_AT - 1] != 0
+    {
+        return None;
+    }
+    let body = &frame[BODY_AT..];
+    (usize::try_from(super::le_i32(body, 0)).ok() == Some(body.len())).then_some(body)
+}
