@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod api_version;
+mod authenticate;
 mod build_info;
 mod catalog_write;
 mod conn_pool_stats;
@@ -236,6 +237,7 @@ pub static TABLE: &[&Command] = &[
     &kill_op::KILL_OP,
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
+    &authenticate::AUTHENTICATE,
     &log_rotate::LOG_ROTATE,
     &rotate_certificates::ROTATE_CERTIFICATES,
     &logout::LOGOUT,
