@@ -188,6 +188,8 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, String> {
 /// signature checked (it proves the client holds the key), but its chain is not.
 #[cfg(test)]
 mod tests {
+    use rustls::pki_types::pem::PemObject;
+
     #[test]
     fn subjects_are_written_as_rfc_2253() {
         let ca = super::certgen::Ca::new("CA").unwrap();
