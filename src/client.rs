@@ -26,6 +26,8 @@ pub struct Client {
     pub auth: Mutex<ClientAuth>,
     /// The connection said `internalClient` in hello: another cluster member.
     pub internal: AtomicBool,
+    /// The subject (RFC 2253) of the verified TLS client certificate, for MONGODB-X509.
+    pub tls_subject: OnceLock<String>,
 }
 
 impl Client {
@@ -39,6 +41,7 @@ impl Client {
             compressors: Mutex::new(Vec::new()),
             auth: Mutex::new(ClientAuth::default()),
             internal: AtomicBool::new(false),
+            tls_subject: OnceLock::new(),
         }
     }
 

@@ -446,3 +446,104 @@ async fn a_certificate_in_the_crl_file_is_refused() {
     let line = server.wait_for_log("Revoked", Duration::from_secs(5));
     assert!(line.contains("SSLHandshakeFailed"), "{line}");
 }
+
+/// A driver client over TLS with a client certificate, logged in with MONGODB-X509.
+async fn x509_client(server: &Ferrod, ca: &str, cert: &str) -> mongodb::Client {
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true&tls=true&tlsCAFile={ca}&tlsCertificateKeyFile={cert}",
+        server.port
+    );
+    let mut options = mongodb::options::ClientOptions::parse(&uri).await.unwrap();
+    options.server_selection_timeout = Some(Duration::from_secs(3));
+    options.credential = Some(
+        mongodb::options::Credential::builder()
+            .mechanism(mongodb::options::AuthMechanism::MongoDbX509)
+            .build(),
+    );
+    mongodb::Client::with_options(options).unwrap()
+}
+
+#[tokio::test]
+async fn mongodb_x509_logs_in_the_external_user_named_by_the_certificate_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA").unwrap();
+    let write = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        file.display().to_string()
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let client_leaf = |cn: &str| Leaf {
+        common_name: cn.into(),
+        organizational_unit: "ferrod-clients".into(),
+        ..Leaf::default()
+    };
+    let alice = write("alice.pem", ca.issue(&client_leaf("alice")).unwrap());
+    let bob = write("bob.pem", ca.issue(&client_leaf("bob")).unwrap());
+    let cert = issue(&ca, dir.path(), "server.pem", &["127.0.0.1"], false);
+    let server = start(&[
+        "--auth".into(),
+        "--tlsMode".into(),
+        "requireTLS".into(),
+        "--tlsCertificateKeyFile".into(),
+        cert.display().to_string(),
+        "--tlsCAFile".into(),
+        ca_file.clone(),
+        "--tlsAllowConnectionsWithoutCertificates".into(),
+    ]);
+    // The first user, through the localhost exception: alice's subject in $external.
+    let subject = "CN=alice,OU=ferrod-clients,O=ferrod-dev";
+    let setup = tls_client(
+        &server,
+        &ca_file,
+        &format!("&tlsCertificateKeyFile={alice}"),
+    )
+    .await;
+    setup
+        .database("$external")
+        .run_command(doc! {"createUser": subject, "roles": [{"role": "root", "db": "admin"}]})
+        .await
+        .unwrap();
+
+    let alice_client = x509_client(&server, &ca_file, &alice).await;
+    let status = alice_client
+        .database("admin")
+        .run_command(doc! {"connectionStatus": 1})
+        .await
+        .unwrap();
+    let users = status
+        .get_document("authInfo")
+        .unwrap()
+        .get_array("authenticatedUsers")
+        .unwrap();
+    assert_eq!(
+        users[0].as_document().unwrap(),
+        &doc! {"user": subject, "db": "$external"},
+        "{status}"
+    );
+    alice_client
+        .database("admin")
+        .run_command(doc! {"listDatabases": 1})
+        .await
+        .unwrap();
+    let line = server.wait_for_log("MONGODB-X509", Duration::from_secs(5));
+    assert!(line.contains("Successfully authenticated"), "{line}");
+
+    // bob's certificate is good but names no user; no certificate names nobody.
+    let err = x509_client(&server, &ca_file, &bob)
+        .await
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Authentication failed"), "{err}");
+    server.wait_for_log("Could not find user", Duration::from_secs(5));
+    let anonymous = tls_client(&server, &ca_file, "").await;
+    let err = anonymous
+        .database("$external")
+        .run_command(doc! {"authenticate": 1, "mechanism": "MONGODB-X509"})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Authentication failed"), "{err}");
+    server.wait_for_log("No verified subject name available", Duration::from_secs(5));
+}

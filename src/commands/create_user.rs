@@ -28,7 +28,8 @@ pub const CREATE_USER: Command = Command {
 
 struct Request {
     user: Name,
-    password: String,
+    /// None only for `$external` users (x509), who have no password.
+    password: Option<String>,
     roles: Vec<Name>,
     custom_data: Option<Document>,
     mechanisms: Vec<Mechanism>,
@@ -48,9 +49,10 @@ fn parse(cmd: &Document) -> CommandResult<Request> {
         Some(value) => parse_role_names(value, db, "createUser.roles")?,
         None => return Err(missing_field("createUser.roles")),
     };
-    let password = password_arg(cmd, "createUser")?.ok_or_else(|| {
-        bad_value("Must provide a 'pwd' field for all user documents, except those with '$external' as the user's source db")
-    })?;
+    let password = password_arg(cmd, "createUser")?;
+    if password.is_none() && db != "$external" {
+        return Err(bad_value("Must provide a 'pwd' field for all user documents, except those with '$external' as the user's source db"));
+    }
     Ok(Request {
         user: Name::new(name, db),
         password,
@@ -83,13 +85,17 @@ fn create_user(inv: &Invocation, cmd: &Document) -> CommandResult<CatalogChange>
         }
     }
     check_roles_exist(catalog.as_ref(), &request.roles)?;
-    let credentials = derive_credentials(
-        inv,
-        &request.user.name,
-        &request.password,
-        &request.mechanisms,
-        request.digest_password,
-    )?;
+    let credentials = match &request.password {
+        Some(password) => derive_credentials(
+            inv,
+            &request.user.name,
+            password,
+            &request.mechanisms,
+            request.digest_password,
+        )?,
+        // mongod marks a user whose credentials live outside (x509) this way.
+        None => doc! {"external": true},
+    };
     let mut user = doc! {
         "_id": request.user.id(),
         "userId": new_uuid(),

@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod api_version;
+mod authenticate;
 mod build_info;
 mod catalog_write;
 mod coll_mod;
@@ -284,6 +285,7 @@ pub static TABLE: &[&Command] = &[
     &list_commands::LIST_COMMANDS,
     &list_databases::LIST_DATABASES,
     &profile::PROFILE,
+    &authenticate::AUTHENTICATE,
     &log_rotate::LOG_ROTATE,
     &rotate_certificates::ROTATE_CERTIFICATES,
     &logout::LOGOUT,

@@ -183,7 +183,18 @@ pub async fn accept(server: &ServerState, mut tcp: TcpStream, client: &Client) -
     };
     match tls {
         Ok(tls) => {
-            server.tls.count(tls.get_ref().1.protocol_version());
+            let session = tls.get_ref().1;
+            server.tls.count(session.protocol_version());
+            // Only a certificate the CA vouched for names a user.
+            if !server.config.tls.allow_invalid_certificates {
+                let subject = session
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|cert| crate::tls::subject_rfc2253(cert));
+                if let Some(subject) = subject {
+                    let _ = client.tls_subject.set(subject);
+                }
+            }
             Some(Stream::Tls(Box::new(tls)))
         }
         Err(e) => refused(client, &e.to_string()),

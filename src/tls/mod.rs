@@ -186,6 +186,31 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, String> {
 
 /// `tlsAllowInvalidCertificates`: a client certificate is asked for and its handshake
 /// signature checked (it proves the client holds the key), but its chain is not.
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn subjects_are_written_as_rfc_2253() {
+        let ca = super::certgen::Ca::new("CA").unwrap();
+        let pem = ca
+            .issue(&super::certgen::Leaf {
+                common_name: "a, b".into(),
+                organizational_unit: "ops".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let der = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            super::subject_rfc2253(&der).unwrap(),
+            "CN=a\\, b,OU=ops,O=ferrod-dev"
+        );
+    }
+}
+
 #[derive(Debug)]
 struct AnyClientCertificate {
     provider: Arc<rustls::crypto::CryptoProvider>,
@@ -243,4 +268,54 @@ impl ClientCertVerifier for AnyClientCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// A certificate's subject in RFC 2253 form, as mongod names `$external` x509 users
+/// ("CN=client,OU=ferrod-clients,O=ferrod-dev": last RDN first, no spaces). None if the
+/// certificate does not parse.
+pub fn subject_rfc2253(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        let attrs: Vec<String> = rdn
+            .iter()
+            .map(|attr| {
+                let oid = attr.attr_type();
+                let name = match x509_parser::objects::oid2abbrev(
+                    oid,
+                    x509_parser::objects::oid_registry(),
+                ) {
+                    Ok(abbrev) if RFC2253_NAMES.contains(&abbrev) => abbrev.to_owned(),
+                    _ => oid.to_id_string(),
+                };
+                let value = match attr.as_str() {
+                    Ok(s) => escape_rfc2253(s),
+                    // Values that are not strings are written as '#' and their hex.
+                    Err(_) => format!("#{}", hex::encode(attr.attr_value().as_bytes())),
+                };
+                format!("{name}={value}")
+            })
+            .collect();
+        rdns.push(attrs.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// The attribute names RFC 2253 writes by name; others are written as their OID.
+const RFC2253_NAMES: &[&str] = &["CN", "L", "ST", "O", "OU", "C", "STREET", "DC", "UID"];
+
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
