@@ -18,6 +18,7 @@ mod lifecycle;
 mod log_store;
 mod membership;
 mod network;
+mod positions;
 pub mod raft;
 pub mod self_initiate;
 mod state_machine;
@@ -220,6 +221,8 @@ pub struct ReplCoordinator {
     /// The term this node last became leader in, and when.
     leader_since: Mutex<Option<(u64, Instant)>>,
     elections: elections::Elections,
+    /// What each follower has applied (the write concern waits on it).
+    positions: Arc<positions::AppliedPositions>,
 }
 
 /// The member a stepping-down primary asks to take over.
@@ -317,6 +320,7 @@ impl ReplCoordinator {
             last_summary: Mutex::new(None),
             leader_since: Mutex::new(None),
             elections: elections::Elections::default(),
+            positions: Arc::default(),
         }))
     }
 
