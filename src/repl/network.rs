@@ -289,6 +289,8 @@ impl NetworkConnection {
 }
 
 /// The result an RPC reply carries.
+// openraft's own error type, as `RaftNetwork` returns it.
+#[allow(clippy::result_large_err)]
 fn decode_reply<Resp, E>(target: u64, reply: &Document) -> Result<Resp, RPCError<u64, BasicNode, E>>
 where
     Resp: DeserializeOwned,
