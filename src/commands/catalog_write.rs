@@ -179,6 +179,12 @@ pub(super) async fn replicate(
         }
         let waited = match concern.w {
             W::Nodes(n) if satisfiable => repl.wait_replicated(server, index, n as usize).await,
+            // Raft's commit already counts a majority, but of logs holding the entry:
+            // mongod's majority is of members that have applied it.
+            W::Majority => {
+                repl.wait_replicated(server, index, repl.write_majority())
+                    .await
+            }
             _ => Ok(()),
         };
         Ok(Ok(waited.err()))

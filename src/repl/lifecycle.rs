@@ -54,6 +54,7 @@ impl ReplCoordinator {
         let network = raft::Network {
             transport: self.transport.clone(),
             settings: settings.clone(),
+            positions: self.positions.clone(),
             resolve: Arc::new(move |id| {
                 resolve_from
                     .borrow()
@@ -155,7 +156,22 @@ impl ReplCoordinator {
         let raft = self.raft_for(target, settings).await?;
         let reply = match raft::incoming_rpc(name, cmd).map_err(bad)? {
             raft::IncomingRpc::Vote(rpc) => raft::payload_reply(&raft.vote(rpc).await),
-            raft::IncomingRpc::Append(rpc) => raft::payload_reply(&raft.append_entries(rpc).await),
+            raft::IncomingRpc::Append(rpc) => {
+                let commit = rpc.leader_commit.map(|l| l.index);
+                let last_sent = rpc.entries.last().map(|e| e.log_id.index);
+                let last_sent = last_sent.or(rpc.prev_log_id.map(|l| l.index));
+                let result = raft.append_entries(rpc).await;
+                let applied = match result {
+                    Ok(openraft::raft::AppendEntriesResponse::Success) => {
+                        positions::applied_after_append(&raft, commit, last_sent).await
+                    }
+                    _ => 0,
+                };
+                raft::payload_reply(&result).map(|mut reply| {
+                    reply.insert(positions::APPLIED_FIELD, applied as i64);
+                    reply
+                })
+            }
             raft::IncomingRpc::Snapshot(rpc) => {
                 raft::payload_reply(&raft.install_snapshot(rpc).await)
             }

@@ -19,6 +19,7 @@ mod log_store;
 mod membership;
 mod network;
 pub mod oplog;
+mod positions;
 pub mod raft;
 pub mod self_initiate;
 mod state_machine;
@@ -221,6 +222,8 @@ pub struct ReplCoordinator {
     /// The term this node last became leader in, and when.
     leader_since: Mutex<Option<(u64, Instant)>>,
     elections: elections::Elections,
+    /// What each follower has applied (the write concern waits on it).
+    positions: Arc<positions::AppliedPositions>,
 }
 
 /// The member a stepping-down primary asks to take over.
@@ -318,6 +321,7 @@ impl ReplCoordinator {
             last_summary: Mutex::new(None),
             leader_since: Mutex::new(None),
             elections: elections::Elections::default(),
+            positions: Arc::default(),
         }))
     }
 

@@ -3,6 +3,7 @@
 //! of entries too large for one message sent in part.
 
 use super::codec::{self, SnapshotMetaOut};
+use super::positions::{AppliedPositions, APPLIED_FIELD};
 use super::raft::TypeConfig;
 use super::transport::Transport;
 use bson::{doc, Bson, Document};
@@ -35,6 +36,8 @@ pub struct RaftSettings {
 pub struct Network {
     pub transport: Arc<dyn Transport>,
     pub settings: RaftSettings,
+    /// Where the followers' applied indexes from AppendEntries replies go.
+    pub positions: Arc<AppliedPositions>,
     /// Resolves a member id to its current host (the config may have changed it).
     pub resolve: Arc<dyn Fn(u64) -> Option<String> + Send + Sync>,
 }
@@ -42,6 +45,7 @@ pub struct Network {
 pub struct NetworkConnection {
     transport: Arc<dyn Transport>,
     settings: RaftSettings,
+    positions: Arc<AppliedPositions>,
     target: u64,
     host: String,
 }
@@ -53,6 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         NetworkConnection {
             transport: self.transport.clone(),
             settings: self.settings.clone(),
+            positions: self.positions.clone(),
             target,
             host: (self.resolve)(target).unwrap_or_else(|| node.addr.clone()),
         }
@@ -259,20 +264,40 @@ impl NetworkConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let reply = self.call_raw(name, encoded, timeout).await?;
+        decode_reply(self.target, &reply)
+    }
+
+    /// Sends an RPC and returns the reply document as it came.
+    async fn call_raw<E: std::error::Error>(
+        &self,
+        name: &str,
+        encoded: WireResult<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Document, RPCError<u64, BasicNode, E>> {
         let message = rpc_message(
             name,
             self.target,
             &self.settings,
             &encoded.map_err(network_error)?,
         );
-        let reply = self
-            .transport
+        self.transport
             .run_message(&self.host, message, timeout)
             .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let result: Result<Resp, E> = reply_payload(&reply).map_err(network_error)?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
+}
+
+/// The result an RPC reply carries.
+// openraft's own error type, as `RaftNetwork` returns it.
+#[allow(clippy::result_large_err)]
+fn decode_reply<Resp, E>(target: u64, reply: &Document) -> Result<Resp, RPCError<u64, BasicNode, E>>
+where
+    Resp: DeserializeOwned,
+    E: std::error::Error + DeserializeOwned,
+{
+    let result: Result<Resp, E> = reply_payload(reply).map_err(network_error)?;
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
 }
 
 impl RaftNetwork<TypeConfig> for NetworkConnection {
@@ -285,9 +310,13 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
             Ok(done) => done,
             Err(e) => return Err(network_error(e)),
         };
-        let response = self
-            .call(APPEND_COMMAND, Ok(encoded), option.hard_ttl())
+        let reply = self
+            .call_raw(APPEND_COMMAND, Ok(encoded), option.hard_ttl())
             .await?;
+        let response: AppendEntriesResponse<u64> = decode_reply(self.target, &reply)?;
+        if let Ok(applied) = reply.get_i64(APPLIED_FIELD) {
+            self.positions.record(self.target, applied.max(0) as u64);
+        }
         // A batch too large for one message went in part: say how far the follower got,
         // and openraft sends the rest next.
         Ok(match response {

@@ -91,9 +91,11 @@ impl ReplCoordinator {
         }
     }
 
-    /// Waits until `members` members (this one included) hold the log up to `index`. Ends
-    /// with PrimarySteppedDown as soon as this node stops being primary (a stepdown, a
-    /// lost majority, a new term), as mongod fails its replication waiters.
+    /// Waits until `members` members (this one included) have APPLIED the log up to
+    /// `index`, as mongod's `w: n` means: this one has when the write returns, the others
+    /// say so in their AppendEntries replies (`positions`). Ends with PrimarySteppedDown
+    /// as soon as this node stops being primary (a stepdown, a lost majority, a new term),
+    /// as mongod fails its replication waiters.
     pub async fn wait_replicated(
         &self,
         server: &dyn ReplHost,
@@ -106,22 +108,21 @@ impl ReplCoordinator {
         let others = members.saturating_sub(1);
         let mut metrics = raft.metrics();
         let mut topology = self.topology_counter.subscribe();
+        let mut applied = self.positions.subscribe();
         let term = metrics.borrow().current_term;
         loop {
             {
                 // Cloned, not held: my_state borrows the same watch again, and a second
                 // read lock queued behind openraft's pending write deadlocks both.
                 let m = metrics.borrow_and_update().clone();
+                applied.borrow_and_update();
                 if m.current_term != term || self.my_state(server) != MemberState::Primary {
                     return Err(primary_stepped_down());
                 }
+                // The followers of the current membership (openraft's replication map).
                 let acknowledged = m.replication.as_ref().is_some_and(|r| {
-                    r.iter()
-                        .filter(|(id, matched)| {
-                            **id != m.id && matched.is_some_and(|l| l.index >= index)
-                        })
-                        .count()
-                        >= others
+                    let followers = r.keys().filter(|id| **id != m.id);
+                    self.positions.count_applied(followers, index) >= others
                 });
                 if acknowledged {
                     return Ok(());
@@ -133,6 +134,7 @@ impl ReplCoordinator {
                         return Err(primary_stepped_down());
                     }
                 }
+                _ = applied.changed() => {}
                 _ = topology.changed() => {}
             }
         }
