@@ -363,6 +363,25 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
     let (in_use, available, _) = repl_pool_host(&stats, &all[stay].addr()).unwrap();
     assert!(in_use + available >= 1, "{stats}");
 
+    if keyed {
+        // The whole-set drop logs in with the URI's user; a wrong password is reported.
+        let host = all[gone].addr();
+        let out = admin_drop(
+            &format!("mongodb://admin:adminpw@{}/", primary.addr()),
+            &host,
+        );
+        assert!(out.success, "{}", out.text);
+        assert!(
+            out.stdout.contains("2 of 2 members dropped"),
+            "{}",
+            out.text
+        );
+        let out = admin_drop(&format!("mongodb://admin:wrong@{}/", primary.addr()), &host);
+        assert!(!out.success, "{}", out.text);
+        assert!(out.stdout.contains("unreachable: "), "{}", out.text);
+        assert!(out.stdout.contains("Authentication failed"), "{}", out.text);
+    }
+
     // Re-added, it is heartbeated again over a fresh pooled connection.
     primary
         .admin(doc! {"replSetReconfig": config(3, &all, &[0, 1, 2])})
