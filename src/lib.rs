@@ -19,6 +19,7 @@
 //!
 //! Dependencies point one way (docs/architecture.md; `tests/layering.rs` checks it).
 
+pub mod admin;
 pub mod auth;
 pub mod blocking;
 pub mod catalog;

@@ -50,6 +50,13 @@ fn main() -> ExitCode {
             .collect();
         return healthcheck::main(&rest);
     }
+    if args.get(1).is_some_and(|a| a == "admin") {
+        let rest: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return ferrod::admin::main(&rest);
+    }
     if args.get(1).is_some_and(|a| a == "cert-gen") {
         let rest: Vec<String> = args[2..]
             .iter()
@@ -126,6 +133,9 @@ fn main() -> ExitCode {
         };
         tokio::spawn(on_signal);
         tokio::spawn(ferrod::commands::ttl::run(server.clone()));
+        tokio::spawn(ferrod::commands::drop_connections::drop_removed_members(
+            server.clone(),
+        ));
         ferrod::server::run(server.clone(), listeners).await;
         ExitCode::SUCCESS
     })

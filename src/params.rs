@@ -79,6 +79,9 @@ pub const SORT_MEMORY_BYTES: &str = "internalQueryMaxBlockingSortMemoryUsageByte
 pub const GROUP_MEMORY_BYTES: &str = "internalDocumentSourceGroupMaxMemoryBytes";
 /// How often the TTL monitor deletes expired documents (mongod: 60 seconds).
 pub const TTL_MONITOR_SLEEP_SECS: &str = "ttlMonitorSleepSecs";
+/// ferrod's own (issue 14): drop pooled connections to members a committed reconfig
+/// removes or moves. Off by default, as mongod does not.
+pub const DROP_CONNECTIONS_TO_REMOVED_MEMBERS: &str = "dropConnectionsToRemovedMembers";
 
 const I32_MAX: i64 = i32::MAX as i64;
 
@@ -150,6 +153,13 @@ pub static PARAMETERS: &[ParamSpec] = &[
     int_param!(SORT_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
     int_param!(GROUP_MEMORY_BYTES, 104_857_600, 1, I32_MAX, runtime: true),
     int_param!(TTL_MONITOR_SLEEP_SECS, 60, 1, I32_MAX, runtime: true),
+    ParamSpec {
+        name: DROP_CONNECTIONS_TO_REMOVED_MEMBERS,
+        kind: Kind::Bool,
+        default: || Bson::Boolean(false),
+        at_startup: true,
+        at_runtime: true,
+    },
 ];
 
 fn spec(name: &str) -> Option<&'static ParamSpec> {

@@ -363,6 +363,25 @@ async fn removed_member_pool_lingers_until_dropped_and_returns_when_re_added(
     let (in_use, available, _) = repl_pool_host(&stats, &all[stay].addr()).unwrap();
     assert!(in_use + available >= 1, "{stats}");
 
+    if keyed {
+        // The whole-set drop logs in with the URI's user; a wrong password is reported.
+        let host = all[gone].addr();
+        let out = admin_drop(
+            &format!("mongodb://admin:adminpw@{}/", primary.addr()),
+            &host,
+        );
+        assert!(out.success, "{}", out.text);
+        assert!(
+            out.stdout.contains("2 of 2 members dropped"),
+            "{}",
+            out.text
+        );
+        let out = admin_drop(&format!("mongodb://admin:wrong@{}/", primary.addr()), &host);
+        assert!(!out.success, "{}", out.text);
+        assert!(out.stdout.contains("unreachable: "), "{}", out.text);
+        assert!(out.stdout.contains("Authentication failed"), "{}", out.text);
+    }
+
     // Re-added, it is heartbeated again over a fresh pooled connection.
     primary
         .admin(doc! {"replSetReconfig": config(3, &all, &[0, 1, 2])})
@@ -634,5 +653,179 @@ fn key_file_content_rules_are_mongods() {
         args.extend_from_slice(FAST_SCRAM);
         let node = Ferrod::start(&args);
         assert_eq!(node.command(common::ping_doc()).get_f64("ok"), Ok(1.0));
+    }
+}
+
+/// issue 14: with `dropConnectionsToRemovedMembers` on (here set at runtime on one member
+/// and at startup on the others), every remaining member drops its pooled connections to
+/// a member as soon as the committed reconfig removes it, logging the audit line a manual
+/// dropConnections logs; the remaining member's pools are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_member_is_dropped_by_every_member_when_opted_in() {
+    let all = start_members(
+        3,
+        &["--setParameter", "dropConnectionsToRemovedMembers=true"],
+    )
+    .await;
+    all[0]
+        .admin(doc! {"replSetInitiate": config(1, &all, &[0, 1, 2])})
+        .await
+        .expect("initiate");
+    let p = eventually(Duration::from_secs(15), "a primary", || {
+        primary_index(&all, &[0, 1, 2])
+    })
+    .await;
+    let (gone, stay) = ((p + 1) % 3, (p + 2) % 3);
+    let gone_host = all[gone].addr();
+    // Off then on again at runtime on the primary: setParameter is honoured.
+    for value in [false, true] {
+        all[p]
+            .admin(doc! {"setParameter": 1, "dropConnectionsToRemovedMembers": value})
+            .await
+            .expect("setParameter");
+    }
+    for i in [p, stay] {
+        wait_for_idle_pool(&all[i], &gone_host, "pooled connections to the member").await;
+    }
+    let mut remaining = vec![p, stay];
+    remaining.sort();
+    all[p]
+        .admin(doc! {"replSetReconfig": config(2, &all, &remaining)})
+        .await
+        .expect("reconfig removing a member");
+    for i in [p, stay] {
+        let line = all[i]
+            .node
+            .wait_for_log("Dropping all pooled connections", Duration::from_secs(10));
+        assert!(line.contains(&gone_host), "{line}");
+        assert!(line.contains("ReplCoord"), "{line}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = all[i].pool_stats().await;
+            if live_connections_anywhere(&stats, &gone_host) == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {i} (primary {p}): {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Nothing else was dropped: the remaining members still pool to each other.
+    heartbeats(&all[p], &all[stay].addr(), 2).await;
+    let stats = all[p].pool_stats().await;
+    let (in_use, available, _) = repl_pool_host(&stats, &all[stay].addr()).unwrap();
+    assert!(in_use + available >= 1, "{stats}");
+    assert_eq!(live_connections_anywhere(&stats, &gone_host), 0, "{stats}");
+}
+
+/// The default stays mongod's: off, nothing is dropped by a reconfig and no audit line is
+/// logged (the lingering pool itself is shown by the flow above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_member_is_not_dropped_by_default() {
+    let (all, p) = start_initiated(&[]).await;
+    let reply = all[p]
+        .admin(doc! {"getParameter": 1, "dropConnectionsToRemovedMembers": 1})
+        .await
+        .expect("getParameter");
+    assert_eq!(
+        reply.get_bool("dropConnectionsToRemovedMembers"),
+        Ok(false),
+        "{reply}"
+    );
+    let (gone, stay) = ((p + 1) % 3, (p + 2) % 3);
+    wait_for_idle_pool(&all[p], &all[gone].addr(), "a pooled connection").await;
+    let mut remaining = vec![p, stay];
+    remaining.sort();
+    all[p]
+        .admin(doc! {"replSetReconfig": config(2, &all, &remaining)})
+        .await
+        .expect("reconfig removing a member");
+    heartbeats(&all[p], &all[stay].addr(), 5).await;
+    let stats = all[p].pool_stats().await;
+    let (in_use, available, _) = repl_pool_host(&stats, &all[gone].addr())
+        .unwrap_or_else(|| panic!("dropped although the parameter is off: {stats}"));
+    assert!(in_use + available >= 1, "{stats}");
+    assert!(
+        !all[p]
+            .node
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Dropping all pooled connections")),
+        "an automatic drop with the parameter off"
+    );
+}
+
+/// Runs `ferrod admin drop-connections --uri <uri> --host <host>`.
+fn admin_drop(uri: &str, host: &str) -> common::Outcome {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferrod"));
+    cmd.args([
+        "admin",
+        "drop-connections",
+        "--uri",
+        uri,
+        "--host",
+        host,
+        "--timeout-ms",
+        "3000",
+    ]);
+    common::run(cmd, Duration::from_secs(60))
+}
+
+/// issue 14: one command for the whole set. From one seed it finds every member through
+/// hello, drops the host's pooled connections on each and reports before/after; with a
+/// member down it names it as unreachable and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_drop_connections_runs_on_every_member_and_reports_a_down_one() {
+    let (mut all, p) = start_initiated(&[]).await;
+    let (target, down) = ((p + 1) % 3, (p + 2) % 3);
+    let host = all[target].addr();
+    let uri = format!("mongodb://{}/?replicaSet={SET}", all[p].addr());
+    wait_for_idle_pool(&all[p], &host, "a pooled connection to the member").await;
+
+    let out = admin_drop(&uri, &host);
+    assert!(out.success, "{}", out.text);
+    assert!(
+        out.stdout.contains("3 of 3 members dropped"),
+        "{}",
+        out.text
+    );
+    let primary_line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{}\t", all[p].addr())))
+        .unwrap_or_else(|| panic!("no line for the primary: {}", out.text));
+    assert!(primary_line.contains("\tdropped\tbefore: "), "{}", out.text);
+    assert!(!primary_line.contains("before: 0\t"), "{}", out.text);
+    // Each member logged the audit line of a manual dropConnections.
+    for m in &all {
+        let line = m
+            .node
+            .wait_for_log("Dropping all pooled connections", Duration::from_secs(5));
+        assert!(line.contains(&host), "{line}");
+    }
+
+    let down_addr = all[down].addr();
+    all[down].node.terminate();
+    let out = admin_drop(&uri, &host);
+    assert!(!out.success, "{}", out.text);
+    assert!(
+        out.stdout.contains(&format!("{down_addr}\tunreachable: ")),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.stdout.contains("2 of 3 members dropped"),
+        "{}",
+        out.text
+    );
+    for i in [p, target] {
+        let addr = all[i].addr();
+        assert!(
+            out.stdout.contains(&format!("{addr}\tdropped\tbefore: ")),
+            "{}",
+            out.text
+        );
     }
 }

@@ -126,59 +126,68 @@ impl ClusterKey {
     /// SCRAM-SHA-256 as `__system@local` on a fresh connection: saslStart, saslContinue,
     /// then the server's signature is checked (the peer must know the key too).
     async fn log_in(&self, conn: &mut Connection) -> Result<(), PoolError> {
-        let mut client = self.client();
-        let start = conn
-            .run_command(
-                doc! {
-                    "saslStart": 1, "mechanism": Mechanism::ScramSha256.name(),
-                    "payload": binary(client.first().as_bytes()),
-                    "options": {"skipEmptyExchange": true}, "$db": INTERNAL_DB,
-                },
-                LOGIN_STEP_TIMEOUT,
-            )
-            .await?;
-        let server_first = sasl_payload(&start)?;
-        // PBKDF2 over the key: CPU work, kept off the async workers.
-        let (client, client_final) = crate::blocking::cpu(move || {
-            let client_final = client.respond(&server_first);
-            (client, client_final)
-        })
-        .await;
-        let client_final = client_final.map_err(|e| refused(e.to_string()))?;
-        let conversation_id = start
-            .get("conversationId")
-            .cloned()
-            .unwrap_or(Bson::Int32(1));
-        let mut reply = conn
-            .run_command(
-                doc! {
-                    "saslContinue": 1, "conversationId": conversation_id.clone(),
-                    "payload": binary(client_final.as_bytes()), "$db": INTERNAL_DB,
-                },
-                LOGIN_STEP_TIMEOUT,
-            )
-            .await?;
-        client
-            .verify(&sasl_payload(&reply)?)
-            .map_err(|e| refused(e.to_string()))?;
-        // A server that ignores skipEmptyExchange waits for one empty message.
-        if !reply.get_bool("done").unwrap_or(false) {
-            reply = conn
-                .run_command(
-                    doc! {
-                        "saslContinue": 1, "conversationId": conversation_id,
-                        "payload": binary(b""), "$db": INTERNAL_DB,
-                    },
-                    LOGIN_STEP_TIMEOUT,
-                )
-                .await?;
-            sasl_payload(&reply)?;
-            if !reply.get_bool("done").unwrap_or(false) {
-                return Err(refused("the SASL conversation did not finish".into()));
-            }
-        }
-        Ok(())
+        scram_log_in(conn, self.client(), INTERNAL_DB).await
     }
+}
+
+/// A SCRAM-SHA-256 conversation for `client` against `db` on a fresh connection:
+/// saslStart, saslContinue, then the server's signature is checked.
+pub async fn scram_log_in(
+    conn: &mut Connection,
+    mut client: ScramClient,
+    db: &str,
+) -> Result<(), PoolError> {
+    let start = conn
+        .run_command(
+            doc! {
+                "saslStart": 1, "mechanism": Mechanism::ScramSha256.name(),
+                "payload": binary(client.first().as_bytes()),
+                "options": {"skipEmptyExchange": true}, "$db": db,
+            },
+            LOGIN_STEP_TIMEOUT,
+        )
+        .await?;
+    let server_first = sasl_payload(&start)?;
+    // PBKDF2 over the key: CPU work, kept off the async workers.
+    let (client, client_final) = crate::blocking::cpu(move || {
+        let client_final = client.respond(&server_first);
+        (client, client_final)
+    })
+    .await;
+    let client_final = client_final.map_err(|e| refused(e.to_string()))?;
+    let conversation_id = start
+        .get("conversationId")
+        .cloned()
+        .unwrap_or(Bson::Int32(1));
+    let mut reply = conn
+        .run_command(
+            doc! {
+                "saslContinue": 1, "conversationId": conversation_id.clone(),
+                "payload": binary(client_final.as_bytes()), "$db": db,
+            },
+            LOGIN_STEP_TIMEOUT,
+        )
+        .await?;
+    client
+        .verify(&sasl_payload(&reply)?)
+        .map_err(|e| refused(e.to_string()))?;
+    // A server that ignores skipEmptyExchange waits for one empty message.
+    if !reply.get_bool("done").unwrap_or(false) {
+        reply = conn
+            .run_command(
+                doc! {
+                    "saslContinue": 1, "conversationId": conversation_id,
+                    "payload": binary(b""), "$db": db,
+                },
+                LOGIN_STEP_TIMEOUT,
+            )
+            .await?;
+        sasl_payload(&reply)?;
+        if !reply.get_bool("done").unwrap_or(false) {
+            return Err(refused("the SASL conversation did not finish".into()));
+        }
+    }
+    Ok(())
 }
 
 fn binary(bytes: &[u8]) -> Bson {

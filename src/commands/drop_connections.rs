@@ -5,8 +5,12 @@ use super::{cluster, is_generic_argument, BoxFuture, Command, Handler, Invocatio
 use crate::error::{
     missing_field, type_mismatch, unknown_field, Code, CommandError, CommandResult,
 };
+use crate::params;
 use crate::pool::host_and_port::{HostAndPort, Parsed};
+use crate::state::ServerState;
 use bson::{Bson, Document};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 pub const DROP_CONNECTIONS: Command = Command {
     admin_only: true,
@@ -77,6 +81,50 @@ fn run(inv: Invocation, cmd: Document) -> BoxFuture {
         }
         Ok(Document::new())
     })
+}
+
+/// The named hosts that name a pool (`host:port`).
+fn pool_hosts(hosts: BTreeSet<String>) -> BTreeSet<HostAndPort> {
+    hosts
+        .iter()
+        .filter_map(|h| match HostAndPort::parse(h) {
+            Ok(Parsed::Full(host)) => Some(host),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With `dropConnectionsToRemovedMembers` on, drops this server's pooled connections to
+/// every host that the committed config and Raft membership no longer name (removed, or
+/// its address changed), as a manual dropConnections would (SERVER-63045: pools to a
+/// removed member otherwise live on until their host timeout). Runs for the life of the
+/// server.
+pub async fn drop_removed_members(server: Arc<ServerState>) {
+    let Some(repl) = server.repl.clone() else {
+        return;
+    };
+    // The state machine publishes only committed (applied) entries.
+    let (mut seen, hosts) = repl.named_hosts();
+    let mut known = pool_hosts(hosts);
+    loop {
+        tokio::select! {
+            _ = repl.wait_membership_change(&seen) => {}
+            _ = server.shutdown.cancelled() => return,
+        }
+        let (key, hosts) = repl.named_hosts();
+        seen = key;
+        let now = pool_hosts(hosts);
+        let gone: Vec<HostAndPort> = known.difference(&now).cloned().collect();
+        known = now;
+        if gone.is_empty()
+            || !server
+                .params
+                .get_bool(params::DROP_CONNECTIONS_TO_REMOVED_MEMBERS)
+        {
+            continue;
+        }
+        server.pools.drop_connections(&gone, "ReplCoord").await;
+    }
 }
 
 #[cfg(test)]

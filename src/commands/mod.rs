@@ -23,7 +23,7 @@ mod delete;
 mod doc_query;
 mod documents;
 mod drop;
-mod drop_connections;
+pub mod drop_connections;
 mod drop_indexes;
 mod drop_role;
 mod drop_user;

@@ -282,6 +282,16 @@ fn raft_error<E: std::fmt::Display>(e: openraft::error::RaftError<u64, E>) -> Co
 }
 
 /// The electionId mongod derives from a term: max timestamp, then the term big-endian.
+/// Identifies one applied (config version, Raft membership) pair.
+pub type MembershipKey = (Option<i64>, Option<openraft::LogId<u64>>);
+
+fn membership_key(applied: &Applied) -> MembershipKey {
+    (
+        applied.config.as_ref().map(|c| c.version),
+        *applied.membership.log_id(),
+    )
+}
+
 pub fn election_id(term: u64) -> ObjectId {
     let mut bytes = [0u8; 12];
     bytes[..4].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
@@ -357,6 +367,40 @@ impl ReplCoordinator {
 
     pub fn config(&self) -> Option<ReplSetConfig> {
         self.applied.borrow().config.clone()
+    }
+
+    /// The hosts the applied config and the applied Raft membership name, with a key
+    /// that changes when either does. Raft keeps replicating to a removed member until
+    /// the membership change after its config, so traffic to a host ends only once both
+    /// have let it go.
+    pub fn named_hosts(&self) -> (MembershipKey, BTreeSet<String>) {
+        let applied = self.applied.borrow();
+        let mut hosts: BTreeSet<String> = applied
+            .config
+            .iter()
+            .flat_map(|c| c.members.iter().map(|m| m.host.clone()))
+            .collect();
+        hosts.extend(
+            applied
+                .membership
+                .membership()
+                .nodes()
+                .map(|(_, n)| n.addr.clone()),
+        );
+        (membership_key(&applied), hosts)
+    }
+
+    /// Waits until the applied config or Raft membership differs from `seen`.
+    pub async fn wait_membership_change(&self, seen: &MembershipKey) {
+        let mut applied = self.applied.clone();
+        if applied
+            .wait_for(|a| membership_key(a) != *seen)
+            .await
+            .is_err()
+        {
+            // The state machine is gone (shutting down): nothing will change again.
+            std::future::pending::<()>().await;
+        }
     }
 
     fn applied(&self) -> Applied {
