@@ -6,8 +6,7 @@
 #       from, and crates.io), then copies the binary into the runtime image (the last
 #       stage, `runtime`).
 #
-#   RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=false \
-#     CARGO_PROFILE_RELEASE_STRIP=true cargo build --release \
+#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile image \
 #     --target x86_64-unknown-linux-gnu --bin ferrod --target-dir target/static
 #   docker build --target prebuilt -t ferrod .
 #       packages that host-built static binary; pulls nothing, so it works on a machine
@@ -18,7 +17,7 @@
 
 # ---- prebuilt: the host's static binary --------------------------------------------
 FROM scratch AS prebuilt
-ARG FERROD_BINARY=target/static/x86_64-unknown-linux-gnu/release/ferrod
+ARG FERROD_BINARY=target/static/x86_64-unknown-linux-gnu/image/ferrod
 COPY ${FERROD_BINARY} /ferrod
 # No /etc/passwd in an empty image: the process runs as root (uid 0), which owns the
 # keyFile that compose mounts (mode 0400). /data/db is created by ferrod.
@@ -35,12 +34,11 @@ FROM rust:1.90-bookworm AS build
 WORKDIR /src
 COPY . .
 # A static glibc binary (it still resolves compose service names through /etc/hosts and
-# DNS), without debug info, stripped.
+# DNS), built with the size-optimised `image` profile of Cargo.toml.
 RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
     && RUSTFLAGS="-C target-feature=+crt-static" \
-       CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
-       cargo build --release --locked --target "$target" --bin ferrod \
-    && cp "target/$target/release/ferrod" /ferrod \
+       cargo build --profile image --locked --target "$target" --bin ferrod \
+    && cp "target/$target/image/ferrod" /ferrod \
     && /ferrod --version
 
 # ---- runtime: the default target, the same instructions as `prebuilt` ------------------

@@ -61,7 +61,7 @@ fn dockerfile_prebuilt_first_source_build_pinned_runtime_from_scratch() {
     );
     assert!(runtime.contains(&r#"ENTRYPOINT ["/ferrod"]"#.to_owned()));
     let build = stages[1].1.join("\n");
-    assert!(build.contains("+crt-static") && build.contains("CARGO_PROFILE_RELEASE_STRIP=true"));
+    assert!(build.contains("+crt-static") && build.contains("--profile image"));
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn dockerignore_keeps_build_output_and_the_key_out() {
     let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
     for needed in [
         "target/",
-        "!target/static/x86_64-unknown-linux-gnu/release/ferrod",
+        "!target/static/x86_64-unknown-linux-gnu/image/ferrod",
         "tests/interop/.deps/",
         "docker/keyfile",
     ] {

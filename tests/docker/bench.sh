@@ -25,8 +25,7 @@ fi
 compose+=(-p "$project" -f docker-compose.yml)
 
 bash tests/interop/install.sh >/dev/null
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=false \
-    CARGO_PROFILE_RELEASE_STRIP=true cargo build --quiet --release \
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --profile image \
     --target x86_64-unknown-linux-gnu --bin ferrod --target-dir target/static
 chmod 400 docker/keyfile
 docker build --quiet --target prebuilt -t "$image" . >/dev/null 2>&1
