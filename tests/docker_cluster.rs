@@ -76,7 +76,15 @@ fn build_static_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo())
-        .args(["build", "--profile", "image", "--bin", "ferrod", "--target", TARGET])
+        .args([
+            "build",
+            "--profile",
+            "image",
+            "--bin",
+            "ferrod",
+            "--target",
+            TARGET,
+        ])
         .args(["--target-dir", "target/static"])
         .env("RUSTFLAGS", "-C target-feature=+crt-static");
     let started = Instant::now();

@@ -89,7 +89,9 @@ async fn distinct(inv: Invocation, cmd: Document) -> CommandResult {
         Some(docs) => Some(docs),
         None => match d::collection(&storage, &ns)? {
             None => None,
-            Some(info) => Some(d::select(&inv, &info, &filter, None, cmd.get("hint").cloned()).await?),
+            Some(info) => {
+                Some(d::select(&inv, &info, &filter, None, cmd.get("hint").cloned()).await?)
+            }
         },
     };
     if let Some(docs) = docs {

@@ -54,8 +54,8 @@ mod ping;
 mod pool_test_commands;
 mod profile;
 mod raft_rpc;
-mod rename_collection;
 mod read_concern;
+mod rename_collection;
 mod repl_host;
 mod repl_set_freeze;
 mod repl_set_get_config;
@@ -838,7 +838,12 @@ fn prepare<'a>(
         }
         // Decoded only when it holds a session argument (hello and ping rarely do).
         Request::Raw(raw) if SESSION_ARGUMENTS.iter().any(|a| request.contains_key(a)) => {
-            retryable::check_session_args(server, command, &request.document(), Some(raw.as_bytes()))?
+            retryable::check_session_args(
+                server,
+                command,
+                &request.document(),
+                Some(raw.as_bytes()),
+            )?
         }
         Request::Raw(_) => {}
     }
