@@ -949,7 +949,7 @@ async fn run_waiting(mut p: Prepared<'_>) -> CommandResult<ReplyBody> {
                 .map(|mut reply| {
                     // The document writes are async handlers: failCommand's
                     // writeConcernError follows a write that ran (drivers retry it).
-                    fail_point::write_concern_error(&invocation, command, &mut reply);
+                    fail_point::write_concern_error(invocation, command, &mut reply);
                     ReplyBody::Document(reply)
                 })
         }
