@@ -156,3 +156,35 @@ pub fn from_parse_error(err: &crate::wire::ParseError) -> CommandError {
     };
     CommandError::new(code, err.to_string())
 }
+
+/// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
+pub fn shell_format(value: &bson::Bson) -> String {
+    use bson::Bson;
+    match value {
+        Bson::Document(d) if d.is_empty() => "{}".into(),
+        Bson::Document(d) => {
+            let fields: Vec<String> = d
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", shell_format(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        Bson::Array(a) if a.is_empty() => "[]".into(),
+        Bson::Array(a) => {
+            let items: Vec<String> = a.iter().map(shell_format).collect();
+            format!("[ {} ]", items.join(", "))
+        }
+        Bson::String(s) => format!("{s:?}"),
+        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => format!("{d:.1}"),
+        Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::Uuid && b.bytes.len() == 16 => {
+            let bytes: [u8; 16] = b.bytes.as_slice().try_into().unwrap_or([0; 16]);
+            format!("UUID(\"{}\")", bson::Uuid::from_bytes(bytes))
+        }
+        Bson::Binary(b) => format!(
+            "BinData({}, {})",
+            u8::from(b.subtype),
+            hex::encode_upper(&b.bytes)
+        ),
+        other => other.to_string(),
+    }
+}

@@ -9,9 +9,11 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// How long a session lives without use (hello's `logicalSessionTimeoutMinutes`).
-pub const TIMEOUT: Duration =
-    Duration::from_secs(crate::commands::LOGICAL_SESSION_TIMEOUT_MINUTES as u64 * 60);
+/// hello's `logicalSessionTimeoutMinutes` (mongod's default).
+pub const LOGICAL_SESSION_TIMEOUT_MINUTES: i32 = 30;
+
+/// How long a session lives without use.
+pub const TIMEOUT: Duration = Duration::from_secs(LOGICAL_SESSION_TIMEOUT_MINUTES as u64 * 60);
 
 /// The request's `lsid`: the wire layer leaves it out of the command document it builds
 /// and keeps the raw body (`raw_body`), from which only this field is decoded.
@@ -61,6 +63,19 @@ impl SessionRegistry {
         });
         entry.last_use = Instant::now();
         entry.last_use_wall = bson::DateTime::now();
+    }
+
+    /// [`Self::touch`] for an `lsid` as the request carries it: a known session is found by
+    /// the bytes of `{id[, uid]}` (its key's encoding) without decoding or allocating.
+    pub fn touch_raw(&self, lsid: &bson::RawDocument) {
+        if let Some(entry) = self.active.lock().get_mut(lsid.as_bytes()) {
+            entry.last_use = Instant::now();
+            entry.last_use_wall = bson::DateTime::now();
+            return;
+        }
+        if let Ok(lsid) = bson::Document::try_from(lsid) {
+            self.touch(&lsid);
+        }
     }
 
     /// Forgets `lsid`; whether it was active.

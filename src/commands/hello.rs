@@ -208,7 +208,6 @@ fn max_await_ms(cmd: &Document) -> CommandResult<u64> {
 }
 
 pub const MAX_WRITE_BATCH_SIZE: i32 = 100_000;
-pub const LOGICAL_SESSION_TIMEOUT_MINUTES: i32 = 30;
 pub const MIN_WIRE_VERSION: i32 = 0;
 /// MongoDB 7.0.
 pub const MAX_WIRE_VERSION: i32 = 21;
@@ -271,7 +270,7 @@ fn hello(inv: &Invocation, cmd: &HelloArgs<'_>) -> CommandResult<RawDocumentBuf>
     .expect(plain);
     raw::write_int32(
         b"logicalSessionTimeoutMinutes",
-        LOGICAL_SESSION_TIMEOUT_MINUTES,
+        crate::sessions::LOGICAL_SESSION_TIMEOUT_MINUTES,
         &mut bytes,
     );
     raw::write_int32(b"connectionId", client.id as i32, &mut bytes);

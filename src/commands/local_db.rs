@@ -176,13 +176,43 @@ fn command_entry(out: &mut Document, db: &str, ui: Option<Bson>, o: Document) {
 fn entry_document(entry: &OplogEntry, uuid_of: &mut dyn FnMut(&str) -> Option<Bson>) -> Document {
     let mut out = match &entry.op {
         OplogOp::Noop => doc! {"op": "n", "ns": "", "o": {"msg": "new primary"}},
-        OplogOp::Documents(writes) if writes.len() == 1 => write_document(&writes[0], uuid_of),
-        OplogOp::Documents(writes) => {
-            let ops: Vec<Bson> = writes
+        OplogOp::Documents(all) => {
+            // A retryable write's session record rides with the write: as in mongod, its
+            // `lsid`, `txnNumber` and `stmtId` are fields of the write's entry.
+            let session = all.iter().find_map(|w| match w {
+                DocWrite::SessionTxn {
+                    lsid,
+                    txn_number,
+                    stmts,
+                    ..
+                } => Some((lsid, *txn_number, stmts)),
+                _ => None,
+            });
+            let writes: Vec<&DocWrite> = all
                 .iter()
-                .map(|w| Bson::Document(write_document(w, uuid_of)))
+                .filter(|w| !matches!(w, DocWrite::SessionTxn { .. }))
                 .collect();
-            doc! {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": ops}}
+            let mut out = match writes.as_slice() {
+                [] => doc! {"op": "n", "ns": "", "o": {"msg": "retryable write without changes"}},
+                [write] => write_document(write, uuid_of),
+                writes => {
+                    let ops: Vec<Bson> = writes
+                        .iter()
+                        .map(|w| Bson::Document(write_document(w, uuid_of)))
+                        .collect();
+                    doc! {"op": "c", "ns": "admin.$cmd", "o": {"applyOps": ops}}
+                }
+            };
+            if let Some((lsid, txn_number, stmts)) = session {
+                out.insert("lsid", lsid.clone());
+                out.insert("txnNumber", txn_number);
+                if let (1, Some(Ok(stmt))) =
+                    (writes.len(), stmts.keys().next().map(|k| k.parse::<i32>()))
+                {
+                    out.insert("stmtId", stmt);
+                }
+            }
+            out
         }
     };
     let ts = crate::clock::unpack(entry.time);

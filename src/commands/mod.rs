@@ -340,8 +340,9 @@ static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> = LazyLock::ne
     map
 });
 
+pub(crate) use crate::error::shell_format;
+pub use crate::sessions::LOGICAL_SESSION_TIMEOUT_MINUTES;
 pub use hello::exhaust_next;
-pub use hello::LOGICAL_SESSION_TIMEOUT_MINUTES;
 pub use set_parameter::apply as apply_parameters;
 
 pub fn lookup(name: &str) -> Option<&'static Command> {
@@ -608,8 +609,8 @@ impl GenericArgs {
 }
 
 /// A request as the dispatcher gets it.
-/// The arguments [`retryable::check_session_args`] reads.
-const SESSION_ARGUMENTS: [&str; 4] = ["lsid", "txnNumber", "autocommit", "startTransaction"];
+/// The arguments [`retryable::check_session_args`] reads besides `lsid`.
+const TRANSACTION_ARGUMENTS: [&str; 3] = ["txnNumber", "autocommit", "startTransaction"];
 
 enum Request<'r> {
     /// Decoded by the wire layer; `raw_body` when the decoder left arguments out.
@@ -836,8 +837,13 @@ fn prepare<'a>(
         Request::Decoded { body, raw_body } => {
             retryable::check_session_args(server, command, body, raw_body.as_deref())?
         }
-        // Decoded only when it holds a session argument (hello and ping rarely do).
-        Request::Raw(raw) if SESSION_ARGUMENTS.iter().any(|a| request.contains_key(a)) => {
+        // Decoded only when it holds a transaction argument (hello and ping do not); an
+        // `lsid` alone only marks its session used.
+        Request::Raw(raw)
+            if TRANSACTION_ARGUMENTS
+                .iter()
+                .any(|a| request.contains_key(a)) =>
+        {
             retryable::check_session_args(
                 server,
                 command,
@@ -845,7 +851,11 @@ fn prepare<'a>(
                 Some(raw.as_bytes()),
             )?
         }
-        Request::Raw(_) => {}
+        Request::Raw(raw) => {
+            if let Ok(Some(bson::RawBsonRef::Document(lsid))) = raw.get("lsid") {
+                server.sessions.touch_raw(lsid);
+            }
+        }
     }
     if access == Access::NeedsPrivileges {
         check_privileges(server, client, command, &db, &request)?;
@@ -1071,37 +1081,6 @@ fn check_privileges(
 /// The command as it may be shown in messages and logs (see `Command::redacted_fields`).
 fn snip_for_logging(command: &Command, body: &Document) -> Document {
     crate::ops::redacted(body, command.redacted_fields)
-}
-
-/// A value as mongod prints BSON in messages: `{ name: "x", n: 1, list: [ 1, 2 ] }`.
-pub(crate) fn shell_format(value: &Bson) -> String {
-    match value {
-        Bson::Document(d) if d.is_empty() => "{}".into(),
-        Bson::Document(d) => {
-            let fields: Vec<String> = d
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", shell_format(v)))
-                .collect();
-            format!("{{ {} }}", fields.join(", "))
-        }
-        Bson::Array(a) if a.is_empty() => "[]".into(),
-        Bson::Array(a) => {
-            let items: Vec<String> = a.iter().map(shell_format).collect();
-            format!("[ {} ]", items.join(", "))
-        }
-        Bson::String(s) => format!("{s:?}"),
-        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => format!("{d:.1}"),
-        Bson::Binary(b) if b.subtype == bson::spec::BinarySubtype::Uuid && b.bytes.len() == 16 => {
-            let bytes: [u8; 16] = b.bytes.as_slice().try_into().unwrap_or([0; 16]);
-            format!("UUID(\"{}\")", bson::Uuid::from_bytes(bytes))
-        }
-        Bson::Binary(b) => format!(
-            "BinData({}, {})",
-            u8::from(b.subtype),
-            hex::encode_upper(&b.bytes)
-        ),
-        other => other.to_string(),
-    }
 }
 
 /// mongod's "Slow query" line (id 51803). The command, `comment` included, is logged as

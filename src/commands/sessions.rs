@@ -89,7 +89,7 @@ fn start_session(inv: &Invocation, _: &Document) -> CommandResult {
     inv.server.sessions.touch(&lsid);
     Ok(doc! {
         "id": lsid,
-        "timeoutMinutes": super::hello::LOGICAL_SESSION_TIMEOUT_MINUTES,
+        "timeoutMinutes": crate::sessions::LOGICAL_SESSION_TIMEOUT_MINUTES,
     })
 }
 

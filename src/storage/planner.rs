@@ -46,7 +46,7 @@ fn boundable(v: &Bson) -> bool {
 }
 
 fn fmt(v: &Bson) -> String {
-    crate::commands::shell_format(v)
+    crate::error::shell_format(v)
 }
 
 /// A value's encoding in a field's direction.
