@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, free_port, Ferrod};
+use common::{eventually, Ferrod};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -603,27 +603,7 @@ fn ttl_deletes_expired_documents() {
 
 #[test]
 fn a_unique_index_built_on_the_primary_exists_on_every_member() {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let nodes: Vec<Ferrod> = ports
-        .iter()
-        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
-        .collect();
-    let config = doc! {
-        "_id": "rs0", "version": 1,
-        "members": nodes.iter().enumerate()
-            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
-            .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
-    };
-    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
-    assert!(ok(&reply), "{reply}");
-    let p = eventually(Duration::from_secs(30), "a primary", || {
-        nodes.iter().position(|n| {
-            n.command(doc! {"hello": 1, "$db": "admin"})
-                .get_bool("isWritablePrimary")
-                == Ok(true)
-        })
-    });
+    let (nodes, p) = common::three_member_set();
     let primary = &nodes[p];
     let r = cmd(
         primary,

@@ -480,30 +480,6 @@ fn coll_mod_changes_the_validator_and_rename_collection_moves_documents() {
     }
 }
 
-fn replica_set() -> (Vec<Ferrod>, usize) {
-    use common::{eventually, free_port};
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let nodes: Vec<Ferrod> = ports
-        .iter()
-        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
-        .collect();
-    let config = doc! {
-        "_id": "rs0", "version": 1,
-        "members": nodes.iter().enumerate()
-            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
-            .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
-    };
-    let reply = run(&nodes[0], "admin", doc! {"replSetInitiate": config});
-    assert!(ok(&reply), "{reply}");
-    let p = eventually(std::time::Duration::from_secs(30), "a primary", || {
-        nodes.iter().position(|n| {
-            run(n, "admin", doc! {"hello": 1}).get_bool("isWritablePrimary") == Ok(true)
-        })
-    });
-    (nodes, p)
-}
-
 fn secondary_find(node: &Ferrod, db: &str, coll: &str) -> Vec<i32> {
     ids(&run(
         node,
@@ -514,7 +490,7 @@ fn secondary_find(node: &Ferrod, db: &str, coll: &str) -> Vec<i32> {
 
 #[test]
 fn capped_trims_renames_and_coll_mod_replicate_to_every_member() {
-    let (nodes, p) = replica_set();
+    let (nodes, p) = common::three_member_set();
     let primary = &nodes[p];
     let w = doc! {"w": 3, "wtimeout": 20000};
     let r = run(
@@ -696,7 +672,7 @@ fn coll_stats_validate_and_db_hash_describe_a_collection() {
 
 #[test]
 fn db_hash_is_equal_on_every_member_once_caught_up() {
-    let (nodes, p) = replica_set();
+    let (nodes, p) = common::three_member_set();
     let primary = &nodes[p];
     let w = doc! {"w": 3, "wtimeout": 20000};
     run(

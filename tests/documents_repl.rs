@@ -5,37 +5,12 @@
 
 mod common;
 
-use common::{eventually, free_port, Ferrod};
+use common::{eventually, Ferrod};
 use mongodb::bson::{doc, Bson, Document};
 use std::time::Duration;
 
 fn ok(reply: &Document) -> bool {
     matches!(reply.get("ok"), Some(Bson::Double(v)) if *v == 1.0)
-}
-
-fn set() -> (Vec<Ferrod>, usize) {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let nodes: Vec<Ferrod> = ports
-        .iter()
-        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
-        .collect();
-    let config = doc! {
-        "_id": "rs0", "version": 1,
-        "members": nodes.iter().enumerate()
-            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
-            .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
-    };
-    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
-    assert!(ok(&reply), "{reply}");
-    let p = eventually(Duration::from_secs(30), "a primary", || {
-        nodes.iter().position(|n| {
-            n.command(doc! {"hello": 1, "$db": "admin"})
-                .get_bool("isWritablePrimary")
-                == Ok(true)
-        })
-    });
-    (nodes, p)
 }
 
 fn secondary_read(node: &Ferrod, cmd: Document) -> Document {
@@ -46,7 +21,7 @@ fn secondary_read(node: &Ferrod, cmd: Document) -> Document {
 
 #[test]
 fn writes_on_the_primary_are_read_on_every_secondary() {
-    let (nodes, p) = set();
+    let (nodes, p) = common::three_member_set();
     let primary = &nodes[p];
     let docs: Vec<Document> = (0..50).map(|i| doc! {"_id": i, "v": i * 2}).collect();
     let reply = primary.command(doc! {
@@ -150,7 +125,7 @@ fn a_snapshot_carries_the_documents_to_a_new_member() {
 #[test]
 fn no_majority_acknowledged_document_is_lost_when_the_primary_is_killed() {
     use std::sync::{Arc, Mutex};
-    let (mut nodes, mut p) = set();
+    let (mut nodes, mut p) = common::three_member_set();
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let acknowledged = Arc::new(Mutex::new(Vec::<i64>::new()));
     for round in 0..20_i64 {

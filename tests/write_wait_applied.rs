@@ -5,38 +5,12 @@
 
 mod common;
 
-use common::{eventually, free_port, ok, Ferrod};
+use common::{ok, Ferrod};
 use mongodb::bson::{doc, Bson, Document};
-use std::time::Duration;
 
 /// Rounds of write-then-read: the window between append and apply is short, so a single
 /// round seldom shows it.
 const ROUNDS: i32 = 50;
-
-fn set() -> (Vec<Ferrod>, usize) {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let nodes: Vec<Ferrod> = ports
-        .iter()
-        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
-        .collect();
-    let config = doc! {
-        "_id": "rs0", "version": 1,
-        "members": nodes.iter().enumerate()
-            .map(|(i, n)| Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
-            .collect::<Vec<_>>(),
-        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
-    };
-    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
-    assert!(ok(&reply), "{reply}");
-    let p = eventually(Duration::from_secs(30), "a primary", || {
-        nodes.iter().position(|n| {
-            n.command(doc! {"hello": 1, "$db": "admin"})
-                .get_bool("isWritablePrimary")
-                == Ok(true)
-        })
-    });
-    (nodes, p)
-}
 
 /// The `_id`s a member holds in `app.c`, read with a secondary read preference.
 fn has(node: &Ferrod, id: i32) -> bool {
@@ -64,7 +38,7 @@ fn insert(primary: &Ferrod, id: i32, w: Bson) -> Document {
 
 #[test]
 fn a_write_acknowledged_with_w_3_is_read_at_once_on_every_secondary() {
-    let (nodes, p) = set();
+    let (nodes, p) = common::three_member_set();
     for id in 0..ROUNDS {
         insert(&nodes[p], id, Bson::Int32(3));
         for (i, node) in nodes.iter().enumerate() {
@@ -75,7 +49,7 @@ fn a_write_acknowledged_with_w_3_is_read_at_once_on_every_secondary() {
 
 #[test]
 fn a_write_acknowledged_with_w_majority_is_read_at_once_on_a_majority() {
-    let (nodes, p) = set();
+    let (nodes, p) = common::three_member_set();
     for id in 0..ROUNDS {
         insert(&nodes[p], id, Bson::String("majority".into()));
         let holding = nodes.iter().filter(|n| has(n, id)).count();

@@ -431,3 +431,30 @@ pub async fn driver(
     }
     mongodb::Client::with_options(options).unwrap()
 }
+
+/// Three members on free ports, initiated as `rs0` with fast heartbeats and elections;
+/// returns them and the index of the primary once one is writable.
+pub fn three_member_set() -> (Vec<Ferrod>, usize) {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<Ferrod> = ports
+        .iter()
+        .map(|p| Ferrod::start_on_port(tempfile::tempdir().unwrap(), *p, &["--replSet", "rs0"]))
+        .collect();
+    let config = doc! {
+        "_id": "rs0", "version": 1,
+        "members": nodes.iter().enumerate()
+            .map(|(i, n)| bson::Bson::Document(doc! {"_id": i as i32, "host": n.addr()}))
+            .collect::<Vec<_>>(),
+        "settings": {"heartbeatIntervalMillis": 200, "electionTimeoutMillis": 1000},
+    };
+    let reply = nodes[0].command(doc! {"replSetInitiate": config, "$db": "admin"});
+    assert!(ok(&reply), "{reply}");
+    let p = eventually(Duration::from_secs(30), "a primary", || {
+        nodes.iter().position(|n| {
+            n.command(doc! {"hello": 1, "$db": "admin"})
+                .get_bool("isWritablePrimary")
+                == Ok(true)
+        })
+    });
+    (nodes, p)
+}
