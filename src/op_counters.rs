@@ -36,6 +36,17 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
 
 /// Per operation (by opid): documents examined, and the plan, while it runs.
 static PER_OP: LazyLock<Mutex<HashMap<u64, OpStats>>> = LazyLock::new(Default::default);
+/// How many entries `PER_OP` holds: every command ends with [`take`], and most recorded
+/// nothing, so it can skip the shared lock.
+static PER_OP_ENTRIES: AtomicU64 = AtomicU64::new(0);
+
+/// The stats of `opid`, created (and counted) on first use.
+fn op_stats(per_op: &mut HashMap<u64, OpStats>, opid: u64) -> &mut OpStats {
+    per_op.entry(opid).or_insert_with(|| {
+        PER_OP_ENTRIES.fetch_add(1, Ordering::Relaxed);
+        OpStats::default()
+    })
+}
 
 fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
@@ -186,7 +197,7 @@ pub fn get_more_done(opid: u32, n: usize) {
 pub fn examined(opid: u32, n: u64, plan: &'static str) {
     add(&COUNTERS.scanned_objects, n);
     let mut per_op = PER_OP.lock();
-    let s = per_op.entry(opid as u64).or_default();
+    let s = op_stats(&mut per_op, opid as u64);
     s.docs_examined += n;
     s.plan = Some(plan);
 }
@@ -195,12 +206,19 @@ pub fn examined(opid: u32, n: u64, plan: &'static str) {
 pub fn returned(opid: u64, n: u64) {
     add(&COUNTERS.returned, n);
     let mut per_op = PER_OP.lock();
-    *per_op.entry(opid).or_default().nreturned.get_or_insert(0) += n;
+    *op_stats(&mut per_op, opid).nreturned.get_or_insert(0) += n;
 }
 
 /// What operation `opid` recorded, forgotten as it is taken (when the operation ends).
 pub fn take(opid: u32) -> Option<OpStats> {
-    PER_OP.lock().remove(&(opid as u64))
+    if PER_OP_ENTRIES.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let taken = PER_OP.lock().remove(&(opid as u64));
+    if taken.is_some() {
+        PER_OP_ENTRIES.fetch_sub(1, Ordering::Relaxed);
+    }
+    taken
 }
 
 pub fn cursors_timed_out(n: u64) {
